@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:  make run  (set up + serve)   make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: run setup serve test lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.deps
+	$(BIN)/python -m monitoring setup --if-needed
+
+serve: setup
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+run: serve
+
+test: $(VENV)/.deps
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.deps
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench: $(VENV)/.deps
+	$(BIN)/python benchmarks/run_all.py

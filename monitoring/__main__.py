@@ -1,0 +1,7 @@
+"""``python -m monitoring``: the command line."""
+
+import sys
+
+from monitoring.cli import main
+
+sys.exit(main())

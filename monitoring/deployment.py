@@ -1,0 +1,250 @@
+"""Deployment: publish a trained, scored model to the production folder.
+
+Layout of ``prod_deployment_path``::
+
+    versions/<version>/   every file of one deployed model (never changed again)
+    CURRENT               the name of the live version (replaced atomically)
+    trainedmodel.pkl      \\
+    latestscore.txt        > copies of the live version's files, for course tools
+    ingestedfiles.txt     /
+
+A deployment first builds ``versions/<version>`` under a temporary name, checks
+that the model in it loads and matches its checksum, renames the folder into
+place, and only then switches ``CURRENT``. A crash at any point leaves
+``CURRENT`` naming a complete, loadable version: the old one or the new one.
+Rolling back is switching ``CURRENT`` to an earlier folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from monitoring.config import Settings
+from monitoring.exceptions import MissingArtifactError, NotDeployedError, NotFoundError
+from monitoring.files import atomic_copy, atomic_write_text, exclusive_lock
+from monitoring.model import METADATA_FILE, MODEL_FILE, Artifact, load_artifact, read_metadata
+from monitoring.scoring import SCORE_FILE, SCORES_JSON, read_score
+from monitoring.store import Store, utcnow
+from monitoring.training import REFERENCE_PROFILE
+
+CURRENT_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+RECORD_FILE = "ingestedfiles.txt"
+COMPAT_FILES = (MODEL_FILE, SCORE_FILE, RECORD_FILE)
+
+
+def versions_root(settings: Settings) -> Path:
+    return settings.prod_deployment_path / VERSIONS_DIR
+
+
+def version_folder(settings: Settings, version: str) -> Path:
+    """Folder of a deployed version; refuses names that are not plain folder names."""
+    if not version or "/" in version or version.startswith(".") or "\\" in version:
+        raise NotFoundError(f"'{version}' is not a model version")
+    return versions_root(settings) / version
+
+
+def current_version(settings: Settings) -> str | None:
+    """The live version, or None when nothing is deployed."""
+    try:
+        text = (settings.prod_deployment_path / CURRENT_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return text.strip() or None
+
+
+def current_folder(settings: Settings) -> Path:
+    """Folder of the live version.
+
+    Raises
+    ------
+    NotDeployedError
+        If nothing is deployed yet.
+    """
+    version = current_version(settings)
+    if version is None:
+        raise NotDeployedError(
+            "no model is deployed yet; run 'python -m monitoring setup' "
+            "(or ingest, train, score and deploy)"
+        )
+    return version_folder(settings, version)
+
+
+def load_deployed(settings: Settings) -> Artifact:
+    """Load and verify the live model."""
+    return load_artifact(current_folder(settings))
+
+
+def list_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Every deployed version with its metadata summary, oldest first."""
+    root = versions_root(settings)
+    live = current_version(settings)
+    out = []
+    if root.is_dir():
+        for folder in sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ):
+            try:
+                metadata = read_metadata(folder)
+            except MissingArtifactError:
+                continue
+            score = read_score(folder) or {}
+            out.append(
+                {
+                    "version": folder.name,
+                    "trained_at": metadata.get("trained_at"),
+                    "estimator": metadata.get("estimator"),
+                    "training_data_sha256": metadata.get("training_data", {}).get("sha256"),
+                    "f1": score.get("f1"),
+                    "live": folder.name == live,
+                }
+            )
+    return out
+
+
+def _artifact_files(folder: Path) -> list[Path]:
+    names = [MODEL_FILE, METADATA_FILE, SCORE_FILE, SCORES_JSON]
+    files = [folder / name for name in names]
+    files += sorted(folder.glob(REFERENCE_PROFILE + "*"))
+    return files
+
+
+def _publish(settings: Settings, source: Path, record: Path, version: str) -> Path:
+    """Build ``versions/<version>`` from the artifact folder; return it."""
+    target = version_folder(settings, version)
+    if target.is_dir():
+        load_artifact(target)  # already published: make sure it is intact
+        return target
+    root = versions_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{version}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for path in _artifact_files(source):
+            if path.is_file():
+                atomic_copy(path, staging / path.name)
+        atomic_copy(record, staging / RECORD_FILE)
+        load_artifact(staging)  # checksum and unpickling verified before going live
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _switch(settings: Settings, version: str) -> None:
+    """Make ``version`` live: CURRENT first, then the compatibility copies."""
+    folder = version_folder(settings, version)
+    atomic_write_text(settings.prod_deployment_path / CURRENT_FILE, version + "\n")
+    for name in COMPAT_FILES:
+        atomic_copy(folder / name, settings.prod_deployment_path / name)
+
+
+def _lock(settings: Settings) -> Any:
+    return exclusive_lock(settings.prod_deployment_path / ".deploy.lock", what="a deployment")
+
+
+def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
+    """Deploy the model in ``output_model_path`` with its score and ingestion record.
+
+    Returns
+    -------
+    dict
+        ``model_version``, ``previous_version``, ``f1`` and ``folder``.
+
+    Raises
+    ------
+    MissingArtifactError
+        If the model is not trained, not scored, or nothing was ingested.
+    """
+    store = store or Store(settings.database_url)
+    source = settings.output_model_path
+    metadata = read_metadata(source)
+    version = str(metadata["version"])
+    score = read_score(source)
+    if not score or score.get("model_version") != version:
+        raise MissingArtifactError(
+            f"model {version} has not been scored; run 'python -m monitoring score' first"
+        )
+    record = settings.ingested_record_file
+    if not record.is_file():
+        raise MissingArtifactError(
+            f"{record} does not exist; run 'python -m monitoring ingest' first"
+        )
+    with _lock(settings):
+        previous = current_version(settings)
+        folder = _publish(settings, source, record, version)
+        _switch(settings, version)
+        store.add_deployment(
+            {
+                "deployed_at": utcnow(),
+                "model_version": version,
+                "action": "deploy",
+                "previous_version": previous,
+                "f1": score.get("f1"),
+                "sha256": metadata.get("sha256"),
+            }
+        )
+    return {
+        "model_version": version,
+        "previous_version": previous,
+        "f1": score.get("f1"),
+        "folder": str(folder),
+    }
+
+
+def rollback(
+    settings: Settings, *, to_version: str | None = None, store: Store | None = None
+) -> dict[str, Any]:
+    """Make an earlier version live again.
+
+    Parameters
+    ----------
+    to_version : str, optional
+        The version to restore; default: the newest version older than the live
+        one, so repeated rollbacks walk back in time.
+
+    Raises
+    ------
+    NotDeployedError
+        If nothing is deployed.
+    NotFoundError
+        If the version does not exist or there is no earlier version.
+    """
+    store = store or Store(settings.database_url)
+    with _lock(settings):
+        live = current_version(settings)
+        if live is None:
+            raise NotDeployedError("no model is deployed yet; nothing to roll back")
+        if to_version is None:
+            to_version = _previous_version(settings, live)
+        folder = version_folder(settings, to_version)
+        if not folder.is_dir():
+            known = [v["version"] for v in list_versions(settings)]
+            raise NotFoundError(f"model version '{to_version}' is not deployed; known: {known}")
+        artifact = load_artifact(folder)
+        _switch(settings, to_version)
+        score = read_score(folder) or {}
+        store.add_deployment(
+            {
+                "deployed_at": utcnow(),
+                "model_version": to_version,
+                "action": "rollback",
+                "previous_version": live,
+                "f1": score.get("f1"),
+                "sha256": artifact.metadata.get("sha256"),
+            }
+        )
+    return {"model_version": to_version, "previous_version": live, "f1": score.get("f1")}
+
+
+def _previous_version(settings: Settings, live: str) -> str:
+    """The newest deployed version older than ``live`` (versions sort by time)."""
+    older = [v["version"] for v in list_versions(settings) if v["version"] < live]
+    if not older:
+        raise NotFoundError(f"no version older than '{live}' is deployed; nothing to roll back to")
+    return older[-1]

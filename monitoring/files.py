@@ -1,0 +1,177 @@
+"""File helpers shared by every step: atomic writes, hashes, table readers, locks.
+
+A reader never sees a half-written file: everything is written to a temporary file
+in the destination folder, flushed to disk, then renamed over the target
+(``os.replace`` is atomic on POSIX within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from monitoring.exceptions import AlreadyRunningError, DataValidationError
+
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Write ``path`` through ``write(fileobj)`` so readers see old or new, never half.
+
+    Parameters
+    ----------
+    path : Path
+        Destination; its folder is created if needed.
+    write : callable
+        Receives a binary file object open on a temporary file next to ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Atomically replace ``path`` with ``data``."""
+    return atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Atomically replace ``path`` with UTF-8 ``text``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    """Atomically replace ``path`` with ``obj`` as indented JSON."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    """Atomically write ``frame`` as CSV without its index."""
+    return atomic_write(path, lambda handle: frame.to_csv(handle, index=False))
+
+
+def atomic_copy(src: Path, dst: Path) -> Path:
+    """Copy ``src`` to ``dst`` atomically."""
+    with open(src, "rb") as handle:
+        return atomic_write(dst, lambda out: _copy_stream(handle, out))
+
+
+def _copy_stream(src: IO[bytes], dst: IO[bytes]) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Read JSON from ``path``; return ``default`` when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV, JSON-lines or Parquet file by its extension.
+
+    Raises
+    ------
+    DataValidationError
+        If the extension is unsupported or the file cannot be parsed; the message
+        names the file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return pd.read_json(path, lines=True)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataValidationError(f"{path.name}: cannot be parsed as {suffix[1:]}: {exc}") from exc
+    raise DataValidationError(
+        f"{path.name}: unsupported file type '{suffix}'; expected one of {list(TABLE_SUFFIXES)}"
+    )
+
+
+def list_tables(folder: Path) -> list[Path]:
+    """Data files directly inside ``folder``, sorted by name (hidden files skipped)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TABLE_SUFFIXES
+    )
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, *, what: str = "a pipeline run") -> Iterator[None]:
+    """Hold a non-blocking exclusive ``flock`` on ``path`` for the ``with`` block.
+
+    The lock dies with the process, so a killed run never leaves it stuck.
+
+    Raises
+    ------
+    AlreadyRunningError
+        If another process holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise AlreadyRunningError(f"{what} is already running; try again later") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

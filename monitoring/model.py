@@ -1,0 +1,181 @@
+"""The model artifact: building, saving, loading and predicting.
+
+An artifact is a folder holding
+
+- ``trainedmodel.pkl``: the fitted scikit-learn estimator (the course's file name,
+  so ``pickle.load`` on it still works for course scripts);
+- ``trainedmodel.json``: metadata (version, features, training data hash, library
+  versions, the SHA-256 of the pickle, timestamp).
+
+Pickles execute code when loaded, so :func:`load_artifact` only reads folders the
+service itself wrote and refuses a pickle whose SHA-256 differs from the one
+recorded when it was trained.
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from monitoring.exceptions import ConfigError, IntegrityError, MissingArtifactError
+from monitoring.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
+from monitoring.validation import check_columns, check_not_empty, to_numeric_columns
+
+MODEL_FILE = "trainedmodel.pkl"
+METADATA_FILE = "trainedmodel.json"
+
+ESTIMATOR_CLASSES: dict[str, type[Any]] = {
+    "logistic_regression": LogisticRegression,
+    "random_forest": RandomForestClassifier,
+    "gradient_boosting": GradientBoostingClassifier,
+}
+
+
+def build_estimator(model_config: dict[str, Any]) -> ClassifierMixin:
+    """Instantiate the configured estimator.
+
+    Raises
+    ------
+    ConfigError
+        If ``model.estimator`` is unknown or ``model.params`` has a parameter the
+        estimator does not take (for example ``multi_class``, removed from
+        ``LogisticRegression`` in scikit-learn 1.8).
+    """
+    name = model_config.get("estimator", "logistic_regression")
+    try:
+        cls = ESTIMATOR_CLASSES[name]
+    except KeyError:
+        raise ConfigError(
+            f"config key 'model.estimator' must be one of {sorted(ESTIMATOR_CLASSES)}, got {name!r}"
+        ) from None
+    params = dict(model_config.get("params") or {})
+    valid = set(cls().get_params())
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise ConfigError(
+            f"config key 'model.params.{unknown[0]}' is not a parameter of "
+            f"{cls.__name__} in scikit-learn {sklearn.__version__}"
+        )
+    estimator: ClassifierMixin = cls(**params)
+    return estimator
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded model with its metadata."""
+
+    estimator: Any
+    metadata: dict[str, Any]
+    folder: Path
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.metadata["features"])
+
+    def feature_matrix(self, frame: pd.DataFrame, *, input_name: str) -> np.ndarray:
+        """Validate ``frame`` and return its feature columns as a float64 array.
+
+        Extra columns (ids, the target) are allowed and ignored; missing,
+        non-numeric, missing-valued or infinite features are refused.
+        """
+        check_not_empty(frame, input_name=input_name)
+        check_columns(frame, self.features, input_name=input_name, allow_extra=True)
+        numeric = to_numeric_columns(
+            frame, self.features, input_name=input_name, allow_missing=False
+        )
+        return np.ascontiguousarray(numeric.to_numpy(dtype="float64"))
+
+    def predict(self, frame: pd.DataFrame, *, input_name: str = "input") -> dict[str, Any]:
+        """Predicted classes and positive-class probabilities for each row."""
+        matrix = self.feature_matrix(frame, input_name=input_name)
+        features = pd.DataFrame(matrix, columns=self.features)
+        proba = self.estimator.predict_proba(features)[:, 1]
+        classes = self.estimator.classes_
+        # Same rule as predict() for binary classifiers: class 1 when p > 0.5.
+        labels = classes[(proba > 0.5).astype(int)]
+        return {
+            "predictions": [int(v) for v in labels],
+            "probabilities": [round(float(p), 6) for p in proba],
+        }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that decide whether a pickle loads and predicts the same."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Write the pickle then its metadata, each atomically; return the metadata.
+
+    The metadata is written last and names the pickle's SHA-256, so a reader that
+    finds metadata always finds the pickle it describes (a crash in between
+    leaves the old metadata, whose hash then no longer matches: detected on load).
+    """
+    data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
+    metadata = {**metadata, "sha256": sha256_bytes(data), "model_file": MODEL_FILE}
+    atomic_write_bytes(folder / MODEL_FILE, data)
+    atomic_write_json(folder / METADATA_FILE, metadata)
+    return metadata
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """Metadata of the artifact in ``folder``.
+
+    Raises
+    ------
+    MissingArtifactError
+        If there is none.
+    """
+    metadata = read_json(folder / METADATA_FILE)
+    if not isinstance(metadata, dict) or "version" not in metadata:
+        raise MissingArtifactError(
+            f"no trained model in {folder}; run 'python -m monitoring train' first"
+        )
+    return metadata
+
+
+def load_artifact(folder: Path) -> Artifact:
+    """Load and verify the artifact in ``folder``.
+
+    Raises
+    ------
+    MissingArtifactError
+        If the folder holds no model.
+    IntegrityError
+        If the pickle's SHA-256 differs from the recorded one or it cannot be read.
+    """
+    metadata = read_metadata(folder)
+    try:
+        data = (folder / MODEL_FILE).read_bytes()
+    except FileNotFoundError:
+        raise MissingArtifactError(f"model file {folder / MODEL_FILE} is missing") from None
+    digest = sha256_bytes(data)
+    if digest != metadata.get("sha256"):
+        raise IntegrityError(
+            f"model file {folder / MODEL_FILE} does not match its recorded checksum "
+            f"(expected {metadata.get('sha256')}, got {digest}); refusing to load it"
+        )
+    try:
+        estimator = pickle.loads(data)  # noqa: S301 - verified, self-written artifact
+    except Exception as exc:
+        raise IntegrityError(f"model file {folder / MODEL_FILE} cannot be loaded: {exc}") from exc
+    return Artifact(estimator=estimator, metadata=metadata, folder=folder)

@@ -1,0 +1,320 @@
+"""The full process: check for new data, detect drift, retrain, gate, redeploy, report.
+
+One run, under an exclusive lock (a second concurrent run is refused):
+
+1. **New data?** Data files in the input folder whose name and content hash are
+   neither in the deployed ingestion record nor already evaluated by an earlier
+   run. None, and no scheduled retrain due: stop.
+2. **Ingest** them.
+3. **Model drift**: score the *deployed* model on the newly ingested labelled data
+   and compare with its score on its own training data (same metric, same kind of
+   data) with a tolerance.
+4. **Data drift**: per-column tests of the new data against the deployed model's
+   training data.
+5. **Decide** with the configured policy (model drift, data drift, schedule).
+6. **Retrain, score, gate**: the challenger is deployed only if its F1 on the
+   held-out test data is not worse than the champion's on the same data by more
+   than ``thresholds.gate_margin``; otherwise it is rejected and the champion stays.
+7. **Report** on whatever model is live.
+
+Every run is recorded with what it found, what it did and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitoring.config import Settings
+from monitoring.deployment import RECORD_FILE, current_folder, current_version, deploy
+from monitoring.drift import detect_data_drift, tolerance_drift
+from monitoring.exceptions import MonitoringError
+from monitoring.files import exclusive_lock, read_table, sha256_file
+from monitoring.ingestion import find_new_files, ingest, read_record
+from monitoring.model import Artifact, load_artifact
+from monitoring.scoring import evaluate, read_test_data, score, score_record
+from monitoring.store import Store
+from monitoring.training import artifact_reference, train, training_matrix
+
+Progress = Callable[[str], None]
+
+SKIP_OUTCOMES = ("no_drift", "rejected")
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def pipeline_lock(settings: Settings) -> Any:
+    """The lock that lets only one pipeline run happen at a time."""
+    return exclusive_lock(settings.prod_deployment_path / ".pipeline.lock")
+
+
+def _evaluated_files(store: Store) -> set[tuple[str, str]]:
+    """(name, sha256) of files earlier runs ingested and decided not to deploy on."""
+    seen: set[tuple[str, str]] = set()
+    for run in store.runs(limit=200):
+        if run["status"] == "completed" and run["outcome"] in SKIP_OUTCOMES:
+            for f in (run["evidence"] or {}).get("new_files", []):
+                seen.add((f["file_name"], f["sha256"]))
+    return seen
+
+
+def new_data(settings: Settings, store: Store) -> list[dict[str, str]]:
+    """Files the live model has not seen and no earlier run has evaluated."""
+    record = current_folder(settings) / RECORD_FILE
+    evaluated = _evaluated_files(store)
+    out = []
+    for path in find_new_files(settings, record):
+        entry = {"file_name": path.name, "sha256": sha256_file(path)}
+        if (entry["file_name"], entry["sha256"]) not in evaluated:
+            out.append(entry)
+    return out
+
+
+def schedule_due(settings: Settings, store: Store) -> bool:
+    """Whether the live model is older than ``policy.retrain_every_hours``."""
+    hours = settings.policy.get("retrain_every_hours")
+    if not hours:
+        return False
+    deployments = [d for d in store.deployments() if d["action"] == "deploy"]
+    if not deployments:
+        return True
+    last = datetime.fromisoformat(deployments[-1]["deployed_at"])
+    return datetime.now(UTC) - last >= timedelta(hours=float(hours))
+
+
+def check_model_drift(settings: Settings, store: Store, champion: Artifact) -> dict[str, Any]:
+    """Score the deployed model on the ingested data and compare like with like.
+
+    The baseline is the deployed model's F1 on the data it was trained on; the new
+    value is its F1 on the newly ingested data (complete rows). Both are F1 on
+    ingested batches, so the comparison is of the same metric on the same kind of
+    data, with ``thresholds.model_drift_tolerance``.
+    """
+    path = settings.finaldata_file
+    frame = read_table(path)
+    X, y, dropped = training_matrix(frame, settings, input_name=path.name)
+    labelled = X.assign(**{settings.target: y})
+    metrics = evaluate(champion, labelled, settings.target, input_name=path.name)
+    store.add_score(
+        score_record(champion, metrics, dataset="ingested", dataset_sha256=sha256_file(path))
+    )
+    baseline = float(champion.metadata["training_score"]["f1"])
+    verdict = tolerance_drift(
+        baseline, metrics["f1"], tolerance=settings.thresholds["model_drift_tolerance"]
+    )
+    return {
+        **verdict,
+        "metric": "f1",
+        "baseline_dataset": "training data",
+        "new_dataset": "newly ingested data",
+        "rows_dropped_missing": dropped,
+        "new_metrics": metrics,
+    }
+
+
+def check_data_drift(settings: Settings, store: Store, champion: Artifact) -> dict[str, Any]:
+    """Data drift of the ingested data against the deployed model's training data."""
+    path = settings.finaldata_file
+    report = detect_data_drift(
+        artifact_reference(champion),
+        read_table(path),
+        columns=champion.features,
+        options=settings.drift_options,
+    )
+    store.add_drift_report(
+        report, model_version=champion.version, source="pipeline", dataset_sha256=sha256_file(path)
+    )
+    return report
+
+
+def decide(
+    settings: Settings, *, model_drift: bool, data_drift: bool, scheduled: bool, forced: bool
+) -> list[str]:
+    """Reasons to retrain under the configured policy (empty: do not retrain)."""
+    reasons = []
+    if model_drift and settings.policy["retrain_on_model_drift"]:
+        reasons.append("model drift")
+    if data_drift and settings.policy["retrain_on_data_drift"]:
+        reasons.append("data drift")
+    if scheduled:
+        reasons.append("scheduled retrain")
+    if forced:
+        reasons.append("forced")
+    return reasons
+
+
+def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str, Any]:
+    """Champion/challenger gate: accept unless the challenger is worse by > margin.
+
+    Examples
+    --------
+    >>> gate(0.8, 0.75, margin=0.1)["accepted"]
+    True
+    >>> gate(0.8, 0.75, margin=0.0)["accepted"]
+    False
+    """
+    accepted = challenger_f1 >= champion_f1 - margin
+    return {
+        "accepted": bool(accepted),
+        "champion_f1": champion_f1,
+        "challenger_f1": challenger_f1,
+        "margin": margin,
+        "metric": "f1",
+    }
+
+
+def bootstrap(settings: Settings, store: Store, progress: Progress = _quiet) -> dict[str, Any]:
+    """First deployment: ingest, train, score and deploy with no gate."""
+    progress("ingesting")
+    ingestion = ingest(settings, store=store)
+    progress(f"ingested {ingestion.rows_read} rows, kept {ingestion.rows_kept}")
+    progress("training")
+    metadata = train(settings, store=store)
+    progress("scoring")
+    metrics = score(settings, store=store)
+    progress(f"F1 on test data {metrics['f1']:.4f}; deploying")
+    deployed = deploy(settings, store=store)
+    return {
+        "ingestion": ingestion.to_dict(),
+        "model_version": metadata["version"],
+        "score": metrics,
+        "deployment": deployed,
+    }
+
+
+def run_full_process(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    force: bool = False,
+    progress: Progress = _quiet,
+    after_deploy: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run the full process once and record it.
+
+    Parameters
+    ----------
+    force : bool
+        Retrain even without new data or drift (the gate still applies).
+    progress : callable
+        Receives one line per step.
+    after_deploy : callable, optional
+        Called after a deployment (e.g. the report), its result kept as evidence.
+
+    Returns
+    -------
+    dict
+        The run record: ``id``, ``outcome``, ``reason`` and ``evidence``.
+
+    Raises
+    ------
+    AlreadyRunningError
+        If another run holds the lock.
+    """
+    store = store or Store(settings.database_url)
+    with pipeline_lock(settings):
+        run_id = store.start_run()
+        evidence: dict[str, Any] = {}
+        try:
+            outcome, reason = _run(settings, store, evidence, force=force, progress=progress)
+            if outcome in ("deployed", "initial_deploy") and after_deploy is not None:
+                evidence["report"] = after_deploy()
+        except MonitoringError as exc:
+            store.finish_run(
+                run_id, status="failed", outcome="failed", reason=exc.message, evidence=evidence
+            )
+            raise
+        except BaseException as exc:
+            store.finish_run(
+                run_id,
+                status="failed",
+                outcome="failed",
+                reason=f"{type(exc).__name__}: {exc}",
+                evidence=evidence,
+            )
+            raise
+        store.finish_run(
+            run_id, status="completed", outcome=outcome, reason=reason, evidence=evidence
+        )
+    progress(f"{outcome}: {reason}")
+    record = store.run(run_id)
+    assert record is not None
+    return record
+
+
+def _run(
+    settings: Settings, store: Store, evidence: dict[str, Any], *, force: bool, progress: Progress
+) -> tuple[str, str]:
+    if current_version(settings) is None:
+        progress("no model deployed yet: bootstrapping")
+        evidence.update(bootstrap(settings, store, progress))
+        return "initial_deploy", "no model was deployed; trained and deployed the first one"
+
+    new = new_data(settings, store)
+    scheduled = schedule_due(settings, store)
+    evidence["new_files"] = new
+    evidence["scheduled"] = scheduled
+    if not new and not scheduled and not force:
+        progress("no new data")
+        return "no_new_data", "every file in the input folder has been seen"
+
+    progress(f"{len(new)} new file(s); ingesting")
+    evidence["ingestion"] = ingest(settings, store=store).to_dict()
+    champion = load_artifact(current_folder(settings))
+    evidence["champion"] = champion.version
+
+    progress("checking model drift of the deployed model on the new data")
+    model_drift = check_model_drift(settings, store, champion)
+    evidence["model_drift"] = model_drift
+    progress("checking data drift against the training data")
+    data_drift = check_data_drift(settings, store, champion)
+    evidence["data_drift"] = data_drift
+
+    reasons = decide(
+        settings,
+        model_drift=model_drift["drift"],
+        data_drift=data_drift["dataset_drift"],
+        scheduled=scheduled,
+        forced=force,
+    )
+    evidence["retrain_reasons"] = reasons
+    if not reasons:
+        return "no_drift", (
+            f"no retrain warranted: model drift {model_drift['drift']}, "
+            f"data drift {data_drift['dataset_drift']} "
+            f"({data_drift['n_drifted']}/{data_drift['n_columns']} columns)"
+        )
+
+    progress(f"retraining ({', '.join(reasons)})")
+    challenger = train(settings, store=store)
+    challenger_metrics = score(settings, store=store)
+    test = read_test_data(settings)
+    champion_metrics = evaluate(
+        champion, test, settings.target, input_name=settings.test_data_file.name
+    )
+    verdict = gate(
+        champion_metrics["f1"], challenger_metrics["f1"], margin=settings.thresholds["gate_margin"]
+    )
+    evidence["challenger"] = challenger["version"]
+    evidence["gate"] = verdict
+    if not verdict["accepted"]:
+        progress("challenger rejected by the gate; champion stays")
+        return "rejected", (
+            f"retrain for {', '.join(reasons)}, but the challenger's F1 "
+            f"{verdict['challenger_f1']:.4f} is worse than the champion's "
+            f"{verdict['champion_f1']:.4f} by more than {verdict['margin']}"
+        )
+    progress("challenger accepted; deploying")
+    evidence["deployment"] = deploy(settings, store=store)
+    return "deployed", (
+        f"retrained for {', '.join(reasons)}; challenger F1 {verdict['challenger_f1']:.4f} "
+        f"vs champion {verdict['champion_f1']:.4f}"
+    )
+
+
+def ingested_files(settings: Settings) -> list[dict[str, str]]:
+    """The live model's ingestion record (for the API and reports)."""
+    return read_record(current_folder(settings) / RECORD_FILE)

@@ -1,0 +1,168 @@
+"""Scoring: how good a model is on labelled data.
+
+F1 of the positive class (1) on the test data is the reference metric, as in the
+course. Precision, recall, accuracy and ROC AUC come with it, plus the confusion
+matrix. All metrics are scores: higher is better.
+
+:func:`compute_metrics` is pure; :func:`score` is the edge that loads the trained
+model and the test data, writes ``latestscore.txt`` (the bare F1, compatible with
+the course) and ``scores.json``, and appends to the score history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from monitoring.config import Settings
+from monitoring.exceptions import DataValidationError, MissingArtifactError
+from monitoring.files import atomic_write_json, atomic_write_text, read_table, sha256_file
+from monitoring.model import Artifact, load_artifact
+from monitoring.store import Store, utcnow
+from monitoring.validation import check_binary_target, check_columns, to_numeric_columns
+
+SCORE_FILE = "latestscore.txt"
+SCORES_JSON = "scores.json"
+METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc")
+
+
+def compute_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Classification metrics for binary labels (positive class 1).
+
+    Parameters
+    ----------
+    y_true, y_pred : array of 0/1
+    y_score : array of float, optional
+        Positive-class probabilities, for ROC AUC. ROC AUC is None when it is
+        undefined (only one class in ``y_true``) or no scores are given.
+
+    Returns
+    -------
+    dict
+        ``f1``, ``precision``, ``recall``, ``accuracy``, ``roc_auc``,
+        ``confusion_matrix`` as ``[[tn, fp], [fn, tp]]`` and ``n_rows``.
+
+    Examples
+    --------
+    >>> m = compute_metrics(np.array([1, 0, 1, 1]), np.array([1, 0, 0, 1]))
+    >>> round(m["f1"], 4), m["confusion_matrix"]
+    (0.8, [[1, 0], [1, 2]])
+    """
+    y_true = np.asarray(y_true).astype(int)
+    y_pred = np.asarray(y_pred).astype(int)
+    labels = [0, 1]
+    roc_auc = None
+    if y_score is not None and len(np.unique(y_true)) == 2:
+        roc_auc = float(roc_auc_score(y_true, y_score))
+    return {
+        "f1": float(f1_score(y_true, y_pred, labels=labels, zero_division=0)),
+        "precision": float(precision_score(y_true, y_pred, labels=labels, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, labels=labels, zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "roc_auc": roc_auc,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "n_rows": int(len(y_true)),
+    }
+
+
+def labelled_frame(frame: pd.DataFrame, target: str, *, input_name: str) -> pd.Series:
+    """Return the 0/1 target of a labelled frame, refusing missing labels."""
+    check_columns(frame, [target], input_name=input_name, allow_extra=True)
+    y = to_numeric_columns(frame, [target], input_name=input_name, allow_missing=False)[target]
+    check_binary_target(y, input_name=input_name, column=target)
+    return y.astype(int)
+
+
+def evaluate(
+    artifact: Artifact, frame: pd.DataFrame, target: str, *, input_name: str
+) -> dict[str, Any]:
+    """Metrics of ``artifact`` on a labelled ``frame``."""
+    y_true = labelled_frame(frame, target, input_name=input_name).to_numpy()
+    result = artifact.predict(frame, input_name=input_name)
+    return compute_metrics(
+        y_true, np.asarray(result["predictions"]), np.asarray(result["probabilities"])
+    )
+
+
+def read_test_data(settings: Settings) -> pd.DataFrame:
+    """The test data, or a clear error when it is missing."""
+    path = settings.test_data_file
+    if not path.is_file():
+        raise MissingArtifactError(f"test data {path} does not exist")
+    return read_table(path)
+
+
+def score_record(
+    artifact: Artifact, metrics: dict[str, Any], *, dataset: str, dataset_sha256: str | None
+) -> dict[str, Any]:
+    """A score-history row for the record store."""
+    return {
+        "scored_at": utcnow(),
+        "model_version": artifact.version,
+        "dataset": dataset,
+        "dataset_sha256": dataset_sha256,
+        "n_rows": metrics["n_rows"],
+        **{name: metrics[name] for name in METRICS},
+    }
+
+
+def score(
+    settings: Settings, *, store: Store | None = None, model_folder: Path | None = None
+) -> dict[str, Any]:
+    """Score the trained model on the test data and record it.
+
+    Parameters
+    ----------
+    settings : Settings
+    store : Store, optional
+    model_folder : Path, optional
+        Artifact folder (default ``output_model_path``).
+
+    Returns
+    -------
+    dict
+        The metrics, plus ``model_version``.
+    """
+    store = store or Store(settings.database_url)
+    folder = model_folder or settings.output_model_path
+    artifact = load_artifact(folder)
+    frame = read_test_data(settings)
+    if len(frame) == 0:
+        raise DataValidationError(f"{settings.test_data_file.name}: contains no rows")
+    metrics = evaluate(artifact, frame, settings.target, input_name=settings.test_data_file.name)
+    digest = sha256_file(settings.test_data_file)
+    record = score_record(artifact, metrics, dataset="test", dataset_sha256=digest)
+    atomic_write_json(
+        folder / SCORES_JSON,
+        {
+            **metrics,
+            "model_version": artifact.version,
+            "dataset": "test",
+            "dataset_sha256": digest,
+            "scored_at": record["scored_at"],
+        },
+    )
+    atomic_write_text(folder / SCORE_FILE, f"{metrics['f1']}\n")
+    store.add_score(record)
+    return {**metrics, "model_version": artifact.version}
+
+
+def read_score(folder: Path) -> dict[str, Any] | None:
+    """The metrics saved next to an artifact, or None."""
+    from monitoring.files import read_json
+
+    data = read_json(folder / SCORES_JSON)
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,223 @@
+"""The read side of the service: what the API, the report and ``apicalls`` show.
+
+:class:`Monitor` is created once per process (per gunicorn worker). It keeps the
+deployed model in memory and notices a redeploy by a ``stat`` of the ``CURRENT``
+file on each use, so a new model is served on the next request without a restart.
+Derived results (the data profile, the deployed model's score) are cached against
+the identity of the file they come from, so a request never re-reads data or
+re-runs a step. Nothing here writes production files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from monitoring import depcheck
+from monitoring.config import Settings
+from monitoring.deployment import CURRENT_FILE, current_folder, list_versions
+from monitoring.drift import detect_data_drift, model_drift_status
+from monitoring.exceptions import MissingArtifactError, NotDeployedError
+from monitoring.files import read_json, read_table
+from monitoring.model import Artifact, load_artifact
+from monitoring.scoring import read_score
+from monitoring.store import Store, utcnow
+from monitoring.training import artifact_reference
+
+DEPENDENCY_CACHE = ".dependency-check.json"
+
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class Monitor:
+    """Per-process access to the deployed model and the cached diagnostics.
+
+    Parameters
+    ----------
+    settings : Settings
+    store : Store, optional
+    """
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.database_url)
+        self._lock = threading.Lock()
+        self._model_key: tuple[int, int, int] | None = None
+        self._artifact: Artifact | None = None
+        self._cache: dict[str, tuple[Any, Any]] = {}
+
+    # -- the deployed model ------------------------------------------------------
+    def artifact(self) -> Artifact:
+        """The live model, reloaded when ``CURRENT`` changes.
+
+        Raises
+        ------
+        NotDeployedError
+            If nothing is deployed.
+        """
+        key = _file_key(self.settings.prod_deployment_path / CURRENT_FILE)
+        if key is None:
+            raise NotDeployedError(
+                "no model is deployed yet; run 'python -m monitoring setup' first"
+            )
+        artifact = self._artifact
+        if artifact is None or key != self._model_key:
+            with self._lock:
+                if self._artifact is None or key != self._model_key:
+                    self._artifact = load_artifact(current_folder(self.settings))
+                    self._model_key = key
+                artifact = self._artifact
+        assert artifact is not None
+        return artifact
+
+    def _cached(self, name: str, key: Any, compute: Any) -> Any:
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        self._cache[name] = (key, value)
+        return value
+
+    # -- endpoints ---------------------------------------------------------------
+    def predict(self, frame: pd.DataFrame, *, input_name: str) -> dict[str, Any]:
+        """Predictions of the live model for ``frame``."""
+        artifact = self.artifact()
+        result = artifact.predict(frame, input_name=input_name)
+        return {"model_version": artifact.version, "n_rows": len(frame), **result}
+
+    def scoring(self) -> dict[str, Any]:
+        """The live model's recorded test score with its model-drift verdict."""
+        artifact = self.artifact()
+        key = (artifact.version, self._history_key())
+        return self._cached("scoring", key, lambda: self._scoring(artifact))
+
+    def _history_key(self) -> Any:
+        # Scores only grow; a new row means new history. Cheap to ask for the newest.
+        rows = self.store.scores(limit=1)
+        return rows[-1]["id"] if rows else None
+
+    def _scoring(self, artifact: Artifact) -> dict[str, Any]:
+        score = read_score(artifact.folder)
+        if score is None:
+            raise MissingArtifactError(f"the deployed model {artifact.version} has no score")
+        metrics = {
+            k: score.get(k)
+            for k in (
+                "f1",
+                "precision",
+                "recall",
+                "accuracy",
+                "roc_auc",
+                "n_rows",
+                "confusion_matrix",
+                "scored_at",
+            )
+        }
+        return {
+            "model_version": artifact.version,
+            "model_score": score.get("f1"),
+            "metric": "f1",
+            "dataset": "test",
+            **metrics,
+            "model_drift": model_drift_status(self.settings, self.store, artifact),
+        }
+
+    def summarystats(self) -> dict[str, Any]:
+        """Summary statistics of the ingested data, computed at ingestion."""
+        path = self.settings.profile_file
+
+        def load() -> dict[str, Any]:
+            profile = read_json(path)
+            if not isinstance(profile, dict):
+                raise MissingArtifactError(
+                    "no data has been ingested yet; run 'python -m monitoring ingest' first"
+                )
+            return {
+                "rows": profile["rows"],
+                "computed_at": profile["computed_at"],
+                "summary": profile["summary"],
+            }
+
+        return self._cached("summarystats", _file_key(path), load)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Missing data, recorded step timings and the (cached) dependency check."""
+        from monitoring.diagnostics import recorded_timings
+
+        profile = read_json(self.settings.profile_file) or {}
+        deps = depcheck.get(
+            self.settings.root / "requirements.txt",
+            self.settings.output_model_path / DEPENDENCY_CACHE,
+            max_age_seconds=self.settings.diagnostics["dependency_cache_seconds"],
+            deadline=self.settings.diagnostics["dependency_deadline_seconds"],
+        )
+        return {
+            "missing_data": profile.get("missing", []),
+            "missing_data_unit": "share of rows, 0 to 1",
+            "execution_time": recorded_timings(self.store),
+            "execution_time_unit": "seconds",
+            "dependencies": deps,
+        }
+
+    def drift(
+        self,
+        frame: pd.DataFrame | None = None,
+        *,
+        input_name: str = "request body",
+        record: bool = True,
+    ) -> dict[str, Any]:
+        """Data drift of ``frame`` (default: the ingested data) against the live model's
+        training data."""
+        artifact = self.artifact()
+        source = "request"
+        if frame is None:
+            path = self.settings.finaldata_file
+            if not path.is_file():
+                raise MissingArtifactError(
+                    "no data has been ingested yet; run 'python -m monitoring ingest' first"
+                )
+            frame, source, input_name = read_table(path), "ingested", path.name
+        from monitoring.validation import check_columns, check_not_empty
+
+        check_not_empty(frame, input_name=input_name)
+        check_columns(frame, artifact.features, input_name=input_name, allow_extra=True)
+        report = detect_data_drift(
+            artifact_reference(artifact),
+            frame,
+            columns=artifact.features,
+            options=self.settings.drift_options,
+        )
+        report = {
+            "model_version": artifact.version,
+            "source": source,
+            "computed_at": utcnow(),
+            **report,
+        }
+        if record:
+            report["id"] = self.store.add_drift_report(
+                report, model_version=artifact.version, source=source
+            )
+        return report
+
+    def versions(self) -> list[dict[str, Any]]:
+        return list_versions(self.settings)
+
+    def health(self) -> dict[str, Any]:
+        """Liveness plus what is deployed."""
+        try:
+            version: str | None = self.artifact().version
+            status = "ok"
+        except (NotDeployedError, MissingArtifactError):
+            version, status = None, "no_model"
+        return {"status": status, "model_version": version, "time": time.time()}

@@ -1,0 +1,321 @@
+"""The record store: the source of truth for history.
+
+Ingestion records, score history, deployments, drift reports, step timings and
+pipeline runs live in one SQL database reached through SQLAlchemy. The default is
+an embedded SQLite file; ``DATABASE_URL`` can point at PostgreSQL instead. The text
+files the course expects (``ingestedfiles.txt``, ``latestscore.txt``) are still
+written, as compatible outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+
+metadata = MetaData()
+
+ingestions = Table(
+    "ingestions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("batch_id", String(36), nullable=False, index=True),
+    Column("ingested_at", String(32), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # accepted | rejected
+    Column("rows_read", Integer),
+    Column("rows_kept", Integer),
+    Column("duplicates_removed", Integer),
+    Column("sha256", String(64)),
+    Column("message", Text),
+)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scored_at", String(32), nullable=False),
+    Column("model_version", String(64), nullable=False, index=True),
+    Column("dataset", String(32), nullable=False),  # test | ingested | live
+    Column("dataset_sha256", String(64)),
+    Column("n_rows", Integer),
+    Column("f1", Float),
+    Column("precision", Float),
+    Column("recall", Float),
+    Column("accuracy", Float),
+    Column("roc_auc", Float),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployed_at", String(32), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # deploy | rollback
+    Column("previous_version", String(64)),
+    Column("f1", Float),
+    Column("sha256", String(64)),
+)
+
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("model_version", String(64)),
+    Column("source", String(32), nullable=False),  # ingested | request | pipeline
+    Column("dataset_sha256", String(64)),
+    Column("n_current", Integer),
+    Column("dataset_drift", Boolean),
+    Column("drift_share", Float),
+    Column("report", Text, nullable=False),
+)
+
+timings = Table(
+    "timings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("measured_at", String(32), nullable=False),
+    Column("step", String(32), nullable=False, index=True),
+    Column("seconds", Float, nullable=False),
+    Column("rows", Integer),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    Column("status", String(16), nullable=False),  # running | completed | failed
+    Column("outcome", String(32)),
+    Column("reason", Text),
+    Column("evidence", Text),
+)
+
+
+def utcnow() -> str:
+    """Current UTC time as an ISO-8601 string with microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+_engines: dict[tuple[int, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per process and URL (engines must not cross a fork)."""
+    key = (os.getpid(), url)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            if url.startswith("sqlite:///"):
+                Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            metadata.create_all(engine)
+            _engines[key] = engine
+        return engine
+
+
+def _rows(result: Iterable[Any]) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]
+
+
+class Store:
+    """Typed access to the record store.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy database URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @property
+    def engine(self) -> Engine:
+        return get_engine(self.url)
+
+    # -- ingestion ----------------------------------------------------------------
+    def add_ingestions(self, records: list[Mapping[str, Any]]) -> None:
+        """Insert one row per source file of an ingestion batch."""
+        if records:
+            with self.engine.begin() as conn:
+                conn.execute(insert(ingestions), [dict(r) for r in records])
+
+    def ingestions(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(ingestions).order_by(ingestions.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return _rows(conn.execute(query))
+
+    # -- scores -------------------------------------------------------------------
+    def add_score(self, record: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(scores), [dict(record)])
+
+    def scores(
+        self,
+        *,
+        model_version: str | None = None,
+        dataset: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Score history, oldest first."""
+        query = select(scores)
+        if model_version is not None:
+            query = query.where(scores.c.model_version == model_version)
+        if dataset is not None:
+            query = query.where(scores.c.dataset == dataset)
+        query = query.order_by(scores.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return list(reversed(_rows(conn.execute(query))))
+
+    # -- deployments --------------------------------------------------------------
+    def add_deployment(self, record: Mapping[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(deployments), [dict(record)])
+
+    def deployments(self, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Deployments and rollbacks, oldest first."""
+        query = select(deployments).order_by(deployments.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return list(reversed(_rows(conn.execute(query))))
+
+    # -- drift --------------------------------------------------------------------
+    def add_drift_report(
+        self,
+        report: Mapping[str, Any],
+        *,
+        model_version: str | None,
+        source: str,
+        dataset_sha256: str | None = None,
+    ) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(drift_reports),
+                [
+                    {
+                        "created_at": utcnow(),
+                        "model_version": model_version,
+                        "source": source,
+                        "dataset_sha256": dataset_sha256,
+                        "n_current": report.get("n_current"),
+                        "dataset_drift": bool(report.get("dataset_drift")),
+                        "drift_share": report.get("drift_share"),
+                        "report": json.dumps(report),
+                    }
+                ],
+            )
+            return int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+
+    def drift_reports(self, *, limit: int = 50, full: bool = False) -> list[dict[str, Any]]:
+        """Drift reports, newest first; ``full`` includes each per-column table."""
+        query = select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = _rows(conn.execute(query))
+        for row in rows:
+            report = json.loads(row.pop("report"))
+            row["drifted_columns"] = report.get("drifted_columns", [])
+            if full:
+                row["report"] = report
+        return rows
+
+    # -- timings ------------------------------------------------------------------
+    def add_timing(self, step: str, seconds: float, rows: int | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(timings),
+                [{"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}],
+            )
+
+    def timings(self, step: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest timings of a step, newest first."""
+        query = (
+            select(timings).where(timings.c.step == step).order_by(timings.c.id.desc()).limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return _rows(conn.execute(query))
+
+    # -- pipeline runs ------------------------------------------------------------
+    def start_run(self) -> str:
+        run_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(runs), [{"id": run_id, "started_at": utcnow(), "status": "running"}]
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        outcome: str,
+        reason: str,
+        evidence: Mapping[str, Any],
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    finished_at=utcnow(),
+                    status=status,
+                    outcome=outcome,
+                    reason=reason,
+                    evidence=json.dumps(evidence, default=str),
+                )
+            )
+
+    def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Pipeline runs, newest first, with their evidence decoded."""
+        query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = _rows(conn.execute(query))
+        for row in rows:
+            row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
+        return rows
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            rows = _rows(conn.execute(select(runs).where(runs.c.id == run_id)))
+        if not rows:
+            return None
+        row = rows[0]
+        row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
+        return row

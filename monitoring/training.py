@@ -1,0 +1,145 @@
+"""Training: fit the configured model on ``finaldata.csv`` and save the artifact.
+
+Besides the model, training saves what later steps need about its training data:
+the data's SHA-256, the in-sample score (the like-for-like baseline for model
+drift on newly ingested batches) and the drift reference profile, computed once
+here so each drift check only costs the new batch.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from monitoring.config import Settings
+from monitoring.drift import ReferenceProfile
+from monitoring.exceptions import DataValidationError, MissingArtifactError
+from monitoring.files import read_table, sha256_file
+from monitoring.model import Artifact, build_estimator, library_versions, save_artifact
+from monitoring.scoring import compute_metrics
+from monitoring.store import Store, utcnow
+from monitoring.validation import check_binary_target, check_columns, to_numeric_columns
+
+REFERENCE_PROFILE = "reference_profile"
+
+
+def training_matrix(
+    frame: pd.DataFrame, settings: Settings, *, input_name: str
+) -> tuple[pd.DataFrame, pd.Series, int]:
+    """Features and target of ``frame``, with incomplete rows dropped.
+
+    Returns
+    -------
+    X : DataFrame of float64, y : Series of int, dropped : int
+        ``dropped`` counts rows left out for a missing feature or target.
+
+    Raises
+    ------
+    DataValidationError
+        If columns are missing, values are not numeric, or fewer than two classes
+        remain.
+    """
+    columns = [*settings.features, settings.target]
+    check_columns(frame, columns, input_name=input_name, allow_extra=True)
+    numeric = to_numeric_columns(frame, columns, input_name=input_name, allow_missing=True)
+    complete = numeric.dropna()
+    dropped = len(numeric) - len(complete)
+    y = complete[settings.target]
+    check_binary_target(y, input_name=input_name, column=settings.target)
+    if y.nunique() < 2:
+        raise DataValidationError(
+            f"{input_name}: the target '{settings.target}' needs both classes 0 and 1 "
+            f"to train; found only {sorted(y.unique().tolist())} in {len(y)} complete rows"
+        )
+    return complete[list(settings.features)], y.astype(int), dropped
+
+
+def new_version(data_sha256: str) -> str:
+    """A sortable model version: UTC training time plus the training data's hash."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + data_sha256[:8]
+
+
+def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
+    """Train on ``finaldata.csv`` and save the artifact in ``output_model_path``.
+
+    Returns
+    -------
+    dict
+        The artifact's metadata.
+
+    Raises
+    ------
+    MissingArtifactError
+        If nothing has been ingested yet.
+    DataValidationError
+        If the ingested data cannot be trained on.
+    """
+    started = time.perf_counter()
+    store = store or Store(settings.database_url)
+    path = settings.finaldata_file
+    if not path.is_file():
+        raise MissingArtifactError(
+            f"{path} does not exist; run 'python -m monitoring ingest' first"
+        )
+    data_sha = sha256_file(path)
+    frame = read_table(path)
+    X, y, dropped = training_matrix(frame, settings, input_name=path.name)
+
+    estimator = build_estimator(settings.model)
+    estimator.fit(X, y)
+
+    folder = settings.output_model_path
+    folder.mkdir(parents=True, exist_ok=True)
+    profile = ReferenceProfile.from_options(settings.drift_options).fit(X)
+    profile.save(folder / REFERENCE_PROFILE)
+
+    proba = estimator.predict_proba(X)[:, 1]
+    in_sample = compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba)
+    version = new_version(data_sha)
+    metadata = save_artifact(
+        folder,
+        estimator,
+        {
+            "version": version,
+            "trained_at": utcnow(),
+            "estimator": type(estimator).__name__,
+            "params": estimator.get_params(),
+            "features": list(settings.features),
+            "target": settings.target,
+            "training_data": {
+                "path": str(path.relative_to(settings.root))
+                if path.is_relative_to(settings.root)
+                else str(path),
+                "sha256": data_sha,
+                "rows": len(frame),
+                "rows_used": len(X),
+                "rows_dropped_missing": dropped,
+                "class_balance": {str(k): int(v) for k, v in y.value_counts().sort_index().items()},
+            },
+            "training_score": in_sample,
+            "reference_profile": REFERENCE_PROFILE,
+            "library_versions": library_versions(),
+        },
+    )
+    seconds = time.perf_counter() - started
+    store.add_timing("training", seconds, len(X))
+    store.add_score(
+        {
+            "scored_at": utcnow(),
+            "model_version": version,
+            "dataset": "training",
+            "dataset_sha256": data_sha,
+            "n_rows": in_sample["n_rows"],
+            **{k: in_sample[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc")},
+        }
+    )
+    return metadata
+
+
+def artifact_reference(artifact: Artifact) -> ReferenceProfile:
+    """The drift reference profile saved with an artifact."""
+    name = artifact.metadata.get("reference_profile", REFERENCE_PROFILE)
+    return ReferenceProfile.load(artifact.folder / name)

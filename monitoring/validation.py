@@ -1,0 +1,128 @@
+"""Checks applied where data enters the system, with messages that name the input.
+
+Each checker either returns a cleaned value or raises
+:class:`~monitoring.exceptions.DataValidationError` saying which input, which
+column, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from monitoring.exceptions import DataValidationError
+
+_MAX_LISTED = 5
+
+
+def _listing(items: Sequence[object]) -> str:
+    shown = ", ".join(repr(i) for i in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def check_columns(
+    frame: pd.DataFrame,
+    required: Sequence[str],
+    *,
+    input_name: str,
+    allow_extra: bool = False,
+) -> None:
+    """Check that ``frame`` has every column in ``required`` (and no others).
+
+    Raises
+    ------
+    DataValidationError
+        Listing the missing (or extra) columns.
+    """
+    present = [str(c) for c in frame.columns]
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise DataValidationError(
+            f"{input_name}: missing column(s) {_listing(missing)}; "
+            f"expected {list(required)}, got {present}"
+        )
+    if len(set(present)) != len(present):
+        dupes = sorted({c for c in present if present.count(c) > 1})
+        raise DataValidationError(f"{input_name}: duplicated column(s) {_listing(dupes)}")
+    if not allow_extra:
+        extra = [c for c in present if c not in required]
+        if extra:
+            raise DataValidationError(
+                f"{input_name}: unexpected column(s) {_listing(extra)}; expected {list(required)}"
+            )
+
+
+def check_not_empty(frame: pd.DataFrame, *, input_name: str) -> None:
+    """Raise if ``frame`` has no rows."""
+    if len(frame) == 0:
+        raise DataValidationError(f"{input_name}: contains no rows")
+
+
+def to_numeric_columns(
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    input_name: str,
+    allow_missing: bool,
+) -> pd.DataFrame:
+    """Return ``frame[columns]`` as float64, rejecting non-numeric cells.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    columns : sequence of str
+        Columns to convert, in output order.
+    input_name : str
+        Name of the input for messages (a file name, "request body").
+    allow_missing : bool
+        Whether empty cells (NaN) are accepted. Infinite values never are.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the first offending column, row and value.
+    """
+    out = {}
+    for column in columns:
+        values = frame[column]
+        if values.dtype.kind in "biuf":
+            numeric = values.astype("float64")
+        else:
+            numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+            bad = numeric.isna() & values.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataValidationError(
+                    f"{input_name}: column '{column}' must be numeric; "
+                    f"row {row} has {values.iloc[row]!r}"
+                )
+        array = numeric.to_numpy()
+        if not allow_missing and np.isnan(array).any():
+            row = int(np.flatnonzero(np.isnan(array))[0])
+            raise DataValidationError(
+                f"{input_name}: column '{column}' has a missing value at row {row}"
+            )
+        if np.isinf(array).any():
+            row = int(np.flatnonzero(np.isinf(array))[0])
+            raise DataValidationError(
+                f"{input_name}: column '{column}' has an infinite value at row {row}"
+            )
+        out[column] = numeric
+    return pd.DataFrame(out, index=frame.index)
+
+
+def check_binary_target(values: pd.Series, *, input_name: str, column: str) -> None:
+    """Raise unless the non-missing values of ``values`` are all 0 or 1."""
+    present = values.dropna()
+    bad = present[~present.isin([0, 1])]
+    if len(bad):
+        value = bad.iloc[0]
+        value = value.item() if hasattr(value, "item") else value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        raise DataValidationError(
+            f"{input_name}: target column '{column}' must hold 0 or 1; found {value!r}"
+        )

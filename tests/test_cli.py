@@ -1,0 +1,87 @@
+"""The command line: every subcommand, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitoring.cli import EXIT_BUSY, main
+from monitoring.config import Settings
+from monitoring.files import exclusive_lock
+
+
+def run(settings: Settings, *args: str) -> int:
+    return main(["--config", str(settings.config_path), *args])
+
+
+def test_each_step_in_order(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(settings, "ingest") == 0
+    assert "read 36 rows, kept 26" in capsys.readouterr().err
+    assert run(settings, "train") == 0
+    assert run(settings, "--json", "score") == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["f1"] == pytest.approx(4 / 7)
+    assert "F1 0.5714 on 5 test rows" in out.err
+    assert run(settings, "deploy") == 0
+    assert run(settings, "report") == 0
+    for name in ("confusionmatrix.png", "report.json", "report.md"):
+        assert (settings.output_model_path / name).is_file()
+    png = (settings.output_model_path / "confusionmatrix.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert run(settings, "--json", "versions") == 0
+    [version] = json.loads(capsys.readouterr().out)["versions"]
+    assert version["live"] is True
+
+
+def test_failures_exit_non_zero_with_a_message(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(settings, "train") == 1
+    assert "error: " in capsys.readouterr().err
+    assert run(settings, "rollback") == 1
+    assert "no model is deployed yet" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        run(settings, "no-such-step")
+    assert info.value.code == 2
+
+
+def test_bad_config_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"target": 1}')
+    assert main(["--config", str(path), "ingest"]) == 1
+    assert "config key 'target' must be a column name" in capsys.readouterr().err
+
+
+def test_setup_if_needed_and_a_busy_run(
+    settings: Settings, deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(settings, "setup", "--if-needed") == 0
+    assert "is already deployed; nothing to set up" in capsys.readouterr().err
+    with exclusive_lock(settings.prod_deployment_path / ".pipeline.lock"):
+        assert run(settings, "run") == EXIT_BUSY
+    assert "already running" in capsys.readouterr().err
+
+
+def test_diagnose_times_in_a_scratch_folder(
+    settings: Settings, deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    final = settings.finaldata_file
+    before = (
+        final.stat().st_mtime_ns,
+        (settings.output_model_path / "trainedmodel.pkl").stat().st_mtime_ns,
+    )
+    assert run(settings, "--json", "diagnose", "--runs", "3", "--offline") == 0
+    result = json.loads(capsys.readouterr().out)
+    for step in ("ingestion", "training"):
+        timing = result["execution_time"][step]
+        assert timing["runs"] == 3 and len(timing["samples"]) == 3
+        assert timing["min"] <= timing["mean"] <= timing["max"]
+    assert (
+        final.stat().st_mtime_ns,
+        (settings.output_model_path / "trainedmodel.pkl").stat().st_mtime_ns,
+    ) == before
+    statuses = {p["package"]: p["latest"] for p in result["dependencies"]["packages"]}
+    assert statuses["flask"] == "unknown"

@@ -1,0 +1,136 @@
+"""End to end: the real app under gunicorn on loopback, driven by apicalls.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from monitoring.config import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            requests.get(url + "/health", timeout=10)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up in {timeout} s")
+
+
+@pytest.fixture
+def server(settings: Settings, deployed: dict[str, Any]) -> Iterator[tuple[str, dict[str, str]]]:
+    """gunicorn with 2 workers serving the deployed practice model."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MONITORING_CONFIG": str(settings.config_path),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "2",
+        "MONITORING_PYPI_URL": "http://127.0.0.1:9",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(PROJECT_ROOT / "gunicorn.conf.py"),
+            "--chdir",
+            str(PROJECT_ROOT),
+            "wsgi:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url, env
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_apicalls_against_gunicorn(
+    server: tuple[str, dict[str, str]], settings: Settings, deployed: dict[str, Any]
+) -> None:
+    url, env = server
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "apicalls.py"), url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+    report = json.loads((settings.output_model_path / "apireturns.json").read_text())
+    calls = {c["endpoint"]: c for c in report["calls"]}
+    assert set(calls) == {
+        "/prediction",
+        "/scoring",
+        "/summarystats",
+        "/diagnostics",
+        "/drift",
+        "/health",
+    }
+    assert all(c["status"] == 200 for c in calls.values())
+    assert calls["/prediction"]["response"]["predictions"] == [0, 1, 1, 1, 1]
+    assert calls["/scoring"]["response"]["model_score"] == pytest.approx(4 / 7)
+    assert calls["/scoring"]["response"]["model_version"] == deployed["model_version"]
+    assert calls["/summarystats"]["response"]["rows"] == 26
+    assert calls["/health"]["response"]["model_version"] == deployed["model_version"]
+
+    text = (settings.output_model_path / "apireturns.txt").read_text()
+    assert f"API returns from {url}" in text
+    assert "== POST /prediction -> 200 ==" in text
+    assert "== GET /scoring -> 200 ==" in text
+    assert '"model_score": 0.5714285714285714' in text
+
+
+def test_apicalls_fails_when_the_api_is_down(settings: Settings, deployed: dict[str, Any]) -> None:
+    env = {**os.environ, "MONITORING_CONFIG": str(settings.config_path)}
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "apicalls.py"), f"http://127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "failed: POST /prediction (None)" in done.stderr
+    assert (settings.output_model_path / "apireturns.txt").is_file()
+
+
+def test_cronjob_runs_every_ten_minutes_with_absolute_paths() -> None:
+    line = (PROJECT_ROOT / "cronjob.txt").read_text().strip()
+    fields = line.split()
+    assert fields[:5] == ["*/10", "*", "*", "*", "*"]
+    command = " ".join(fields[5:])
+    assert "-m monitoring run" in command
+    paths = [w for w in fields[5:] if "/" in w and not w.startswith(">")]
+    assert paths and all(Path(p).is_absolute() for p in paths)

@@ -1,0 +1,147 @@
+"""The full process on the starter data: decisions, evidence, gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitoring.deployment import current_version
+from monitoring.exceptions import AlreadyRunningError
+from monitoring.pipeline import gate, pipeline_lock, run_full_process
+from monitoring.store import Store
+
+# Practice model, in-sample on its 26 training rows: TP 13, FP 6, FN 2 -> F1 26/34.
+# The same model on the 26 source rows: TP 9, FP 4, FN 4 -> F1 18/26.
+TRAINING_F1 = 26 / 34
+SOURCE_F1 = 18 / 26
+# A model retrained on the source data predicts [0, 1, 1, 0, 1] on the test rows
+# [1, 0, 0, 1, 1]: TP 1, FP 2, FN 2 -> F1 2/6, against the champion's 4/7.
+CHALLENGER_F1 = 2 / 6
+CHAMPION_F1 = 4 / 7
+
+
+def test_first_run_bootstraps_then_finds_no_new_data(settings: Any, store: Store) -> None:
+    first = run_full_process(settings, store=store)
+    assert (first["status"], first["outcome"]) == ("completed", "initial_deploy")
+    assert current_version(settings) == first["evidence"]["model_version"]
+    second = run_full_process(settings, store=store)
+    assert second["outcome"] == "no_new_data"
+    assert second["evidence"]["new_files"] == []
+    assert [r["outcome"] for r in store.runs()] == ["no_new_data", "initial_deploy"]
+
+
+def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    champion = deployed["model_version"]
+    source = make_settings(input_folder_path="data/sourcedata")
+    run = run_full_process(source, store=store)
+    evidence = run["evidence"]
+
+    assert [f["file_name"] for f in evidence["new_files"]] == ["dataset3.csv", "dataset4.csv"]
+    assert evidence["ingestion"]["rows_kept"] == 26
+
+    model_drift = evidence["model_drift"]
+    assert model_drift["baseline"] == pytest.approx(TRAINING_F1)
+    assert model_drift["new"] == pytest.approx(SOURCE_F1)
+    assert model_drift["drift"] is True
+
+    data_drift = evidence["data_drift"]
+    assert data_drift["dataset_drift"] is True
+    assert data_drift["drifted_columns"] == [
+        "lastmonth_activity",
+        "lastyear_activity",
+        "number_of_employees",
+    ]
+    by_column = {c["column"]: c for c in data_drift["columns"]}
+    assert by_column["lastmonth_activity"]["method"] == "ks"
+    assert by_column["lastmonth_activity"]["p_value"] == pytest.approx(0.0071341, abs=1e-3)
+
+    assert evidence["retrain_reasons"] == ["model drift", "data drift"]
+    assert evidence["gate"] == {
+        "accepted": False,
+        "champion_f1": pytest.approx(CHAMPION_F1),
+        "challenger_f1": pytest.approx(CHALLENGER_F1),
+        "margin": 0.0,
+        "metric": "f1",
+    }
+    assert run["outcome"] == "rejected"
+    assert "worse than the champion's 0.5714" in run["reason"]
+    assert current_version(source) == champion
+
+    [report] = store.drift_reports(limit=1)
+    assert report["source"] == "pipeline" and report["dataset_drift"] is True
+    again = run_full_process(source, store=store)
+    assert again["outcome"] == "no_new_data"
+
+
+def test_a_wider_gate_margin_deploys_the_challenger(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    source = make_settings(
+        input_folder_path="data/sourcedata",
+        thresholds={"model_drift_tolerance": 0.05, "gate_margin": 0.3},
+    )
+    run = run_full_process(source, store=store)
+    assert run["outcome"] == "deployed"
+    assert run["evidence"]["gate"]["accepted"] is True
+    assert current_version(source) == run["evidence"]["challenger"]
+    assert current_version(source) != deployed["model_version"]
+    [deployment] = [d for d in store.deployments() if d["model_version"] == current_version(source)]
+    assert deployment["previous_version"] == deployed["model_version"]
+
+
+def test_policy_can_ignore_drift(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    source = make_settings(
+        input_folder_path="data/sourcedata",
+        policy={"retrain_on_model_drift": False, "retrain_on_data_drift": False},
+    )
+    run = run_full_process(source, store=store)
+    assert run["outcome"] == "no_drift"
+    assert run["evidence"]["retrain_reasons"] == []
+    assert "model drift True, data drift True (3/3 columns)" in run["reason"]
+
+
+def test_force_retrains_without_new_data(
+    settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    run = run_full_process(settings, store=store, force=True)
+    assert run["evidence"]["retrain_reasons"] == ["forced"]
+    # Same data, same seed: the challenger equals the champion and passes the gate.
+    assert run["outcome"] == "deployed"
+    assert run["evidence"]["gate"]["challenger_f1"] == pytest.approx(CHAMPION_F1)
+
+
+def test_a_second_run_is_refused_while_one_holds_the_lock(settings: Any, store: Store) -> None:
+    with pipeline_lock(settings), pytest.raises(AlreadyRunningError, match="already running"):
+        run_full_process(settings, store=store)
+
+
+def test_a_failed_run_is_recorded(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    source = make_settings(input_folder_path="data/sourcedata")
+    (source.test_data_file).unlink()
+    with pytest.raises(Exception, match="test data"):
+        run_full_process(source, store=store)
+    [latest, *_] = store.runs()
+    assert (latest["status"], latest["outcome"]) == ("failed", "failed")
+    assert "test data" in latest["reason"]
+    assert latest["evidence"]["data_drift"]["dataset_drift"] is True
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "margin", "accepted"),
+    [
+        (0.8, 0.8, 0.0, True),
+        (0.8, 0.79, 0.0, False),
+        (0.8, 0.76, 0.05, True),
+        (0.8, 0.7, 0.05, False),
+        (0.5, 0.9, 0.0, True),
+    ],
+)
+def test_gate_table(champion: float, challenger: float, margin: float, accepted: bool) -> None:
+    assert gate(champion, challenger, margin=margin)["accepted"] is accepted
