@@ -1,0 +1,84 @@
+"""Drift over the API: GET/POST /drift, /drift/history, model drift in /scoring, /runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitoring.pipeline import run_full_process
+from monitoring.store import Store
+
+FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
+
+
+def test_get_drift_on_the_training_data_finds_none_and_records_nothing(
+    client: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    body = client.get("/drift").get_json()
+    assert body["model_version"] == deployed["model_version"]
+    assert body["source"] == "ingested"
+    assert (body["dataset_drift"], body["drifted_columns"], body["n_columns"]) == (False, [], 3)
+    assert [c["column"] for c in body["columns"]] == FEATURES
+    assert all(c["statistic"] == 0.0 and c["p_value"] == 1.0 for c in body["columns"])
+    assert store.drift_reports() == []
+
+
+def test_post_drift_with_the_source_data_is_detected_and_recorded(
+    client: Any, settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    csv = (settings.input_folder_path.parent / "sourcedata" / "dataset4.csv").read_bytes()
+    body = client.post("/drift", data=csv, content_type="text/csv").get_json()
+    assert body["source"] == "request" and body["n_current"] == 15
+    assert body["dataset_drift"] is True
+    assert "lastmonth_activity" in body["drifted_columns"]
+    history = client.get("/drift/history").get_json()["reports"]
+    assert [(r["id"], r["source"], r["dataset_drift"]) for r in history] == [
+        (body["id"], "request", True)
+    ]
+    assert history[0]["drifted_columns"] == body["drifted_columns"]
+    assert "report" not in history[0]
+    full = client.get("/drift/history?full=1&limit=1").get_json()["reports"][0]
+    assert [c["column"] for c in full["report"]["columns"]] == FEATURES
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=abc", "query parameter 'limit' must be an integer, got 'abc'"),
+        ("limit=0", "query parameter 'limit' must be between 1 and 1000"),
+    ],
+)
+def test_drift_history_bad_query(
+    client: Any, deployed: dict[str, Any], query: str, message: str
+) -> None:
+    response = client.get(f"/drift/history?{query}")
+    assert response.status_code == 422
+    assert response.get_json()["message"] == message
+
+
+def test_post_drift_needs_the_feature_columns(client: Any, deployed: dict[str, Any]) -> None:
+    response = client.post("/drift", json={"data": [{"lastmonth_activity": 1}]})
+    assert response.status_code == 422
+    assert "request body: missing column(s) 'lastyear_activity'" in response.get_json()["message"]
+
+
+def test_scoring_reports_model_drift_after_a_run_and_runs_are_queryable(
+    client: Any, make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    before = client.get("/scoring").get_json()["model_drift"]
+    assert before["drift"] is False
+    assert before["reason"] == "the deployed model has not been scored on newly ingested data yet"
+
+    run_full_process(make_settings(input_folder_path="data/sourcedata"), store=store)
+    after = client.get("/scoring").get_json()["model_drift"]
+    assert after["drift"] is True
+    assert after["checks"]["new_data"]["baseline"] == pytest.approx(26 / 34)
+    assert after["checks"]["new_data"]["new"] == pytest.approx(18 / 26)
+
+    [run] = client.get("/runs").get_json()["runs"]
+    assert run["outcome"] == "rejected"
+    assert run["evidence"]["data_drift"]["dataset_drift"] is True
+    assert run["evidence"]["gate"]["accepted"] is False
+    versions = client.get("/versions").get_json()
+    assert [v["live"] for v in versions["versions"]] == [True]
