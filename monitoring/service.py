@@ -178,37 +178,53 @@ class Monitor:
         record: bool = True,
     ) -> dict[str, Any]:
         """Data drift of ``frame`` (default: the ingested data) against the live model's
-        training data."""
+        training data; ``record`` stores the report in the record store.
+
+        The result for the ingested data is cached per (model version,
+        ``finaldata.csv`` identity), so repeated ``GET /drift`` cost nothing.
+        """
         artifact = self.artifact()
-        source = "request"
         if frame is None:
             path = self.settings.finaldata_file
             if not path.is_file():
                 raise MissingArtifactError(
                     "no data has been ingested yet; run 'python -m monitoring ingest' first"
                 )
-            frame, source, input_name = read_table(path), "ingested", path.name
+            report = self._cached(
+                "drift",
+                (artifact.version, _file_key(path)),
+                lambda: self._drift(artifact, read_table(path), path.name, "ingested"),
+            )
+        else:
+            report = self._drift(artifact, frame, input_name, "request")
+        if record:
+            report = {
+                **report,
+                "id": self.store.add_drift_report(
+                    report, model_version=artifact.version, source=report["source"]
+                ),
+            }
+        return report
+
+    def _drift(
+        self, artifact: Artifact, frame: pd.DataFrame, input_name: str, source: str
+    ) -> dict[str, Any]:
         from monitoring.validation import check_columns, check_not_empty
 
         check_not_empty(frame, input_name=input_name)
         check_columns(frame, artifact.features, input_name=input_name, allow_extra=True)
         report = detect_data_drift(
-            artifact_reference(artifact),
+            self._cached("reference", artifact.version, lambda: artifact_reference(artifact)),
             frame,
             columns=artifact.features,
             options=self.settings.drift_options,
         )
-        report = {
+        return {
             "model_version": artifact.version,
             "source": source,
             "computed_at": utcnow(),
             **report,
         }
-        if record:
-            report["id"] = self.store.add_drift_report(
-                report, model_version=artifact.version, source=source
-            )
-        return report
 
     def versions(self) -> list[dict[str, Any]]:
         return list_versions(self.settings)
