@@ -35,6 +35,7 @@ def create_app(
     register_extensions(app, settings)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_observability(app)
     configure_logger(app)
     return app
 
@@ -62,6 +63,10 @@ def register_blueprints(app: Flask) -> None:
     from monitoring.api import bp
 
     app.register_blueprint(bp)
+    from monitoring import admin, openapi
+
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(openapi.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -69,6 +74,13 @@ def register_errorhandlers(app: Flask) -> None:
     from monitoring.api import register_errorhandlers as register
 
     register(app)
+
+
+def register_observability(app: Flask) -> None:
+    """Request ids, JSON logs, Prometheus metrics, /metrics, /feedback, /dashboard."""
+    from monitoring.observability import init_app
+
+    init_app(app)
 
 
 def configure_logger(app: Flask) -> None:

@@ -14,6 +14,43 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 # Logs to stdout/stderr for docker logs / heroku logs.
-accesslog = "-"
+# The app writes one JSON line per request (with its request id) to stdout, so
+# gunicorn's plain-text access log is off unless GUNICORN_ACCESSLOG names a target.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+
+# Prometheus metrics across workers (monitoring/observability.py): every worker
+# writes its counters to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them.
+# The folder must be empty at each server start, so it is made fresh here (or a
+# folder given in the environment is emptied); dead workers are marked so their
+# live gauges disappear.
+
+_created_dirs: list[str] = []
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    import shutil
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        shutil.rmtree(given, ignore_errors=True)
+        os.makedirs(given, exist_ok=True)
+    else:
+        folder = tempfile.mkdtemp(prefix="monitoring-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        _created_dirs.append(folder)  # ours: removed on exit
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    import shutil
+
+    for folder in _created_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

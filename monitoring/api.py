@@ -51,13 +51,23 @@ def prediction() -> Any:
     """
     frame, name = frame_from_request(request, monitor().settings)
     _check_rows(frame)
-    return monitor().predict(frame, input_name=name)
+    result = monitor().predict(frame, input_name=name)
+    from monitoring.observability import after_prediction
+
+    return after_prediction(monitor(), frame, result)
 
 
 @bp.get("/scoring")
 def scoring() -> Any:
-    """The deployed model's F1 (and other metrics) on the test data; no side effects."""
-    return monitor().scoring()
+    """The deployed model's F1 (and other metrics) on the test data; no side effects.
+
+    ``live_performance`` adds each model version's metrics on captured traffic
+    labelled through ``POST /feedback``.
+    """
+    from monitoring.capture import live_performance
+
+    live = monitor().store_cached("live_performance", lambda: live_performance(monitor().store))
+    return {**monitor().scoring(), "live_performance": live}
 
 
 @bp.get("/summarystats")
@@ -146,6 +156,8 @@ def register_errorhandlers(app: Flask) -> None:
     def _monitoring_error(exc: MonitoringError) -> Any:
         if exc.status_code >= 500:
             app.logger.error("request failed: %s", exc.message)
+        if exc.status_code == 500:  # details (server paths, checksums) stay in the log
+            return error_response(500, "internal error; see the server log")
         return error_response(exc.status_code, exc.message)
 
     @app.errorhandler(HTTPException)

@@ -67,7 +67,19 @@ DEFAULTS: dict[str, Any] = {
         "dependency_cache_seconds": 86400,
         "dependency_deadline_seconds": 3.0,
     },
-    "api": {"max_content_length": 16 * 1024 * 1024, "max_rows": 100_000},
+    "api": {
+        "max_content_length": 16 * 1024 * 1024,
+        "max_rows": 100_000,
+        "require_token_for_reads": False,
+        "allow_unauthenticated_admin": False,
+    },
+    "capture": {
+        "enabled": True,
+        "sample_rate": 1.0,
+        "retention_days": 30,
+        "min_labelled_rows": 30,
+    },
+    "model_card": {"quantile_buckets": 3, "slices": {}},
 }
 
 # Keys of the nested sections, with the Python types their values may take.
@@ -85,7 +97,19 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
         "dependency_cache_seconds": _NUMBER,
         "dependency_deadline_seconds": _NUMBER,
     },
-    "api": {"max_content_length": (int,), "max_rows": (int,)},
+    "api": {
+        "max_content_length": (int,),
+        "max_rows": (int,),
+        "require_token_for_reads": (bool,),
+        "allow_unauthenticated_admin": (bool,),
+    },
+    "capture": {
+        "enabled": (bool,),
+        "sample_rate": _NUMBER,
+        "retention_days": _NUMBER,
+        "min_labelled_rows": (int,),
+    },
+    "model_card": {"quantile_buckets": (int,), "slices": (dict,)},
 }
 
 
@@ -115,6 +139,8 @@ class Settings:
     diagnostics: dict[str, Any]
     api: dict[str, Any]
     api_token: str | None = field(default=None, repr=False)
+    capture: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["capture"]))
+    model_card: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["model_card"]))
 
     # -- derived file locations, one place for every file name ---------------------
     @property
@@ -288,6 +314,12 @@ def settings_from_mapping(
     for key in ("max_content_length", "max_rows"):
         if sections["api"][key] < 1:
             raise ConfigError(f"config key 'api.{key}' must be a positive integer")
+    if not 0 <= sections["capture"]["sample_rate"] <= 1:
+        raise ConfigError("config key 'capture.sample_rate' must be between 0 and 1")
+    if sections["capture"]["retention_days"] <= 0:
+        raise ConfigError("config key 'capture.retention_days' must be positive")
+    if sections["model_card"]["quantile_buckets"] < 1:
+        raise ConfigError("config key 'model_card.quantile_buckets' must be at least 1")
     hours = sections["policy"]["retrain_every_hours"]
     if hours is not None and hours <= 0:
         raise ConfigError("config key 'policy.retrain_every_hours' must be positive or null")
@@ -314,6 +346,8 @@ def settings_from_mapping(
         diagnostics=sections["diagnostics"],
         api=sections["api"],
         api_token=api_token,
+        capture=sections["capture"],
+        model_card=sections["model_card"],
     )
 
 

@@ -1163,6 +1163,10 @@ def _numeric_values(series: pd.Series, what: str) -> FloatArray:
             raise DataValidationError(
                 f"{what} column {series.name!r} is numeric but has non-numeric values: {exc}"
             ) from exc
+        except OverflowError:
+            raise DataValidationError(
+                f"{what} column {series.name!r} has an integer beyond the float range"
+            ) from None
     raise DataValidationError(f"{what} column {series.name!r} has unsupported dtype {dtype}")
 
 
@@ -1832,10 +1836,13 @@ def detect_data_drift(
         raise DataValidationError(f"columns not in the reference: {', '.join(map(str, unknown))}")
     _column_list(current, names, "current data")
 
-    results = [
-        _check_column(profile.profiles_[name], current[name], opts, profile.n_rows_)
-        for name in names
-    ]
+    # Values near the float limit (1e308) overflow intermediate sums of the
+    # distance integrals; the tests' verdicts stay finite, so no warning is raised.
+    with np.errstate(over="ignore", invalid="ignore"):
+        results = [
+            _check_column(profile.profiles_[name], current[name], opts, profile.n_rows_)
+            for name in names
+        ]
     if opts.fdr:
         tested = [r for r in results if r["method"] in P_VALUE_METHODS and r["p_value"] is not None]
         if tested:

@@ -8,7 +8,9 @@ One run, under an exclusive lock (a second concurrent run is refused):
 2. **Ingest** them.
 3. **Model drift**: score the *deployed* model on the newly ingested labelled data
    and compare with its score on its own training data (same metric, same kind of
-   data) with a tolerance.
+   data) with a tolerance. Its F1 on captured ``/prediction`` traffic labelled
+   through ``/feedback`` is evidence, and a second check once there are at least
+   ``capture.min_labelled_rows`` labelled rows.
 4. **Data drift**: per-column tests of the new data against the deployed model's
    training data.
 5. **Decide** with the configured policy (model drift, data drift, schedule).
@@ -272,10 +274,14 @@ def _run(
     progress("checking data drift against the training data")
     data_drift = check_data_drift(settings, store, champion)
     evidence["data_drift"] = data_drift
+    from monitoring.capture import live_model_drift
+
+    live = live_model_drift(settings, store, champion)  # labelled captured traffic
+    evidence["live_model_drift"] = live
 
     reasons = decide(
         settings,
-        model_drift=model_drift["drift"],
+        model_drift=bool(model_drift["drift"] or live["drift"]),
         data_drift=data_drift["dataset_drift"],
         scheduled=scheduled,
         forced=force,

@@ -165,6 +165,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 ["column", "method", "statistic", "p_value", "threshold", "drifted"],
             ),
         ]
+    if report.get("model_card"):
+        # The card's own headings move one level down inside the report.
+        parts += ["", "## Model card", "", report["model_card"].replace("\n#", "\n##")]
     return "\n".join(parts) + "\n"
 
 
@@ -191,11 +194,17 @@ def collect_report(settings: Settings) -> dict[str, Any]:
     report["summarystats"] = monitor.summarystats()
     report["diagnostics"] = monitor.diagnostics()
     report["drift"] = monitor.drift(record=False)
+    from monitoring.modelcard import read_model_card
+
+    report["model_card"] = read_model_card(settings, report["scoring"]["model_version"])
     return report
 
 
 def generate_report(settings: Settings) -> dict[str, Any]:
     """Write the confusion matrix and the combined report for the deployed model.
+
+    The report is written as JSON, Markdown, self-contained HTML (the dashboard's
+    renderer) and PDF (the same plots).
 
     Returns
     -------
@@ -205,6 +214,9 @@ def generate_report(settings: Settings) -> dict[str, Any]:
     plot = write_confusion_matrix(settings)
     report = collect_report(settings)
     paths = write_report(settings.output_model_path, report)
+    from monitoring.dashboard import write_report_documents
+
+    paths += write_report_documents(settings, report)  # report.html, report.pdf
     return {
         "model_version": plot["model_version"],
         "files": [plot["path"], *(str(p) for p in paths)],

@@ -30,6 +30,9 @@ from monitoring.store import Store, utcnow
 from monitoring.training import artifact_reference
 
 DEPENDENCY_CACHE = ".dependency-check.json"
+# The dependency report lists installed versions, read from package metadata (a few
+# ms); it is recomputed when its inputs change or after this many seconds.
+DEPENDENCY_TTL_SECONDS = 10.0
 
 
 def _file_key(path: Path) -> tuple[int, int, int] | None:
@@ -103,9 +106,37 @@ class Monitor:
         return self._cached("scoring", key, lambda: self._scoring(artifact))
 
     def _history_key(self) -> Any:
-        # Scores only grow; a new row means new history. Cheap to ask for the newest.
+        # Any write to a SQLite store changes its files: a stat is enough.
+        files = self._store_key()
+        if files is not None:
+            return files
+        # Another database: scores only grow, so a new row means new history.
         rows = self.store.scores(limit=1)
         return rows[-1]["id"] if rows else None
+
+    def store_cached(self, name: str, compute: Any) -> Any:
+        """``compute()``, cached in this process until the record store changes.
+
+        For results derived only from the store (for example the live performance
+        on captured traffic), so a GET does not query the database each time.
+        Without a SQLite file to stat the result is kept for at most a second.
+        """
+        key = self._store_key()
+        if key is None:
+            key = ("time", int(time.monotonic()))
+        return self._cached(name, key, compute)
+
+    def _store_key(self) -> tuple[Any, ...] | None:
+        """Identity of the SQLite store's files (``None`` for another database).
+
+        With WAL journaling a commit appends to ``-wal`` and a checkpoint rewrites
+        the main file, so together they change on every write.
+        """
+        url = self.store.url
+        if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+            return None
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        return (_file_key(Path(path)), _file_key(Path(path + "-wal")))
 
     def _scoring(self, artifact: Artifact) -> dict[str, Any]:
         score = read_score(artifact.folder)
@@ -155,20 +186,49 @@ class Monitor:
         """Missing data, recorded step timings and the (cached) dependency check."""
         from monitoring.diagnostics import recorded_timings
 
-        profile = read_json(self.settings.profile_file) or {}
-        deps = depcheck.get(
-            self.settings.root / "requirements.txt",
-            self.settings.output_model_path / DEPENDENCY_CACHE,
-            max_age_seconds=self.settings.diagnostics["dependency_cache_seconds"],
-            deadline=self.settings.diagnostics["dependency_deadline_seconds"],
+        profile_path = self.settings.profile_file
+        missing = self._cached(
+            "missing_data",
+            _file_key(profile_path),
+            lambda: (read_json(profile_path) or {}).get("missing", []),
         )
+        store_key = self._store_key()
+        if store_key is None:  # another database: re-read at most once a second
+            store_key = ("time", int(time.monotonic()))
+        timings = self._cached("timings", store_key, lambda: recorded_timings(self.store))
         return {
-            "missing_data": profile.get("missing", []),
+            "missing_data": missing,
             "missing_data_unit": "share of rows, 0 to 1",
-            "execution_time": recorded_timings(self.store),
+            "execution_time": timings,
             "execution_time_unit": "seconds",
-            "dependencies": deps,
+            "dependencies": self._dependencies(),
         }
+
+    def _dependencies(self) -> dict[str, Any]:
+        """The dependency report, kept in memory for a few seconds.
+
+        Keyed on the requirements file and the cache file, so a refresh written by
+        any process (or the CLI) is shown on the next request.
+        """
+        requirements = self.settings.root / "requirements.txt"
+        cache = self.settings.output_model_path / DEPENDENCY_CACHE
+        now = time.monotonic()
+        key = (_file_key(requirements), _file_key(cache))
+        hit = self._cache.get("dependencies")
+        if hit is not None and hit[0][0] == key and now - hit[0][1] < DEPENDENCY_TTL_SECONDS:
+            report: dict[str, Any] = hit[1]
+            return report
+        report = dict(
+            depcheck.get(
+                requirements,
+                cache,
+                max_age_seconds=self.settings.diagnostics["dependency_cache_seconds"],
+                deadline=self.settings.diagnostics["dependency_deadline_seconds"],
+            )
+        )
+        if not report.get("refreshing"):  # a running refresh will rewrite the cache
+            self._cache["dependencies"] = ((key, now), report)
+        return report
 
     def drift(
         self,

@@ -117,6 +117,23 @@ runs = Table(
     Column("evidence", Text),
 )
 
+# Captured /prediction traffic: one row per predicted input row, labelled later
+# through POST /feedback (see monitoring.capture).
+captured_predictions = Table(
+    "captured_predictions",
+    metadata,
+    Column("id", Integer, primary_key=True),  # the row id given to clients
+    Column("request_id", String(128), nullable=False, index=True),
+    Column("row_index", Integer, nullable=False),
+    Column("captured_at", String(32), nullable=False, index=True),
+    Column("model_version", String(64), index=True),
+    Column("inputs", Text, nullable=False),  # JSON object of the row's columns
+    Column("prediction", Integer, nullable=False),
+    Column("probability", Float),
+    Column("label", Integer),  # ground truth, NULL until feedback arrives
+    Column("labelled_at", String(32)),
+)
+
 
 def utcnow() -> str:
     """Current UTC time as an ISO-8601 string with microseconds."""

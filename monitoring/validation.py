@@ -61,6 +61,13 @@ def check_not_empty(frame: pd.DataFrame, *, input_name: str) -> None:
         raise DataValidationError(f"{input_name}: contains no rows")
 
 
+def _to_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return float("inf") if str(value).strip().lstrip("+-").isdigit() else float("nan")
+
+
 def to_numeric_columns(
     frame: pd.DataFrame,
     columns: Sequence[str],
@@ -91,7 +98,10 @@ def to_numeric_columns(
         if values.dtype.kind in "biuf":
             numeric = values.astype("float64")
         else:
-            numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+            try:
+                numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+            except OverflowError:  # an integer beyond float range: float() gives inf
+                numeric = values.map(_to_float).astype("float64")
             bad = numeric.isna() & values.notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])

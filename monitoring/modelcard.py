@@ -1,0 +1,258 @@
+"""Model card: what a deployed model is, what it was trained on, how good it is where.
+
+:func:`write_model_card` is called by :func:`monitoring.deployment.deploy` once
+the version folder is published, so every deployed version has its
+card (``modelcards/<version>.md`` and ``.json`` beside ``versions/``). The
+report includes it.
+
+Per-slice metrics: each feature is cut into ``model_card.quantile_buckets``
+buckets at quantiles of the training data, unless ``model_card.slices`` gives the
+cut points of a column explicitly (``{"column": [edge, ...]}``). Every slice is
+evaluated on the test data and on the training data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitoring.config import Settings
+from monitoring.exceptions import MissingArtifactError
+from monitoring.files import atomic_write_json, atomic_write_text, read_table, sha256_file
+from monitoring.model import Artifact, load_artifact
+
+MODEL_CARD_MD = "modelcard.md"
+MODEL_CARDS_DIR = "modelcards"
+SMALL_SLICE = 10
+
+INTENDED_USE = (
+    "Rank corporate clients by their risk of churning (exiting) so that client "
+    "managers can prioritise outreach. It supports human decisions; it is not meant "
+    "to take automatic action against a client, and it is only valid for clients "
+    "like those in the training data (same activity and size ranges)."
+)
+
+
+def slice_edges(settings: Settings, train: pd.DataFrame, column: str) -> list[float]:
+    """Inner cut points of ``column``: configured, or training-data quantiles."""
+    configured = settings.model_card.get("slices", {}).get(column)
+    if configured:
+        return sorted(float(v) for v in configured)
+    buckets = int(settings.model_card.get("quantile_buckets", 3))
+    values = pd.to_numeric(train[column], errors="coerce").dropna().to_numpy(dtype=float)
+    if buckets < 2 or values.size == 0:
+        return []
+    inner = np.quantile(values, np.linspace(0, 1, buckets + 1)[1:-1])
+    return sorted({float(v) for v in inner})
+
+
+def _label(edges: list[float], i: int) -> str:
+    low = "-inf" if i == 0 else f"{edges[i - 1]:g}"
+    high = "inf" if i == len(edges) else f"{edges[i]:g}"
+    return f"({low}, {high}]"
+
+
+def slice_metrics(
+    artifact: Artifact, frame: pd.DataFrame, target: str, column: str, edges: list[float]
+) -> list[dict[str, Any]]:
+    """Metrics of ``artifact`` on each bucket of ``column`` in a labelled frame."""
+    from monitoring.scoring import compute_metrics
+
+    frame = frame.dropna(subset=[*artifact.features, target])
+    if frame.empty:
+        return []
+    result = artifact.predict(frame, input_name="slice")
+    y_true = frame[target].astype(int).to_numpy()
+    y_pred = np.asarray(result["predictions"])
+    bucket = np.searchsorted(np.asarray(edges, dtype=float), frame[column].to_numpy(float), "left")
+    out = []
+    for i in range(len(edges) + 1):
+        mask = bucket == i
+        n = int(mask.sum())
+        row: dict[str, Any] = {"slice": _label(edges, i), "n_rows": n}
+        if n:
+            m = compute_metrics(y_true[mask], y_pred[mask])
+            row.update(
+                positives=int(y_true[mask].sum()),
+                f1=m["f1"],
+                precision=m["precision"],
+                recall=m["recall"],
+                accuracy=m["accuracy"],
+            )
+        out.append(row)
+    return out
+
+
+def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
+    """The model card of the trained, scored artifact in ``folder``."""
+    from monitoring.scoring import read_score, read_test_data
+
+    artifact = load_artifact(folder)
+    meta = artifact.metadata
+    score = read_score(folder) or {}
+    training = meta.get("training_data", {})
+    caveats = []
+    try:
+        test = read_test_data(settings)
+    except MissingArtifactError as exc:  # the card must not block a deployment
+        test = pd.DataFrame(columns=[*artifact.features, settings.target])
+        caveats.append(f"no test data for slices: {exc.message}")
+    train: pd.DataFrame | None = None
+    path = settings.finaldata_file
+    if path.is_file() and sha256_file(path) == training.get("sha256"):
+        train = read_table(path)
+    else:
+        caveats.append("the training data has changed since training; no training-data slices")
+    n_test = len(test)
+    if n_test < 30:
+        caveats.append(
+            f"the test set has only {n_test} rows: the test metrics (and every slice of "
+            "them) have very wide uncertainty"
+        )
+    rows = training.get("rows_used") or training.get("rows")
+    if rows is not None and rows < 200:
+        caveats.append(f"trained on only {rows} rows")
+    caveats.append(
+        "training-data metrics are in-sample and optimistic; compare models on the test data"
+    )
+    slices: dict[str, Any] = {}
+    reference = train if train is not None else test
+    for column in artifact.features:
+        edges = slice_edges(settings, reference, column)
+        slices[column] = {
+            "edges": edges,
+            "test": slice_metrics(artifact, test, settings.target, column, edges),
+            "training": (
+                slice_metrics(artifact, train, settings.target, column, edges)
+                if train is not None
+                else []
+            ),
+        }
+        small = [s["slice"] for s in slices[column]["test"] if s["n_rows"] < SMALL_SLICE]
+        if small:
+            caveats.append(
+                f"test slices of {column} with fewer than {SMALL_SLICE} rows: {', '.join(small)}"
+            )
+    return {
+        "model": {
+            "version": artifact.version,
+            "estimator": meta.get("estimator"),
+            "params": meta.get("params"),
+            "trained_at": meta.get("trained_at"),
+            "features": artifact.features,
+            "target": meta.get("target"),
+            "sha256": meta.get("sha256"),
+            "library_versions": meta.get("library_versions"),
+        },
+        "intended_use": INTENDED_USE,
+        "training_data": training,
+        "metrics": {
+            "test": {k: score.get(k) for k in ("f1", "precision", "recall", "accuracy", "roc_auc")}
+            | {"n_rows": score.get("n_rows"), "sha256": score.get("dataset_sha256")},
+            "training": meta.get("training_score"),
+        },
+        "slices": slices,
+        "caveats": caveats,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_model_card(card: dict[str, Any]) -> str:
+    """The model card as Markdown."""
+    model, data = card["model"], card["training_data"]
+    lines = [
+        f"# Model card: {model['version']}",
+        "",
+        "## Model details",
+        "",
+        f"- Estimator: {model['estimator']} with parameters `{model['params']}`",
+        f"- Trained at: {model['trained_at']}",
+        f"- Features: {', '.join(model['features'])}; target: {model['target']}",
+        f"- Model file SHA-256: `{model['sha256']}`",
+        f"- Libraries: {model['library_versions']}",
+        "",
+        "## Intended use",
+        "",
+        card["intended_use"],
+        "",
+        "## Training data",
+        "",
+        f"- File: {data.get('path')} (SHA-256 `{data.get('sha256')}`)",
+        f"- Rows: {data.get('rows')} read, {data.get('rows_used')} used, "
+        f"{data.get('rows_dropped_missing')} dropped for missing values",
+        f"- Class balance: {data.get('class_balance')}",
+        "",
+        "## Metrics",
+        "",
+        "| data | f1 | precision | recall | accuracy | roc_auc | rows |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("test", "training"):
+        m = card["metrics"].get(name) or {}
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                _fmt(m.get(k))
+                for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "n_rows")
+            )
+            + " |"
+        )
+    lines += ["", "## Metrics per slice", ""]
+    for column, info in card["slices"].items():
+        lines += [
+            f"### {column}",
+            "",
+            "| data | slice | rows | positives | f1 | accuracy |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in ("test", "training"):
+            for s in info[name]:
+                lines.append(
+                    f"| {name} | {s['slice']} | {s['n_rows']} | {_fmt(s.get('positives'))} | "
+                    f"{_fmt(s.get('f1'))} | {_fmt(s.get('accuracy'))} |"
+                )
+        lines.append("")
+    lines += ["## Known caveats", ""] + [f"- {c}" for c in card["caveats"]]
+    return "\n".join(lines) + "\n"
+
+
+def model_card_folder(settings: Settings) -> Path:
+    """``<prod_deployment_path>/modelcards``: one card per deployed version."""
+    return settings.prod_deployment_path / MODEL_CARDS_DIR
+
+
+def write_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
+    """Write the card of the artifact in ``folder`` and return it.
+
+    Written as ``modelcards/<version>.md`` and ``.json`` under the production
+    folder (the version folders themselves are never changed), and as
+    ``modelcard.md`` in ``output_model_path`` next to the report.
+    """
+    card = build_model_card(settings, folder)
+    text = render_model_card(card)
+    target = model_card_folder(settings)
+    target.mkdir(parents=True, exist_ok=True)
+    version = card["model"]["version"]
+    atomic_write_json(target / f"{version}.json", card)
+    atomic_write_text(target / f"{version}.md", text)
+    settings.output_model_path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(settings.output_model_path / MODEL_CARD_MD, text)
+    return card
+
+
+def read_model_card(settings: Settings, version: str) -> str | None:
+    """The Markdown model card of a deployed version, or None."""
+    try:
+        return (model_card_folder(settings) / f"{version}.md").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return None

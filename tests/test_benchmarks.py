@@ -1,0 +1,56 @@
+"""The benchmark suite runs end to end in its quick mode (no wrk needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from monitoring.config import PROJECT_ROOT
+
+BENCHMARKS = PROJECT_ROOT / "benchmarks"
+
+pytestmark = pytest.mark.e2e
+
+
+def _load(name: str) -> ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_run_all_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    run_all = _load("run_all")
+    assert run_all.main(["--quick", "--no-wrk"]) == 0
+    out = capsys.readouterr().out
+    assert "=== goals ===" in out
+    for goal in (
+        "/prediction 10 rows >= 0.45x ceiling (capture off)",
+        "/scoring >= 0.7x ceiling",
+        "/diagnostics >= 0.5x ceiling",
+        "redeploy served within 1 s, no restart",
+        "model loaded once per process",
+        "ingestion <= 1.5x polars time",
+        "ingestion peak memory < 3x data size",
+        "batch probabilities == sklearn's",
+        "drift: 10k-row column < 1 ms",
+    ):
+        assert goal in out, goal
+    # Correctness goals hold even at smoke sizes.
+    for line in out.splitlines():
+        if "model loaded once per process" in line or "probabilities == sklearn" in line:
+            assert line.rstrip().endswith("PASS"), line
+
+
+def test_bench_scripts_are_not_collected_as_tests() -> None:
+    assert Path(BENCHMARKS / "bench_http.py").is_file()
+    assert not any(p.name.startswith("test_") for p in BENCHMARKS.iterdir())

@@ -1,0 +1,113 @@
+"""The fast paths of the request hot path give exactly what the slow paths give."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from monitoring.exceptions import DataValidationError
+from monitoring.ingestion import write_csv
+from monitoring.model import Artifact
+from monitoring.payloads import frame_from_records
+
+FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
+
+
+def _artifact(estimator: Any, rng: np.random.Generator) -> tuple[Artifact, pd.DataFrame]:
+    frame = pd.DataFrame(rng.normal(size=(400, 3)) * [300, 2000, 50], columns=FEATURES)
+    target = (frame["lastyear_activity"] + rng.normal(size=400) * 900 > 0).astype(int)
+    estimator.fit(frame, target)
+    metadata = {"version": "v", "features": FEATURES}
+    return Artifact(estimator=estimator, metadata=metadata, folder=Path(".")), frame
+
+
+@pytest.mark.parametrize("solver", ["liblinear", "lbfgs"])
+def test_logistic_regression_fast_path_equals_predict_proba(
+    rng: np.random.Generator, solver: str
+) -> None:
+    artifact, frame = _artifact(LogisticRegression(solver=solver), rng)
+    for rows in (1, 10, 400):
+        matrix = np.ascontiguousarray(frame.iloc[:rows].to_numpy(dtype="float64"))
+        expected = artifact.estimator.predict_proba(frame.iloc[:rows])[:, 1]
+        assert np.array_equal(artifact.positive_proba(matrix), expected)
+    result = artifact.predict(frame)
+    assert result["predictions"] == [int(v) for v in artifact.estimator.predict(frame)]
+
+
+def test_other_estimators_use_predict_proba(rng: np.random.Generator) -> None:
+    artifact, frame = _artifact(RandomForestClassifier(n_estimators=5, random_state=0), rng)
+    matrix = frame.to_numpy(dtype="float64")
+    expected = artifact.estimator.predict_proba(frame)[:, 1]
+    assert np.array_equal(artifact.positive_proba(matrix), expected)
+
+
+ROWS = [
+    {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
+    {"lastmonth_activity": 14.5, "lastyear_activity": 2145, "number_of_employees": 99},
+]
+
+
+def test_records_fast_path_matches_pandas() -> None:
+    fast = frame_from_records(ROWS, FEATURES)
+    slow = pd.DataFrame.from_records(ROWS)
+    assert list(fast.columns) == FEATURES
+    assert np.array_equal(fast.to_numpy(dtype="float64"), slow.to_numpy(dtype="float64"))
+
+
+def test_rows_with_extra_or_missing_keys_keep_pandas_semantics(rng: np.random.Generator) -> None:
+    extra = frame_from_records([{**ROWS[0], "corporation": "abc"}], FEATURES)
+    assert list(extra.columns) == [*FEATURES, "corporation"]
+    gap = frame_from_records([{**ROWS[0], "number_of_employees": None}], FEATURES)
+    artifact, _ = _artifact(LogisticRegression(), rng)
+    with pytest.raises(DataValidationError, match="has a missing value at row 0"):
+        artifact.predict(gap, input_name="request body")
+    reordered = frame_from_records([dict(reversed(list(ROWS[0].items())))], FEATURES)
+    assert list(reordered.columns) == FEATURES
+
+
+def test_feature_matrix_fast_path_refuses_non_finite(rng: np.random.Generator) -> None:
+    artifact, _ = _artifact(LogisticRegression(), rng)
+    frame = pd.DataFrame([[1.0, np.inf, 3.0]], columns=FEATURES)
+    with pytest.raises(DataValidationError, match="infinite value at row 0"):
+        artifact.feature_matrix(frame, input_name="x")
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame(
+            {
+                "corporation": pd.array(["a", None, "x y", ""], dtype="string"),
+                "a": [1, 2, 3, 4],
+                "f": [0.1, np.nan, 1e20, -0.0],
+            }
+        ),
+        pd.DataFrame({"corporation": pd.array(["a,b", 'q"', "x", None], dtype="string"), "a": 1}),
+        pd.DataFrame({"f": [1.0, np.nan]}),
+        pd.DataFrame({"i": np.array([1, 2], dtype="int32"), "f": np.array([1.5, 2], "float32")}),
+        pd.DataFrame({"c": pd.array(list("ab"), dtype="str"), "f": [1.234e-7, 5e-324]}),
+    ],
+)
+def test_write_csv_is_byte_identical_to_pandas(frame: pd.DataFrame) -> None:
+    handle = io.BytesIO()
+    write_csv(frame, handle)
+    assert handle.getvalue().decode() == frame.to_csv(index=False)
+
+
+def test_cached_diagnostics_and_scoring_follow_the_store(
+    deployed: dict[str, Any], client: Any, settings: Any, store: Any
+) -> None:
+    from monitoring.ingestion import ingest
+
+    first = client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"]
+    assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first
+    ingest(settings, store=store)
+    assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first + 1
+    assert client.get("/scoring").status_code == 200

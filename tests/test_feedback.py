@@ -1,0 +1,175 @@
+"""Prediction capture, delayed labels through POST /feedback, live performance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app import create_app
+from monitoring import capture
+from monitoring.config import Settings
+from monitoring.store import Store
+
+ROWS = [
+    {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
+    {"lastmonth_activity": 14, "lastyear_activity": 2145, "number_of_employees": 99},
+]
+TEST_CSV = {"dataset_path": "data/testdata/testdata.csv"}
+
+
+@pytest.fixture
+def api(deployed: dict[str, Any], client: Any) -> Any:
+    return client
+
+
+def test_every_prediction_is_captured_with_row_ids(
+    api: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    response = api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "req-1"})
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["request_id"] == "req-1" == response.headers["X-Request-ID"]
+    assert len(body["row_ids"]) == 2
+    rows = capture.captured(store, request_id="req-1")
+    assert [r["id"] for r in rows] == body["row_ids"]
+    assert [r["row_index"] for r in rows] == [0, 1]
+    assert [r["prediction"] for r in rows] == body["predictions"] == [0, 1]
+    assert [r["probability"] for r in rows] == body["probabilities"]
+    assert rows[0]["inputs"] == ROWS[0]
+    assert {r["model_version"] for r in rows} == {deployed["model_version"]}
+    assert all(r["label"] is None for r in rows)
+
+
+def test_live_f1_from_feedback_matches_a_hand_computation(
+    api: Any, deployed: dict[str, Any]
+) -> None:
+    first = api.post("/prediction", json=TEST_CSV).get_json()
+    second = api.post("/prediction", json={"data": ROWS}).get_json()
+    assert first["predictions"] == [0, 1, 1, 1, 1]
+    assert second["predictions"] == [0, 1]
+
+    response = api.post(
+        "/feedback",
+        json={
+            "feedback": [
+                {"request_id": first["request_id"], "labels": [0, 1, 0, 1, 0]},
+                {"row_id": second["row_ids"][0], "label": 1},
+                {"row_id": second["row_ids"][1], "label": 1},
+            ]
+        },
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["labelled_rows"] == 7
+
+    # Derivation, pairs (prediction, label):
+    #   first request:  (0,0) (1,1) (1,0) (1,1) (1,0) -> TN 1, TP 2, FP 2
+    #   second request: (0,1) (1,1)                   -> FN 1, TP 1
+    # Total TP 3, FP 2, FN 1, TN 1.
+    # precision = 3/5, recall = 3/4, F1 = 2TP / (2TP + FP + FN) = 6/9 = 2/3,
+    # accuracy = (TP + TN) / 7 = 4/7.
+    live = api.get("/scoring").get_json()["live_performance"][deployed["model_version"]]
+    assert live["n_captured"] == 7
+    assert live["n_labelled"] == 7
+    assert live["f1"] == pytest.approx(2 / 3)
+    assert live["precision"] == pytest.approx(3 / 5)
+    assert live["recall"] == pytest.approx(3 / 4)
+    assert live["accuracy"] == pytest.approx(4 / 7)
+    assert live["confusion_matrix"] == [[1, 2], [1, 3]]
+
+
+def test_feedback_with_unknown_ids_is_404_and_stores_nothing(api: Any, store: Store) -> None:
+    known = api.post("/prediction", json={"data": ROWS}).get_json()
+    response = api.post(
+        "/feedback",
+        json={
+            "feedback": [
+                {"request_id": known["request_id"], "labels": [1, 1]},
+                {"request_id": "never-seen", "labels": [1]},
+                {"row_id": 999999, "label": 0},
+            ]
+        },
+    )
+    assert response.status_code == 404
+    assert response.get_json() == {
+        "error": "Not Found",
+        "message": "unknown request ids: ['never-seen']; unknown row ids: [999999] "
+        "(never captured, sampled out or expired); no labels stored",
+        "status": 404,
+    }
+    assert all(r["label"] is None for r in capture.captured(store, request_id=known["request_id"]))
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"request_id": "R", "labels": [1]}, 422, "has 2 captured rows but 1 labels"),
+        ({"request_id": "R", "labels": [2, 0]}, 422, "a label must be 0 or 1, got 2"),
+        ({"row_id": "x", "label": 1}, 422, "'row_id' must be an integer"),
+        ({"labels": [1]}, 422, "give either 'request_id' with 'labels'"),
+        ([], 422, "no items given"),
+    ],
+)
+def test_invalid_feedback(api: Any, body: Any, status: int, message: str) -> None:
+    api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "R"})
+    response = api.post("/feedback", json=body)
+    assert response.status_code == status
+    assert message in response.get_json()["message"]
+
+
+def test_feedback_needs_a_json_body(api: Any) -> None:
+    response = api.post("/feedback", data=b"not json", content_type="text/plain")
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "feedback must be a JSON body"
+
+
+def test_sampling_rate_zero_captures_nothing(
+    make_settings: Callable[..., Settings], deployed: dict[str, Any], store: Store
+) -> None:
+    settings = make_settings(capture={"sample_rate": 0.0})
+    client = create_app(settings, {"TESTING": True}).test_client()
+    body = client.post("/prediction", json={"data": ROWS}).get_json()
+    assert "row_ids" not in body and body["request_id"]
+    assert capture.captured(store, request_id=body["request_id"]) == []
+    response = client.post("/feedback", json={"request_id": body["request_id"], "labels": [1, 0]})
+    assert response.status_code == 404
+
+
+def test_retention_deletes_old_rows(api: Any, settings: Settings, store: Store) -> None:
+    body = api.post("/prediction", json={"data": ROWS}).get_json()
+    later = datetime.now(UTC) + timedelta(days=settings.capture["retention_days"] + 1)
+    assert capture.purge(store, settings, now=later) == 2
+    assert capture.captured(store, request_id=body["request_id"]) == []
+
+
+def test_pipeline_uses_live_labels_as_a_model_drift_check(
+    make_settings: Callable[..., Settings], deployed: dict[str, Any], store: Store
+) -> None:
+    from monitoring.pipeline import run_full_process
+
+    settings = make_settings(capture={"min_labelled_rows": 4})
+    client = create_app(settings, {"TESTING": True}).test_client()
+    body = client.post("/prediction", json=TEST_CSV).get_json()
+    # Every label the opposite of the prediction: live F1 is 0.
+    wrong = [1 - p for p in body["predictions"]]
+    assert client.post("/feedback", json={"request_id": body["request_id"], "labels": wrong})
+    run = run_full_process(settings, store=store, force=True)
+    live = run["evidence"]["live_model_drift"]
+    assert live["checked"] is True
+    assert live["drift"] is True
+    assert live["new"] == 0.0
+    assert live["live"]["n_labelled"] == 5
+
+
+def test_few_labels_are_evidence_only(
+    settings: Settings, deployed: dict[str, Any], store: Store
+) -> None:
+    from monitoring.model import load_artifact
+    from monitoring.pipeline import current_folder
+
+    champion = load_artifact(current_folder(settings))
+    result = capture.live_model_drift(settings, store, champion)
+    assert result["checked"] is False and result["drift"] is False
+    assert result["reason"] == "0 labelled live rows; at least 30 needed"

@@ -1,0 +1,218 @@
+"""Prometheus metrics (single process and across gunicorn workers), request ids, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitoring.config import PROJECT_ROOT, Settings
+from monitoring.observability import JsonFormatter, RequestIdFilter
+from monitoring.store import Store
+from tests.test_e2e import free_port, wait_until_up
+
+ROWS = [
+    {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
+    {"lastmonth_activity": 14, "lastyear_activity": 2145, "number_of_employees": 99},
+]
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def api(deployed: dict[str, Any], client: Any) -> Any:
+    return client
+
+
+def test_metrics_count_requests_and_predictions(api: Any, deployed: dict[str, Any]) -> None:
+    version = deployed["model_version"]
+    before = api.get("/metrics").get_data(as_text=True)
+    for _ in range(3):
+        assert api.post("/prediction", json={"data": ROWS}).status_code == 200
+    assert api.post("/prediction", json={"data": [{"x": 1}]}).status_code == 422
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    after = response.get_data(as_text=True)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    ok = {"endpoint": "/prediction", "method": "POST", "status": "200"}
+    assert delta("monitoring_http_requests_total", **ok) == 3
+    assert delta("monitoring_http_requests_total", **{**ok, "status": "422"}) == 1
+    assert delta("monitoring_http_request_duration_seconds_count", **ok) == 3
+    assert delta("monitoring_predictions_total", model_version=version) == 6
+    assert delta("monitoring_predicted_positive_total", model_version=version) == 3
+    assert value(after, "monitoring_model_info", model_version=version) == 1
+    assert value(after, "monitoring_ingested_data_age_seconds") >= 0
+    assert value(after, "monitoring_live_labelled_rows", model_version=version) == 0
+
+
+def test_state_metrics_come_from_the_record_store(
+    api: Any, settings: Settings, store: Store
+) -> None:
+    from monitoring.pipeline import run_full_process
+
+    run_full_process(settings, store=store)  # the CLI's process: nothing new
+    assert api.post("/drift", json={"data": ROWS * 3}).status_code == 200
+    text = api.get("/metrics").get_data(as_text=True)
+    assert value(text, "monitoring_pipeline_runs_total", outcome="no_new_data") == 1
+    latest = store.drift_reports(limit=1)[0]
+    assert value(text, "monitoring_data_drift_detected") == float(latest["dataset_drift"])
+    assert value(text, "monitoring_data_drift_drifted_columns") == len(latest["drifted_columns"])
+
+
+def test_request_id_is_accepted_when_sane_and_generated_otherwise(api: Any) -> None:
+    given = api.get("/health", headers={"X-Request-ID": "abc-123.x"})
+    assert given.headers["X-Request-ID"] == "abc-123.x"
+    for bad in ("bad id with spaces", "x" * 200, "<script>"):
+        got = api.get("/health", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
+        assert got != bad and len(got) == 32 and int(got, 16) >= 0
+    error = api.get("/nowhere")
+    assert error.status_code == 404 and len(error.headers["X-Request-ID"]) == 32
+
+
+def test_log_lines_are_json_with_the_request_id(api: Any) -> None:
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("monitoring.request")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        api.get("/health", headers={"X-Request-ID": "trace-42"})
+        logging.getLogger("monitoring.other").warning("outside a request")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    record = json.loads(lines[0])
+    assert record["request_id"] == "trace-42"
+    assert record["message"] == "GET /health 200"
+    assert record["status"] == 200 and record["path"] == "/health"
+    assert record["duration_ms"] >= 0 and record["level"] == "INFO"
+    assert record["time"].endswith("Z")
+
+
+@pytest.fixture
+def gunicorn_server(
+    settings: Settings, deployed: dict[str, Any], tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    """gunicorn with 2 workers and a given PROMETHEUS_MULTIPROC_DIR (stale file in it)."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    (prom / "counter_99999999.db").write_bytes(b"stale")  # emptied at server start
+    port = free_port()
+    env = {
+        **os.environ,
+        "MONITORING_CONFIG": str(settings.config_path),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "2",
+        "MONITORING_PYPI_URL": "http://127.0.0.1:9",
+    }
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(PROJECT_ROOT / "gunicorn.conf.py"),
+            "--chdir",
+            str(PROJECT_ROOT),
+            "wsgi:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url, prom
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.e2e
+def test_metrics_add_up_across_gunicorn_workers(
+    gunicorn_server: tuple[str, Path], deployed: dict[str, Any]
+) -> None:
+    (url, prom), version = gunicorn_server, deployed["model_version"]
+
+    def writers() -> set[str]:
+        return {p.stem.split("_")[-1] for p in prom.glob("counter_*.db")}
+
+    def health(_: int) -> int:
+        response = requests.get(url + "/health", headers={"Connection": "close"}, timeout=30)
+        return response.status_code
+
+    # The second worker may still be importing the app: poke until both have counted.
+    deadline = time.monotonic() + 30
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        while len(writers()) < 2 and time.monotonic() < deadline:
+            list(pool.map(health, range(4)))
+    assert len(writers()) == 2, writers()
+    before = requests.get(url + "/metrics", timeout=10).text
+    pids = set()
+
+    def predict(_: int) -> int:
+        # A new connection each time, from 4 threads at once: while one sync worker
+        # is busy the other accepts, so both workers count.
+        response = requests.post(
+            url + "/prediction", json={"data": ROWS}, headers={"Connection": "close"}, timeout=30
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(predict, range(12))) == [200] * 12
+    for _ in range(4):
+        health = requests.get(url + "/health", headers={"Connection": "close"}, timeout=10)
+        pids.add(health.headers.get("X-Request-ID"))
+    text = requests.get(url + "/metrics", timeout=10).text
+    ok = {"endpoint": "/prediction", "method": "POST", "status": "200"}
+    assert value(text, "monitoring_http_requests_total", **ok) == 12
+    assert value(text, "monitoring_http_request_duration_seconds_count", **ok) == 12
+    assert value(text, "monitoring_predictions_total", model_version=version) == 24
+    assert value(text, "monitoring_predicted_positive_total", model_version=version) == 12
+    health_ok = {"endpoint": "/health", "method": "GET", "status": "200"}
+    health_delta = value(text, "monitoring_http_requests_total", **health_ok) - value(
+        before, "monitoring_http_requests_total", **health_ok
+    )
+    assert health_delta == 4
+    assert value(text, "monitoring_model_info", model_version=version) == 1
+    assert len(pids) == 4  # every response carried its own request id
+    # Both workers counted (one file per worker pid), the stale file is gone, and
+    # the sums above are across them.
+    assert len(writers()) == 2 and "99999999" not in writers()
