@@ -218,6 +218,7 @@ def run_full_process(
     """
     store = store or Store(settings.database_url)
     with pipeline_lock(settings):
+        store.close_interrupted_runs()
         run_id = store.start_run()
         evidence: dict[str, Any] = {}
         try:

@@ -319,6 +319,25 @@ class Store:
                 )
             )
 
+    def close_interrupted_runs(self) -> int:
+        """Mark runs still ``running`` as interrupted; return how many.
+
+        Call only while holding the pipeline lock: then no run can be in progress,
+        so a ``running`` record belongs to a process that died mid-run.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.status == "running")
+                .values(
+                    finished_at=utcnow(),
+                    status="interrupted",
+                    outcome="interrupted",
+                    reason="the process running it stopped before it finished",
+                )
+            )
+            return int(result.rowcount or 0)
+
     def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Pipeline runs, newest first, with their evidence decoded."""
         query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)

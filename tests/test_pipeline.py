@@ -145,3 +145,14 @@ def test_a_failed_run_is_recorded(
 )
 def test_gate_table(champion: float, challenger: float, margin: float, accepted: bool) -> None:
     assert gate(champion, challenger, margin=margin)["accepted"] is accepted
+
+
+def test_a_run_killed_mid_way_is_marked_interrupted_by_the_next(
+    settings: Any, store: Store
+) -> None:
+    stale = store.start_run()  # as if its process had been killed
+    run_full_process(settings, store=store)
+    record = store.run(stale)
+    assert record is not None
+    assert (record["status"], record["outcome"]) == ("interrupted", "interrupted")
+    assert record["finished_at"] is not None
