@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from monitoring.exceptions import MonitoringError
-from monitoring.files import read_json, read_table
+from monitoring.files import file_identity, read_json, read_table
+from monitoring.reporting import format_value as fmt
 
 _CACHE: dict[str, tuple[Any, str]] = {}
-
-
-def _file_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 # -- data ------------------------------------------------------------------------
@@ -115,7 +107,7 @@ def cache_key(monitor: Any) -> Any:
     latest_score = store.scores(limit=1)
     return (
         current_version(settings),
-        _file_key(settings.finaldata_file),
+        file_identity(settings.finaldata_file),
         latest_run[0]["id"] if latest_run else None,
         latest_run[0]["status"] if latest_run else None,
         latest_score[-1]["id"] if latest_score else None,
@@ -212,7 +204,7 @@ def build_figures(ctx: dict[str, Any]) -> dict[str, Figure]:
         score = ctx.get("test_score") or {}
         figures["confusion"] = confusion_figure(
             ctx["confusion_matrix"],
-            f"test data, {score.get('n_rows')} rows, F1 {_fmt(score.get('f1'))}",
+            f"test data, {score.get('n_rows')} rows, F1 {fmt(score.get('f1'))}",
         )
     for column, (reference, current) in ctx["histograms"].items():
         figures[f"hist:{column}"] = histogram_figure(column, reference, current)
@@ -230,18 +222,10 @@ def figures_png(figures: dict[str, Figure]) -> dict[str, bytes]:
 
 
 # -- HTML ------------------------------------------------------------------------
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _e(value: Any) -> str:
-    return html.escape(_fmt(value))
+    return html.escape(fmt(value))
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, cls: str = "") -> str:
@@ -438,9 +422,9 @@ def write_pdf(path: Path, ctx: dict[str, Any], figures: dict[str, Figure], *, ti
         "",
         f"model version: {model.get('version', 'n/a')}",
         f"estimator: {model.get('estimator', 'n/a')}, trained at {model.get('trained_at')}",
-        f"test F1: {_fmt(score.get('f1'))} on {_fmt(score.get('n_rows'))} rows",
-        f"data drift: {_fmt(drift.get('dataset_drift'))} "
-        f"({_fmt(drift.get('n_drifted'))} of {_fmt(drift.get('n_columns'))} columns)",
+        f"test F1: {fmt(score.get('f1'))} on {fmt(score.get('n_rows'))} rows",
+        f"data drift: {fmt(drift.get('dataset_drift'))} "
+        f"({fmt(drift.get('n_drifted'))} of {fmt(drift.get('n_columns'))} columns)",
         "",
         "recent pipeline runs:",
     ]
@@ -448,7 +432,7 @@ def write_pdf(path: Path, ctx: dict[str, Any], figures: dict[str, Figure], *, ti
         lines.append(f"  {run['started_at'][:19]}  {run['outcome'] or run['status']}")
     for version, perf in ctx["live"].items():
         lines.append(
-            f"live F1 of {version}: {_fmt(perf.get('f1'))} on {perf['n_labelled']} labelled rows"
+            f"live F1 of {version}: {fmt(perf.get('f1'))} on {perf['n_labelled']} labelled rows"
         )
     buffer = io.BytesIO()
     with PdfPages(buffer) as pdf:

@@ -41,7 +41,6 @@ stale (its latest versions are still shown for packages it knows).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import functools
 import hashlib
 import http.client
@@ -50,7 +49,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -62,6 +60,7 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 from monitoring.exceptions import ConfigError
+from monitoring.files import atomic_write_text
 
 __all__ = [
     "DEFAULT_PYPI_URL",
@@ -832,38 +831,6 @@ def _read_snapshot(path: Path) -> _Snapshot | None:
     return snapshot
 
 
-def _fsync_directory(folder: Path) -> None:
-    """Flush a directory entry to disk where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_json(path: Path, document: object) -> None:
-    """Write JSON next to ``path``, fsync it and move it into place atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    _fsync_directory(path.parent)
-
-
 class _ProcessState:
     """Process-wide refresh state, guarded by ``lock``.
 
@@ -1031,7 +998,9 @@ class DependencyCache:
         return _Snapshot(checked_at=_now(), digest=digest, latest=latest), requirements
 
     def _store(self, snapshot: _Snapshot) -> None:
-        _atomic_write_json(self.cache_path, snapshot.to_json())
+        atomic_write_text(
+            self.cache_path, json.dumps(snapshot.to_json(), indent=2, sort_keys=True) + "\n"
+        )
         with _state.lock:
             _state.unwritten.pop(self._key, None)
 

@@ -92,6 +92,18 @@ def _copy_stream(src: IO[bytes], dst: IO[bytes]) -> None:
         dst.write(chunk)
 
 
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of ``path``, or None when it does not exist.
+
+    Cheap enough to call per request; changes whenever the file is replaced.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

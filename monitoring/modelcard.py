@@ -23,6 +23,7 @@ from monitoring.config import Settings
 from monitoring.exceptions import MissingArtifactError
 from monitoring.files import atomic_write_json, atomic_write_text, read_table, sha256_file
 from monitoring.model import Artifact, load_artifact
+from monitoring.reporting import format_value as fmt
 
 MODEL_CARD_MD = "modelcard.md"
 MODEL_CARDS_DIR = "modelcards"
@@ -159,14 +160,6 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     }
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def render_model_card(card: dict[str, Any]) -> str:
     """The model card as Markdown."""
     model, data = card["model"], card["training_data"]
@@ -202,7 +195,7 @@ def render_model_card(card: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | "
             + " | ".join(
-                _fmt(m.get(k))
+                fmt(m.get(k))
                 for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "n_rows")
             )
             + " |"
@@ -218,8 +211,8 @@ def render_model_card(card: dict[str, Any]) -> str:
         for name in ("test", "training"):
             for s in info[name]:
                 lines.append(
-                    f"| {name} | {s['slice']} | {s['n_rows']} | {_fmt(s.get('positives'))} | "
-                    f"{_fmt(s.get('f1'))} | {_fmt(s.get('accuracy'))} |"
+                    f"| {name} | {s['slice']} | {s['n_rows']} | {fmt(s.get('positives'))} | "
+                    f"{fmt(s.get('f1'))} | {fmt(s.get('accuracy'))} |"
                 )
         lines.append("")
     lines += ["## Known caveats", ""] + [f"- {c}" for c in card["caveats"]]

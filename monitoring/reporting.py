@@ -75,9 +75,18 @@ def write_confusion_matrix(
     return {"path": str(path), "model_version": artifact.version, "metrics": metrics}
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """How reports, model cards and the dashboard show a value.
+
+    Examples
+    --------
+    >>> [format_value(v) for v in (None, True, 0.123456, 3)]
+    ['n/a', 'yes', '0.1235', '3']
+    """
     if value is None:
         return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -86,7 +95,7 @@ def _fmt(value: Any) -> str:
 def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
     return "\n".join(lines)
 
 

@@ -10,7 +10,6 @@ re-runs a step. Nothing here writes production files.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from monitoring.config import Settings
 from monitoring.deployment import CURRENT_FILE, current_folder, list_versions
 from monitoring.drift import detect_data_drift, model_drift_status
 from monitoring.exceptions import MissingArtifactError, NotDeployedError
-from monitoring.files import read_json, read_table
+from monitoring.files import file_identity, read_json, read_table
 from monitoring.model import Artifact, load_artifact
 from monitoring.scoring import read_score
 from monitoring.store import Store, utcnow
@@ -33,14 +32,6 @@ DEPENDENCY_CACHE = ".dependency-check.json"
 # The dependency report lists installed versions, read from package metadata (a few
 # ms); it is recomputed when its inputs change or after this many seconds.
 DEPENDENCY_TTL_SECONDS = 10.0
-
-
-def _file_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class Monitor:
@@ -69,7 +60,7 @@ class Monitor:
         NotDeployedError
             If nothing is deployed.
         """
-        key = _file_key(self.settings.prod_deployment_path / CURRENT_FILE)
+        key = file_identity(self.settings.prod_deployment_path / CURRENT_FILE)
         if key is None:
             raise NotDeployedError(
                 "no model is deployed yet; run 'python -m monitoring setup' first"
@@ -136,7 +127,7 @@ class Monitor:
         if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
             return None
         path = url[len("sqlite:///") :].split("?", 1)[0]
-        return (_file_key(Path(path)), _file_key(Path(path + "-wal")))
+        return (file_identity(Path(path)), file_identity(Path(path + "-wal")))
 
     def _scoring(self, artifact: Artifact) -> dict[str, Any]:
         score = read_score(artifact.folder)
@@ -180,7 +171,7 @@ class Monitor:
                 "summary": profile["summary"],
             }
 
-        return self._cached("summarystats", _file_key(path), load)
+        return self._cached("summarystats", file_identity(path), load)
 
     def diagnostics(self) -> dict[str, Any]:
         """Missing data, recorded step timings and the (cached) dependency check."""
@@ -189,7 +180,7 @@ class Monitor:
         profile_path = self.settings.profile_file
         missing = self._cached(
             "missing_data",
-            _file_key(profile_path),
+            file_identity(profile_path),
             lambda: (read_json(profile_path) or {}).get("missing", []),
         )
         store_key = self._store_key()
@@ -213,7 +204,7 @@ class Monitor:
         requirements = self.settings.root / "requirements.txt"
         cache = self.settings.output_model_path / DEPENDENCY_CACHE
         now = time.monotonic()
-        key = (_file_key(requirements), _file_key(cache))
+        key = (file_identity(requirements), file_identity(cache))
         hit = self._cache.get("dependencies")
         if hit is not None and hit[0][0] == key and now - hit[0][1] < DEPENDENCY_TTL_SECONDS:
             report: dict[str, Any] = hit[1]
@@ -252,7 +243,7 @@ class Monitor:
                 )
             report = self._cached(
                 "drift",
-                (artifact.version, _file_key(path)),
+                (artifact.version, file_identity(path)),
                 lambda: self._drift(artifact, read_table(path), path.name, "ingested"),
             )
         else:

@@ -4,75 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from monitoring.config import PROJECT_ROOT, Settings
+from tests.helpers import free_port, running_gunicorn
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}")
-        try:
-            requests.get(url + "/health", timeout=10)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout} s")
 
 
 @pytest.fixture
 def server(settings: Settings, deployed: dict[str, Any]) -> Iterator[tuple[str, dict[str, str]]]:
     """gunicorn with 2 workers serving the deployed practice model."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MONITORING_CONFIG": str(settings.config_path),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": "2",
-        "MONITORING_PYPI_URL": "http://127.0.0.1:9",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(PROJECT_ROOT / "gunicorn.conf.py"),
-            "--chdir",
-            str(PROJECT_ROOT),
-            "wsgi:app",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
-        yield url, env
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with running_gunicorn(settings) as running:
+        yield running
 
 
 def test_apicalls_against_gunicorn(

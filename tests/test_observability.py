@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +14,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.config import PROJECT_ROOT, Settings
+from monitoring.config import Settings
 from monitoring.observability import JsonFormatter, RequestIdFilter
 from monitoring.store import Store
-from tests.test_e2e import free_port, wait_until_up
+from tests.helpers import running_gunicorn
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
@@ -131,38 +128,8 @@ def gunicorn_server(
     prom = tmp_path / "prom"
     prom.mkdir()
     (prom / "counter_99999999.db").write_bytes(b"stale")  # emptied at server start
-    port = free_port()
-    env = {
-        **os.environ,
-        "MONITORING_CONFIG": str(settings.config_path),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": "2",
-        "MONITORING_PYPI_URL": "http://127.0.0.1:9",
-    }
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(PROJECT_ROOT / "gunicorn.conf.py"),
-            "--chdir",
-            str(PROJECT_ROOT),
-            "wsgi:app",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
+    with running_gunicorn(settings, PROMETHEUS_MULTIPROC_DIR=str(prom)) as (url, _):
         yield url, prom
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.mark.e2e
