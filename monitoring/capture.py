@@ -19,7 +19,9 @@ fifty captures, so the cost is spread out).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -53,8 +55,8 @@ def should_capture(settings: Settings) -> bool:
 
 def _row_json(frame: pd.DataFrame) -> list[str]:
     # to_json handles numpy scalars, NaN (-> null) and timestamps in one C pass.
-    text = frame.to_json(orient="records", date_format="iso")
-    return [json.dumps(row, separators=(",", ":")) for row in json.loads(text)]
+    text = frame.to_json(orient="records", date_format="iso", lines=True)
+    return text.splitlines()
 
 
 def record(
@@ -96,13 +98,80 @@ def record(
             zip(_row_json(frame), predictions, probabilities, strict=True)
         )
     ]
-    table = captured_predictions
-    # One statement with RETURNING (SQLite >= 3.35, PostgreSQL), ids in row order.
-    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    with store.engine.begin() as conn:
-        ids = [int(r[0]) for r in conn.execute(query, rows)]
+    if store.engine.dialect.name == "sqlite":
+        ids = _insert_sqlite(store, rows)
+    else:
+        table = captured_predictions
+        # One statement with RETURNING, ids in row order.
+        query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        with store.engine.begin() as conn:
+            ids = [int(r[0]) for r in conn.execute(query, rows)]
     if random.random() < 1.0 / PURGE_EVERY:
         purge(store, settings)
+    return ids
+
+
+_COLUMNS = (
+    "request_id",
+    "row_index",
+    "captured_at",
+    "model_version",
+    "inputs",
+    "prediction",
+    "probability",
+)
+_CHUNK = 1000  # rows per statement: 7 000 parameters, under SQLite's 32 766
+_lock_fds: dict[tuple[int, str], int] = {}
+
+
+def _writer_lock_fd(store: Store) -> int:
+    """A per-process descriptor on ``<database>.capture-lock``."""
+    database = store.engine.url.database or ""
+    key = (os.getpid(), database)
+    fd = _lock_fds.get(key)
+    if fd is None:
+        fd = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        _lock_fds[key] = fd
+    return fd
+
+
+def _insert_sqlite(store: Store, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert captured rows on the DBAPI connection; return their ids in order.
+
+    This is on the request path of every prediction, so it skips SQLAlchemy's
+    statement layer (about 5x cheaper per request) and serialises writers of all
+    workers with an ``flock``: a waiting worker is woken the moment the lock is
+    free, instead of SQLite's busy handler sleeping 1, 2, 5, 10 ... ms between
+    retries. The write is committed before the response, so nothing is lost.
+    """
+    if not store.engine.url.database or store.engine.url.database == ":memory:":
+        raise MonitoringError("prediction capture needs a file database")
+    fd = _writer_lock_fd(store)
+    ids: list[int] = []
+    connection = store.engine.raw_connection()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            cursor = connection.cursor()
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
+                sql = (
+                    f"INSERT INTO captured_predictions ({', '.join(_COLUMNS)}) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                    + " RETURNING id"
+                )
+                cursor.execute(sql, [row[c] for row in chunk for c in _COLUMNS])
+                # RETURNING order is unspecified in SQLite, but one statement under
+                # the writer lock gets consecutive rowids in VALUES order: sort them.
+                ids.extend(sorted(int(r[0]) for r in cursor.fetchall()))
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        connection.close()
     return ids
 
 

@@ -43,6 +43,20 @@ def test_every_prediction_is_captured_with_row_ids(
     assert all(r["label"] is None for r in rows)
 
 
+def test_a_large_request_gets_row_ids_in_row_order(api: Any, store: Store) -> None:
+    # 2,500 rows cross the 1,000-row statement chunks of the SQLite writer.
+    rows = [
+        {"lastmonth_activity": i, "lastyear_activity": 7, "number_of_employees": i % 50}
+        for i in range(2500)
+    ]
+    body = api.post("/prediction", json={"data": rows}, headers={"X-Request-ID": "big"}).get_json()
+    captured = capture.captured(store, request_id="big")
+    assert [r["id"] for r in captured] == body["row_ids"]
+    assert body["row_ids"] == list(range(body["row_ids"][0], body["row_ids"][0] + 2500))
+    assert [r["inputs"]["lastmonth_activity"] for r in captured] == list(range(2500))
+    assert [r["prediction"] for r in captured] == body["predictions"]
+
+
 def test_live_f1_from_feedback_matches_a_hand_computation(
     api: Any, deployed: dict[str, Any]
 ) -> None:
