@@ -35,6 +35,7 @@ def create_app(
     register_extensions(app, settings)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_options_json(app)
     register_observability(app)
     configure_logger(app)
     return app
@@ -67,6 +68,13 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(admin.bp)
     app.register_blueprint(openapi.bp)
+
+
+def register_options_json(app: Flask) -> None:
+    """OPTIONS answers are JSON like everything else."""
+    from monitoring.api import register_options_json as register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

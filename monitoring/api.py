@@ -9,6 +9,7 @@ Read-only endpoints are GET; nothing that changes state answers to GET or OPTION
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
@@ -147,6 +148,22 @@ def error_response(status: int, message: str, headers: Any = None) -> Any:
             if key.lower() not in ("content-type", "content-length"):
                 response.headers[key] = value
     return response
+
+
+def register_options_json(app: Flask) -> None:
+    """Answer Flask's automatic OPTIONS with JSON too: ``{"allow": [...]}``.
+
+    The view is never run for OPTIONS (Flask answers it from the URL map), so a
+    CORS preflight cannot trigger anything.
+    """
+
+    @app.after_request
+    def _options_json(response: Any) -> Any:
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
+            allowed = sorted(response.allow)
+            response.set_data(json.dumps({"allow": allowed}))
+            response.mimetype = "application/json"
+        return response
 
 
 def register_errorhandlers(app: Flask) -> None:

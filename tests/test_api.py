@@ -222,6 +222,14 @@ def test_wrong_methods_get_405_with_allow(api: Any) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+@pytest.mark.parametrize("path", ["/prediction", "/scoring", "/diagnostics", "/drift"])
+def test_options_lists_methods_as_json(api: Any, path: str) -> None:
+    response = api.options(path)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"allow": sorted(response.headers["Allow"].split(", "))}
+
+
 def test_unknown_route_is_a_json_404(api: Any) -> None:
     _error(api.get("/nope"), 404, "not found")
 
