@@ -54,7 +54,16 @@ def should_capture(settings: Settings) -> bool:
 
 
 def _row_json(frame: pd.DataFrame) -> list[str]:
-    # to_json handles numpy scalars, NaN (-> null) and timestamps in one C pass.
+    """One compact JSON object per row (the captured inputs)."""
+    if len(frame.columns) and all(d == np.float64 for d in frame.dtypes):
+        values = frame.to_numpy()
+        if np.isfinite(values).all():  # the common case: validated numeric features
+            columns = [str(c) for c in frame.columns]
+            return [
+                json.dumps(dict(zip(columns, row, strict=True)), separators=(",", ":"))
+                for row in values.tolist()
+            ]
+    # Anything else: to_json handles mixed types, NaN (-> null) and timestamps.
     text = frame.to_json(orient="records", date_format="iso", lines=True)
     return text.splitlines()
 
