@@ -23,6 +23,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,9 +170,9 @@ class Settings:
         """Folders an API client may name a dataset in."""
         return (self.input_folder_path, self.output_folder_path, self.test_data_path)
 
-    @property
+    @cached_property
     def drift_options(self) -> DriftOptions:
-        """The validated ``drift`` section."""
+        """The validated ``drift`` section (parsed once per settings object)."""
         from monitoring.drift import DriftOptions
 
         return DriftOptions.from_mapping(self.drift)

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
+
 from monitoring.config import Settings
 from monitoring.deployment import RECORD_FILE, current_folder, current_version, deploy
 from monitoring.drift import detect_data_drift, tolerance_drift
@@ -87,7 +89,9 @@ def schedule_due(settings: Settings, store: Store) -> bool:
     return datetime.now(UTC) - last >= timedelta(hours=float(hours))
 
 
-def check_model_drift(settings: Settings, store: Store, champion: Artifact) -> dict[str, Any]:
+def check_model_drift(
+    settings: Settings, store: Store, champion: Artifact, frame: pd.DataFrame, digest: str
+) -> dict[str, Any]:
     """Score the deployed model on the ingested data and compare like with like.
 
     The baseline is the deployed model's F1 on the data it was trained on; the new
@@ -95,14 +99,11 @@ def check_model_drift(settings: Settings, store: Store, champion: Artifact) -> d
     ingested batches, so the comparison is of the same metric on the same kind of
     data, with ``thresholds.model_drift_tolerance``.
     """
-    path = settings.finaldata_file
-    frame = read_table(path)
-    X, y, dropped = training_matrix(frame, settings, input_name=path.name)
+    name = settings.finaldata_file.name
+    X, y, dropped = training_matrix(frame, settings, input_name=name)
     labelled = X.assign(**{settings.target: y})
-    metrics = evaluate(champion, labelled, settings.target, input_name=path.name)
-    store.add_score(
-        score_record(champion, metrics, dataset="ingested", dataset_sha256=sha256_file(path))
-    )
+    metrics = evaluate(champion, labelled, settings.target, input_name=name)
+    store.add_score(score_record(champion, metrics, dataset="ingested", dataset_sha256=digest))
     baseline = float(champion.metadata["training_score"]["f1"])
     verdict = tolerance_drift(
         baseline, metrics["f1"], tolerance=settings.thresholds["model_drift_tolerance"]
@@ -117,17 +118,18 @@ def check_model_drift(settings: Settings, store: Store, champion: Artifact) -> d
     }
 
 
-def check_data_drift(settings: Settings, store: Store, champion: Artifact) -> dict[str, Any]:
+def check_data_drift(
+    settings: Settings, store: Store, champion: Artifact, frame: pd.DataFrame, digest: str
+) -> dict[str, Any]:
     """Data drift of the ingested data against the deployed model's training data."""
-    path = settings.finaldata_file
     report = detect_data_drift(
         artifact_reference(champion),
-        read_table(path),
+        frame,
         columns=champion.features,
         options=settings.drift_options,
     )
     store.add_drift_report(
-        report, model_version=champion.version, source="pipeline", dataset_sha256=sha256_file(path)
+        report, model_version=champion.version, source="pipeline", dataset_sha256=digest
     )
     return report
 
@@ -269,11 +271,13 @@ def _run(
     champion = load_artifact(current_folder(settings))
     evidence["champion"] = champion.version
 
+    # Both checks look at the data just ingested: read and hash it once.
+    frame, digest = read_table(settings.finaldata_file), sha256_file(settings.finaldata_file)
     progress("checking model drift of the deployed model on the new data")
-    model_drift = check_model_drift(settings, store, champion)
+    model_drift = check_model_drift(settings, store, champion, frame, digest)
     evidence["model_drift"] = model_drift
     progress("checking data drift against the training data")
-    data_drift = check_data_drift(settings, store, champion)
+    data_drift = check_data_drift(settings, store, champion, frame, digest)
     evidence["data_drift"] = data_drift
     from monitoring.capture import live_model_drift
 

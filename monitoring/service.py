@@ -183,10 +183,7 @@ class Monitor:
             file_identity(profile_path),
             lambda: (read_json(profile_path) or {}).get("missing", []),
         )
-        store_key = self._store_key()
-        if store_key is None:  # another database: re-read at most once a second
-            store_key = ("time", int(time.monotonic()))
-        timings = self._cached("timings", store_key, lambda: recorded_timings(self.store))
+        timings = self.store_cached("timings", lambda: recorded_timings(self.store))
         return {
             "missing_data": missing,
             "missing_data_unit": "share of rows, 0 to 1",
