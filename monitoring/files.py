@@ -76,11 +76,6 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def atomic_write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    """Atomically write ``frame`` as CSV without its index."""
-    return atomic_write(path, lambda handle: frame.to_csv(handle, index=False))
-
-
 def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy ``src`` to ``dst`` atomically."""
     with open(src, "rb") as handle:
