@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,62 @@ def _number(value: Any) -> float | None:
     return None if np.isnan(value) else value
 
 
+_STATS = ("mean", "median", "std", "min", "q25", "q75", "max")
+_QUARTILES = (0.25, 0.5, 0.75)
+
+
+def quartiles(values: np.ndarray) -> list[float]:
+    """``np.quantile(values, [0.25, 0.5, 0.75])`` (linear), faster for integers.
+
+    Integer arrays of modest range are counted (``np.bincount``) instead of
+    partitioned, about 10x faster at a million values. The two order statistics
+    around each quantile are then interpolated by ``np.quantile`` itself, so the
+    result is the same float.
+
+    Examples
+    --------
+    >>> quartiles(np.array([1, 2, 3, 10]))
+    [1.75, 2.5, 4.75]
+    """
+    n = len(values)
+    low = int(values.min()) if n and values.dtype.kind in "iu" else 0
+    span = int(values.max()) - low if n and values.dtype.kind in "iu" else -1
+    if not 0 <= span <= max(n, 1 << 16):  # counts cost 8 bytes per value of the range
+        return [float(q) for q in np.quantile(values.astype(np.float64), _QUARTILES)]
+    cumulative = np.cumsum(np.bincount((values - low).astype(np.intp), minlength=span + 1))
+    out = []
+    for q in _QUARTILES:
+        position = q * (n - 1)  # numpy's virtual index for the linear method
+        below = int(np.floor(position))
+        above = min(below + 1, n - 1)
+        ranks = np.array([below, above])
+        pair = (np.searchsorted(cumulative, ranks, side="right") + low).astype(np.float64)
+        out.append(float(np.quantile(pair, position - below)))
+    return out
+
+
+def column_summary(values: np.ndarray) -> dict[str, Any]:
+    """Count, mean, median, sample std (ddof=1), min, quartiles and max of numbers.
+
+    ``values`` holds no missing values; the statistics equal pandas' (``mean``,
+    ``std``) and numpy's (``quantile``).
+    """
+    if not len(values):
+        return {"count": 0, **dict.fromkeys(_STATS)}
+    numbers = values.astype(np.float64)
+    q25, median, q75 = quartiles(values)
+    return {
+        "count": int(len(values)),
+        "mean": _number(numbers.mean()),
+        "median": _number(median),
+        "std": _number(numbers.std(ddof=1)) if len(values) > 1 else None,
+        "min": _number(numbers.min()),
+        "q25": _number(q25),
+        "q75": _number(q75),
+        "max": _number(numbers.max()),
+    }
+
+
 def summary_statistics(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """Mean, median, sample std (ddof=1), min, quartiles and max of each column.
 
@@ -42,21 +99,13 @@ def summary_statistics(frame: pd.DataFrame, columns: list[str]) -> list[dict[str
     """
     out = []
     for column in columns:
-        values = pd.to_numeric(frame[column], errors="coerce").astype("float64").dropna()
-        if len(values):
-            q = np.quantile(values.to_numpy(), [0.25, 0.5, 0.75])
-            stats = {
-                "mean": _number(values.mean()),
-                "median": _number(q[1]),
-                "std": _number(values.std(ddof=1)) if len(values) > 1 else None,
-                "min": _number(values.min()),
-                "q25": _number(q[0]),
-                "q75": _number(q[2]),
-                "max": _number(values.max()),
-            }
+        values = frame[column]
+        if values.dtype.kind in "iu":
+            numbers = values.to_numpy()
         else:
-            stats = dict.fromkeys(("mean", "median", "std", "min", "q25", "q75", "max"))
-        out.append({"column": column, "count": int(len(values)), **stats})
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            numbers = numbers[~np.isnan(numbers)]
+        out.append({"column": column, **column_summary(numbers)})
     return out
 
 
@@ -68,15 +117,18 @@ def missing_data(frame: pd.DataFrame) -> list[dict[str, Any]]:
     >>> missing_data(pd.DataFrame({"x": [1.0, None, 3.0, None]}))
     [{'column': 'x', 'missing_share': 0.5, 'missing_count': 2}]
     """
-    n = len(frame)
-    counts = frame.isna().sum()
+    return missing_shares(frame.isna().sum().to_dict(), len(frame))
+
+
+def missing_shares(counts: Mapping[Any, int], rows: int) -> list[dict[str, Any]]:
+    """:func:`missing_data` from missing counts per column and the row count."""
     return [
         {
             "column": str(column),
-            "missing_share": float(counts[column] / n) if n else 0.0,
-            "missing_count": int(counts[column]),
+            "missing_share": float(count / rows) if rows else 0.0,
+            "missing_count": int(count),
         }
-        for column in frame.columns
+        for column, count in counts.items()
     ]
 
 

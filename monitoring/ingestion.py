@@ -1,8 +1,9 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-The pure part, :func:`merge_frames`, takes already-read frames and returns the
-merged, de-duplicated frame with per-file counts. :func:`ingest` is the edge that
-reads the folder, validates each file, and writes the outputs atomically:
+The pure function :func:`merge_frames` defines the merge: already-read frames in,
+the merged, de-duplicated frame with per-file counts out. :func:`ingest` is the
+edge that reads the folder, validates each file, computes the same merge file by
+file, and writes the outputs atomically:
 
 - ``finaldata.csv``: the merged data (exact duplicate rows dropped, first kept);
 - ``ingestedfiles.txt``: one CSV line per source file (kept for compatibility);
@@ -12,16 +13,29 @@ reads the folder, validates each file, and writes the outputs atomically:
 
 A file with missing or extra columns or non-numeric values is rejected with a
 message naming the file and column; the other files are still ingested.
+
+Ingestion streams: each file is read, validated, de-duplicated against the rows
+kept so far and appended to the output before the next file is read (a worker
+thread parses the next file and formats the previous one meanwhile). Peak memory
+is that of the largest file plus, per kept row, its 16-byte key
+(:class:`SeenRows`) and its feature values for the profile, not that of the
+whole merged data. Rows are compared by a 128-bit hash of their values
+(:func:`row_keys`); two different rows share a key with probability about
+``n**2 / 2**129``, below 1e-20 even at a billion rows.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
+import struct
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -96,24 +110,24 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
         Naming the file and the column.
     """
     check_columns(frame, settings.columns, input_name=input_name)
-    frame = frame[list(settings.columns)]
-    numeric = to_numeric_columns(
-        frame, [*settings.features, settings.target], input_name=input_name, allow_missing=True
-    )
-    check_binary_target(numeric[settings.target], input_name=input_name, column=settings.target)
-    out = frame.copy()
-    for column in settings.features:
-        out[column] = numeric[column]
-    # Keep integer columns integer when they have no gaps, so the CSV stays as given.
-    for column in [*settings.features, settings.target]:
+    numeric_columns = [*settings.features, settings.target]
+    # int64 columns are numeric, finite and whole already; only the others are
+    # converted and checked.
+    others = [c for c in numeric_columns if frame[c].dtype != np.int64]
+    numeric = to_numeric_columns(frame, others, input_name=input_name, allow_missing=True)
+    out: dict[str, pd.Series] = {}
+    for column in numeric_columns:
+        if column not in others:
+            out[column] = frame[column]
+            continue
         col = numeric[column]
-        if col.notna().all() and (col == col.round()).all():
-            out[column] = col.astype("int64")
-        else:
-            out[column] = col
+        # Keep integer columns integer when they have no gaps, so the CSV stays as given.
+        whole = col.notna().all() and (col == col.round()).all()
+        out[column] = col.astype("int64") if whole else col
+    check_binary_target(out[settings.target], input_name=input_name, column=settings.target)
     for column in settings.id_columns:
         out[column] = frame[column].astype("string")
-    return out
+    return pd.DataFrame({column: out[column] for column in settings.columns})
 
 
 def merge_frames(frames: Sequence[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFrame, list[int]]:
@@ -153,7 +167,230 @@ def merge_frames(frames: Sequence[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFra
     return merged, kept
 
 
-def write_csv(frame: pd.DataFrame, handle: IO[bytes]) -> None:
+# -- row keys and de-duplication across files ----------------------------------------
+_U64 = np.uint64
+# Multipliers of two 64-bit mixers (splitmix64's and murmur3's finalisers), one per
+# half of the key, and the start value of each half.
+_MIXERS = (
+    (_U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB), _U64(0x9E3779B97F4A7C15)),
+    (_U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53), _U64(0xD6E8FEB86659FD93)),
+)
+_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+_NULL_STRING = _U64(0x6E756C6C6E756C6C)  # the words of a missing string
+_EXACT_FLOAT = 2**53  # integers up to this size are exact as float64
+_FILTER_BITS = 25  # SeenRows' filter: 2**25 bits, 4 MiB
+_MAX_BYTES = 256  # longer strings are hashed by BLAKE2b
+
+
+def _float_words(values: np.ndarray) -> list[np.ndarray]:
+    """One word per value, equal for equal numbers (0.0 and -0.0, any two NaN)."""
+    x = values.astype(np.float64) + 0.0  # a fresh array, and -0.0 becomes 0.0
+    x[np.isnan(x)] = np.nan
+    return [x.view(np.uint64)]
+
+
+def _mix(h: np.ndarray, word: np.ndarray, mixer: tuple[np.uint64, ...]) -> None:
+    """Fold ``word`` into the hashes ``h`` in place (xor, then a 64-bit finaliser)."""
+    m1, m2, _ = mixer
+    h ^= word
+    h *= m1
+    h ^= h >> _U64(31)
+    h *= m2
+    h ^= h >> _U64(29)
+
+
+def _string_words(values: pd.Series) -> list[np.ndarray]:
+    """Two words per string that depend on that string alone (its UTF-8 bytes).
+
+    Strings up to 256 bytes are hashed in 8-byte words, vectorised; longer ones
+    by BLAKE2b, one by one. A missing value gets its own word.
+    """
+    import pyarrow as pa
+
+    array = pa.array(values.array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.type == pa.string():
+        offsets_type: Any = np.int32
+    elif array.type == pa.large_string():
+        offsets_type = np.int64
+    else:
+        return _object_words(values)
+    n = len(array)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offsets_type)[array.offset : array.offset + n + 1]
+    starts = offsets[:-1].astype(np.int64)
+    lengths = (offsets[1:] - offsets[:-1]).astype(np.int64)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0)
+    padded = np.zeros(len(data) + 8, dtype=np.uint8)
+    padded[: len(data)] = data
+    # Element i of `unaligned` is the 8 bytes starting at byte i (little-endian).
+    unaligned = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    digests = [np.full(n, seed, dtype=np.uint64) for _, _, seed in _MIXERS]
+    for h, mixer in zip(digests, _MIXERS, strict=True):
+        _mix(h, lengths.astype(np.uint64), mixer)
+    short = lengths <= _MAX_BYTES
+    longest = int(lengths[short].max()) if short.any() else 0
+    for w in range(-(-longest // 8)):
+        active = short & (lengths > 8 * w)
+        position = np.minimum(starts + 8 * w, len(unaligned) - 1)
+        word = unaligned[position] & _BYTE_MASKS[np.clip(lengths - 8 * w, 0, 8)]
+        for h, mixer in zip(digests, _MIXERS, strict=True):
+            mixed = h.copy()
+            _mix(mixed, word, mixer)
+            np.copyto(h, mixed, where=active)
+    for i in np.flatnonzero(~short):
+        raw = padded[starts[i] : starts[i] + lengths[i]].tobytes()
+        first, second = struct.unpack("<QQ", hashlib.blake2b(raw, digest_size=16).digest())
+        digests[0][i], digests[1][i] = first, second
+    if array.null_count:
+        nulls = np.asarray(array.is_null())
+        for h in digests:
+            h[nulls] = _NULL_STRING
+    return digests
+
+
+def _object_words(values: pd.Series) -> list[np.ndarray]:
+    """Two independent 64-bit pandas hashes of each value (any dtype)."""
+    objects = values.astype(object).to_numpy()
+    return [
+        pd.util.hash_array(objects, hash_key=key, categorize=False)
+        for key in ("monitoring-rows1", "monitoring-rows2")  # 16 bytes each
+    ]
+
+
+def _column_words(values: pd.Series) -> list[np.ndarray]:
+    kind = values.dtype.kind
+    if kind in "iu":
+        numbers = values.to_numpy()
+        if not len(numbers) or (
+            numbers.min() >= -_EXACT_FLOAT and numbers.max() <= _EXACT_FLOAT
+        ):  # hashed as the float it equals, so 3 and 3.0 are the same value
+            return _float_words(numbers)
+        return [numbers.astype(np.int64).view(np.uint64), np.full(len(numbers), _U64(1))]
+    if kind in "fb":
+        return _float_words(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if isinstance(values.dtype, pd.StringDtype) or kind in "US":
+        return _string_words(values.astype("string[pyarrow]"))
+    return _object_words(values)
+
+
+def row_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A 128-bit key of each row's values, as two uint64 arrays.
+
+    Rows with equal values (numbers compared as numbers: ``3`` equals ``3.0``;
+    missing values equal each other) get equal keys; different rows get
+    different keys except with probability about ``2**-128`` per pair.
+
+    Examples
+    --------
+    >>> a, b = row_keys(pd.DataFrame({"s": ["x", "y", "x"], "n": [1, 2, 1.0]}))
+    >>> bool(a[0] == a[2] and b[0] == b[2]), bool(a[0] == a[1])
+    (True, False)
+    """
+    n = len(frame)
+    halves = [np.full(n, seed, dtype=np.uint64) for _, _, seed in _MIXERS]
+    for column in frame.columns:
+        for word in _column_words(frame[column]):
+            for h, mixer in zip(halves, _MIXERS, strict=True):
+                _mix(h, word, mixer)
+    return halves[0], halves[1]
+
+
+def _merge_sorted(
+    xa: np.ndarray, xb: np.ndarray, ya: np.ndarray, yb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two runs sorted by their first array (linear time)."""
+    into = np.searchsorted(xa, ya, side="right") + np.arange(len(ya))
+    others = np.ones(len(xa) + len(ya), dtype=bool)
+    others[into] = False
+    out_a = np.empty(len(others), dtype=np.uint64)
+    out_b = np.empty(len(others), dtype=np.uint64)
+    out_a[into], out_b[into] = ya, yb
+    out_a[others], out_b[others] = xa, xb
+    return out_a, out_b
+
+
+def _contains(ra: np.ndarray, rb: np.ndarray, qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
+    """Which keys ``(qa, qb)`` are in the run ``(ra, rb)`` (sorted by ``ra``)."""
+    if not len(ra):
+        return np.zeros(len(qa), dtype=bool)
+    at = np.minimum(np.searchsorted(ra, qa), len(ra) - 1)
+    same_a = ra[at] == qa
+    found = same_a & (rb[at] == qb)
+    for i in np.flatnonzero(same_a & ~found):  # several run keys share this `a`: scan them
+        j = int(at[i])
+        while j < len(ra) and ra[j] == qa[i] and not found[i]:
+            found[i] = rb[j] == qb[i]
+            j += 1
+    return found
+
+
+class SeenRows:
+    """The keys of the rows kept so far, for de-duplication across batches.
+
+    Keys are held in a few runs sorted by their first half, of halving sizes, so
+    adding ``k`` rows and looking them up costs ``O(k log n)`` and memory is 16
+    bytes per kept row.
+
+    Examples
+    --------
+    >>> seen = SeenRows()
+    >>> seen.admit(pd.DataFrame({"x": [1, 1, 2]})).tolist()
+    [True, False, True]
+    >>> seen.admit(pd.DataFrame({"x": [2, 3]})).tolist()
+    [False, True]
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._filter = np.zeros(1 << (_FILTER_BITS - 3), dtype=np.uint8)
+
+    def admit(self, frame: pd.DataFrame) -> np.ndarray:
+        """Mask of the rows of ``frame`` not seen before (in it or earlier); remember them."""
+        a, b = row_keys(frame)
+        # Sorted by `a`, equal keys are adjacent and (stable sort) in row order, so
+        # the first of each group is the row's first occurrence in the batch.
+        order = np.argsort(a, kind="stable")
+        qa, qb = a[order], b[order]
+        same_a, differ_b = qa[1:] == qa[:-1], qb[1:] != qb[:-1]
+        if (same_a & differ_b).any():  # equal `a`, different `b` (a 64-bit collision)
+            order = np.lexsort((b, a))  # stable too; groups equal (a, b) together
+            qa, qb = a[order], b[order]
+            same_a, differ_b = qa[1:] == qa[:-1], qb[1:] != qb[:-1]
+        first = np.ones(len(qa), dtype=bool)
+        first[1:] = ~same_a | differ_b
+        candidates, qa, qb = order[first], qa[first], qb[first]
+        # A bit per slot of the top 25 bits of `a` says whether any kept key may
+        # have it; only those rows are looked up in the runs.
+        slots = (qa >> _U64(64 - _FILTER_BITS)).astype(np.intp)
+        maybe = np.flatnonzero((self._filter[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1)
+        if len(maybe) and self._runs:
+            found = np.zeros(len(maybe), dtype=bool)
+            for ra, rb in self._runs:
+                found |= _contains(ra, rb, qa[maybe], qb[maybe])
+            if found.any():
+                new = np.ones(len(qa), dtype=bool)
+                new[maybe[found]] = False
+                candidates, qa, qb, slots = candidates[new], qa[new], qb[new], slots[new]
+        if len(slots):  # slots are sorted: OR the bits of each byte together
+            byte = slots >> 3
+            starts = np.flatnonzero(np.diff(byte, prepend=-1))
+            bits = np.left_shift(1, slots & 7).astype(np.uint8)
+            self._filter[byte[starts]] |= np.bitwise_or.reduceat(bits, starts)
+        keep = np.zeros(len(a), dtype=bool)
+        keep[candidates] = True
+        if len(candidates):
+            self._runs.append((qa, qb))
+            # Merge equal-sized runs (a binary counter): O(log n) runs, each key moved
+            # O(log n) times.
+            while len(self._runs) > 1 and len(self._runs[-2][0]) <= len(self._runs[-1][0]):
+                (xa, xb), (ya, yb) = self._runs[-2], self._runs.pop()
+                self._runs[-1] = _merge_sorted(xa, xb, ya, yb)
+        return keep
+
+
+def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) -> None:
     """Write ``frame`` as CSV without its index, byte-for-byte as ``DataFrame.to_csv``.
 
     Integer, float and string columns go through Arrow's multi-threaded CSV writer
@@ -166,6 +403,8 @@ def write_csv(frame: pd.DataFrame, handle: IO[bytes]) -> None:
     ----------
     frame : DataFrame
     handle : binary file object
+    header : bool, default True
+        Write the header line (False to append rows to a file that has one).
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -197,10 +436,11 @@ def write_csv(frame: pd.DataFrame, handle: IO[bytes]) -> None:
         except pa.ArrowInvalid:  # a value needs quoting: pandas' rules apply
             pass
         else:
-            handle.write((",".join(names) + "\n").encode("utf-8"))
+            if header:
+                handle.write((",".join(names) + "\n").encode("utf-8"))
             handle.write(body.getbuffer())
             return
-    frame.to_csv(handle, index=False)
+    frame.to_csv(handle, index=False, header=header)
 
 
 _CSV_PLAIN = re.compile(r"[^,\"\r\n]+")
@@ -256,8 +496,169 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+class _Restart(Exception):
+    """A column turned out to be float in a later file: write everything again."""
+
+    def __init__(self, float_columns: frozenset[str]) -> None:
+        self.float_columns = float_columns
+
+
+class _ProfileParts:
+    """What the data profile needs of the kept rows: feature values, missing counts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.features: dict[str, list[np.ndarray]] = {c: [] for c in settings.features}
+        self.missing = dict.fromkeys(settings.columns, 0)
+        self.rows = 0
+
+    def add(self, kept: pd.DataFrame) -> None:
+        self.rows += len(kept)
+        for column in self.missing:
+            values = kept[column]
+            if values.dtype.kind == "f":
+                self.missing[column] += int(np.isnan(values.to_numpy()).sum())
+            elif values.dtype.kind not in "iub":
+                self.missing[column] += int(values.isna().sum())
+        for column, parts in self.features.items():
+            values = kept[column].to_numpy()
+            if values.dtype.kind == "f":
+                values = values[~np.isnan(values)]
+            elif len(values):  # integers: keep them in the smallest exact type
+                smallest = np.result_type(
+                    np.min_scalar_type(values.min()), np.min_scalar_type(values.max())
+                )
+                values = values.astype(smallest)
+            parts.append(values)
+
+    def profile(self) -> dict[str, Any]:
+        from monitoring.diagnostics import column_summary, missing_shares
+
+        summary = []
+        for column, parts in self.features.items():
+            values = np.concatenate(parts) if parts else np.empty(0)
+            if values.dtype.kind == "f" or values.dtype == object:
+                values = values.astype(np.float64)
+            summary.append({"column": column, **column_summary(values)})
+        return {
+            "computed_at": utcnow(),
+            "rows": self.rows,
+            "summary": summary,
+            "missing": missing_shares(self.missing, self.rows),
+        }
+
+
+def _load(path: Path) -> tuple[str, pd.DataFrame | DataValidationError]:
+    """The SHA-256 of a file and its parsed table (or why it cannot be parsed)."""
+    digest = sha256_file(path)
+    try:
+        return digest, read_table(path)
+    except DataValidationError as exc:
+        return digest, exc
+
+
+def _csv_bytes(frame: pd.DataFrame, header: bool) -> bytes:
+    buffer = io.BytesIO()
+    write_csv(frame, buffer, header=header)
+    return buffer.getvalue()
+
+
+def _merge_files(
+    paths: Sequence[Path],
+    settings: Settings,
+    handle: IO[bytes],
+    records: list[dict[str, Any]],
+    *,
+    float_columns: frozenset[str],
+) -> _ProfileParts:
+    """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
+
+    Raises
+    ------
+    _Restart
+        When a file makes a column float after earlier rows were written as
+        integers (the merged column must be float throughout, as pandas' concat
+        makes it).
+    DataValidationError
+        If no file could be ingested.
+    """
+    numeric = [*settings.features, settings.target]
+    seen = SeenRows()
+    parts = _ProfileParts(settings)
+    written_as_int: set[str] = set()
+    header = True
+    now = utcnow()
+    # One worker thread hashes and parses the next file and formats the previous
+    # file's CSV while this thread validates and de-duplicates (pandas' parser,
+    # hashlib and Arrow's CSV writer release the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as worker:
+        loading = worker.submit(_load, paths[0])
+        formatted: deque[Future[bytes]] = deque()
+        for i, path in enumerate(paths):
+            digest, loaded = loading.result()
+            if i + 1 < len(paths):
+                loading = worker.submit(_load, paths[i + 1])
+            record: dict[str, Any] = {
+                "file_name": path.name,
+                "source_path": _relative(path, settings.root),
+                "ingested_at": now,
+                "sha256": digest,
+            }
+            records.append(record)
+            try:
+                if isinstance(loaded, DataValidationError):
+                    raise loaded
+                frame = validate_frame(loaded, settings, input_name=path.name)
+            except DataValidationError as exc:
+                record.update(
+                    status="rejected",
+                    rows_read=None,
+                    rows_kept=0,
+                    duplicates_removed=None,
+                    message=exc.message,
+                )
+                continue
+            del loaded
+            floats = float_columns | {c for c in numeric if frame[c].dtype.kind == "f"}
+            if floats & written_as_int:
+                raise _Restart(frozenset(floats))
+            float_columns = frozenset(floats)
+            keep = seen.admit(frame)
+            kept = frame if keep.all() else frame.loc[keep]
+            if float_columns:
+                kept = kept.astype(dict.fromkeys(float_columns, "float64"))
+            record.update(
+                status="accepted",
+                rows_read=len(frame),
+                rows_kept=len(kept),
+                duplicates_removed=len(frame) - len(kept),
+                message="",
+            )
+            del frame
+            formatted.append(worker.submit(_csv_bytes, kept, header))
+            header = False
+            if len(kept):
+                written_as_int |= {c for c in numeric if c not in float_columns}
+            parts.add(kept)
+            while len(formatted) > 1 or (formatted and formatted[0].done()):
+                handle.write(formatted.popleft().result())
+        while formatted:
+            handle.write(formatted.popleft().result())
+    accepted = [r for r in records if r["status"] == "accepted"]
+    if not accepted:
+        reasons = "; ".join(r["message"] for r in records)
+        raise DataValidationError(
+            f"no file in {settings.input_folder_path} could be ingested: {reasons}"
+        )
+    return parts
+
+
 def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult:
     """Ingest every data file in the input folder.
+
+    Each file is read, validated and de-duplicated against the rows kept so far,
+    then appended to a temporary ``finaldata.csv`` that replaces the old one only
+    when every file is done.
 
     Parameters
     ----------
@@ -275,8 +676,6 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
         If the folder holds no data file, or every file was rejected; the outputs
         of the previous ingestion are then left untouched.
     """
-    from monitoring.diagnostics import profile_frame
-
     started = time.perf_counter()
     store = store or Store(settings.database_url)
     folder = settings.input_folder_path
@@ -285,48 +684,30 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
         raise MonitoringError(f"input folder {folder} holds no data file to ingest")
 
     batch_id = str(uuid.uuid4())
-    now = utcnow()
-    accepted: list[tuple[str, pd.DataFrame]] = []
     records: list[dict[str, Any]] = []
-    for path in paths:
-        record: dict[str, Any] = {
-            "file_name": path.name,
-            "source_path": _relative(path, settings.root),
-            "ingested_at": now,
-            "sha256": sha256_file(path),
-        }
-        try:
-            frame = validate_frame(read_table(path), settings, input_name=path.name)
-        except DataValidationError as exc:
-            record.update(
-                status="rejected",
-                rows_read=None,
-                rows_kept=0,
-                duplicates_removed=None,
-                message=exc.message,
-            )
-        else:
-            record.update(status="accepted", rows_read=len(frame), message="")
-            accepted.append((path.name, frame))
-        records.append(record)
+    parts: list[_ProfileParts] = []
 
-    if not accepted:
-        reasons = "; ".join(r["message"] for r in records)
-        raise DataValidationError(f"no file in {folder} could be ingested: {reasons}")
+    def write(handle: IO[bytes]) -> None:
+        float_columns: frozenset[str] = frozenset()
+        while True:
+            records.clear()
+            try:
+                parts.append(
+                    _merge_files(paths, settings, handle, records, float_columns=float_columns)
+                )
+                return
+            except _Restart as restart:
+                float_columns = restart.float_columns
+                handle.seek(0)
+                handle.truncate()
 
-    merged, kept = merge_frames(accepted)
-    kept_by_name = dict(zip([name for name, _ in accepted], kept, strict=True))
-    for record in records:
-        if record["status"] == "accepted":
-            record["rows_kept"] = kept_by_name[record["file_name"]]
-            record["duplicates_removed"] = record["rows_read"] - record["rows_kept"]
-
-    atomic_write(settings.finaldata_file, lambda handle: write_csv(merged, handle))
-    atomic_write_json(settings.profile_file, profile_frame(merged, settings))
+    atomic_write(settings.finaldata_file, write)
+    profile = parts[0].profile()
+    atomic_write_json(settings.profile_file, profile)
     atomic_write_text(settings.ingested_record_file, format_record(records))
     store.add_ingestions([{**r, "batch_id": batch_id} for r in records])
 
-    rows_read = sum(len(f) for _, f in accepted)
+    rows_read = sum(r["rows_read"] or 0 for r in records)
     seconds = time.perf_counter() - started
     store.add_timing("ingestion", seconds, rows_read)
-    return IngestionResult(batch_id, rows_read, len(merged), records, seconds)
+    return IngestionResult(batch_id, rows_read, profile["rows"], records, seconds)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from monitoring.config import Settings
+from monitoring.diagnostics import column_summary, profile_frame, quartiles
 from monitoring.exceptions import DataValidationError, MonitoringError
-from monitoring.ingestion import find_new_files, ingest, merge_frames, read_record
+from monitoring.files import list_tables, read_table
+from monitoring.ingestion import (
+    SeenRows,
+    find_new_files,
+    ingest,
+    merge_frames,
+    read_record,
+    row_keys,
+    validate_frame,
+    write_csv,
+)
 from monitoring.store import Store
 
 
@@ -160,3 +175,200 @@ def test_merge_keeps_the_first_of_each_duplicate() -> None:
     merged, kept = merge_frames([("a", a), ("b", b)])
     assert merged["x"].tolist() == [1, 2, 3]
     assert kept == [2, 1]
+
+
+# -- streaming ingestion equals the in-memory reference ---------------------------------
+NAMES = ["acme", "beta", "c,comma", 'q"uote', "é☃ünï", "x" * 300, "12", "longer than 8 bytes"]
+
+
+def random_file(rng: np.random.Generator, rows: int, pool: pd.DataFrame) -> pd.DataFrame:
+    """Rows drawn from ``pool`` (so files repeat rows) plus a few fresh ones."""
+    frame = pool.iloc[rng.integers(0, len(pool), rows)].reset_index(drop=True)
+    fresh = rng.random(rows) < 0.3
+    frame.loc[fresh, "lastyear_activity"] = rng.integers(0, 50, int(fresh.sum()))
+    return frame
+
+
+def random_pool(rng: np.random.Generator) -> pd.DataFrame:
+    n = 12
+    pool = pd.DataFrame(
+        {
+            "corporation": rng.choice(NAMES, n).astype(object),
+            "lastmonth_activity": rng.integers(-3, 4, n).astype(float),
+            "lastyear_activity": rng.integers(0, 50, n),
+            "number_of_employees": rng.integers(1, 5, n).astype(float),
+            "exited": rng.integers(0, 2, n),
+        }
+    )
+    pool.loc[rng.random(n) < 0.15, "corporation"] = None
+    pool.loc[rng.random(n) < 0.15, "lastmonth_activity"] = np.nan
+    pool.loc[rng.random(n) < 0.15, "number_of_employees"] = 2.5
+    pool.loc[rng.random(n) < 0.1, "lastmonth_activity"] = -0.0
+    return pool
+
+
+def reference_outputs(settings: Settings) -> tuple[bytes, dict[str, Any], list[int]]:
+    """What the in-memory implementation (validate all, merge_frames, write_csv) gives."""
+    accepted = []
+    for path in list_tables(settings.input_folder_path):
+        try:
+            accepted.append(
+                (path.name, validate_frame(read_table(path), settings, input_name=path.name))
+            )
+        except DataValidationError:
+            pass
+    merged, kept = merge_frames(accepted)
+    buffer = io.BytesIO()
+    write_csv(merged, buffer)
+    profile = profile_frame(merged, settings)
+    del profile["computed_at"]
+    return buffer.getvalue(), profile, kept
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_streaming_ingestion_equals_the_in_memory_merge(
+    make_settings, project: Path, store: Store, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    folder = project / "data" / f"random{seed}"
+    folder.mkdir()
+    pool = random_pool(rng)
+    for i in range(int(rng.integers(1, 6))):
+        frame = random_file(rng, int(rng.integers(0, 30)), pool)
+        if rng.random() < 0.3:  # a file of whole numbers only: an integer column there
+            frame = frame.fillna({"lastmonth_activity": 1, "number_of_employees": 1})
+            frame["number_of_employees"] = frame["number_of_employees"].round()
+        kind = rng.choice(["csv", "csv", "csv", "jsonl", "parquet"])
+        path = folder / f"f{i}.{kind}"
+        if kind == "csv":
+            frame.to_csv(path, index=False)
+        elif kind == "jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path)
+    if rng.random() < 0.3:
+        (folder / "f9_bad.csv").write_text(GOOD + "abcd,1,lots,3,0\n")
+    settings = make_settings(input_folder_path=f"data/random{seed}")
+    try:
+        expected_csv, expected_profile, expected_kept = reference_outputs(settings)
+    except DataValidationError:  # every file empty or rejected: ingest must refuse too
+        with pytest.raises(DataValidationError):
+            ingest(settings, store=store)
+        return
+
+    result = ingest(settings, store=store)
+
+    assert settings.finaldata_file.read_bytes() == expected_csv
+    profile = json.loads(settings.profile_file.read_text())
+    del profile["computed_at"]
+    assert profile == json.loads(json.dumps(expected_profile))
+    kept = [r["rows_kept"] for r in result.records if r["status"] == "accepted"]
+    assert kept == expected_kept
+    assert result.rows_kept == sum(expected_kept)
+
+
+def test_a_later_float_column_rewrites_earlier_integer_rows(
+    make_settings, project: Path, store: Store
+) -> None:
+    folder = project / "data" / "mixed"
+    folder.mkdir()
+    (folder / "a.csv").write_text(GOOD + "aaaa,1,2,3,0\nbbbb,4,5,6,1\n")
+    (folder / "b.csv").write_text(GOOD + "cccc,7,8.5,9,0\naaaa,1,2.0,3,0\n")
+    settings = make_settings(input_folder_path="data/mixed")
+    result = ingest(settings, store=store)
+    assert settings.finaldata_file.read_text() == GOOD + (
+        "aaaa,1,2.0,3,0\nbbbb,4,5.0,6,1\ncccc,7,8.5,9,0\n"
+    )
+    assert [r["rows_kept"] for r in result.records] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        ({"n": [3]}, {"n": [3.0]}, True),
+        ({"n": [0.0]}, {"n": [-0.0]}, True),
+        ({"n": [np.nan]}, {"n": [np.nan]}, True),
+        ({"n": [2**60]}, {"n": [2**60 + 1]}, False),
+        ({"s": ["abcdefgh1"]}, {"s": ["abcdefgh2"]}, False),
+        ({"s": ["ab"]}, {"s": ["ab\x00"]}, False),
+        ({"s": [None]}, {"s": [""]}, False),
+        ({"s": ["y" * 400 + "a"]}, {"s": ["y" * 400 + "b"]}, False),
+        ({"s": ["y" * 400]}, {"s": ["y" * 400]}, True),
+        ({"s": ["a"], "n": [1]}, {"s": ["a"], "n": [2]}, False),
+    ],
+)
+def test_row_keys_compare_values(left: dict, right: dict, same: bool) -> None:
+    def key(data: dict) -> tuple[int, int]:
+        frame = pd.DataFrame(data)
+        if "s" in frame:
+            frame["s"] = frame["s"].astype("string")
+        a, b = row_keys(frame)
+        return int(a[0]), int(b[0])
+
+    assert (key(left) == key(right)) is same
+
+
+def test_a_rows_key_does_not_depend_on_the_other_rows() -> None:
+    frame = pd.DataFrame(
+        {
+            "s": pd.array(["a", None, "y" * 300, "", "é☃" * 5, "abcdefghi"], dtype="string"),
+            "n": [1.0, np.nan, 3.0, -0.0, 5.0, 6.0],
+        }
+    )
+    a, b = row_keys(frame)
+    for i in range(len(frame)):
+        alone_a, alone_b = row_keys(frame.iloc[[i]])
+        assert (alone_a[0], alone_b[0]) == (a[i], b[i])
+
+
+def test_seen_rows_stay_exact_when_first_halves_collide(monkeypatch) -> None:
+    """Every row gets the same first 64 bits: the second half must still tell them apart."""
+    from monitoring import ingestion
+
+    real = ingestion.row_keys
+
+    def colliding(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        a, b = real(frame)
+        return np.zeros_like(a), b
+
+    monkeypatch.setattr(ingestion, "row_keys", colliding)
+    seen = SeenRows()
+    assert seen.admit(pd.DataFrame({"x": [1, 2, 1, 3]})).tolist() == [True, True, False, True]
+    assert seen.admit(pd.DataFrame({"x": [3, 4, 2, 5, 4]})).tolist() == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert seen.admit(pd.DataFrame({"x": [6, 1, 5]})).tolist() == [True, False, False]
+
+
+def test_seen_rows_across_many_batches_match_pandas(rng: np.random.Generator) -> None:
+    values = rng.integers(0, 3000, 20_000)
+    seen = SeenRows()
+    kept = np.concatenate(
+        [seen.admit(pd.DataFrame({"x": chunk})) for chunk in np.array_split(values, 37)]
+    )
+    assert kept.tolist() == (~pd.Series(values).duplicated()).tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_quartiles_and_summary_equal_numpy_and_pandas(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    low, high = sorted(int(v) for v in rng.integers(-(10**6), 10**6, 2))
+    values = rng.integers(low, high + 1, n)
+    expected = np.quantile(values.astype(float), [0.25, 0.5, 0.75]).tolist()
+    assert quartiles(values) == expected
+    series = pd.Series(values.astype(float))
+    summary = column_summary(values)
+    assert summary["mean"] == series.mean()
+    assert summary["std"] == (series.std(ddof=1) if n > 1 else None)
+    assert (summary["min"], summary["max"]) == (series.min(), series.max())
+    floats = rng.normal(size=n) * 10 ** float(rng.integers(-3, 6))
+    summary = column_summary(floats)
+    assert summary["mean"] == pd.Series(floats).mean()
+    assert [summary["q25"], summary["median"], summary["q75"]] == np.quantile(
+        floats, [0.25, 0.5, 0.75]
+    ).tolist()
