@@ -13,8 +13,8 @@ one per row of that request, in order) or by row id. Labelled rows give the
 (:func:`live_performance`), shown by ``/scoring``, the dashboard, and used by the
 pipeline as model-drift evidence.
 
-Rows older than ``capture.retention_days`` are deleted (checked on about one in
-fifty captures, so the cost is spread out).
+Rows older than ``capture.retention_days`` are deleted by the capture writer's
+background thread, once a minute while captures come in (off the request path).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import fcntl
 import json
 import os
 import random
+import sqlite3
+import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +38,7 @@ from monitoring.config import Settings
 from monitoring.exceptions import DataValidationError, MonitoringError
 from monitoring.store import Store, captured_predictions, utcnow
 
-PURGE_EVERY = 50  # on average, purge expired rows once per this many captures
+PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures, on average
 
 
 class UnknownIdsError(MonitoringError):
@@ -108,15 +111,22 @@ def record(
         )
     ]
     if store.engine.dialect.name == "sqlite":
-        ids = _insert_sqlite(store, rows)
+        while True:
+            writer = _sqlite_writer(store)
+            writer.retention_days = float(settings.capture["retention_days"])
+            try:
+                ids = writer.insert(rows)
+                break
+            except _WriterClosed:
+                continue
     else:
         table = captured_predictions
         # One statement with RETURNING, ids in row order.
         query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         with store.engine.begin() as conn:
             ids = [int(r[0]) for r in conn.execute(query, rows)]
-    if random.random() < 1.0 / PURGE_EVERY:
-        purge(store, settings)
+        if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
+            purge(store, settings)
     return ids
 
 
@@ -130,66 +140,149 @@ _COLUMNS = (
     "probability",
 )
 _CHUNK = 1000  # rows per statement: 7 000 parameters, under SQLite's 32 766
-_lock_fds: dict[tuple[int, str], int] = {}
+CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints while capturing
+PURGE_EVERY = 60.0  # seconds between background retention purges while capturing
+IDLE_STOP = 30.0  # the background thread stops after this long without a capture
 
 
-def _writer_lock_fd(store: Store) -> int:
-    """A per-process descriptor on ``<database>.capture-lock``."""
-    database = store.engine.url.database or ""
-    key = (os.getpid(), database)
-    fd = _lock_fds.get(key)
-    if fd is None:
-        fd = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        _lock_fds[key] = fd
-    return fd
+class _SqliteCaptureWriter:
+    """The capture writer of one process for one SQLite database.
 
+    It owns a connection with automatic WAL checkpoints turned off, so a request
+    never pays for copying the WAL into the database (and its ``fsync``); a
+    background thread checkpoints every :data:`CHECKPOINT_EVERY` seconds and
+    deletes expired rows every :data:`PURGE_EVERY` seconds while captures come
+    in, and stops after :data:`IDLE_STOP` idle seconds.
 
-def _insert_sqlite(store: Store, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert captured rows on the DBAPI connection; return their ids in order.
-
-    This is on the request path of every prediction, so it skips SQLAlchemy's
-    statement layer (about 5x cheaper per request) and serialises writers of all
-    workers with an ``flock``: a waiting worker is woken the moment the lock is
-    free, instead of SQLite's busy handler sleeping 1, 2, 5, 10 ... ms between
-    retries. The write is committed before the response, so nothing is lost.
+    Writers of all processes are serialised with an ``flock`` (a waiting worker
+    is woken the moment the lock is free, instead of SQLite's busy handler
+    sleeping 1, 2, 5, 10 ... ms between retries), threads of one process with a
+    mutex. Each insert is committed before the response, so nothing is lost.
     """
-    if not store.engine.url.database or store.engine.url.database == ":memory:":
-        raise MonitoringError("prediction capture needs a file database")
-    fd = _writer_lock_fd(store)
-    ids: list[int] = []
-    connection = store.engine.raw_connection()
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            cursor = connection.cursor()
-            for start in range(0, len(rows), _CHUNK):
-                chunk = rows[start : start + _CHUNK]
-                sql = (
-                    f"INSERT INTO captured_predictions ({', '.join(_COLUMNS)}) VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                    + " RETURNING id"
+
+    def __init__(self, store: Store, database: str) -> None:
+        store.engine  # noqa: B018 - creates the tables and sets WAL mode
+        self.database = database
+        self.retention_days: float | None = None
+        self.mutex = threading.Lock()
+        self.lock_fd = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self.connection = _connect(database)
+        self.connection.execute("PRAGMA wal_autocheckpoint=0")
+        self.last_write = 0.0
+        self.thread: threading.Thread | None = None
+        self.closed = False
+
+    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows in one transaction; return their ids in row order."""
+        ids: list[int] = []
+        with self.mutex:
+            if self.closed:
+                raise _WriterClosed
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            try:
+                cursor = self.connection.cursor()
+                for start in range(0, len(rows), _CHUNK):
+                    chunk = rows[start : start + _CHUNK]
+                    sql = (
+                        f"INSERT INTO captured_predictions ({', '.join(_COLUMNS)}) VALUES "
+                        + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                        + " RETURNING id"
+                    )
+                    cursor.execute(sql, [row[c] for row in chunk for c in _COLUMNS])
+                    # RETURNING order is unspecified in SQLite, but one statement under
+                    # the writer lock gets consecutive rowids in VALUES order: sort them.
+                    ids.extend(sorted(int(r[0]) for r in cursor.fetchall()))
+                self.connection.commit()
+            except BaseException:
+                self.connection.rollback()
+                raise
+            finally:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            self.last_write = time.monotonic()
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self._background, name="capture-checkpoint", daemon=True
                 )
-                cursor.execute(sql, [row[c] for row in chunk for c in _COLUMNS])
-                # RETURNING order is unspecified in SQLite, but one statement under
-                # the writer lock gets consecutive rowids in VALUES order: sort them.
-                ids.extend(sorted(int(r[0]) for r in cursor.fetchall()))
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
+                self.thread.start()
+        return ids
+
+    def _background(self) -> None:
+        connection = _connect(self.database)
+        last_purge = 0.0
+        try:
+            while True:
+                time.sleep(CHECKPOINT_EVERY)
+                with _writers_lock, self.mutex:
+                    if time.monotonic() - self.last_write > IDLE_STOP:
+                        self._close()
+                        return
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                now = time.monotonic()
+                if self.retention_days is not None and now - last_purge > PURGE_EVERY:
+                    last_purge = now
+                    self._purge(connection, _cutoff(datetime.now(UTC), self.retention_days))
+        except sqlite3.Error:  # the database went away (tests, a moved file): stop
+            with _writers_lock, self.mutex:
+                self._close()
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        connection.close()
-    return ids
+            connection.close()
+
+    def _close(self) -> None:
+        """Forget this writer and free its connection (holding both locks)."""
+        self.closed = True
+        self.thread = None
+        if _writers.get((os.getpid(), self.database)) is self:
+            del _writers[(os.getpid(), self.database)]
+        self.connection.close()
+        os.close(self.lock_fd)
+
+    def _purge(self, connection: sqlite3.Connection, cutoff: str) -> None:
+        """Delete rows captured before ``cutoff``, holding the writer lock like an insert."""
+        with self.mutex:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            try:
+                connection.execute(
+                    "DELETE FROM captured_predictions WHERE captured_at < ?", (cutoff,)
+                )
+                connection.commit()
+            finally:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+
+
+class _WriterClosed(Exception):
+    """The writer stopped while idle; take a new one."""
+
+
+def _connect(database: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(database, timeout=10.0, check_same_thread=False)
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
+
+
+_writers: dict[tuple[int, str], _SqliteCaptureWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def _sqlite_writer(store: Store) -> _SqliteCaptureWriter:
+    """The process's capture writer for the store's database."""
+    database = store.engine.url.database or ""
+    if not database or database == ":memory:":
+        raise MonitoringError("prediction capture needs a file database")
+    key = (os.getpid(), database)
+    with _writers_lock:
+        writer = _writers.get(key)
+        if writer is None:
+            writer = _writers[key] = _SqliteCaptureWriter(store, database)
+        return writer
+
+
+def _cutoff(now: datetime, retention_days: float) -> str:
+    return (now - timedelta(days=float(retention_days))).isoformat(timespec="microseconds")
 
 
 def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
     """Delete captured rows older than ``capture.retention_days``; return how many."""
-    now = now or datetime.now(UTC)
-    cutoff = (now - timedelta(days=float(settings.capture["retention_days"]))).isoformat(
-        timespec="microseconds"
-    )
+    cutoff = _cutoff(now or datetime.now(UTC), settings.capture["retention_days"])
     with store.engine.begin() as conn:
         result = conn.execute(
             delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)

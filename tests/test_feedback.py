@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,6 +157,43 @@ def test_retention_deletes_old_rows(api: Any, settings: Settings, store: Store) 
     later = datetime.now(UTC) + timedelta(days=settings.capture["retention_days"] + 1)
     assert capture.purge(store, settings, now=later) == 2
     assert capture.captured(store, request_id=body["request_id"]) == []
+
+
+def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
+    api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints and retention run off the request path, and the thread ends when idle."""
+    import sqlite3
+    import time
+
+    monkeypatch.setattr(capture, "CHECKPOINT_EVERY", 0.02)
+    monkeypatch.setattr(capture, "PURGE_EVERY", 0.0)
+    monkeypatch.setattr(capture, "IDLE_STOP", 0.3)
+    database = store.engine.url.database
+    old = (datetime.now(UTC) - timedelta(days=settings.capture["retention_days"] + 1)).isoformat()
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO captured_predictions (request_id, row_index, captured_at, inputs,"
+            " prediction) VALUES ('expired', 0, ?, '{}', 0)",
+            (old,),
+        )
+    size_before = Path(database).stat().st_size
+    bodies = [api.post("/prediction", json={"data": ROWS * 50}).get_json() for _ in range(20)]
+
+    def wait_for(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, "the background thread did not act"
+            time.sleep(0.02)
+
+    wait_for(lambda: capture.captured(store, request_id="expired") == [])
+    wait_for(lambda: Path(database).stat().st_size > size_before)  # WAL copied in
+    wait_for(lambda: not any(k[1] == database for k in capture._writers))  # idle: stopped
+    assert all(len(capture.captured(store, request_id=b["request_id"])) == 100 for b in bodies)
+    again = api.post("/prediction", json={"data": ROWS}).get_json()  # a new writer starts
+    assert [r["id"] for r in capture.captured(store, request_id=again["request_id"])] == (
+        again["row_ids"]
+    )
 
 
 def test_pipeline_uses_live_labels_as_a_model_drift_check(
