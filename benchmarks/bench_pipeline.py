@@ -5,6 +5,7 @@ Run from the project root::
     .venv/bin/python benchmarks/bench_pipeline.py           # 1M rows, ~1 min
     .venv/bin/python benchmarks/bench_pipeline.py --quick   # 20k rows, seconds
     .venv/bin/python benchmarks/bench_pipeline.py --rows 200000
+    .venv/bin/python benchmarks/bench_pipeline.py --files 1   # one 1M-row file
 
 It writes ``--files`` CSV files with the project's columns (about 8 % of the rows
 repeat an earlier row, in the same file or another one) and times, each as the
@@ -161,11 +162,16 @@ def timed(func: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def run(*, quick: bool = False, rows: int | None = None, repeats: int | None = None) -> list[Goal]:
+def run(
+    *,
+    quick: bool = False,
+    rows: int | None = None,
+    repeats: int | None = None,
+    files: int = 10,
+) -> list[Goal]:
     """Run the pipeline benchmark, print its table and return the goals."""
     rows = rows or (20_000 if quick else 1_000_000)
     repeats = repeats or (1 if quick else 3)
-    files = 10
     has_polars = polars_available()
     kinds = ["ours", "pandas", *(["polars"] if has_polars else [])]
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
@@ -258,8 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20k rows, seconds")
     parser.add_argument("--rows", type=int, help="total rows (default 1000000)")
     parser.add_argument("--repeats", type=int, help="runs per contender (default 3)")
+    parser.add_argument("--files", type=int, default=10, help="CSV files (default 10)")
     args = parser.parse_args(argv)
-    print_goals("goals:", run(quick=args.quick, rows=args.rows, repeats=args.repeats))
+    goals = run(quick=args.quick, rows=args.rows, repeats=args.repeats, files=args.files)
+    print_goals("goals:", goals)
     return 0
 
 

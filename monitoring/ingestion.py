@@ -34,7 +34,7 @@ import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +121,15 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
             out[column] = frame[column]
             continue
         col = numeric[column]
-        # Keep integer columns integer when they have no gaps, so the CSV stays as given.
-        whole = col.notna().all() and (col == col.round()).all()
+        # Keep integer columns integer when they have no gaps, so the CSV stays as
+        # given; only where int64 holds every value exactly (no -0.0, no 1e300).
+        values = col.to_numpy()
+        whole = (
+            not np.isnan(values).any()
+            and (values == np.round(values)).all()
+            and (np.abs(values) <= _EXACT_FLOAT).all()
+            and not (np.signbit(values) & (values == 0)).any()
+        )
         out[column] = col.astype("int64") if whole else col
     check_binary_target(out[settings.target], input_name=input_name, column=settings.target)
     for column in settings.id_columns:
@@ -345,6 +352,30 @@ class SeenRows:
     def __init__(self) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
         self._filter = np.zeros(1 << (_FILTER_BITS - 3), dtype=np.uint8)
+        self._mark = 0
+
+    def mark(self) -> None:
+        """Start a group of batches that :meth:`rollback` can forget."""
+        self._mark = len(self._runs)
+
+    def commit(self) -> None:
+        """Keep the batches since :meth:`mark`."""
+        self._mark = 0
+        self._compact()
+
+    def rollback(self) -> None:
+        """Forget the batches admitted since :meth:`mark` (their filter bits stay
+        set, which only costs a few extra look-ups)."""
+        del self._runs[self._mark :]
+        self._mark = 0
+
+    def _compact(self) -> None:
+        # Merge equal-sized runs (a binary counter): O(log n) runs, each key moved
+        # O(log n) times. Runs before the mark are left alone until a commit.
+        runs = self._runs
+        while len(runs) - self._mark > 1 and len(runs[-2][0]) <= len(runs[-1][0]):
+            (xa, xb), (ya, yb) = runs[-2], runs.pop()
+            runs[-1] = _merge_sorted(xa, xb, ya, yb)
 
     def admit(self, frame: pd.DataFrame) -> np.ndarray:
         """Mask of the rows of ``frame`` not seen before (in it or earlier); remember them."""
@@ -382,11 +413,7 @@ class SeenRows:
         keep[candidates] = True
         if len(candidates):
             self._runs.append((qa, qb))
-            # Merge equal-sized runs (a binary counter): O(log n) runs, each key moved
-            # O(log n) times.
-            while len(self._runs) > 1 and len(self._runs[-2][0]) <= len(self._runs[-1][0]):
-                (xa, xb), (ya, yb) = self._runs[-2], self._runs.pop()
-                self._runs[-1] = _merge_sorted(xa, xb, ya, yb)
+            self._compact()
         return keep
 
 
@@ -547,20 +574,100 @@ class _ProfileParts:
             "missing": missing_shares(self.missing, self.rows),
         }
 
+    def absorb(self, other: _ProfileParts) -> None:
+        """Add the parts of ``other`` (a file's, once it is accepted)."""
+        self.rows += other.rows
+        for column, count in other.missing.items():
+            self.missing[column] += count
+        for column, parts in other.features.items():
+            self.features[column].extend(parts)
 
-def _load(path: Path) -> tuple[str, pd.DataFrame | DataValidationError]:
-    """The SHA-256 of a file and its parsed table (or why it cannot be parsed)."""
-    digest = sha256_file(path)
+
+CHUNK_ROWS = 50_000  # CSV files are read in pieces of this many rows
+
+
+def _pieces(path: Path) -> Iterator[pd.DataFrame]:
+    """The table in ``path``: CSV in pieces of :data:`CHUNK_ROWS` rows, others whole.
+
+    Raises
+    ------
+    DataValidationError
+        If the file cannot be parsed (possibly after some pieces).
+    """
+    if path.suffix.lower() != ".csv":
+        yield read_table(path)
+        return
     try:
-        return digest, read_table(path)
-    except DataValidationError as exc:
-        return digest, exc
+        with pd.read_csv(path, chunksize=CHUNK_ROWS) as reader:
+            yield from reader
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataValidationError(f"{path.name}: cannot be parsed as csv: {exc}") from exc
+
+
+_END = object()  # marks the end of a file in the stream of pieces
+
+
+def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str, Any]]:
+    """``(path, sha256, piece)`` for each piece of each file, then ``(path, sha256, _END)``.
+
+    A piece is a DataFrame, or the DataValidationError that stopped the file.
+    Files added to ``skip`` (rejected meanwhile) are not read further.
+    """
+    for path in paths:
+        digest = sha256_file(path)
+        try:
+            for piece in _pieces(path):
+                yield path, digest, piece
+                if path in skip:
+                    break
+        except DataValidationError as exc:
+            yield path, digest, exc
+        yield path, digest, _END
+
+
+def _read_ahead(items: Iterator[Any], worker: ThreadPoolExecutor) -> Iterator[Any]:
+    """Iterate ``items`` with the next item already being produced by ``worker``."""
+    pending = worker.submit(next, items, _END)
+    while (item := pending.result()) is not _END:
+        pending = worker.submit(next, items, _END)
+        yield item
 
 
 def _csv_bytes(frame: pd.DataFrame, header: bool) -> bytes:
     buffer = io.BytesIO()
     write_csv(frame, buffer, header=header)
     return buffer.getvalue()
+
+
+class _Output:
+    """The merged CSV being written: pieces formatted by the worker, written in order."""
+
+    def __init__(self, handle: IO[bytes], worker: ThreadPoolExecutor) -> None:
+        self.handle = handle
+        self.worker = worker
+        self.formatting: deque[Future[bytes]] = deque()
+        self.header = True
+
+    def append(self, frame: pd.DataFrame) -> None:
+        self.formatting.append(self.worker.submit(_csv_bytes, frame, self.header))
+        self.header = False
+        while len(self.formatting) > 1 or (self.formatting and self.formatting[0].done()):
+            self.handle.write(self.formatting.popleft().result())
+
+    def flush(self) -> None:
+        while self.formatting:
+            self.handle.write(self.formatting.popleft().result())
+
+    def mark(self) -> tuple[int, bool]:
+        """Where the next file starts (to undo it if it is rejected)."""
+        self.flush()
+        return self.handle.tell(), self.header
+
+    def undo(self, mark: tuple[int, bool]) -> None:
+        self.flush()
+        self.handle.seek(mark[0])
+        self.handle.truncate()
+        self.header = mark[1]
 
 
 def _merge_files(
@@ -573,12 +680,15 @@ def _merge_files(
 ) -> _ProfileParts:
     """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
 
+    A file is accepted or rejected as a whole: a piece that fails validation
+    undoes the file's earlier pieces (output, keys and profile parts).
+
     Raises
     ------
     _Restart
-        When a file makes a column float after earlier rows were written as
-        integers (the merged column must be float throughout, as pandas' concat
-        makes it).
+        When an accepted file makes a column float after earlier rows were
+        written as integers (the merged column must be float throughout, as
+        pandas' concat makes it).
     DataValidationError
         If no file could be ingested.
     """
@@ -586,30 +696,54 @@ def _merge_files(
     seen = SeenRows()
     parts = _ProfileParts(settings)
     written_as_int: set[str] = set()
-    header = True
     now = utcnow()
-    # One worker thread hashes and parses the next file and formats the previous
-    # file's CSV while this thread validates and de-duplicates (pandas' parser,
+    skip: set[Path] = set()
+    # One worker thread hashes and parses the next piece and formats the previous
+    # one's CSV while this thread validates and de-duplicates (pandas' parser,
     # hashlib and Arrow's CSV writer release the GIL).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as worker:
-        loading = worker.submit(_load, paths[0])
-        formatted: deque[Future[bytes]] = deque()
-        for i, path in enumerate(paths):
-            digest, loaded = loading.result()
-            if i + 1 < len(paths):
-                loading = worker.submit(_load, paths[i + 1])
-            record: dict[str, Any] = {
-                "file_name": path.name,
-                "source_path": _relative(path, settings.root),
-                "ingested_at": now,
-                "sha256": digest,
-            }
-            records.append(record)
+        output = _Output(handle, worker)
+        record: dict[str, Any] = {}
+        for path, digest, piece in _read_ahead(_stream(paths, skip), worker):
+            if record.get("file_name") != path.name:  # a new file starts
+                record = {
+                    "file_name": path.name,
+                    "source_path": _relative(path, settings.root),
+                    "ingested_at": now,
+                    "sha256": digest,
+                    "rows_read": 0,
+                }
+                records.append(record)
+                mark = output.mark()
+                seen.mark()
+                file_parts = _ProfileParts(settings)
+                file_floats = set(float_columns)
+                file_writes_int: set[str] = set()
+            if path in skip:
+                continue
+            if piece is _END:
+                if file_floats & written_as_int:
+                    raise _Restart(frozenset(file_floats))
+                float_columns = frozenset(file_floats)
+                written_as_int |= file_writes_int
+                seen.commit()
+                parts.absorb(file_parts)
+                kept = file_parts.rows
+                record.update(
+                    status="accepted",
+                    rows_kept=kept,
+                    duplicates_removed=record["rows_read"] - kept,
+                    message="",
+                )
+                continue
             try:
-                if isinstance(loaded, DataValidationError):
-                    raise loaded
-                frame = validate_frame(loaded, settings, input_name=path.name)
+                if isinstance(piece, DataValidationError):
+                    raise piece
+                frame = validate_frame(piece, settings, input_name=path.name)
             except DataValidationError as exc:
+                skip.add(path)
+                output.undo(mark)
+                seen.rollback()
                 record.update(
                     status="rejected",
                     rows_read=None,
@@ -618,32 +752,19 @@ def _merge_files(
                     message=exc.message,
                 )
                 continue
-            del loaded
-            floats = float_columns | {c for c in numeric if frame[c].dtype.kind == "f"}
-            if floats & written_as_int:
-                raise _Restart(frozenset(floats))
-            float_columns = frozenset(floats)
+            del piece
+            file_floats |= {c for c in numeric if frame[c].dtype.kind == "f"}
             keep = seen.admit(frame)
             kept = frame if keep.all() else frame.loc[keep]
-            if float_columns:
-                kept = kept.astype(dict.fromkeys(float_columns, "float64"))
-            record.update(
-                status="accepted",
-                rows_read=len(frame),
-                rows_kept=len(kept),
-                duplicates_removed=len(frame) - len(kept),
-                message="",
-            )
+            if file_floats:
+                kept = kept.astype(dict.fromkeys(file_floats, "float64"))
+            record["rows_read"] += len(frame)
             del frame
-            formatted.append(worker.submit(_csv_bytes, kept, header))
-            header = False
+            output.append(kept)
             if len(kept):
-                written_as_int |= {c for c in numeric if c not in float_columns}
-            parts.add(kept)
-            while len(formatted) > 1 or (formatted and formatted[0].done()):
-                handle.write(formatted.popleft().result())
-        while formatted:
-            handle.write(formatted.popleft().result())
+                file_writes_int |= {c for c in numeric if c not in file_floats}
+            file_parts.add(kept)
+        output.flush()
     accepted = [r for r in records if r["status"] == "accepted"]
     if not accepted:
         reasons = "; ".join(r["message"] for r in records)

@@ -68,6 +68,13 @@ def _to_float(value: object) -> float:
         return float("inf") if str(value).strip().lstrip("+-").isdigit() else float("nan")
 
 
+def _row(frame: pd.DataFrame, position: int) -> int:
+    """The row number to report: the integer index label (a chunk of a file keeps
+    its rows' numbers in the file), else the position."""
+    label = frame.index[position]
+    return int(label) if isinstance(label, int | np.integer) else position
+
+
 def to_numeric_columns(
     frame: pd.DataFrame,
     columns: Sequence[str],
@@ -104,21 +111,21 @@ def to_numeric_columns(
                 numeric = values.map(_to_float).astype("float64")
             bad = numeric.isna() & values.notna()
             if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
+                at = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataValidationError(
                     f"{input_name}: column '{column}' must be numeric; "
-                    f"row {row} has {values.iloc[row]!r}"
+                    f"row {_row(frame, at)} has {values.iloc[at]!r}"
                 )
         array = numeric.to_numpy()
         if not allow_missing and np.isnan(array).any():
-            row = int(np.flatnonzero(np.isnan(array))[0])
+            at = int(np.flatnonzero(np.isnan(array))[0])
             raise DataValidationError(
-                f"{input_name}: column '{column}' has a missing value at row {row}"
+                f"{input_name}: column '{column}' has a missing value at row {_row(frame, at)}"
             )
         if np.isinf(array).any():
-            row = int(np.flatnonzero(np.isinf(array))[0])
+            at = int(np.flatnonzero(np.isinf(array))[0])
             raise DataValidationError(
-                f"{input_name}: column '{column}' has an infinite value at row {row}"
+                f"{input_name}: column '{column}' has an infinite value at row {_row(frame, at)}"
             )
         out[column] = numeric
     return pd.DataFrame(out, index=frame.index)

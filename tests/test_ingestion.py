@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from monitoring import ingestion
 from monitoring.config import Settings
 from monitoring.diagnostics import column_summary, profile_frame, quartiles
 from monitoring.exceptions import DataValidationError, MonitoringError
@@ -227,9 +228,11 @@ def reference_outputs(settings: Settings) -> tuple[bytes, dict[str, Any], list[i
 
 @pytest.mark.parametrize("seed", range(40))
 def test_streaming_ingestion_equals_the_in_memory_merge(
-    make_settings, project: Path, store: Store, seed: int
+    make_settings, project: Path, store: Store, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = np.random.default_rng(seed)
+    if seed % 2:  # CSV files read in pieces of 7 rows
+        monkeypatch.setattr(ingestion, "CHUNK_ROWS", 7)
     folder = project / "data" / f"random{seed}"
     folder.mkdir()
     pool = random_pool(rng)
@@ -246,8 +249,9 @@ def test_streaming_ingestion_equals_the_in_memory_merge(
             frame.to_json(path, orient="records", lines=True)
         else:
             frame.to_parquet(path)
-    if rng.random() < 0.3:
-        (folder / "f9_bad.csv").write_text(GOOD + "abcd,1,lots,3,0\n")
+    if rng.random() < 0.3:  # rejected in its third piece when pieces are 7 rows
+        good_rows = "".join(f"ok{i},1,2,3,0\n" for i in range(16))
+        (folder / "f9_bad.csv").write_text(GOOD + good_rows + "abcd,1,lots,3,0\n")
     settings = make_settings(input_folder_path=f"data/random{seed}")
     try:
         expected_csv, expected_profile, expected_kept = reference_outputs(settings)
@@ -265,6 +269,25 @@ def test_streaming_ingestion_equals_the_in_memory_merge(
     kept = [r["rows_kept"] for r in result.records if r["status"] == "accepted"]
     assert kept == expected_kept
     assert result.rows_kept == sum(expected_kept)
+
+
+def test_a_bad_row_in_a_later_piece_rejects_the_whole_file(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingestion, "CHUNK_ROWS", 4)
+    rows = "".join(f"new{i},1,2,3,0\n" for i in range(9))
+    (settings.input_folder_path / "a_bad.csv").write_text(GOOD + rows + "zzzz,1,lots,3,0\n")
+    (settings.input_folder_path / "b_late.csv").write_text(GOOD + rows + "zzzz,1,2,3,0\n" * 2)
+    result = ingest(settings, store=store)
+    [rejected] = result.rejected
+    assert rejected["message"] == (
+        "a_bad.csv: column 'lastyear_activity' must be numeric; row 9 has 'lots'"
+    )
+    final = pd.read_csv(settings.finaldata_file)
+    assert final.corporation.str.startswith("new").sum() == 9  # from b_late.csv only
+    late = next(r for r in result.records if r["file_name"] == "b_late.csv")
+    assert (late["rows_read"], late["rows_kept"]) == (11, 10)
+    assert result.rows_kept == 26 + 10
 
 
 def test_a_later_float_column_rewrites_earlier_integer_rows(
