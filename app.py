@@ -33,10 +33,12 @@ def create_app(
     app = Flask(__name__)
     configure_app(app, settings, test_config)
     register_extensions(app, settings)
+    # Before the blueprints: its request hook runs before the read-auth check of
+    # monitoring.admin, so a refused request gets a request id, a count and a log line.
+    register_observability(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_options_json(app)
-    register_observability(app)
     configure_logger(app)
     return app
 

@@ -50,12 +50,13 @@ def prediction() -> Any:
     dataset, 413 too large, 415 content type, 422 invalid columns or values,
     503 no model deployed.
     """
-    frame, name = frame_from_request(request, monitor().settings)
+    m = monitor()
+    frame, name = frame_from_request(request, m.settings)
     _check_rows(frame)
-    result = monitor().predict(frame, input_name=name)
+    result = m.predict(frame, input_name=name)
     from monitoring.observability import after_prediction
 
-    return after_prediction(monitor(), frame, result)
+    return after_prediction(m, frame, result)
 
 
 @bp.get("/scoring")
@@ -67,8 +68,9 @@ def scoring() -> Any:
     """
     from monitoring.capture import live_performance
 
-    live = monitor().store_cached("live_performance", lambda: live_performance(monitor().store))
-    return {**monitor().scoring(), "live_performance": live}
+    m = monitor()
+    live = m.store_cached("live_performance", lambda: live_performance(m.store))
+    return {**m.scoring(), "live_performance": live}
 
 
 @bp.get("/summarystats")

@@ -26,15 +26,15 @@ by the CLI process.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -50,7 +50,8 @@ from monitoring.store import runs as store_runs
 log = logging.getLogger("monitoring.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # the same header in the WSGI environ
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")  # whole value (fullmatch)
 
 # Live (per-process, summed across workers in multiprocess mode) metrics. Module
 # level: one set per process, shared by every app built in it.
@@ -78,6 +79,23 @@ POSITIVES = Counter(
 )
 
 
+_Metric = TypeVar("_Metric", Counter, Histogram)
+_SERIES: dict[tuple[Any, ...], Any] = {}
+
+
+def series(metric: _Metric, *labels: str) -> _Metric:
+    """``metric.labels(*labels)``, looked up once per process and label set.
+
+    The same object ``.labels()`` returns (prometheus-client keeps every child
+    too), without its argument checks and lock on each request.
+    """
+    key = (metric, *labels)
+    child = _SERIES.get(key)
+    if child is None:
+        child = _SERIES[key] = metric.labels(*labels)
+    return child
+
+
 def multiprocess_dir() -> str | None:
     """``PROMETHEUS_MULTIPROC_DIR`` when set (multiprocess mode), else None."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -91,11 +109,22 @@ def request_id() -> str | None:
     return None
 
 
+def new_request_id() -> str:
+    """A fresh request id: a random version-4 UUID as 32 hex digits.
+
+    The same as ``uuid.uuid4().hex``, without building a :class:`uuid.UUID`.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 def _incoming_request_id() -> str:
-    given = request.headers.get(REQUEST_ID_HEADER)
-    if given and _SANE_ID.match(given):
+    given = request.environ.get(_REQUEST_ID_ENVIRON)
+    if given and _SANE_ID.fullmatch(given):
         return given
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 class RequestIdFilter(logging.Filter):
@@ -108,6 +137,19 @@ class RequestIdFilter(logging.Filter):
 
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+_ENCODER = json.JSONEncoder(default=str)  # json.dumps(..., default=str), built once
+
+
+def _utc_time(created: float) -> str:
+    """``created`` (seconds since the epoch) as ``2024-05-01T12:00:00.123Z``."""
+    seconds = int(created)
+    return f"{_utc_second(seconds)}.{int((created - seconds) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    # Formatted once per second, not once per line.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 class JsonFormatter(logging.Formatter):
@@ -115,7 +157,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": _utc_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -126,22 +168,86 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _ENCODER.encode(out)
 
 
 JsonFormatter.converter = time.gmtime
+
+
+class JsonLogHandler(logging.StreamHandler):
+    """The JSON-lines handler of :func:`configure_json_logging`.
+
+    A :class:`~logging.StreamHandler` with a :class:`JsonFormatter` and a
+    :class:`RequestIdFilter`, plus :meth:`write_fields` to write a line that was
+    built without a :class:`~logging.LogRecord` (the per-request access line).
+
+    Parameters
+    ----------
+    stream : file-like, optional
+        Default: ``sys.stderr``, as for :class:`~logging.StreamHandler`.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonFormatter())
+        self.addFilter(RequestIdFilter())
+
+    def write_fields(self, fields: dict[str, Any]) -> None:
+        """Write ``fields`` as one JSON line, the way :meth:`emit` writes a record.
+
+        ``fields`` must hold what :class:`JsonFormatter` would put in the line, in
+        its order: time, level, logger, message, request_id, then the extras.
+        """
+        self.acquire()
+        try:
+            self.stream.write(_ENCODER.encode(fields) + self.terminator)
+            self.flush()
+        except RecursionError:  # as StreamHandler.emit
+            raise
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": fields.get("message")}))
+        finally:
+            self.release()
+
+
+def sole_json_handler(logger: logging.Logger, level: int) -> JsonLogHandler | None:
+    """The one handler a ``level`` record of ``logger`` would reach, if a plain JSON one.
+
+    When a handler is returned, writing the line with
+    :meth:`JsonLogHandler.write_fields` gives the same output as logging it: the
+    record would reach exactly that :class:`JsonLogHandler` (at ``level`` or below,
+    with its own formatter and filter) and ``logger`` has no filters. Any other
+    set-up (another handler, as tests and embedding applications add, a custom
+    formatter, a logger filter) gives None: log through ``logger`` then. The caller
+    checks ``logger.isEnabledFor(level)``.
+    """
+    if logger.filters:
+        return None
+    found: JsonLogHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or type(handler) is not JsonLogHandler:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if (
+        found is None
+        or level < found.level
+        or type(found.formatter) is not JsonFormatter
+        or any(type(f) is not RequestIdFilter for f in found.filters)
+    ):
+        return None
+    return found
 
 
 def configure_json_logging(level: int = logging.INFO) -> logging.Handler:
     """Send the root logger to stdout as JSON lines (idempotent); return the handler."""
     root = logging.getLogger()
     for handler in root.handlers:
-        if getattr(handler, "_monitoring_json", False):
+        if isinstance(handler, JsonLogHandler):
             return handler
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RequestIdFilter())
-    handler._monitoring_json = True  # type: ignore[attr-defined]
+    handler = JsonLogHandler(sys.stdout)
     root.addHandler(handler)
     root.setLevel(level)
     return handler
@@ -163,31 +269,49 @@ def _after(response: Response) -> Response:
     seconds = time.perf_counter() - started
     rule = request.url_rule
     endpoint = rule.rule if rule is not None else "<unmatched>"
-    status = str(response.status_code)
-    REQUESTS.labels(endpoint, request.method, status).inc()
-    LATENCY.labels(endpoint, request.method, status).observe(seconds)
+    method = request.method
+    code = response.status_code
+    status = str(code)
+    series(REQUESTS, endpoint, method, status).inc()
+    series(LATENCY, endpoint, method, status).observe(seconds)
     if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            status,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 3),
-            },
-        )
+        _access_log(rid, method, request.path, code, seconds)
     return response
+
+
+def _access_log(rid: str | None, method: str, path: str, status: int, seconds: float) -> None:
+    """Log the access line: ``"GET /health 200"`` with the fields as extras.
+
+    Written straight to the JSON handler when it is the only place the line goes
+    (production); otherwise through the ``monitoring.request`` logger.
+    """
+    duration_ms = round(seconds * 1000, 3)
+    handler = sole_json_handler(log, logging.INFO)
+    if handler is None:
+        extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
+        log.info("%s %s %s", method, path, str(status), extra=extra)
+        return
+    handler.write_fields(
+        {
+            "time": _utc_time(time.time()),
+            "level": "INFO",
+            "logger": log.name,
+            "message": f"{method} {path} {status}",
+            "request_id": rid,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+    )
 
 
 def count_predictions(model_version: str, predictions: list[int]) -> None:
     """Count predicted rows and predicted positives for the metrics."""
-    PREDICTIONS.labels(model_version).inc(len(predictions))
+    series(PREDICTIONS, model_version).inc(len(predictions))
     positives = sum(predictions)
     if positives:
-        POSITIVES.labels(model_version).inc(positives)
+        series(POSITIVES, model_version).inc(positives)
 
 
 # -- state read at scrape time ---------------------------------------------------
@@ -355,7 +479,7 @@ def after_prediction(monitor: Any, frame: Any, result: dict[str, Any]) -> dict[s
 
     version = str(result.get("model_version"))
     count_predictions(version, result["predictions"])
-    rid = request_id() or uuid.uuid4().hex
+    rid = request_id() or new_request_id()
     body = {**result, "request_id": rid}
     if should_capture(monitor.settings):
         body["row_ids"] = record(

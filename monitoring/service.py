@@ -34,6 +34,14 @@ DEPENDENCY_CACHE = ".dependency-check.json"
 DEPENDENCY_TTL_SECONDS = 10.0
 
 
+def _sqlite_files(url: str) -> tuple[Path, Path] | None:
+    """The database file and its ``-wal`` file of a SQLite ``url`` (else None)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    path = url[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path), Path(path + "-wal")
+
+
 class Monitor:
     """Per-process access to the deployed model and the cached diagnostics.
 
@@ -50,6 +58,10 @@ class Monitor:
         self._model_key: tuple[int, int, int] | None = None
         self._artifact: Artifact | None = None
         self._cache: dict[str, tuple[Any, Any]] = {}
+        # Stat on every request: the paths are built once.
+        self._current_file = settings.prod_deployment_path / CURRENT_FILE
+        self._profile_file = settings.profile_file
+        self._store_files = _sqlite_files(self.store.url)
 
     # -- the deployed model ------------------------------------------------------
     def artifact(self) -> Artifact:
@@ -60,7 +72,7 @@ class Monitor:
         NotDeployedError
             If nothing is deployed.
         """
-        key = file_identity(self.settings.prod_deployment_path / CURRENT_FILE)
+        key = file_identity(self._current_file)
         if key is None:
             raise NotDeployedError(
                 "no model is deployed yet; run 'python -m monitoring setup' first"
@@ -123,11 +135,10 @@ class Monitor:
         With WAL journaling a commit appends to ``-wal`` and a checkpoint rewrites
         the main file, so together they change on every write.
         """
-        url = self.store.url
-        if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        if self._store_files is None:
             return None
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        return (file_identity(Path(path)), file_identity(Path(path + "-wal")))
+        database, wal = self._store_files
+        return (file_identity(database), file_identity(wal))
 
     def _scoring(self, artifact: Artifact) -> dict[str, Any]:
         score = read_score(artifact.folder)
@@ -157,7 +168,7 @@ class Monitor:
 
     def summarystats(self) -> dict[str, Any]:
         """Summary statistics of the ingested data, computed at ingestion."""
-        path = self.settings.profile_file
+        path = self._profile_file
 
         def load() -> dict[str, Any]:
             profile = read_json(path)
@@ -177,7 +188,7 @@ class Monitor:
         """Missing data, recorded step timings and the (cached) dependency check."""
         from monitoring.diagnostics import recorded_timings
 
-        profile_path = self.settings.profile_file
+        profile_path = self._profile_file
         missing = self._cached(
             "missing_data",
             file_identity(profile_path),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,8 +18,17 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import create_app
 from monitoring.config import Settings
-from monitoring.observability import JsonFormatter, RequestIdFilter
+from monitoring.observability import (
+    REQUESTS,
+    JsonFormatter,
+    JsonLogHandler,
+    RequestIdFilter,
+    new_request_id,
+    series,
+    sole_json_handler,
+)
 from monitoring.store import Store
 from tests.helpers import running_gunicorn
 
@@ -88,6 +101,9 @@ def test_request_id_is_accepted_when_sane_and_generated_otherwise(api: Any) -> N
     for bad in ("bad id with spaces", "x" * 200, "<script>"):
         got = api.get("/health", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
         assert got != bad and len(got) == 32 and int(got, 16) >= 0
+    # A trailing newline (which could split the echoed header) is not sane either.
+    newline = api.get("/health", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})
+    assert newline.status_code == 200 and len(newline.headers["X-Request-ID"]) == 32
     error = api.get("/nowhere")
     assert error.status_code == 404 and len(error.headers["X-Request-ID"]) == 32
 
@@ -118,6 +134,87 @@ def test_log_lines_are_json_with_the_request_id(api: Any) -> None:
     assert record["status"] == 200 and record["path"] == "/health"
     assert record["duration_ms"] >= 0 and record["level"] == "INFO"
     assert record["time"].endswith("Z")
+
+
+def test_access_line_written_directly_matches_the_logged_line(api: Any) -> None:
+    # Production: one JsonLogHandler is the only handler, so the access line is
+    # written without a LogRecord. With another handler present it goes through
+    # logging; both must give the same line.
+    logger = logging.getLogger("monitoring.request")
+    direct = io.StringIO()
+    handler = JsonLogHandler(direct)
+    records: list[logging.LogRecord] = []
+    emit = handler.emit
+    handler.emit = lambda record: records.append(record) or emit(record)  # type: ignore[method-assign]
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    other = Collect()
+    other.setFormatter(JsonFormatter())
+    other.addFilter(RequestIdFilter())
+    old = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # away from pytest's capture handlers
+    logger.addHandler(handler)
+    try:
+        assert sole_json_handler(logger, logging.INFO) is handler
+        api.get("/health", headers={"X-Request-ID": "direct-1"})
+        assert records == []  # no LogRecord made
+        logger.addHandler(other)
+        assert sole_json_handler(logger, logging.INFO) is None
+        api.get("/health", headers={"X-Request-ID": "logged-1"})
+    finally:
+        logger.removeHandler(handler)
+        logger.removeHandler(other)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+    first, second = (json.loads(line) for line in direct.getvalue().splitlines())
+    assert len(records) == 1 and json.loads(lines[0]) == second
+    assert first["request_id"] == "direct-1" and second["request_id"] == "logged-1"
+    keys = ["time", "level", "logger", "message", "request_id"]
+    keys += ["method", "path", "status", "duration_ms"]
+    for record in (first, second):
+        assert list(record) == keys
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])
+        assert record["message"] == "GET /health 200" and record["status"] == 200
+        assert record["level"] == "INFO" and record["logger"] == "monitoring.request"
+        assert isinstance(record["duration_ms"], float) and record["duration_ms"] >= 0
+
+
+def test_new_request_ids_are_uuid4_hex() -> None:
+    ids = {new_request_id() for _ in range(200)}
+    assert len(ids) == 200
+    for rid in ids:
+        parsed = uuid.UUID(hex=rid)
+        assert parsed.hex == rid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_metric_series_are_the_labelled_children() -> None:
+    labels = ("/x-test", "GET", "200")
+    assert series(REQUESTS, *labels) is REQUESTS.labels(*labels)
+    assert series(REQUESTS, *labels) is series(REQUESTS, *labels)
+
+
+def test_refused_requests_get_a_request_id_and_are_counted(
+    deployed: dict[str, Any], settings: Settings
+) -> None:
+    # The request hook runs before the token check, so a 401 carries its id too.
+    app = create_app(dataclasses.replace(settings, api_token="t0ken"), {"TESTING": True})
+    client = app.test_client()
+    before = client.get("/metrics").get_data(as_text=True)
+    refused = client.post("/deploy", headers={"X-Request-ID": "refused-1"})
+    assert refused.status_code == 401 and refused.headers["X-Request-ID"] == "refused-1"
+    assert len(client.post("/deploy").headers["X-Request-ID"]) == 32
+    after = client.get("/metrics").get_data(as_text=True)
+    labels = {"endpoint": "/deploy", "method": "POST", "status": "401"}
+    assert (
+        value(after, "monitoring_http_requests_total", **labels)
+        - value(before, "monitoring_http_requests_total", **labels)
+        == 2
+    )
 
 
 @pytest.fixture
