@@ -98,9 +98,9 @@ class Artifact:
             # Fast path: a frame already holding exactly the features as numbers
             # (what the JSON payload parser builds); the full checks below run only
             # when something is wrong, so their messages are unchanged.
-            kinds = {dtype.kind for dtype in frame.dtypes}
-            if kinds <= set("iuf"):
-                matrix = frame.to_numpy(dtype="float64")
+            values = frame.to_numpy()  # object dtype unless every column is numeric
+            if values.dtype.kind in "iuf":
+                matrix = values.astype(np.float64, copy=False)
                 if np.isfinite(matrix).all():
                     return np.ascontiguousarray(matrix)
         check_not_empty(frame, input_name=input_name)

@@ -7,6 +7,7 @@ resolve (symlinks included) to a file inside one of the configured data folders.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -160,8 +161,15 @@ def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame
         except OverflowError:  # an integer beyond float range: let pandas report it
             pass
         else:
-            return pd.DataFrame(array, columns=list(features))
+            return pd.DataFrame(array, columns=_column_index(tuple(features)), copy=False)
     return pd.DataFrame.from_records(records)
+
+
+@functools.lru_cache(maxsize=8)
+def _column_index(features: tuple[str, ...]) -> pd.Index:
+    # An object-dtype Index: building a frame with it is ~5x cheaper than from a
+    # list (which pandas turns into an Arrow-backed string Index each time).
+    return pd.Index(features, dtype=object)
 
 
 def frame_from_csv(data: bytes, *, input_name: str) -> pd.DataFrame:
