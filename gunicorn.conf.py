@@ -43,9 +43,27 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
         _created_dirs.append(folder)  # ours: removed on exit
 
 
+# Captured predictions (monitoring/capture.py): workers append them to journals;
+# one importer process, started here beside the workers, moves them into the
+# record store, so no worker spends request time on it. If it is not running the
+# workers import for themselves.
+_importer: list = []
+
+
+def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "monitoring", "capture-importer"]
+    _importer.append(subprocess.Popen([*command, "--parent-pid", str(os.getpid())]))
+
+
 def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
     import shutil
 
+    for process in _importer:
+        process.terminate()
+        process.wait(timeout=10)
     for folder in _created_dirs:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -13,21 +13,27 @@ one per row of that request, in order) or by row id. Labelled rows give the
 (:func:`live_performance`), shown by ``/scoring``, the dashboard, and used by the
 pipeline as model-drift evidence.
 
-Rows older than ``capture.retention_days`` are deleted by the capture writer's
-background thread, once a minute while captures come in (off the request path).
+With a SQLite store a request only appends its rows to a journal file; an
+importer moves them into the table within a fraction of a second (see
+:class:`_SqliteCaptureWriter`). Rows older than ``capture.retention_days`` are
+deleted by the importer once a minute, off the request path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import json
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,19 +62,36 @@ def should_capture(settings: Settings) -> bool:
     return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
 
 
-def _row_json(frame: pd.DataFrame) -> list[str]:
-    """One compact JSON object per row (the captured inputs)."""
-    if len(frame.columns) and all(d == np.float64 for d in frame.dtypes):
-        values = frame.to_numpy()
-        if np.isfinite(values).all():  # the common case: validated numeric features
-            columns = [str(c) for c in frame.columns]
-            return [
-                json.dumps(dict(zip(columns, row, strict=True)), separators=(",", ":"))
-                for row in values.tolist()
-            ]
-    # Anything else: to_json handles mixed types, NaN (-> null) and timestamps.
+def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
+    """The captured inputs compactly: (columns, value rows), or (None, JSON objects).
+
+    Validated numeric features (the common case) stay a matrix of numbers, so a
+    request is serialised with one ``json.dumps``; anything else becomes one JSON
+    object per row through ``to_json`` (mixed types, NaN as null, timestamps).
+    """
+    values = frame.to_numpy()  # float64 when every column is a number and one a float
+    if len(frame.columns) and values.dtype == np.float64 and np.isfinite(values).all():
+        return [str(c) for c in frame.columns], values.tolist()
     text = frame.to_json(orient="records", date_format="iso", lines=True)
-    return text.splitlines()
+    return None, text.splitlines()
+
+
+def _row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
+    """One compact JSON object per row, from :func:`_inputs`.
+
+    Rows of finite floats are formatted with ``repr``, which is what ``json.dumps``
+    writes for a float, through a template made once per column list.
+    """
+    if columns is None:
+        return list(rows)
+    template = _json_template(tuple(columns))
+    return [template % tuple(row) for row in rows]
+
+
+@functools.lru_cache(maxsize=16)
+def _json_template(columns: tuple[str, ...]) -> str:
+    body = ",".join(json.dumps(c).replace("%", "%%") + ":%r" for c in columns)
+    return "{" + body + "}"
 
 
 def record(
@@ -80,7 +103,7 @@ def record(
     frame: pd.DataFrame,
     result: Mapping[str, Any],
 ) -> list[int]:
-    """Insert one captured row per predicted row; return their row ids in order.
+    """Capture one row per predicted row; return their row ids in order.
 
     Parameters
     ----------
@@ -94,43 +117,56 @@ def record(
         The model's output with ``predictions`` and ``probabilities``.
     """
     now = utcnow()
-    predictions = result["predictions"]
+    predictions = [int(p) for p in result["predictions"]]
     probabilities = result.get("probabilities") or [None] * len(predictions)
+    columns, inputs = _inputs(frame)
+    if store.engine.dialect.name == "sqlite":
+        while True:
+            writer = _sqlite_writer(store)
+            writer.retention_days = float(settings.capture["retention_days"])
+            try:
+                return writer.insert(
+                    [request_id, now, model_version, columns, inputs, predictions, probabilities]
+                )
+            except _WriterClosed:
+                continue
     rows = [
         {
             "request_id": request_id,
             "row_index": i,
             "captured_at": now,
             "model_version": model_version,
-            "inputs": inputs,
-            "prediction": int(pred),
+            "inputs": row_inputs,
+            "prediction": pred,
             "probability": prob,
         }
-        for i, (inputs, pred, prob) in enumerate(
-            zip(_row_json(frame), predictions, probabilities, strict=True)
+        for i, (row_inputs, pred, prob) in enumerate(
+            zip(_row_json(columns, inputs), predictions, probabilities, strict=True)
         )
     ]
-    if store.engine.dialect.name == "sqlite":
-        while True:
-            writer = _sqlite_writer(store)
-            writer.retention_days = float(settings.capture["retention_days"])
-            try:
-                ids = writer.insert(rows)
-                break
-            except _WriterClosed:
-                continue
-    else:
-        table = captured_predictions
-        # One statement with RETURNING, ids in row order.
-        query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        with store.engine.begin() as conn:
-            ids = [int(r[0]) for r in conn.execute(query, rows)]
-        if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
-            purge(store, settings)
+    table = captured_predictions
+    # One statement with RETURNING, ids in row order.
+    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    with store.engine.begin() as conn:
+        ids = [int(r[0]) for r in conn.execute(query, rows)]
+    if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
+        purge(store, settings)
     return ids
 
 
+def _journal_rows(line: bytes) -> list[tuple[Any, ...]]:
+    """The table rows of one journal line (one captured request)."""
+    first, request_id, now, version, columns, inputs, predictions, probabilities = json.loads(line)
+    return [
+        (first + i, request_id, i, now, version, row_inputs, pred, prob)
+        for i, (row_inputs, pred, prob) in enumerate(
+            zip(_row_json(columns, inputs), predictions, probabilities, strict=True)
+        )
+    ]
+
+
 _COLUMNS = (
+    "id",
     "request_id",
     "row_index",
     "captured_at",
@@ -139,118 +175,350 @@ _COLUMNS = (
     "prediction",
     "probability",
 )
-_CHUNK = 1000  # rows per statement: 7 000 parameters, under SQLite's 32 766
-CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints while capturing
-PURGE_EVERY = 60.0  # seconds between background retention purges while capturing
-IDLE_STOP = 30.0  # the background thread stops after this long without a capture
+_INSERT = (
+    f"INSERT OR IGNORE INTO captured_predictions ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+ID_BLOCK = 8192  # row ids a process reserves at a time
+IMPORT_EVERY = 0.1  # seconds between imports of the journals into the database
+ROTATE_BYTES = 1 << 20  # a journal this big is replaced by a fresh one
+PURGE_EVERY = 60.0  # seconds between retention purges by the importer
+IDLE_STOP = 30.0  # a writer's background thread stops after this long without a capture
 
 
 class _SqliteCaptureWriter:
     """The capture writer of one process for one SQLite database.
 
-    It owns a connection with automatic WAL checkpoints turned off, so a request
-    never pays for copying the WAL into the database (and its ``fsync``); a
-    background thread checkpoints every :data:`CHECKPOINT_EVERY` seconds and
-    deletes expired rows every :data:`PURGE_EVERY` seconds while captures come
-    in, and stops after :data:`IDLE_STOP` idle seconds.
+    A request appends its rows, with row ids from a block this process reserved
+    in the database, as one line to the process's *journal* (an append-only file
+    in ``<database>.capture-journal/``) and answers: one ``write`` call and no
+    lock shared with other workers, so a worker descheduled mid-write never makes
+    another wait. The line is in the kernel once ``write`` returns, so it
+    survives the process (the guarantee of SQLite's WAL with ``synchronous=NORMAL``).
 
-    Writers of all processes are serialised with an ``flock`` (a waiting worker
-    is woken the moment the lock is free, instead of SQLite's busy handler
-    sleeping 1, 2, 5, 10 ... ms between retries), threads of one process with a
-    mutex. Each insert is committed before the response, so nothing is lost.
+    *Importing* journals into ``captured_predictions`` is the job of whoever
+    holds the importer lock (:func:`run_importer`: the process gunicorn starts
+    beside its workers, so no worker spends its time or its GIL on it). Without
+    one, the writer's background thread takes the lock for a moment every
+    :data:`IMPORT_EVERY` seconds and imports itself. Every line is imported
+    exactly once, whoever imports it. Anything that needs every captured row
+    (:func:`apply_feedback`, :func:`captured`, :func:`purge`) calls
+    :func:`import_journals` first; summaries (:func:`live_performance`) may lag by
+    a fraction of a second.
+
+    The background thread also replaces the journal past :data:`ROTATE_BYTES`
+    (the old one, unlocked, is imported and removed like the journal of a process
+    that died) and stops after :data:`IDLE_STOP` idle seconds.
     """
 
     def __init__(self, store: Store, database: str) -> None:
         store.engine  # noqa: B018 - creates the tables and sets WAL mode
         self.database = database
+        self.folder = journal_folder(database)
+        self.folder.mkdir(exist_ok=True)
         self.retention_days: float | None = None
         self.mutex = threading.Lock()
-        self.lock_fd = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self.connection = _connect(database)
-        self.connection.execute("PRAGMA wal_autocheckpoint=0")
+        self.next_id = self.end_id = 0
+        self.fd = self._open_journal()
+        self.written = 0  # bytes written to the current journal
         self.last_write = 0.0
         self.thread: threading.Thread | None = None
         self.closed = False
 
-    def insert(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert rows in one transaction; return their ids in row order."""
-        ids: list[int] = []
+    def _open_journal(self) -> int:
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        # Locked before it gets its .jsonl name, so an importer never takes a new
+        # journal for a finished one.
+        fd = os.open(self.folder / f".{name}.new", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # held while the journal is in use: "owner alive"
+        os.rename(self.folder / f".{name}.new", self.folder / f"{name}.jsonl")
+        return fd
+
+    def insert(self, request: list[Any]) -> list[int]:
+        """Journal one request's rows under fresh, consecutive row ids; return the ids.
+
+        ``request`` is ``[request_id, captured_at, model_version, columns, inputs,
+        predictions, probabilities]`` (see :func:`_journal_rows`).
+        """
+        count = len(request[5])
         with self.mutex:
             if self.closed:
                 raise _WriterClosed
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
-            try:
-                cursor = self.connection.cursor()
-                for start in range(0, len(rows), _CHUNK):
-                    chunk = rows[start : start + _CHUNK]
-                    sql = (
-                        f"INSERT INTO captured_predictions ({', '.join(_COLUMNS)}) VALUES "
-                        + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                        + " RETURNING id"
-                    )
-                    cursor.execute(sql, [row[c] for row in chunk for c in _COLUMNS])
-                    # RETURNING order is unspecified in SQLite, but one statement under
-                    # the writer lock gets consecutive rowids in VALUES order: sort them.
-                    ids.extend(sorted(int(r[0]) for r in cursor.fetchall()))
-                self.connection.commit()
-            except BaseException:
-                self.connection.rollback()
-                raise
-            finally:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+            if self.end_id - self.next_id < count:
+                self.next_id = _reserve_ids(self.database, max(ID_BLOCK, count))
+                self.end_id = self.next_id + max(ID_BLOCK, count)
+            first = self.next_id
+            line = (json.dumps([first, *request], separators=(",", ":")) + "\n").encode()
+            view = memoryview(line)
+            while view:  # one write() for any normal size; loop on a short write
+                view = view[os.write(self.fd, view) :]
+            self.next_id += count
+            self.written += len(line)
             self.last_write = time.monotonic()
             if self.thread is None:
                 self.thread = threading.Thread(
-                    target=self._background, name="capture-checkpoint", daemon=True
+                    target=self._background, name="capture-journal", daemon=True
                 )
                 self.thread.start()
-        return ids
+        return list(range(first, first + count))
 
     def _background(self) -> None:
-        connection = _connect(self.database)
-        last_purge = 0.0
+        importer = _Importer(self.database)
         try:
             while True:
-                time.sleep(CHECKPOINT_EVERY)
+                time.sleep(IMPORT_EVERY)
+                retired = -1
                 with _writers_lock, self.mutex:
-                    if time.monotonic() - self.last_write > IDLE_STOP:
-                        self._close()
-                        return
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                now = time.monotonic()
-                if self.retention_days is not None and now - last_purge > PURGE_EVERY:
-                    last_purge = now
-                    self._purge(connection, _cutoff(datetime.now(UTC), self.retention_days))
-        except sqlite3.Error:  # the database went away (tests, a moved file): stop
+                    idle = time.monotonic() - self.last_write > IDLE_STOP
+                    if idle:
+                        self._forget()  # later captures take a new writer
+                    if idle or self.written > ROTATE_BYTES:
+                        retired, self.fd = self.fd, -1
+                    if not idle and self.fd < 0:
+                        self.fd = self._open_journal()
+                        self.written = 0
+                if retired >= 0:
+                    os.close(retired)  # unlocked: imported and removed as a finished journal
+                importer.retention_days = self.retention_days
+                importer.cycle(block=False)
+                if idle:
+                    return
+        except (sqlite3.Error, OSError):  # the database went away (tests, a moved file)
             with _writers_lock, self.mutex:
-                self._close()
+                self._forget()
+                if self.fd >= 0:
+                    os.close(self.fd)
+                    self.fd = -1
         finally:
-            connection.close()
+            importer.close()
 
-    def _close(self) -> None:
-        """Forget this writer and free its connection (holding both locks)."""
+    def _forget(self) -> None:
+        """Stop taking captures (holding both locks); the next one makes a new writer."""
         self.closed = True
         self.thread = None
         if _writers.get((os.getpid(), self.database)) is self:
             del _writers[(os.getpid(), self.database)]
-        self.connection.close()
-        os.close(self.lock_fd)
-
-    def _purge(self, connection: sqlite3.Connection, cutoff: str) -> None:
-        """Delete rows captured before ``cutoff``, holding the writer lock like an insert."""
-        with self.mutex:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
-            try:
-                connection.execute(
-                    "DELETE FROM captured_predictions WHERE captured_at < ?", (cutoff,)
-                )
-                connection.commit()
-            finally:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
 
 class _WriterClosed(Exception):
     """The writer stopped while idle; take a new one."""
+
+
+def journal_folder(database: str) -> Path:
+    """Where the capture journals of a SQLite database live."""
+    return Path(f"{database}.capture-journal")
+
+
+class _Importer:
+    """Imports capture journals into the database while holding the importer lock.
+
+    Parameters
+    ----------
+    database : str
+        The SQLite file.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.folder = journal_folder(database)
+        self.retention_days: float | None = None
+        self.connection = _connect(database)
+        self.lock_fd = os.open(f"{database}.capture-importer", os.O_RDWR | os.O_CREAT, 0o600)
+        self.held = False
+        self.last_purge = 0.0
+
+    def cycle(self, *, block: bool) -> bool:
+        """Import every journal once if this process holds (or gets) the importer lock.
+
+        With ``block`` wait for the lock and keep it; otherwise take it only if it
+        is free and let it go after. Returns whether anything was done.
+        """
+        if not self.held:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except BlockingIOError:  # another process is the importer
+                return False
+        try:
+            for path in sorted(self.folder.glob("*.jsonl")):
+                _import_journal(self.connection, self.database, path, finished=_finished(path))
+            self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            now = time.monotonic()
+            if self.retention_days is not None and now - self.last_purge > PURGE_EVERY:
+                self.last_purge = now
+                self._purge()
+        finally:
+            if block:
+                self.held = True
+            else:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+        return True
+
+    def _purge(self) -> None:
+        """Delete expired rows and the bookkeeping of journals that are gone."""
+        assert self.retention_days is not None
+        cutoff = _cutoff(datetime.now(UTC), self.retention_days)
+        present = [p.name for p in self.folder.glob("*.jsonl")]
+        with _database_lock(self.database):
+            self.connection.execute(
+                "DELETE FROM captured_predictions WHERE captured_at < ?", (cutoff,)
+            )
+            self.connection.execute(
+                f"DELETE FROM capture_journals WHERE name NOT IN ({', '.join('?' * len(present))})",
+                present,
+            )
+            self.connection.commit()
+
+    def close(self) -> None:
+        self.connection.close()
+        os.close(self.lock_fd)  # releases the lock
+
+
+def _finished(path: Path) -> bool:
+    """Whether no process writes ``path`` any more (nobody holds its shared lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def run_importer(settings: Settings, *, stop: Callable[[], bool]) -> None:
+    """Import the capture journals of ``settings``' SQLite store until ``stop()``.
+
+    Run by ``python -m monitoring capture-importer``, which gunicorn starts
+    beside its workers (``gunicorn.conf.py``). It holds the importer lock, so the
+    workers only write journals. Returns at once for other databases and when
+    capture is off.
+    """
+    from monitoring.store import Store
+
+    if not settings.capture["enabled"]:
+        return
+    store = Store(settings.database_url)
+    database = store.engine.url.database or ""
+    if store.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    journal_folder(database).mkdir(exist_ok=True)
+    importer = _Importer(database)
+    importer.retention_days = float(settings.capture["retention_days"])
+    try:
+        while not stop():
+            importer.cycle(block=True)
+            time.sleep(IMPORT_EVERY)
+    finally:
+        importer.close()
+
+
+_lock_fds: dict[tuple[int, str], int] = {}
+_thread_locks: dict[tuple[int, str], threading.Lock] = {}
+
+
+@contextlib.contextmanager
+def _database_lock(database: str) -> Iterator[None]:
+    """Serialise capture writes to ``database`` across processes (an ``flock``).
+
+    A waiting process is woken the moment the lock is free, instead of SQLite's
+    busy handler sleeping 1, 2, 5, 10 ... ms between retries.
+    """
+    key = (os.getpid(), database)
+    with _writers_lock:
+        fd = _lock_fds.get(key)
+        if fd is None:
+            fd = _lock_fds[key] = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT)
+        mutex = _thread_locks.setdefault(key, threading.Lock())
+    with mutex:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _reserve_ids(database: str, count: int) -> int:
+    """Reserve ``count`` consecutive row ids; return the first.
+
+    The next free id lives in ``<database>.capture-ids`` under its own ``flock``
+    (never held by the importer, so a worker never waits for an import), written
+    and synced once per block. It never goes below the largest id stored, so
+    losing the file only skips ids.
+    """
+    fd = os.open(f"{database}.capture-ids", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = os.pread(fd, 32, 0).strip()
+        connection = _connect(database)
+        try:  # a read: with WAL it waits for no writer
+            stored = connection.execute(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM captured_predictions"
+            ).fetchone()[0]
+        finally:
+            connection.close()
+        first = max(int(raw) if raw.isdigit() else 1, int(stored))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(first + count).encode(), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # releases the lock
+    return first
+
+
+def _import_journal(
+    connection: sqlite3.Connection, database: str, path: Path, *, finished: bool = False
+) -> None:
+    """Insert the journal's complete lines not imported yet (each exactly once).
+
+    How far a journal was imported is kept in ``capture_journals``, moved in the
+    same transaction as the inserts. A ``finished`` journal (no process writes it
+    any more) is removed once imported.
+    """
+    with _database_lock(database):
+        row = connection.execute(
+            "SELECT imported FROM capture_journals WHERE name = ?", (path.name,)
+        ).fetchone()
+        offset = int(row[0]) if row else 0
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1  # a line still being written is left for next time
+        if end:
+            rows = [row for line in data[:end].splitlines() for row in _journal_rows(line)]
+            connection.executemany(_INSERT, rows)
+            connection.execute(
+                "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
+                (path.name, offset + end),
+            )
+            connection.commit()
+        if finished:
+            path.unlink(missing_ok=True)
+
+
+def import_journals(store: Store) -> None:
+    """Import every capture journal of the store's SQLite database (no-op otherwise).
+
+    Called before anything that must see every captured row; cheap when the
+    importer is up to date.
+    """
+    database = store.engine.url.database or ""
+    if store.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    folder = journal_folder(database)
+    if not folder.is_dir():
+        return
+    connection = _connect(database)
+    try:
+        for path in sorted(folder.glob("*.jsonl")):
+            _import_journal(connection, database, path)
+    finally:
+        connection.close()
 
 
 def _connect(database: str) -> sqlite3.Connection:
@@ -282,6 +550,7 @@ def _cutoff(now: datetime, retention_days: float) -> str:
 
 def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
     """Delete captured rows older than ``capture.retention_days``; return how many."""
+    import_journals(store)
     cutoff = _cutoff(now or datetime.now(UTC), settings.capture["retention_days"])
     with store.engine.begin() as conn:
         result = conn.execute(
@@ -357,6 +626,7 @@ def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
         (422) if a request's label count differs from its captured row count.
     """
     by_request, by_row = parse_feedback(body)
+    import_journals(store)
     table = captured_predictions
     with store.engine.begin() as conn:
         request_rows: dict[str, list[int]] = {}
@@ -447,6 +717,7 @@ def live_performance(store: Store) -> dict[str, Any]:
 
 def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
     """Captured rows of one request, in row order (inputs decoded)."""
+    import_journals(store)
     table = captured_predictions
     with store.engine.connect() as conn:
         rows = conn.execute(

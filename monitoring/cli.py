@@ -153,6 +153,30 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     return {"runs": Store(settings.database_url).runs(limit=args.limit)}
 
 
+def cmd_capture_importer(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    import os
+    import signal
+
+    from monitoring.capture import run_importer
+
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    # Import only on otherwise idle CPU: the workers answering requests come first
+    # (journals wait meanwhile; a worker blocked on the importer's lock frees the
+    # CPU for it, so it cannot hold them up for long).
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux
+        os.nice(19)
+    parent = args.parent_pid
+
+    def stop() -> bool:
+        return bool(stopping) or (parent is not None and os.getppid() != parent)
+
+    run_importer(settings, stop=stop)
+    return {"stopped": True}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m monitoring",
@@ -188,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", help="also run apicalls against this running API after a deploy")
     p = add("history", cmd_history, "recorded pipeline runs and their decisions")
     p.add_argument("--limit", type=int, default=20)
+    p = add(
+        "capture-importer",
+        cmd_capture_importer,
+        "import captured predictions into the record store until stopped (gunicorn starts it)",
+    )
+    p.add_argument("--parent-pid", type=int, help="stop when this process is gone")
     return parser
 
 

@@ -135,6 +135,16 @@ captured_predictions = Table(
 )
 
 
+# How far each capture journal has been imported (bytes), so a line is imported
+# exactly once whichever process imports it.
+capture_journals = Table(
+    "capture_journals",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("imported", Integer, nullable=False),
+)
+
+
 def utcnow() -> str:
     """Current UTC time as an ISO-8601 string with microseconds."""
     return datetime.now(UTC).isoformat(timespec="microseconds")

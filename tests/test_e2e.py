@@ -62,6 +62,54 @@ def test_apicalls_against_gunicorn(
     assert '"model_score": 0.5714285714285714' in text
 
 
+def test_gunicorn_runs_one_capture_importer_and_workers_only_journal(
+    server: tuple[str, dict[str, str]], settings: Settings, store: Any
+) -> None:
+    """Captured predictions reach the database through the importer process."""
+    import sqlite3
+    import time
+    import urllib.request
+
+    url, _ = server
+    body = json.dumps(
+        {"data": [{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}] * 4}
+    ).encode()
+    row_ids = []
+    for _ in range(20):
+        request = urllib.request.Request(
+            f"{url}/prediction", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            row_ids += json.loads(response.read())["row_ids"]
+    ours = f"MONITORING_CONFIG={settings.config_path}".encode()
+    importers = [
+        p
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and b"capture-importer" in _read(p / "cmdline")
+        and ours in _read(p / "environ").split(b"\0")
+    ]
+    assert len(importers) == 1
+    database = store.engine.url.database
+    deadline = time.monotonic() + 10
+    while True:  # read the table directly: nothing here imports
+        with sqlite3.connect(database) as connection:
+            stored = [
+                r[0] for r in connection.execute("SELECT id FROM captured_predictions ORDER BY id")
+            ]
+        if stored == sorted(row_ids):
+            break
+        assert time.monotonic() < deadline, f"{len(stored)} of {len(row_ids)} rows imported"
+        time.sleep(0.05)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
 def test_apicalls_fails_when_the_api_is_down(settings: Settings, deployed: dict[str, Any]) -> None:
     env = {**os.environ, "MONITORING_CONFIG": str(settings.config_path)}
     done = subprocess.run(

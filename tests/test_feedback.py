@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from app import create_app
@@ -166,7 +169,7 @@ def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
     import sqlite3
     import time
 
-    monkeypatch.setattr(capture, "CHECKPOINT_EVERY", 0.02)
+    monkeypatch.setattr(capture, "IMPORT_EVERY", 0.02)
     monkeypatch.setattr(capture, "PURGE_EVERY", 0.0)
     monkeypatch.setattr(capture, "IDLE_STOP", 0.3)
     database = store.engine.url.database
@@ -194,6 +197,105 @@ def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
     assert [r["id"] for r in capture.captured(store, request_id=again["request_id"])] == (
         again["row_ids"]
     )
+
+
+CAPTURE_IN_A_PROCESS = """
+import json, os, signal, sys
+import pandas as pd
+from monitoring import capture
+from monitoring.config import load_settings
+from monitoring.store import Store
+settings = load_settings(sys.argv[1], env={})
+store = Store(settings.database_url)
+frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+result = {"predictions": [0, 1, 0], "probabilities": [0.1, 0.9, 0.2]}
+ids = {}
+for i in range(int(sys.argv[3])):
+    rid = f"{sys.argv[2]}-{i}"
+    ids[rid] = capture.record(
+        store, settings, request_id=rid, model_version="v", frame=frame, result=result
+    )
+print(json.dumps(ids), flush=True)
+if sys.argv[4] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def capture_in_processes(settings: Settings, runs: list[tuple[str, int, str]]) -> dict:
+    """Run ``record`` in separate processes at once; their request ids -> row ids."""
+    import json
+    import subprocess
+    import sys
+
+    from monitoring.config import PROJECT_ROOT
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CAPTURE_IN_A_PROCESS, str(settings.config_path), *map(str, run)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
+        for run in runs
+    ]
+    ids: dict = {}
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        ids.update(json.loads(out.strip().splitlines()[-1]))
+    return ids
+
+
+def test_rows_journalled_by_a_killed_process_are_imported_once(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = capture_in_processes(settings, [("killed", 5, "kill")])
+    folder = capture.journal_folder(store.engine.url.database)
+    assert len(list(folder.glob("*.jsonl"))) == 1  # nothing imported it yet
+    for rid, row_ids in ids.items():
+        assert [r["id"] for r in capture.captured(store, request_id=rid)] == row_ids
+    # Another process's background thread imports and removes the dead journal.
+    monkeypatch.setattr(capture, "IMPORT_EVERY", 0.02)
+    frame = pd.DataFrame({"x": [1.0]})
+    capture.record(
+        store,
+        settings,
+        request_id="later",
+        model_version="v",
+        frame=frame,
+        result={"predictions": [1], "probabilities": [0.7]},
+    )
+    deadline = time.monotonic() + 10
+    while [p for p in folder.glob("*.jsonl") if not p.name.startswith(f"{os.getpid()}-")]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    capture.import_journals(store)
+    total = sum(len(capture.captured(store, request_id=rid)) for rid in ids)
+    assert total == 15  # each row exactly once
+
+
+def test_concurrent_processes_get_unique_consecutive_row_ids(
+    settings: Settings, store: Store
+) -> None:
+    ids = capture_in_processes(settings, [("a", 150, "exit"), ("b", 150, "exit")])
+    flat = [i for row_ids in ids.values() for i in row_ids]
+    assert len(flat) == len(set(flat)) == 900
+    for rid, row_ids in ids.items():
+        assert row_ids == list(range(row_ids[0], row_ids[0] + 3))
+        assert [r["id"] for r in capture.captured(store, request_id=rid)] == row_ids
+
+
+def test_a_full_journal_is_replaced_and_nothing_is_lost(
+    api: Any, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capture, "IMPORT_EVERY", 0.01)
+    monkeypatch.setattr(capture, "ROTATE_BYTES", 2000)
+    bodies = []
+    for _ in range(60):
+        bodies.append(api.post("/prediction", json={"data": ROWS}).get_json())
+        time.sleep(0.005)
+    for body in bodies:
+        rows = capture.captured(store, request_id=body["request_id"])
+        assert [r["id"] for r in rows] == body["row_ids"]
 
 
 def test_pipeline_uses_live_labels_as_a_model_drift_check(
