@@ -583,7 +583,7 @@ class _ProfileParts:
             self.features[column].extend(parts)
 
 
-CHUNK_ROWS = 50_000  # CSV files are read in pieces of this many rows
+CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
 
 
 def _pieces(path: Path) -> Iterator[pd.DataFrame]:
