@@ -64,12 +64,13 @@ def scoring() -> Any:
     """The deployed model's F1 (and other metrics) on the test data; no side effects.
 
     ``live_performance`` adds each model version's metrics on captured traffic
-    labelled through ``POST /feedback``.
+    labelled through ``POST /feedback`` (refreshed at most once a second).
     """
     from monitoring.capture import live_performance
 
     m = monitor()
-    live = m.store_cached("live_performance", lambda: live_performance(m.store))
+    # Captured rows arrive all the time: the summary is refreshed at most once a second.
+    live = m.store_cached("live_performance", lambda: live_performance(m.store), min_age=1.0)
     return {**m.scoring(), "live_performance": live}
 
 

@@ -58,6 +58,7 @@ class Monitor:
         self._model_key: tuple[int, int, int] | None = None
         self._artifact: Artifact | None = None
         self._cache: dict[str, tuple[Any, Any]] = {}
+        self._computed_at: dict[str, float] = {}
         # Stat on every request: the paths are built once.
         self._current_file = settings.prod_deployment_path / CURRENT_FILE
         self._profile_file = settings.profile_file
@@ -117,16 +118,25 @@ class Monitor:
         rows = self.store.scores(limit=1)
         return rows[-1]["id"] if rows else None
 
-    def store_cached(self, name: str, compute: Any) -> Any:
+    def store_cached(self, name: str, compute: Any, *, min_age: float = 0.0) -> Any:
         """``compute()``, cached in this process until the record store changes.
 
         For results derived only from the store (for example the live performance
         on captured traffic), so a GET does not query the database each time.
         Without a SQLite file to stat the result is kept for at most a second.
+        With ``min_age`` a result is kept that many seconds even if the store
+        changes meanwhile (for summaries of a table that grows all the time).
         """
+        now = time.monotonic()
+        computed = self._computed_at.get(name)
+        if min_age and computed is not None and now - computed < min_age and name in self._cache:
+            return self._cache[name][1]
         key = self._store_key()
         if key is None:
-            key = ("time", int(time.monotonic()))
+            key = ("time", int(now))
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != key:
+            self._computed_at[name] = now
         return self._cached(name, key, compute)
 
     def _store_key(self) -> tuple[Any, ...] | None:

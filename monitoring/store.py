@@ -23,6 +23,7 @@ from sqlalchemy import (
     Column,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -133,6 +134,17 @@ captured_predictions = Table(
     Column("label", Integer),  # ground truth, NULL until feedback arrives
     Column("labelled_at", String(32)),
 )
+# Live performance reads only labelled rows: a partial index holding what it needs
+# keeps that query proportional to the labelled rows, not to all captured ones.
+Index(
+    "ix_captured_predictions_labelled",
+    captured_predictions.c.model_version,
+    captured_predictions.c.label,
+    captured_predictions.c.prediction,
+    captured_predictions.c.probability,
+    sqlite_where=captured_predictions.c.label.is_not(None),
+    postgresql_where=captured_predictions.c.label.is_not(None),
+)
 
 
 # How far each capture journal has been imported (bytes), so a line is imported
@@ -174,6 +186,8 @@ def get_engine(url: str) -> Engine:
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             metadata.create_all(engine)
+            for index in captured_predictions.indexes:  # added to older databases too
+                index.create(engine, checkfirst=True)
             _engines[key] = engine
         return engine
 

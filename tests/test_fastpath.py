@@ -111,3 +111,24 @@ def test_cached_diagnostics_and_scoring_follow_the_store(
     ingest(settings, store=store)
     assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first + 1
     assert client.get("/scoring").status_code == 200
+
+
+def test_a_min_age_keeps_a_store_summary_through_store_changes(settings: Any, store: Any) -> None:
+    import time
+
+    from monitoring.service import Monitor
+
+    monitor = Monitor(settings, store)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert monitor.store_cached("summary", compute, min_age=0.3) == 1
+    store.add_timing("ingestion", 0.1, 1)  # the store changes
+    assert monitor.store_cached("summary", compute, min_age=0.3) == 1  # still fresh enough
+    assert monitor.store_cached("other", compute) == 2  # without min_age: follows the store
+    time.sleep(0.35)
+    assert monitor.store_cached("summary", compute, min_age=0.3) == 3
+    assert monitor.store_cached("summary", compute, min_age=0.3) == 3  # store unchanged
