@@ -468,37 +468,50 @@ def _reserve_ids(database: str, count: int) -> int:
     return first
 
 
+IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
+
+
 def _import_journal(
     connection: sqlite3.Connection, database: str, path: Path, *, finished: bool = False
 ) -> None:
     """Insert the journal's complete lines not imported yet (each exactly once).
 
     How far a journal was imported is kept in ``capture_journals``, moved in the
-    same transaction as the inserts. A ``finished`` journal (no process writes it
-    any more) is removed once imported.
+    same transaction as the inserts, one transaction per :data:`IMPORT_BATCH`
+    bytes. A ``finished`` journal (no process writes it any more) is removed once
+    imported.
     """
-    with _database_lock(database):
-        row = connection.execute(
-            "SELECT imported FROM capture_journals WHERE name = ?", (path.name,)
-        ).fetchone()
-        offset = int(row[0]) if row else 0
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n") + 1  # a line still being written is left for next time
-        if end:
-            rows = [row for line in data[:end].splitlines() for row in _journal_rows(line)]
-            connection.executemany(_INSERT, rows)
-            connection.execute(
-                "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
-                (path.name, offset + end),
-            )
-            connection.commit()
-        if finished:
-            path.unlink(missing_ok=True)
+    while True:
+        with _database_lock(database):
+            row = connection.execute(
+                "SELECT imported FROM capture_journals WHERE name = ?", (path.name,)
+            ).fetchone()
+            offset = int(row[0]) if row else 0
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read(IMPORT_BATCH)
+            except FileNotFoundError:
+                return
+            # Only complete lines; a line longer than a batch is read whole.
+            end = data.rfind(b"\n") + 1
+            if not end and len(data) == IMPORT_BATCH:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.readline()
+                end = len(data) if data.endswith(b"\n") else 0
+            if end:
+                rows = [row for line in data[:end].splitlines() for row in _journal_rows(line)]
+                connection.executemany(_INSERT, rows)
+                connection.execute(
+                    "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
+                    (path.name, offset + end),
+                )
+                connection.commit()
+        if len(data) < IMPORT_BATCH or not end:  # at the end of what is written
+            break
+    if finished:
+        path.unlink(missing_ok=True)
 
 
 def import_journals(store: Store) -> None:

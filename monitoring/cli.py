@@ -161,13 +161,10 @@ def cmd_capture_importer(settings: Settings, args: argparse.Namespace) -> dict[s
 
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
-    # Import only on otherwise idle CPU: the workers answering requests come first
-    # (journals wait meanwhile; a worker blocked on the importer's lock frees the
-    # CPU for it, so it cannot hold them up for long).
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux
-        os.nice(19)
+    # Lowest priority: the workers answering requests come first, yet the
+    # importer still progresses under full load (a worker waiting on its lock for
+    # POST /feedback is never stuck behind it for long).
+    os.nice(19)
     parent = args.parent_pid
 
     def stop() -> bool:

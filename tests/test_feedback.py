@@ -289,10 +289,21 @@ def test_a_full_journal_is_replaced_and_nothing_is_lost(
 ) -> None:
     monkeypatch.setattr(capture, "IMPORT_EVERY", 0.01)
     monkeypatch.setattr(capture, "ROTATE_BYTES", 2000)
+    monkeypatch.setattr(capture, "IMPORT_BATCH", 700)  # several transactions per import
     bodies = []
     for _ in range(60):
         bodies.append(api.post("/prediction", json={"data": ROWS}).get_json())
         time.sleep(0.005)
+    for body in bodies:
+        rows = capture.captured(store, request_id=body["request_id"])
+        assert [r["id"] for r in rows] == body["row_ids"]
+
+
+def test_a_journal_line_longer_than_an_import_batch_is_imported(
+    api: Any, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capture, "IMPORT_BATCH", 64)  # every line is longer
+    bodies = [api.post("/prediction", json={"data": ROWS * k}).get_json() for k in (1, 3, 2)]
     for body in bodies:
         rows = capture.captured(store, request_id=body["request_id"])
         assert [r["id"] for r in rows] == body["row_ids"]
