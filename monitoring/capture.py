@@ -190,7 +190,7 @@ class _SqliteCaptureWriter:
     """The capture writer of one process for one SQLite database.
 
     A request appends its rows, with row ids from a block this process reserved
-    in the database, as one line to the process's *journal* (an append-only file
+    (:func:`_reserve_ids`), as one line to the process's *journal* (an append-only file
     in ``<database>.capture-journal/``) and answers: one ``write`` call and no
     lock shared with other workers, so a worker descheduled mid-write never makes
     another wait. The line is in the kernel once ``write`` returns, so it

@@ -338,8 +338,9 @@ class SeenRows:
     """The keys of the rows kept so far, for de-duplication across batches.
 
     Keys are held in a few runs sorted by their first half, of halving sizes, so
-    adding ``k`` rows and looking them up costs ``O(k log n)`` and memory is 16
-    bytes per kept row.
+    adding ``k`` rows and looking them up costs ``O(k log n)``; a bit filter on
+    the top bits of the keys spares most new rows the look-up. Memory is 16 bytes
+    per kept row plus the 4 MiB filter.
 
     Examples
     --------
