@@ -471,6 +471,33 @@ def _reserve_ids(database: str, count: int) -> int:
 IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
 
 
+def _imported(connection: sqlite3.Connection, name: str) -> int:
+    row = connection.execute(
+        "SELECT imported FROM capture_journals WHERE name = ?", (name,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _read_lines(path: Path, offset: int) -> bytes:
+    """The complete lines of ``path`` from ``offset``, at most about a batch.
+
+    A line still being written is left for next time; a line longer than a batch
+    is read whole.
+    """
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(IMPORT_BATCH)
+            end = data.rfind(b"\n") + 1
+            if not end and len(data) == IMPORT_BATCH:
+                handle.seek(offset)
+                data = handle.readline()
+                end = len(data) if data.endswith(b"\n") else 0
+    except FileNotFoundError:
+        return b""
+    return data[:end]
+
+
 def _import_journal(
     connection: sqlite3.Connection, database: str, path: Path, *, finished: bool = False
 ) -> None:
@@ -478,40 +505,78 @@ def _import_journal(
 
     How far a journal was imported is kept in ``capture_journals``, moved in the
     same transaction as the inserts, one transaction per :data:`IMPORT_BATCH`
-    bytes. A ``finished`` journal (no process writes it any more) is removed once
-    imported.
+    bytes. Lines are read and decoded before taking the lock, which then covers
+    only the write (and is retried if another importer moved the offset
+    meanwhile). A ``finished`` journal (no process writes it any more) is removed
+    once imported.
     """
     while True:
-        with _database_lock(database):
-            row = connection.execute(
-                "SELECT imported FROM capture_journals WHERE name = ?", (path.name,)
-            ).fetchone()
-            offset = int(row[0]) if row else 0
-            try:
-                with open(path, "rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read(IMPORT_BATCH)
-            except FileNotFoundError:
-                return
-            # Only complete lines; a line longer than a batch is read whole.
-            end = data.rfind(b"\n") + 1
-            if not end and len(data) == IMPORT_BATCH:
-                with open(path, "rb") as handle:
-                    handle.seek(offset)
-                    data = handle.readline()
-                end = len(data) if data.endswith(b"\n") else 0
-            if end:
-                rows = [row for line in data[:end].splitlines() for row in _journal_rows(line)]
-                connection.executemany(_INSERT, rows)
-                connection.execute(
-                    "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
-                    (path.name, offset + end),
-                )
-                connection.commit()
-        if len(data) < IMPORT_BATCH or not end:  # at the end of what is written
+        offset = _imported(connection, path.name)
+        lines = _read_lines(path, offset)
+        if not lines:
+            break
+        rows = [row for line in lines.splitlines() for row in _journal_rows(line)]
+        with _database_lock(database), _write_priority():
+            if _imported(connection, path.name) != offset:
+                continue  # imported meanwhile by someone else: read again
+            connection.executemany(_INSERT, rows)
+            connection.execute(
+                "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
+                (path.name, offset + len(lines)),
+            )
+            connection.commit()
+        if len(lines) < IMPORT_BATCH:  # at the end of what is written
             break
     if finished:
         path.unlink(missing_ok=True)
+
+
+_idle_priority = False  # set in the importer process (SCHED_IDLE)
+
+
+@contextlib.contextmanager
+def _write_priority() -> Iterator[None]:
+    """Normal CPU priority for the importer while it holds the write lock.
+
+    The importer runs at idle priority so it never takes CPU from the workers,
+    but a worker waiting on its lock (``POST /feedback`` imports first) must not
+    wait for an idle CPU: the short write itself runs at normal priority.
+    """
+    if not _idle_priority:
+        yield
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except OSError:  # not allowed after all: write at idle priority
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def use_idle_priority() -> None:
+    """Run this process (the importer) at idle CPU priority, writing at normal one.
+
+    An unprivileged process may leave ``SCHED_IDLE`` only if ``RLIMIT_NICE``
+    allows nice 0; otherwise (and where ``SCHED_IDLE`` does not exist) it runs at
+    ``nice 19`` instead.
+    """
+    global _idle_priority
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
+    may_return = os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20
+    if may_return and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
+        else:
+            _idle_priority = True
+            return
+    os.nice(19)
 
 
 def import_journals(store: Store) -> None:

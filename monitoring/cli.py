@@ -157,14 +157,11 @@ def cmd_capture_importer(settings: Settings, args: argparse.Namespace) -> dict[s
     import os
     import signal
 
-    from monitoring.capture import run_importer
+    from monitoring.capture import run_importer, use_idle_priority
 
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
-    # Lowest priority: the workers answering requests come first, yet the
-    # importer still progresses under full load (a worker waiting on its lock for
-    # POST /feedback is never stuck behind it for long).
-    os.nice(19)
+    use_idle_priority()  # the workers answering requests come first
     parent = args.parent_pid
 
     def stop() -> bool:

@@ -309,6 +309,34 @@ def test_a_journal_line_longer_than_an_import_batch_is_imported(
         assert [r["id"] for r in rows] == body["row_ids"]
 
 
+def test_the_importer_runs_at_idle_priority_and_writes_at_normal_priority() -> None:
+    import subprocess
+    import sys
+
+    from monitoring.config import PROJECT_ROOT
+
+    code = """
+import os
+from monitoring import capture
+capture.use_idle_priority()
+if capture._idle_priority:
+    assert os.sched_getscheduler(0) == os.SCHED_IDLE
+    with capture._write_priority():
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == os.SCHED_IDLE
+    print("idle")
+else:
+    assert os.nice(0) == 19
+    print("nice")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    expected = "idle" if os.geteuid() == 0 else done.stdout.strip()  # root may switch back
+    assert done.stdout.strip() == expected
+
+
 def test_pipeline_uses_live_labels_as_a_model_drift_check(
     make_settings: Callable[..., Settings], deployed: dict[str, Any], store: Store
 ) -> None:
