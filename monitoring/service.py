@@ -110,15 +110,16 @@ class Monitor:
         return self._cached("scoring", key, lambda: self._scoring(artifact))
 
     def _history_key(self) -> Any:
-        # Any write to a SQLite store changes its files: a stat is enough.
-        files = self._store_key()
-        if files is not None:
-            return files
+        # Every write of scores touches the store's records stamp: a stat is enough.
+        if self.store.stamp is not None:
+            return ("stamp", file_identity(self.store.stamp))
         # Another database: scores only grow, so a new row means new history.
         rows = self.store.scores(limit=1)
         return rows[-1]["id"] if rows else None
 
-    def store_cached(self, name: str, compute: Any, *, min_age: float = 0.0) -> Any:
+    def store_cached(
+        self, name: str, compute: Any, *, min_age: float = 0.0, records_only: bool = False
+    ) -> Any:
         """``compute()``, cached in this process until the record store changes.
 
         For results derived only from the store (for example the live performance
@@ -126,12 +127,17 @@ class Monitor:
         Without a SQLite file to stat the result is kept for at most a second.
         With ``min_age`` a result is kept that many seconds even if the store
         changes meanwhile (for summaries of a table that grows all the time).
+        With ``records_only`` only writes of the store's records (not captured
+        predictions or labels) count as changes (:func:`~monitoring.store.records_stamp`).
         """
         now = time.monotonic()
         computed = self._computed_at.get(name)
         if min_age and computed is not None and now - computed < min_age and name in self._cache:
             return self._cache[name][1]
-        key = self._store_key()
+        if records_only and self.store.stamp is not None:
+            key: Any = ("stamp", file_identity(self.store.stamp))
+        else:
+            key = self._store_key()
         if key is None:
             key = ("time", int(now))
         hit = self._cache.get(name)
@@ -204,7 +210,9 @@ class Monitor:
             file_identity(profile_path),
             lambda: (read_json(profile_path) or {}).get("missing", []),
         )
-        timings = self.store_cached("timings", lambda: recorded_timings(self.store))
+        timings = self.store_cached(
+            "timings", lambda: recorded_timings(self.store), records_only=True
+        )
         return {
             "missing_data": missing,
             "missing_data_unit": "share of rows, 0 to 1",

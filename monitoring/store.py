@@ -9,11 +9,12 @@ written, as compatible outputs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -196,6 +198,18 @@ def _rows(result: Iterable[Any]) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in result]
 
 
+def records_stamp(url: str) -> Path | None:
+    """The file a :class:`Store` touches after each write of its records (SQLite).
+
+    Ingestions, scores, deployments, drift reports, timings and runs: readers
+    cache what they derive from them until this file changes. Captured
+    predictions, written all the time, do not touch it.
+    """
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    return Path(url[len("sqlite:///") :].split("?", 1)[0] + ".records")
+
+
 class Store:
     """Typed access to the record store.
 
@@ -207,16 +221,25 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.stamp = records_stamp(url)
 
     @property
     def engine(self) -> Engine:
         return get_engine(self.url)
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A transaction of the record methods; touches :attr:`stamp` after commit."""
+        with self.engine.begin() as conn:
+            yield conn
+        if self.stamp is not None:
+            self.stamp.touch()
+
     # -- ingestion ----------------------------------------------------------------
     def add_ingestions(self, records: list[Mapping[str, Any]]) -> None:
         """Insert one row per source file of an ingestion batch."""
         if records:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(insert(ingestions), [dict(r) for r in records])
 
     def ingestions(self, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -226,7 +249,7 @@ class Store:
 
     # -- scores -------------------------------------------------------------------
     def add_score(self, record: Mapping[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(insert(scores), [dict(record)])
 
     def scores(
@@ -248,7 +271,7 @@ class Store:
 
     # -- deployments --------------------------------------------------------------
     def add_deployment(self, record: Mapping[str, Any]) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(insert(deployments), [dict(record)])
 
     def deployments(self, *, limit: int = 1000) -> list[dict[str, Any]]:
@@ -266,7 +289,7 @@ class Store:
         source: str,
         dataset_sha256: str | None = None,
     ) -> int:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 insert(drift_reports),
                 [
@@ -298,7 +321,7 @@ class Store:
 
     # -- timings ------------------------------------------------------------------
     def add_timing(self, step: str, seconds: float, rows: int | None = None) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 insert(timings),
                 [{"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}],
@@ -315,7 +338,7 @@ class Store:
     # -- pipeline runs ------------------------------------------------------------
     def start_run(self) -> str:
         run_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 insert(runs), [{"id": run_id, "started_at": utcnow(), "status": "running"}]
             )
@@ -330,7 +353,7 @@ class Store:
         reason: str,
         evidence: Mapping[str, Any],
     ) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
@@ -349,7 +372,7 @@ class Store:
         Call only while holding the pipeline lock: then no run can be in progress,
         so a ``running`` record belongs to a process that died mid-run.
         """
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 update(runs)
                 .where(runs.c.status == "running")

@@ -132,3 +132,31 @@ def test_a_min_age_keeps_a_store_summary_through_store_changes(settings: Any, st
     time.sleep(0.35)
     assert monitor.store_cached("summary", compute, min_age=0.3) == 3
     assert monitor.store_cached("summary", compute, min_age=0.3) == 3  # store unchanged
+
+
+def test_captured_predictions_do_not_invalidate_cached_records(
+    deployed: dict[str, Any], settings: Any, store: Any
+) -> None:
+    """The capture importer writes all the time; score history and timings stay cached."""
+    from monitoring import capture
+    from monitoring.service import Monitor
+
+    monitor = Monitor(settings, store)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    scoring = monitor.scoring()
+    assert monitor.store_cached("timings", compute, records_only=True) == 1
+    frame = pd.DataFrame({"x": [1.0]})
+    result = {"predictions": [1], "probabilities": [0.9]}
+    capture.record(store, settings, request_id="r", model_version="v", frame=frame, result=result)
+    capture.import_journals(store)  # captured_predictions changed
+    assert monitor.scoring() is scoring
+    assert monitor.store_cached("timings", compute, records_only=True) == 1
+    assert monitor.store_cached("anything", compute) == 2  # without records_only it follows
+    store.add_timing("ingestion", 0.5, 10)  # a record: both refresh
+    assert monitor.store_cached("timings", compute, records_only=True) == 3
+    assert monitor.scoring() is not scoring
