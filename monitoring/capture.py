@@ -401,9 +401,10 @@ def run_importer(settings: Settings, *, stop: Callable[[], bool]) -> None:
     if not settings.capture["enabled"]:
         return
     store = Store(settings.database_url)
-    database = store.engine.url.database or ""
-    if store.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    if store.file is None:
         return
+    store.engine  # noqa: B018 - creates the tables
+    database = str(store.file)
     journal_folder(database).mkdir(exist_ok=True)
     importer = _Importer(database)
     importer.retention_days = float(settings.capture["retention_days"])
@@ -585,9 +586,9 @@ def import_journals(store: Store) -> None:
     Called before anything that must see every captured row; cheap when the
     importer is up to date.
     """
-    database = store.engine.url.database or ""
-    if store.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    if store.file is None:
         return
+    database = str(store.file)
     folder = journal_folder(database)
     if not folder.is_dir():
         return
@@ -611,9 +612,9 @@ _writers_lock = threading.Lock()
 
 def _sqlite_writer(store: Store) -> _SqliteCaptureWriter:
     """The process's capture writer for the store's database."""
-    database = store.engine.url.database or ""
-    if not database or database == ":memory:":
+    if store.file is None:
         raise MonitoringError("prediction capture needs a file database")
+    database = str(store.file)
     key = (os.getpid(), database)
     with _writers_lock:
         writer = _writers.get(key)

@@ -34,14 +34,6 @@ DEPENDENCY_CACHE = ".dependency-check.json"
 DEPENDENCY_TTL_SECONDS = 10.0
 
 
-def _sqlite_files(url: str) -> tuple[Path, Path] | None:
-    """The database file and its ``-wal`` file of a SQLite ``url`` (else None)."""
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return None
-    path = url[len("sqlite:///") :].split("?", 1)[0]
-    return Path(path), Path(path + "-wal")
-
-
 class Monitor:
     """Per-process access to the deployed model and the cached diagnostics.
 
@@ -62,7 +54,8 @@ class Monitor:
         # Stat on every request: the paths are built once.
         self._current_file = settings.prod_deployment_path / CURRENT_FILE
         self._profile_file = settings.profile_file
-        self._store_files = _sqlite_files(self.store.url)
+        database = self.store.file
+        self._store_files = None if database is None else (database, Path(f"{database}-wal"))
 
     # -- the deployed model ------------------------------------------------------
     def artifact(self) -> Artifact:

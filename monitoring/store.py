@@ -34,6 +34,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    make_url,
     select,
     update,
 )
@@ -205,9 +206,16 @@ def records_stamp(url: str) -> Path | None:
     cache what they derive from them until this file changes. Captured
     predictions, written all the time, do not touch it.
     """
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+    file = sqlite_file(url)
+    return None if file is None else Path(f"{file}.records")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite ``url``; None for another database or ``:memory:``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    return Path(url[len("sqlite:///") :].split("?", 1)[0] + ".records")
+    return Path(parsed.database)
 
 
 class Store:
@@ -221,6 +229,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.file = sqlite_file(url)
         self.stamp = records_stamp(url)
 
     @property
