@@ -139,11 +139,39 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_json(path, lines=True)
         if suffix == ".parquet":
             return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataValidationError(f"{path.name}: cannot be parsed as {suffix[1:]}: {exc}") from exc
+    except _PARSE_ERRORS as exc:
+        raise _unparsable(path, exc) from exc
     raise DataValidationError(
         f"{path.name}: unsupported file type '{suffix}'; expected one of {list(TABLE_SUFFIXES)}"
     )
+
+
+def read_table_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` in pieces: CSV streamed ``rows`` rows at a time, others whole.
+
+    Each piece keeps its rows' numbers in the file as its index.
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`read_table`, possibly after some pieces.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        yield read_table(path)
+        return
+    try:
+        with pd.read_csv(path, chunksize=rows) as reader:
+            yield from reader
+    except _PARSE_ERRORS as exc:
+        raise _unparsable(path, exc) from exc
+
+
+_PARSE_ERRORS = (ValueError, OSError, pd.errors.ParserError)
+
+
+def _unparsable(path: Path, exc: Exception) -> DataValidationError:
+    return DataValidationError(f"{path.name}: cannot be parsed as {path.suffix.lower()[1:]}: {exc}")
 
 
 def list_tables(folder: Path) -> list[Path]:

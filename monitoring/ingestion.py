@@ -51,7 +51,7 @@ from monitoring.files import (
     atomic_write_json,
     atomic_write_text,
     list_tables,
-    read_table,
+    read_table_pieces,
     sha256_file,
 )
 from monitoring.store import Store, utcnow
@@ -588,24 +588,6 @@ class _ProfileParts:
 CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
 
 
-def _pieces(path: Path) -> Iterator[pd.DataFrame]:
-    """The table in ``path``: CSV in pieces of :data:`CHUNK_ROWS` rows, others whole.
-
-    Raises
-    ------
-    DataValidationError
-        If the file cannot be parsed (possibly after some pieces).
-    """
-    if path.suffix.lower() != ".csv":
-        yield read_table(path)
-        return
-    try:
-        with pd.read_csv(path, chunksize=CHUNK_ROWS) as reader:
-            yield from reader
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataValidationError(f"{path.name}: cannot be parsed as csv: {exc}") from exc
-
-
 _END = object()  # marks the end of a file in the stream of pieces
 
 
@@ -618,7 +600,7 @@ def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str,
     for path in paths:
         digest = sha256_file(path)
         try:
-            for piece in _pieces(path):
+            for piece in read_table_pieces(path, CHUNK_ROWS):
                 yield path, digest, piece
                 if path in skip:
                     break
