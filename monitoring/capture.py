@@ -388,26 +388,31 @@ def _finished(path: Path) -> bool:
     return True
 
 
-def run_importer(settings: Settings, *, stop: Callable[[], bool]) -> None:
+def run_importer(
+    settings: Settings, *, stop: Callable[[], bool], idle_priority: bool = False
+) -> None:
     """Import the capture journals of ``settings``' SQLite store until ``stop()``.
 
     Run by ``python -m monitoring capture-importer``, which gunicorn starts
     beside its workers (``gunicorn.conf.py``). It holds the importer lock, so the
     workers only write journals. Returns at once for other databases and when
-    capture is off.
+    capture is off. With ``idle_priority`` it drops to idle CPU priority
+    (:func:`use_idle_priority`) once set up, so its start is not starved.
     """
     from monitoring.store import Store
 
     if not settings.capture["enabled"]:
         return
     store = Store(settings.database_url)
-    if store.file is None:
+    if store.file is None or stop():
         return
     store.engine  # noqa: B018 - creates the tables
     database = str(store.file)
     journal_folder(database).mkdir(exist_ok=True)
     importer = _Importer(database)
     importer.retention_days = float(settings.capture["retention_days"])
+    if idle_priority:
+        use_idle_priority()
     try:
         while not stop():
             importer.cycle(block=True)
@@ -479,8 +484,9 @@ def _imported(connection: sqlite3.Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _read_lines(path: Path, offset: int) -> bytes:
-    """The complete lines of ``path`` from ``offset``, at most about a batch.
+def _read_lines(path: Path, offset: int) -> tuple[bytes, bool]:
+    """The complete lines of ``path`` from ``offset`` (about a batch at most), and
+    whether they reach the end of what is written.
 
     A line still being written is left for next time; a line longer than a batch
     is read whole.
@@ -489,14 +495,15 @@ def _read_lines(path: Path, offset: int) -> bytes:
         with open(path, "rb") as handle:
             handle.seek(offset)
             data = handle.read(IMPORT_BATCH)
+            at_end = len(data) < IMPORT_BATCH
             end = data.rfind(b"\n") + 1
-            if not end and len(data) == IMPORT_BATCH:
+            if not end and not at_end:
                 handle.seek(offset)
                 data = handle.readline()
                 end = len(data) if data.endswith(b"\n") else 0
     except FileNotFoundError:
-        return b""
-    return data[:end]
+        return b"", True
+    return data[:end], at_end
 
 
 def _import_journal(
@@ -513,7 +520,7 @@ def _import_journal(
     """
     while True:
         offset = _imported(connection, path.name)
-        lines = _read_lines(path, offset)
+        lines, at_end = _read_lines(path, offset)
         if not lines:
             break
         rows = [row for line in lines.splitlines() for row in _journal_rows(line)]
@@ -526,7 +533,7 @@ def _import_journal(
                 (path.name, offset + len(lines)),
             )
             connection.commit()
-        if len(lines) < IMPORT_BATCH:  # at the end of what is written
+        if at_end:  # everything written so far is imported
             break
     if finished:
         path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -205,6 +206,7 @@ import pandas as pd
 from monitoring import capture
 from monitoring.config import load_settings
 from monitoring.store import Store
+capture.IMPORT_EVERY = float(os.environ.get("TEST_IMPORT_EVERY", capture.IMPORT_EVERY))
 settings = load_settings(sys.argv[1], env={})
 store = Store(settings.database_url)
 frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
@@ -221,7 +223,7 @@ if sys.argv[4] == "kill":
 """
 
 
-def capture_in_processes(settings: Settings, runs: list[tuple[str, int, str]]) -> dict:
+def capture_in_processes(settings: Settings, runs: list[tuple[str, int, str]], **env: str) -> dict:
     """Run ``record`` in separate processes at once; their request ids -> row ids."""
     import json
     import subprocess
@@ -235,6 +237,7 @@ def capture_in_processes(settings: Settings, runs: list[tuple[str, int, str]]) -
             stdout=subprocess.PIPE,
             text=True,
             cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
         )
         for run in runs
     ]
@@ -271,6 +274,26 @@ def test_rows_journalled_by_a_killed_process_are_imported_once(
     capture.import_journals(store)
     total = sum(len(capture.captured(store, request_id=rid)) for rid in ids)
     assert total == 15  # each row exactly once
+
+
+def test_a_finished_journal_longer_than_a_batch_is_imported_whole_before_removal(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process never imports: its whole journal is left.
+    ids = capture_in_processes(settings, [("dead", 12, "kill")], TEST_IMPORT_EVERY="3600")
+    database = str(store.file)
+    [journal] = capture.journal_folder(database).glob("*.jsonl")
+    monkeypatch.setattr(capture, "IMPORT_BATCH", 250)
+    assert journal.stat().st_size > 3 * 250  # several batches
+    importer = capture._Importer(database)
+    try:
+        assert importer.cycle(block=False)
+    finally:
+        importer.close()
+    assert not journal.exists()
+    with sqlite3.connect(database) as connection:
+        stored = {r[0] for r in connection.execute("SELECT id FROM captured_predictions")}
+    assert stored >= {i for row_ids in ids.values() for i in row_ids}
 
 
 def test_concurrent_processes_get_unique_consecutive_row_ids(
