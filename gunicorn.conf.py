@@ -60,10 +60,15 @@ def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
 
 def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
     import shutil
+    import subprocess
 
     for process in _importer:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # starved at idle priority: an import is atomic
+            process.kill()
+            process.wait()
     for folder in _created_dirs:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -157,17 +157,17 @@ def cmd_capture_importer(settings: Settings, args: argparse.Namespace) -> dict[s
     import os
     import signal
 
-    from monitoring.capture import run_importer, use_idle_priority
+    from monitoring.capture import run_importer
 
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
-    use_idle_priority()  # the workers answering requests come first
     parent = args.parent_pid
 
     def stop() -> bool:
         return bool(stopping) or (parent is not None and os.getppid() != parent)
 
-    run_importer(settings, stop=stop)
+    # Idle CPU priority once set up: the workers answering requests come first.
+    run_importer(settings, stop=stop, idle_priority=True)
     return {"stopped": True}
 
 
