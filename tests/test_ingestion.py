@@ -271,17 +271,19 @@ def test_streaming_ingestion_equals_the_in_memory_merge(
     assert result.rows_kept == sum(expected_kept)
 
 
+@pytest.mark.parametrize("good_rows", [2, 4, 5, 9])  # 0, 1, 1 and 2 pieces of 4 rows written
 def test_a_bad_row_in_a_later_piece_rejects_the_whole_file(
-    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch, good_rows: int
 ) -> None:
     monkeypatch.setattr(ingestion, "CHUNK_ROWS", 4)
+    bad = "".join(f"new{i},1,2,3,0\n" for i in range(good_rows)) + "zzzz,1,lots,3,0\n"
+    (settings.input_folder_path / "a_bad.csv").write_text(GOOD + bad)
     rows = "".join(f"new{i},1,2,3,0\n" for i in range(9))
-    (settings.input_folder_path / "a_bad.csv").write_text(GOOD + rows + "zzzz,1,lots,3,0\n")
     (settings.input_folder_path / "b_late.csv").write_text(GOOD + rows + "zzzz,1,2,3,0\n" * 2)
     result = ingest(settings, store=store)
     [rejected] = result.rejected
     assert rejected["message"] == (
-        "a_bad.csv: column 'lastyear_activity' must be numeric; row 9 has 'lots'"
+        f"a_bad.csv: column 'lastyear_activity' must be numeric; row {good_rows} has 'lots'"
     )
     final = pd.read_csv(settings.finaldata_file)
     assert final.corporation.str.startswith("new").sum() == 9  # from b_late.csv only
