@@ -121,48 +121,61 @@ def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame
         )
     if not records:
         raise DataValidationError("request body: 'data' contains no rows")
-    # Rows holding exactly the features, all numbers, become a float64 matrix
-    # directly (much cheaper than from_records for small batches); anything else
-    # (extra columns, gaps) goes through pandas and the full checks.
-    width = len(features)
-    matrix: list[list[Any]] | None = []
+    matrix = _plain_matrix(records, features)
+    if matrix is not None:  # the usual case, ~20x cheaper than from_records
+        return pd.DataFrame(matrix, columns=_column_index(tuple(features)), copy=False)
     for i, row in enumerate(records):
         if not isinstance(row, dict):
             raise DataValidationError(
                 f"request body: row {i} must be an object of column: value, "
                 f"got {type(row).__name__}"
             )
-        values = []
         for column in features:
-            if column in row:
-                value = row[column]
-                if value is not None and not _is_number(value):
-                    raise DataValidationError(
-                        f"request body: column '{column}' must be a number; row {i} has {value!r}"
-                    )
-                if isinstance(value, int) and abs(value) > FLOAT_MAX:
-                    raise DataValidationError(
-                        f"request body: column '{column}' must be finite; row {i} has an "
-                        f"integer of {len(str(abs(value)))} digits, beyond the float range"
-                    )
-                if _is_number(value) and not math.isfinite(value):
-                    raise DataValidationError(
-                        f"request body: column '{column}' must be finite; row {i} has {value!r}"
-                    )
-                values.append(value)
-        if matrix is not None:
-            if len(row) == width and len(values) == width and None not in values:
-                matrix.append(values)
-            else:
-                matrix = None
-    if matrix is not None:
-        try:
-            array = np.array(matrix, dtype="float64")
-        except OverflowError:  # an integer beyond float range: let pandas report it
-            pass
-        else:
-            return pd.DataFrame(array, columns=_column_index(tuple(features)), copy=False)
+            value = row.get(column)
+            if value is None:
+                continue  # missing: reported by the model's column checks
+            if not _is_number(value):
+                raise DataValidationError(
+                    f"request body: column '{column}' must be a number; row {i} has {value!r}"
+                )
+            if isinstance(value, int) and abs(value) > FLOAT_MAX:
+                raise DataValidationError(
+                    f"request body: column '{column}' must be finite; row {i} has an "
+                    f"integer of {len(str(abs(value)))} digits, beyond the float range"
+                )
+            if not math.isfinite(value):
+                raise DataValidationError(
+                    f"request body: column '{column}' must be finite; row {i} has {value!r}"
+                )
     return pd.DataFrame.from_records(records)
+
+
+_PLAIN_NUMBERS = {int, float}
+
+
+def _plain_matrix(records: list[Any], features: Sequence[str]) -> np.ndarray | None:
+    """The float64 matrix of rows that hold exactly the features as finite numbers.
+
+    ``None`` for anything else (extra or missing keys, other types, bool, None,
+    NaN, infinity, integers beyond float range): :func:`frame_from_records` then
+    runs its full checks, which name the offending row and column.
+    """
+    width = len(features)
+    rows = []
+    try:
+        for row in records:
+            if type(row) is not dict or len(row) != width:
+                return None
+            rows.append([row[column] for column in features])
+    except KeyError:
+        return None
+    if not {type(v) for values in rows for v in values} <= _PLAIN_NUMBERS:
+        return None
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        return None
+    return matrix if np.isfinite(matrix).all() else None
 
 
 @functools.lru_cache(maxsize=8)
