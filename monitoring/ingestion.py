@@ -135,7 +135,7 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
     check_binary_target(out[settings.target], input_name=input_name, column=settings.target)
     for column in settings.id_columns:
         out[column] = frame[column].astype("string")
-    return pd.DataFrame({column: out[column] for column in settings.columns})
+    return pd.DataFrame({column: out[column] for column in settings.columns}, copy=False)
 
 
 def merge_frames(frames: Sequence[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFrame, list[int]]:
