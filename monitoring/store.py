@@ -10,6 +10,7 @@ written, as compatible outputs.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import threading
@@ -188,11 +189,32 @@ def get_engine(url: str) -> Engine:
             engine = create_engine(url)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
-            metadata.create_all(engine)
-            for index in captured_predictions.indexes:  # added to older databases too
-                index.create(engine, checkfirst=True)
+            with _schema_lock(url):
+                metadata.create_all(engine)
+                for index in captured_predictions.indexes:  # added to older databases too
+                    index.create(engine, checkfirst=True)
             _engines[key] = engine
         return engine
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Serialise schema creation between processes sharing a SQLite file.
+
+    ``create_all`` checks, then creates: two processes opening a new database at
+    once (gunicorn workers and the capture importer) could both see a table
+    missing, and the second ``CREATE TABLE`` failed.
+    """
+    file = sqlite_file(url)
+    if file is None:
+        yield
+        return
+    fd = os.open(f"{file}.schema-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _rows(result: Iterable[Any]) -> list[dict[str, Any]]:

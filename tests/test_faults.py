@@ -182,3 +182,37 @@ def test_sigkill_after_random_delays(settings: Settings, baseline: dict[str, Any
         os.waitpid(pid, 0)
         _check_consistent(settings, baseline)
         _restore(baseline["snapshot"], settings.root)
+
+
+OPEN_A_NEW_DATABASE = """
+import sys, time
+from pathlib import Path
+from monitoring.store import Store
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.001)
+Store(sys.argv[1]).engine  # creates the schema of a new database
+"""
+
+
+def test_processes_opening_a_new_database_at_once_all_start(tmp_path: Path) -> None:
+    """gunicorn workers and the capture importer open a fresh store together."""
+    import subprocess
+    import sys
+
+    from monitoring.config import PROJECT_ROOT
+
+    for attempt in range(3):
+        database, go = tmp_path / f"new{attempt}.db", tmp_path / f"go{attempt}"
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_A_NEW_DATABASE, f"sqlite:///{database}", str(go)],
+                cwd=PROJECT_ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        time.sleep(1.5)  # every process has imported and waits for the signal
+        go.touch()
+        errors = [p.communicate(timeout=60)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
