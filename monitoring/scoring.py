@@ -63,19 +63,47 @@ def compute_metrics(
     """
     y_true = np.asarray(y_true).astype(int)
     y_pred = np.asarray(y_pred).astype(int)
-    labels = [0, 1]
     roc_auc = None
     if y_score is not None and len(np.unique(y_true)) == 2:
         roc_auc = float(roc_auc_score(y_true, y_score))
+    if y_true.size and y_true.shape == y_pred.shape and _all_binary(y_true, y_pred):
+        # From the confusion counts, with scikit-learn's divisions: identical floats
+        # at a fraction of the cost of its five validated calls.
+        (tn, fp), (fn, tp) = matrix = _confusion_counts(y_true, y_pred).tolist()
+        f1 = _ratio(2.0 * tp, float(tp + fn) + float(tp + fp))
+        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        accuracy = (tp + tn) / y_true.size
+    else:  # scikit-learn's checks and messages for anything else
+        labels = [0, 1]
+        f1 = float(f1_score(y_true, y_pred, labels=labels, zero_division=0))
+        precision = float(precision_score(y_true, y_pred, labels=labels, zero_division=0))
+        recall = float(recall_score(y_true, y_pred, labels=labels, zero_division=0))
+        accuracy = float(accuracy_score(y_true, y_pred))
+        matrix = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return {
-        "f1": float(f1_score(y_true, y_pred, labels=labels, zero_division=0)),
-        "precision": float(precision_score(y_true, y_pred, labels=labels, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, labels=labels, zero_division=0)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1": f1,
+        "precision": precision,
+        "recall": recall,
+        "accuracy": accuracy,
         "roc_auc": roc_auc,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion_matrix": matrix,
         "n_rows": int(len(y_true)),
     }
+
+
+def _all_binary(*arrays: np.ndarray) -> bool:
+    return all(bool(((a == 0) | (a == 1)).all()) for a in arrays)
+
+
+def _confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """``[[tn, fp], [fn, tp]]`` of 0/1 arrays, as scikit-learn's ``confusion_matrix``."""
+    return np.bincount(2 * y_true + y_pred, minlength=4).reshape(2, 2)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator`` as a float; 0.0 when the denominator is 0
+    (scikit-learn's ``zero_division=0``)."""
+    return float(numerator) / float(denominator) if denominator else 0.0
 
 
 def labelled_frame(frame: pd.DataFrame, target: str, *, input_name: str) -> pd.Series:

@@ -32,6 +32,9 @@ DEPENDENCY_CACHE = ".dependency-check.json"
 # The dependency report lists installed versions, read from package metadata (a few
 # ms); it is recomputed when its inputs change or after this many seconds.
 DEPENDENCY_TTL_SECONDS = 10.0
+# A store summary refreshed with a min_age is kept at least this many times as long
+# as it took to compute (Monitor.store_cached).
+REFRESH_COST_FACTOR = 20
 
 
 class Monitor:
@@ -51,6 +54,7 @@ class Monitor:
         self._artifact: Artifact | None = None
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._computed_at: dict[str, float] = {}
+        self._compute_seconds: dict[str, float] = {}
         # Stat on every request: the paths are built once.
         self._current_file = settings.prod_deployment_path / CURRENT_FILE
         self._profile_file = settings.profile_file
@@ -119,14 +123,19 @@ class Monitor:
         on captured traffic), so a GET does not query the database each time.
         Without a SQLite file to stat the result is kept for at most a second.
         With ``min_age`` a result is kept that many seconds even if the store
-        changes meanwhile (for summaries of a table that grows all the time).
+        changes meanwhile (for summaries of a table that grows all the time), and
+        at least :data:`REFRESH_COST_FACTOR` times as long as computing it took,
+        so refreshing a summary that grew expensive takes at most about 5% of a
+        worker's time.
         With ``records_only`` only writes of the store's records (not captured
         predictions or labels) count as changes (:func:`~monitoring.store.records_stamp`).
         """
         now = time.monotonic()
         computed = self._computed_at.get(name)
-        if min_age and computed is not None and now - computed < min_age and name in self._cache:
-            return self._cache[name][1]
+        if min_age and computed is not None and name in self._cache:
+            keep = max(min_age, REFRESH_COST_FACTOR * self._compute_seconds.get(name, 0.0))
+            if now - computed < keep:
+                return self._cache[name][1]
         if records_only and self.store.stamp is not None:
             key: Any = ("stamp", file_identity(self.store.stamp))
         else:
@@ -134,9 +143,13 @@ class Monitor:
         if key is None:
             key = ("time", int(now))
         hit = self._cache.get(name)
-        if hit is None or hit[0] != key:
-            self._computed_at[name] = now
-        return self._cached(name, key, compute)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        self._compute_seconds[name] = time.monotonic() - now
+        self._computed_at[name] = now
+        self._cache[name] = (key, value)
+        return value
 
     def _store_key(self) -> tuple[Any, ...] | None:
         """Identity of the SQLite store's files (``None`` for another database).

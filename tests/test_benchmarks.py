@@ -54,3 +54,9 @@ def test_run_all_quick(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_scripts_are_not_collected_as_tests() -> None:
     assert Path(BENCHMARKS / "bench_http.py").is_file()
     assert not any(p.name.startswith("test_") for p in BENCHMARKS.iterdir())
+
+
+def test_live_performance_benchmark_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    bench_live = _load("bench_live")
+    assert bench_live.main(["--quick"]) == 0  # 0: both computations gave the same result
+    assert "same result: yes" in capsys.readouterr().out

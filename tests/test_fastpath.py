@@ -165,6 +165,29 @@ def test_a_min_age_keeps_a_store_summary_through_store_changes(settings: Any, st
     assert monitor.store_cached("summary", compute, min_age=0.3) == 3  # store unchanged
 
 
+def test_a_summary_that_takes_long_to_compute_is_kept_longer(
+    settings: Any, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitoring import service
+
+    clock = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    monitor = service.Monitor(settings, store)
+    calls: list[int] = []
+
+    def compute() -> int:  # takes 0.5 s of the fake clock: kept 20 x 0.5 = 10 s
+        clock[0] += 0.5
+        calls.append(1)
+        return len(calls)
+
+    assert monitor.store_cached("summary", compute, min_age=1.0) == 1
+    store.add_timing("ingestion", 0.1, 1)  # the store changes
+    clock[0] += 9.0
+    assert monitor.store_cached("summary", compute, min_age=1.0) == 1
+    clock[0] += 1.0
+    assert monitor.store_cached("summary", compute, min_age=1.0) == 2
+
+
 def test_captured_predictions_do_not_invalidate_cached_records(
     deployed: dict[str, Any], settings: Any, store: Any
 ) -> None:

@@ -389,3 +389,58 @@ def test_few_labels_are_evidence_only(
     result = capture.live_model_drift(settings, store, champion)
     assert result["checked"] is False and result["drift"] is False
     assert result["reason"] == "0 labelled live rows; at least 30 needed"
+
+
+def test_live_performance_equals_per_version_metrics_of_every_labelled_row(
+    store: Store, rng: Any
+) -> None:
+    """Versions with and without labels, a missing probability, one label class."""
+    from sqlalchemy import insert
+
+    from monitoring.scoring import compute_metrics
+    from monitoring.store import captured_predictions
+
+    rows = []
+    for i in range(600):
+        version = ["v1", "v2", "v3", "only-ones", "unlabelled"][i % 5]
+        label = None if version == "unlabelled" or rng.random() < 0.3 else int(rng.random() < 0.4)
+        if version == "only-ones" and label is not None:
+            label = 1
+        probability = float(rng.random())
+        if version == "v3" and i == 2:
+            probability = None  # one row without a score: no ROC AUC for v3
+        rows.append(
+            {
+                "request_id": f"r{i}",
+                "row_index": 0,
+                "captured_at": "2026-11-23T00:00:00+00:00",
+                "model_version": version,
+                "inputs": "{}",
+                "prediction": int(probability is not None and probability > 0.5),
+                "probability": probability,
+                "label": label,
+            }
+        )
+    with store.engine.begin() as conn:
+        conn.execute(insert(captured_predictions), rows)
+
+    live = capture.live_performance(store)
+
+    frame = pd.DataFrame(rows)
+    assert sorted(live) == ["only-ones", "unlabelled", "v1", "v2", "v3"]
+    for version, part in frame.groupby("model_version"):
+        labelled = part[part["label"].notna()]
+        expected: dict[str, Any] = {"n_captured": len(part), "n_labelled": len(labelled)}
+        if len(labelled):
+            scores = labelled["probability"]
+            expected.update(
+                compute_metrics(
+                    labelled["label"].astype(int).to_numpy(),
+                    labelled["prediction"].to_numpy(),
+                    None if scores.isna().any() else scores.to_numpy(),
+                )
+            )
+        assert live[version] == expected, version
+    assert live["v3"]["roc_auc"] is None and live["only-ones"]["roc_auc"] is None
+    assert live["v1"]["roc_auc"] is not None
+    assert live["unlabelled"] == {"n_captured": 120, "n_labelled": 0}

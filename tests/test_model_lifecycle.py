@@ -6,6 +6,7 @@ import json
 import pickle
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,6 +79,27 @@ def test_training_needs_ingested_data_with_both_classes(settings: Settings, stor
     final.assign(exited=1).to_csv(settings.finaldata_file, index=False)
     with pytest.raises(DataValidationError, match="needs both classes 0 and 1"):
         train(settings, store=store)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compute_metrics_equals_scikit_learn_exactly(seed: int) -> None:
+    from sklearn import metrics
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    y_true = (rng.random(n) < [0.0, 0.3, 1.0][seed % 3]).astype(int)
+    y_pred = (rng.random(n) < [0.5, 0.0, 1.0, 0.2][seed % 4]).astype(int)
+    labels = [0, 1]
+    expected = {
+        "f1": metrics.f1_score(y_true, y_pred, labels=labels, zero_division=0),
+        "precision": metrics.precision_score(y_true, y_pred, labels=labels, zero_division=0),
+        "recall": metrics.recall_score(y_true, y_pred, labels=labels, zero_division=0),
+        "accuracy": metrics.accuracy_score(y_true, y_pred),
+        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+    got = compute_metrics(y_true, y_pred)
+    assert {k: got[k] for k in expected} == expected  # the same floats, not approximately
+    assert got["n_rows"] == n
 
 
 def test_compute_metrics_handles_one_class() -> None:

@@ -1,0 +1,130 @@
+"""Benchmark of ``live_performance`` (the ``/scoring`` summary of captured traffic).
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/bench_live.py                  # 1M captured rows
+    .venv/bin/python benchmarks/bench_live.py --rows 200000 --labelled 0.5
+    .venv/bin/python benchmarks/bench_live.py --quick          # seconds
+
+It fills a SQLite record store with ``--rows`` captured predictions of three
+model versions, a ``--labelled`` share of them labelled, and times (median of
+``--repeats`` calls) :func:`monitoring.capture.live_performance` against the
+row-by-row way it was computed before (SQLAlchemy row objects, one list per
+version, scikit-learn's five metric functions), checking both give the same
+result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import median
+from sklearn import metrics
+from sqlalchemy import func, select
+
+from monitoring.capture import live_performance
+from monitoring.store import Store, captured_predictions
+
+
+def fill(store: Store, rows: int, labelled: float, seed: int) -> None:
+    """Insert ``rows`` captured predictions, a ``labelled`` share of them labelled."""
+    assert store.file is not None
+    store.engine  # noqa: B018 - creates the tables
+    rnd = random.Random(seed)
+    values = []
+    for i in range(rows):
+        probability = round(rnd.random(), 6)
+        label = int(rnd.random() < 0.4) if rnd.random() < labelled else None
+        version = f"v{i * 3 // rows}"
+        values.append((f"r{i // 10}", i % 10, "2026-11-23T00:00:00+00:00", version, "{}"))
+        values[-1] += (int(probability > 0.5), probability, label)
+    with sqlite3.connect(store.file) as conn:
+        conn.executemany(
+            "INSERT INTO captured_predictions (request_id, row_index, captured_at,"
+            " model_version, inputs, prediction, probability, label)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+
+
+def row_by_row(store: Store) -> dict[str, Any]:
+    """The earlier computation: every labelled row as a SQLAlchemy row, then sklearn."""
+    table = captured_predictions
+    with store.engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                select(table.c.model_version, func.count()).group_by(table.c.model_version)
+            ).all()
+        )
+        labelled = conn.execute(
+            select(
+                table.c.model_version, table.c.label, table.c.prediction, table.c.probability
+            ).where(table.c.label.is_not(None))
+        ).all()
+    out: dict[str, Any] = {}
+    for version, n in counts.items():
+        rows = [r for r in labelled if r[0] == version]
+        entry: dict[str, Any] = {"n_captured": int(n), "n_labelled": len(rows)}
+        if rows:
+            y_true = np.array([r[1] for r in rows])
+            y_pred = np.array([r[2] for r in rows])
+            y_score = np.array([r[3] for r in rows], dtype=float)
+            labels = [0, 1]
+            entry.update(
+                f1=metrics.f1_score(y_true, y_pred, labels=labels, zero_division=0),
+                precision=metrics.precision_score(y_true, y_pred, labels=labels, zero_division=0),
+                recall=metrics.recall_score(y_true, y_pred, labels=labels, zero_division=0),
+                accuracy=metrics.accuracy_score(y_true, y_pred),
+                roc_auc=metrics.roc_auc_score(y_true, y_score),
+                confusion_matrix=metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+                n_rows=len(rows),
+            )
+        out[str(version)] = entry
+    return out
+
+
+def timed(func: Any, repeats: int) -> tuple[float, Any]:
+    """Median seconds of ``repeats`` calls (after one warm-up) and the last result."""
+    result = func()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return median(times), result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="captured rows")
+    parser.add_argument("--labelled", type=float, default=0.1, help="labelled share")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="20k rows, seconds")
+    args = parser.parse_args(argv)
+    rows, repeats = (20_000, 2) if args.quick else (args.rows, args.repeats)
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(f"sqlite:///{Path(folder) / 'monitoring.db'}")
+        fill(store, rows, args.labelled, seed=0)
+        ours_s, ours = timed(lambda: live_performance(store), repeats)
+        base_s, base = timed(lambda: row_by_row(store), repeats)
+    labelled = sum(v["n_labelled"] for v in ours.values())
+    print(
+        f"live_performance: {rows:,} captured rows, {labelled:,} labelled, 3 versions;"
+        f" median of {repeats}"
+    )
+    print(f"  ours (index ranges, cursor rows, counted metrics)  {ours_s * 1e3:8.1f} ms")
+    print(f"  row by row (SQLAlchemy rows, sklearn metrics)      {base_s * 1e3:8.1f} ms")
+    print(f"  ratio: {base_s / ours_s:.1f}x faster; same result: {'yes' if ours == base else 'NO'}")
+    return 0 if ours == base else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
