@@ -64,12 +64,14 @@ def scoring() -> Any:
     """The deployed model's F1 (and other metrics) on the test data; no side effects.
 
     ``live_performance`` adds each model version's metrics on captured traffic
-    labelled through ``POST /feedback`` (refreshed at most once a second).
+    labelled through ``POST /feedback`` (refreshed at most once a second, and no
+    sooner than 20x the time its last computation took).
     """
     from monitoring.capture import live_performance
 
     m = monitor()
-    # Captured rows arrive all the time: the summary is refreshed at most once a second.
+    # Captured rows arrive all the time: refreshed at most once a second (or less often
+    # when it takes long to compute: Monitor.store_cached).
     live = m.store_cached("live_performance", lambda: live_performance(m.store), min_age=1.0)
     return {**m.scoring(), "live_performance": live}
 
