@@ -86,10 +86,17 @@ class Monitor:
         return artifact
 
     def _cached(self, name: str, key: Any, compute: Any) -> Any:
+        """``compute()`` unless the value cached under ``name`` has ``key``.
+
+        Records when and for how long a value was computed (``store_cached``).
+        """
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:
             return hit[1]
+        started = time.monotonic()
         value = compute()
+        self._computed_at[name] = started
+        self._compute_seconds[name] = time.monotonic() - started
         self._cache[name] = (key, value)
         return value
 
@@ -106,10 +113,17 @@ class Monitor:
         key = (artifact.version, self._history_key())
         return self._cached("scoring", key, lambda: self._scoring(artifact))
 
+    def _records_key(self) -> tuple[str, Any] | None:
+        """Identity of the store's records stamp (``None`` without a SQLite file)."""
+        if self.store.stamp is None:
+            return None
+        return ("stamp", file_identity(self.store.stamp))
+
     def _history_key(self) -> Any:
         # Every write of scores touches the store's records stamp: a stat is enough.
-        if self.store.stamp is not None:
-            return ("stamp", file_identity(self.store.stamp))
+        stamp = self._records_key()
+        if stamp is not None:
+            return stamp
         # Another database: scores only grow, so a new row means new history.
         rows = self.store.scores(limit=1)
         return rows[-1]["id"] if rows else None
@@ -136,20 +150,10 @@ class Monitor:
             keep = max(min_age, REFRESH_COST_FACTOR * self._compute_seconds.get(name, 0.0))
             if now - computed < keep:
                 return self._cache[name][1]
-        if records_only and self.store.stamp is not None:
-            key: Any = ("stamp", file_identity(self.store.stamp))
-        else:
-            key = self._store_key()
+        key = (self._records_key() if records_only else None) or self._store_key()
         if key is None:
             key = ("time", int(now))
-        hit = self._cache.get(name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        value = compute()
-        self._compute_seconds[name] = time.monotonic() - now
-        self._computed_at[name] = now
-        self._cache[name] = (key, value)
-        return value
+        return self._cached(name, key, compute)
 
     def _store_key(self) -> tuple[Any, ...] | None:
         """Identity of the SQLite store's files (``None`` for another database).
