@@ -108,16 +108,26 @@ def test_request_id_is_accepted_when_sane_and_generated_otherwise(api: Any) -> N
     assert error.status_code == 404 and len(error.headers["X-Request-ID"]) == 32
 
 
-def test_log_lines_are_json_with_the_request_id(api: Any) -> None:
-    lines: list[str] = []
+class _Collect(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
 
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(self.format(record))
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
 
-    handler = Collect()
+
+def collecting_json_handler(lines: list[str]) -> logging.Handler:
+    """A handler that appends each record, formatted as the service's JSON line, to ``lines``."""
+    handler = _Collect(lines)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
+    return handler
+
+
+def test_log_lines_are_json_with_the_request_id(api: Any) -> None:
+    lines: list[str] = []
+    handler = collecting_json_handler(lines)
     logger = logging.getLogger("monitoring.request")
     logger.addHandler(handler)
     old = logger.level
@@ -147,14 +157,7 @@ def test_access_line_written_directly_matches_the_logged_line(api: Any) -> None:
     emit = handler.emit
     handler.emit = lambda record: records.append(record) or emit(record)  # type: ignore[method-assign]
     lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(self.format(record))
-
-    other = Collect()
-    other.setFormatter(JsonFormatter())
-    other.addFilter(RequestIdFilter())
+    other = collecting_json_handler(lines)
     old = logger.level, logger.propagate
     logger.setLevel(logging.INFO)
     logger.propagate = False  # away from pytest's capture handlers
