@@ -19,8 +19,8 @@ from typing import Any
 import requests
 
 from monitoring.config import Settings, load_settings
-from monitoring.files import atomic_write_json, atomic_write_text
-from monitoring.store import utcnow
+from monitoring.storage.files import atomic_write_json, atomic_write_text
+from monitoring.storage.store import utcnow
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT = 30.0

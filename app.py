@@ -6,13 +6,14 @@ Flask debug server on a public address.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
 from monitoring.config import Settings, load_settings
+from monitoring.readmodels import Monitor
+from monitoring.web import admin, api, errors, openapi, ops
 
 
 def create_app(
@@ -34,12 +35,10 @@ def create_app(
     configure_app(app, settings, test_config)
     register_extensions(app, settings)
     # Before the blueprints: its request hook runs before the read-auth check of
-    # monitoring.admin, so a refused request gets a request id, a count and a log line.
-    register_observability(app)
+    # the admin blueprint, so a refused request gets a request id, a count and a log line.
+    ops.init_app(app)
     register_blueprints(app)
-    register_errorhandlers(app)
-    register_options_json(app)
-    configure_logger(app)
+    errors.init_app(app)
     return app
 
 
@@ -55,45 +54,11 @@ def configure_app(app: Flask, settings: Settings, test_config: Mapping[str, Any]
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
-    """One :class:`~monitoring.service.Monitor` per process (per gunicorn worker)."""
-    from monitoring.service import Monitor
-
+    """One :class:`~monitoring.readmodels.Monitor` per process (per gunicorn worker)."""
     app.extensions["monitor"] = Monitor(settings)
 
 
 def register_blueprints(app: Flask) -> None:
     """The API routes."""
-    from monitoring.api import bp
-
-    app.register_blueprint(bp)
-    from monitoring import admin, openapi
-
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(openapi.bp)
-
-
-def register_options_json(app: Flask) -> None:
-    """OPTIONS answers are JSON like everything else."""
-    from monitoring.api import register_options_json as register
-
-    register(app)
-
-
-def register_errorhandlers(app: Flask) -> None:
-    """JSON errors for everything."""
-    from monitoring.api import register_errorhandlers as register
-
-    register(app)
-
-
-def register_observability(app: Flask) -> None:
-    """Request ids, JSON logs, Prometheus metrics, /metrics, /feedback, /dashboard."""
-    from monitoring.observability import init_app
-
-    init_app(app)
-
-
-def configure_logger(app: Flask) -> None:
-    """Log to stderr (gunicorn collects it) at INFO unless testing."""
-    if not app.testing:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for blueprint in (api.bp, admin.bp, openapi.bp):
+        app.register_blueprint(blueprint)

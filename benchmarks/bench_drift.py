@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make the package importable
     sys.path.insert(0, str(ROOT))
 
+from monitoring.config import DriftOptions  # noqa: E402
 from monitoring.drift import (  # noqa: E402
-    DriftOptions,
     ReferenceProfile,
     detect_data_drift,
 )

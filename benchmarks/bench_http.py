@@ -307,11 +307,11 @@ def redeploy_latency(config: Path, port: int, timeout: float = 10.0) -> float:
     new version (both workers answer in that time).
     """
     from monitoring.config import load_settings
-    from monitoring.deployment import deploy
-    from monitoring.ingestion import ingest
-    from monitoring.scoring import score
-    from monitoring.store import Store
-    from monitoring.training import train
+    from monitoring.data.ingestion import ingest
+    from monitoring.model.deployment import deploy
+    from monitoring.model.scoring import score
+    from monitoring.model.training import train
+    from monitoring.storage.store import Store
 
     settings = load_settings(config, env={}, overrides={"input_folder_path": "data/sourcedata"})
     store = Store(settings.database_url)
@@ -337,7 +337,7 @@ def redeploy_latency(config: Path, port: int, timeout: float = 10.0) -> float:
 
 def model_loads_per_process(config: Path, requests: int = 200) -> int:
     """How many times one process loads the model over ``requests`` predictions."""
-    import monitoring.service as service
+    import monitoring.readmodels as service
     from app import create_app
     from monitoring.config import load_settings
 

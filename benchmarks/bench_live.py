@@ -31,7 +31,7 @@ from sklearn import metrics
 from sqlalchemy import func, select
 
 from monitoring.capture import live_performance
-from monitoring.store import Store, captured_predictions
+from monitoring.storage.store import Store, captured_predictions
 
 
 def fill(store: Store, rows: int, labelled: float, seed: int) -> None:

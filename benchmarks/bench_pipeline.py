@@ -65,8 +65,8 @@ for f in files:
     pd.read_csv(f, nrows=1000).to_csv(small / f.name, index=False)
 if kind == "ours":
     from monitoring.config import load_settings
-    from monitoring.ingestion import ingest
-    from monitoring.store import Store
+    from monitoring.data.ingestion import ingest
+    from monitoring.storage.store import Store
     settings = load_settings(config, env={})
     store = Store(settings.database_url)
     scratch = settings.with_overrides(
@@ -185,9 +185,9 @@ def run(
                 measured[kind].append(run_child(kind, config, data, folder / f"{kind}.csv"))
 
         from monitoring.config import load_settings
-        from monitoring.model import load_artifact
-        from monitoring.store import Store
-        from monitoring.training import train
+        from monitoring.model.artifact import load_artifact
+        from monitoring.model.training import train
+        from monitoring.storage.store import Store
 
         settings = load_settings(config, env={})
         store = Store(settings.database_url)

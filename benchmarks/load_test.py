@@ -64,7 +64,7 @@ def make_project(folder: Path) -> Path:
     """Copy the shipped data and config into ``folder``; deploy the practice model."""
     from monitoring.config import load_settings
     from monitoring.pipeline import bootstrap
-    from monitoring.store import Store
+    from monitoring.storage.store import Store
 
     for name in ("practicedata", "sourcedata", "testdata"):
         shutil.copytree(ROOT / "data" / name, folder / "data" / name)

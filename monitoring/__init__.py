@@ -1,9 +1,9 @@
 """Model monitoring for a deployed churn-risk classifier.
 
-One module per step: :mod:`~monitoring.ingestion`, :mod:`~monitoring.training`,
-:mod:`~monitoring.scoring`, :mod:`~monitoring.deployment`,
-:mod:`~monitoring.diagnostics`, :mod:`~monitoring.drift`,
-:mod:`~monitoring.reporting` and the full process in :mod:`~monitoring.pipeline`.
+One module per step: :mod:`~monitoring.data.ingestion`, :mod:`~monitoring.model.training`,
+:mod:`~monitoring.model.scoring`, :mod:`~monitoring.model.deployment`,
+:mod:`~monitoring.diagnostics.timing`, :mod:`~monitoring.drift`,
+:mod:`~monitoring.reports.reporting` and the full process in :mod:`~monitoring.pipeline`.
 The command line is ``python -m monitoring``; the HTTP API is ``app.create_app``.
 """
 

@@ -12,8 +12,21 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from monitoring.capture.journal import run_importer
 from monitoring.config import Settings, load_settings
+from monitoring.data.ingestion import ingest
+from monitoring.data.profile import profile_frame
+from monitoring.diagnostics import dependencies as depcheck
+from monitoring.diagnostics.timing import time_steps
 from monitoring.exceptions import AlreadyRunningError, MonitoringError
+from monitoring.model.deployment import current_version, list_versions, rollback
+from monitoring.model.scoring import score
+from monitoring.model.training import train
+from monitoring.pipeline import bootstrap, publish, run_full_process
+from monitoring.readmodels import DEPENDENCY_CACHE, Monitor
+from monitoring.reports.reporting import generate_report
+from monitoring.storage.files import read_table
+from monitoring.storage.store import Store
 
 EXIT_FAILED = 1
 EXIT_BUSY = 75
@@ -24,7 +37,6 @@ def _say(message: str) -> None:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.ingestion import ingest
 
     result = ingest(settings)
     for record in result.records:
@@ -35,7 +47,6 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.training import train
 
     metadata = train(settings)
     _say(f"trained model {metadata['version']} -> {settings.output_model_path}")
@@ -43,7 +54,6 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_score(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.scoring import score
 
     metrics = score(settings)
     _say(f"F1 {metrics['f1']:.4f} on {metrics['n_rows']} test rows")
@@ -51,15 +61,13 @@ def cmd_score(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_deploy(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.deployment import deploy
 
-    result = deploy(settings)
+    result = publish(settings, Store(settings.database_url))
     _say(f"deployed {result['model_version']} (previous: {result['previous_version']})")
     return result
 
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.deployment import rollback
 
     result = rollback(settings, to_version=args.to)
     _say(f"rolled back to {result['model_version']} (was {result['previous_version']})")
@@ -67,16 +75,11 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
 
 
 def cmd_versions(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.deployment import list_versions
 
     return {"versions": list_versions(settings)}
 
 
 def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring import depcheck
-    from monitoring.diagnostics import profile_frame, time_steps
-    from monitoring.files import read_table
-    from monitoring.service import DEPENDENCY_CACHE
 
     runs = args.runs or settings.diagnostics["timing_runs"]
     _say(f"timing ingestion and training, {runs} run(s) each")
@@ -97,7 +100,6 @@ def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.reporting import generate_report
 
     result = generate_report(settings)
     for path in result["files"]:
@@ -106,7 +108,6 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_drift(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.service import Monitor
 
     report = Monitor(settings).drift(record=True)
     _say(
@@ -117,10 +118,6 @@ def cmd_drift(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_setup(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.deployment import current_version
-    from monitoring.pipeline import bootstrap
-    from monitoring.reporting import generate_report
-    from monitoring.store import Store
 
     live = current_version(settings)
     if args.if_needed and live is not None:
@@ -133,8 +130,6 @@ def cmd_setup(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.pipeline import run_full_process
-    from monitoring.reporting import generate_report
 
     def after_deploy() -> dict[str, Any]:
         report = generate_report(settings)
@@ -148,7 +143,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from monitoring.store import Store
 
     return {"runs": Store(settings.database_url).runs(limit=args.limit)}
 
@@ -156,8 +150,6 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 def cmd_capture_importer(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     import os
     import signal
-
-    from monitoring.capture import run_importer
 
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))

@@ -20,17 +20,319 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any, Final
+
+import sklearn
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 
 from monitoring.exceptions import ConfigError
 
-if TYPE_CHECKING:
-    from monitoring.drift import DriftOptions
+# -- the drift section ---------------------------------------------------------
+# Drift methods accepted by DriftOptions (globally and per column).
+METHODS: Final[tuple[str, ...]] = (
+    "auto",
+    "ks",
+    "wasserstein",
+    "psi",
+    "chisquare",
+    "jensenshannon",
+)
+# Methods that need numeric values.
+NUMERIC_METHODS: Final[frozenset[str]] = frozenset({"ks", "wasserstein", "psi"})
+# Methods that compare category frequencies.
+CATEGORICAL_METHODS: Final[frozenset[str]] = frozenset({"chisquare", "jensenshannon"})
+# Methods whose verdict is p_value < threshold (the others: >=).
+P_VALUE_METHODS: Final[frozenset[str]] = frozenset({"ks", "chisquare"})
+# Column kinds.
+KINDS: Final[tuple[str, ...]] = ("numeric", "categorical")
+_OPTION_KEYS: Final[tuple[str, ...]] = (
+    "method",
+    "p_value_threshold",
+    "distance_threshold",
+    "psi_threshold",
+    "large_reference_rows",
+    "categorical_max_unique",
+    "drift_share",
+    "fdr",
+    "fdr_alpha",
+    "psi_bins",
+    "columns",
+)
+_COLUMN_OPTION_KEYS: Final[tuple[str, ...]] = ("method", "threshold", "kind")
+
+
+@dataclass(frozen=True)
+class ColumnOptions:
+    """Per-column overrides of :class:`DriftOptions`.
+
+    Attributes
+    ----------
+    method : str or None
+        One of :data:`METHODS`; ``None`` keeps the global choice.
+    threshold : float or None
+        The method's threshold: a p-value (``ks``, ``chisquare``, drift when
+        ``p < threshold``), a distance (``wasserstein``, ``jensenshannon``) or a
+        PSI (drift when ``>= threshold``).
+    kind : str or None
+        ``"numeric"`` or ``"categorical"`` instead of the dtype rule.
+    """
+
+    method: str | None = None
+    threshold: float | None = None
+    kind: str | None = None
+
+
+def _check_number(
+    value: object, key: str, *, low: float, high: float, low_open: bool, high_open: bool
+) -> float:
+    """Validate a finite number within an interval or raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    out = float(value)
+    too_low = out <= low if low_open else out < low
+    too_high = out >= high if high_open else out > high
+    if not math.isfinite(out) or too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        shown_high = "inf" if math.isinf(high) else f"{high:g}"
+        raise ConfigError(f"{key} must be in {left}{low:g}, {shown_high}{right}, got {value!r}")
+    return out
+
+
+def _check_int(value: object, key: str, *, low: int) -> int:
+    """Validate an integer ``>= low`` or raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{key} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_choice(value: object, key: str, choices: Sequence[str]) -> str:
+    """Validate one of ``choices`` or raise ConfigError."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _check_keys(mapping: Mapping[Any, Any], prefix: str, known: Sequence[str]) -> None:
+    """Reject keys not in ``known``, naming the first unknown one."""
+    for key in mapping:
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key} is not a known option (known: {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class DriftOptions:
+    """Validated data-drift settings (the ``drift`` section of the config).
+
+    Build it with :meth:`from_mapping`; the defaults follow Evidently.
+
+    Attributes
+    ----------
+    method : str
+        ``"auto"`` or a method of :data:`METHODS` for every column of the matching
+        kind (a numeric method applies to numeric columns only and a categorical
+        one to categorical columns only; the other kind keeps ``"auto"``).
+    p_value_threshold : float
+        Drift when ``p < p_value_threshold`` (KS, chi-square).
+    distance_threshold : float
+        Drift when ``distance >= distance_threshold`` (normed Wasserstein,
+        Jensen-Shannon).
+    psi_threshold : float
+        Drift when ``psi >= psi_threshold``.
+    large_reference_rows : int
+        ``"auto"`` uses p-value tests up to this many reference rows, distances
+        above.
+    categorical_max_unique : int
+        Integer-valued numeric columns with at most this many distinct reference
+        values are categorical.
+    drift_share : float
+        The dataset drifts when ``drifted columns / columns >= drift_share``.
+    fdr : bool
+        Apply Benjamini-Hochberg to the p-value tests across columns and decide on
+        the adjusted p-values.
+    fdr_alpha : float
+        Threshold of the adjusted p-values (unless a column sets its own).
+    psi_bins : int
+        Number of PSI quantile bins.
+    columns : Mapping[str, ColumnOptions]
+        Per-column overrides.
+    """
+
+    method: str = "auto"
+    p_value_threshold: float = 0.05
+    distance_threshold: float = 0.1
+    psi_threshold: float = 0.2
+    large_reference_rows: int = 1000
+    categorical_max_unique: int = 10
+    drift_share: float = 0.5
+    fdr: bool = False
+    fdr_alpha: float = 0.05
+    psi_bins: int = 10
+    columns: Mapping[str, ColumnOptions] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> DriftOptions:
+        """Validate a config mapping and build the options.
+
+        Parameters
+        ----------
+        data : Mapping or None
+            The ``drift`` section; missing keys take their defaults, ``None`` gives
+            all defaults.
+
+        Returns
+        -------
+        DriftOptions
+
+        Raises
+        ------
+        ConfigError
+            Naming the offending key, e.g. ``drift.columns.x.method must be one of
+            auto, ks, ..., got 'foo'``.
+        """
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"drift must be a mapping, got {type(data).__name__}")
+        _check_keys(data, "drift", _OPTION_KEYS)
+        kwargs: dict[str, Any] = {}
+        if "method" in data:
+            kwargs["method"] = _check_choice(data["method"], "drift.method", METHODS)
+        for key, low, high in (
+            ("p_value_threshold", 0.0, 1.0),
+            ("fdr_alpha", 0.0, 1.0),
+        ):
+            if key in data:
+                kwargs[key] = _check_number(
+                    data[key],
+                    f"drift.{key}",
+                    low=low,
+                    high=high,
+                    low_open=True,
+                    high_open=True,
+                )
+        for key in ("distance_threshold", "psi_threshold"):
+            if key in data:
+                kwargs[key] = _check_number(
+                    data[key],
+                    f"drift.{key}",
+                    low=0.0,
+                    high=math.inf,
+                    low_open=True,
+                    high_open=True,
+                )
+        if "drift_share" in data:
+            kwargs["drift_share"] = _check_number(
+                data["drift_share"],
+                "drift.drift_share",
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                high_open=False,
+            )
+        for key, low in (
+            ("large_reference_rows", 0),
+            ("categorical_max_unique", 0),
+            ("psi_bins", 2),
+        ):
+            if key in data:
+                kwargs[key] = _check_int(data[key], f"drift.{key}", low=low)
+        if "fdr" in data:
+            if not isinstance(data["fdr"], bool):
+                raise ConfigError(f"drift.fdr must be true or false, got {data['fdr']!r}")
+            kwargs["fdr"] = data["fdr"]
+        if "columns" in data:
+            kwargs["columns"] = MappingProxyType(_parse_columns(data["columns"]))
+        return cls(**kwargs)
+
+    def column(self, name: str) -> ColumnOptions:
+        """Overrides of column ``name`` (all ``None`` when it has none)."""
+        return self.columns.get(name, _NO_OVERRIDE)
+
+
+_NO_OVERRIDE: Final[ColumnOptions] = ColumnOptions()
+
+
+def _parse_columns(raw: object) -> dict[str, ColumnOptions]:
+    """Validate the ``drift.columns`` mapping."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"drift.columns must be a mapping, got {type(raw).__name__}")
+    out: dict[str, ColumnOptions] = {}
+    for name, spec in raw.items():
+        if not isinstance(name, str):
+            raise ConfigError(f"drift.columns keys must be column names, got {name!r}")
+        prefix = f"drift.columns.{name}"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{prefix} must be a mapping, got {type(spec).__name__}")
+        _check_keys(spec, prefix, _COLUMN_OPTION_KEYS)
+        method = spec.get("method")
+        if method is not None:
+            method = _check_choice(method, f"{prefix}.method", METHODS)
+        kind = spec.get("kind")
+        if kind is not None:
+            kind = _check_choice(kind, f"{prefix}.kind", KINDS)
+        threshold = spec.get("threshold")
+        if threshold is not None:
+            p_test = method in P_VALUE_METHODS
+            threshold = _check_number(
+                threshold,
+                f"{prefix}.threshold",
+                low=0.0,
+                high=1.0 if p_test else math.inf,
+                low_open=True,
+                high_open=True,
+            )
+        out[name] = ColumnOptions(method=method, threshold=threshold, kind=kind)
+    return out
+
+
+# -- the settings --------------------------------------------------------------
+ESTIMATOR_CLASSES: dict[str, type[Any]] = {
+    "logistic_regression": LogisticRegression,
+    "random_forest": RandomForestClassifier,
+    "gradient_boosting": GradientBoostingClassifier,
+}
+
+
+def check_estimator(model_config: dict[str, Any]) -> None:
+    """Check ``model.estimator`` and ``model.params`` against scikit-learn.
+
+    Raises
+    ------
+    ConfigError
+        If the estimator is unknown or ``model.params`` has a parameter it does
+        not take (for example ``multi_class``, removed from ``LogisticRegression``
+        in scikit-learn 1.8).
+    """
+    name = model_config.get("estimator", "logistic_regression")
+    try:
+        cls = ESTIMATOR_CLASSES[name]
+    except KeyError:
+        raise ConfigError(
+            f"config key 'model.estimator' must be one of {sorted(ESTIMATOR_CLASSES)}, got {name!r}"
+        ) from None
+    valid = set(cls().get_params())
+    unknown = sorted(set(model_config.get("params") or {}) - valid)
+    if unknown:
+        raise ConfigError(
+            f"config key 'model.params.{unknown[0]}' is not a parameter of "
+            f"{cls.__name__} in scikit-learn {sklearn.__version__}"
+        )
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,8 +475,6 @@ class Settings:
     @cached_property
     def drift_options(self) -> DriftOptions:
         """The validated ``drift`` section (parsed once per settings object)."""
-        from monitoring.drift import DriftOptions
-
         return DriftOptions.from_mapping(self.drift)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -304,9 +604,8 @@ def settings_from_mapping(
         )
 
     sections = {name: _check_section(name, merged[name]) for name in _SECTIONS}
-    from monitoring.model import build_estimator  # checks estimator name and params
 
-    build_estimator(sections["model"])
+    check_estimator(sections["model"])
     for key in ("model_drift_tolerance", "gate_margin"):
         if not 0 <= sections["thresholds"][key] <= 1:
             raise ConfigError(f"config key 'thresholds.{key}' must be between 0 and 1")
@@ -328,8 +627,6 @@ def settings_from_mapping(
     drift = merged["drift"]
     if not isinstance(drift, dict):
         raise ConfigError(f"config key 'drift' must be an object, got {drift!r}")
-    from monitoring.drift import DriftOptions  # validates every drift key
-
     DriftOptions.from_mapping(drift)
 
     return Settings(

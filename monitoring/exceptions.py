@@ -76,3 +76,21 @@ class AlreadyRunningError(MonitoringError, RuntimeError):
     """Another pipeline run holds the lock."""
 
     status_code = 409
+
+
+class NotFittedError(MonitoringError, ValueError, AttributeError):
+    """A :class:`~monitoring.drift.ReferenceProfile` was used before it was fitted."""
+
+    status_code = 500
+
+
+class UnknownIdsError(MonitoringError):
+    """Feedback names request ids or row ids that were never captured."""
+
+    status_code = 404
+
+
+class RowLimitError(MonitoringError):
+    """A request has more rows than ``api.max_rows``."""
+
+    status_code = 413

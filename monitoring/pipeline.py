@@ -26,20 +26,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from monitoring.capture import live_performance
 from monitoring.config import Settings
-from monitoring.deployment import RECORD_FILE, current_folder, current_version, deploy
+from monitoring.data.ingestion import find_new_files, ingest
 from monitoring.drift import detect_data_drift, tolerance_drift
+from monitoring.drift.model_drift import live_model_drift
 from monitoring.exceptions import MonitoringError
-from monitoring.files import exclusive_lock, read_table, sha256_file
-from monitoring.ingestion import find_new_files, ingest, read_record
-from monitoring.model import Artifact, load_artifact
-from monitoring.scoring import evaluate, read_test_data, score, score_record
-from monitoring.store import Store
-from monitoring.training import artifact_reference, train, training_matrix
+from monitoring.model.artifact import Artifact, load_artifact
+from monitoring.model.deployment import RECORD_FILE, current_folder, current_version, deploy
+from monitoring.model.scoring import evaluate, read_test_data, score, score_record
+from monitoring.model.training import artifact_reference, train, training_matrix
+from monitoring.reports.modelcard import write_model_card
+from monitoring.storage.files import exclusive_lock, read_table, sha256_file
+from monitoring.storage.store import Store
 
 Progress = Callable[[str], None]
 
@@ -170,6 +174,13 @@ def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str
     }
 
 
+def publish(settings: Settings, store: Store) -> dict[str, Any]:
+    """Deploy the trained, scored model, then write its model card."""
+    deployed = deploy(settings, store=store)
+    write_model_card(settings, Path(deployed["folder"]))
+    return deployed
+
+
 def bootstrap(settings: Settings, store: Store, progress: Progress = _quiet) -> dict[str, Any]:
     """First deployment: ingest, train, score and deploy with no gate."""
     progress("ingesting")
@@ -180,7 +191,7 @@ def bootstrap(settings: Settings, store: Store, progress: Progress = _quiet) -> 
     progress("scoring")
     metrics = score(settings, store=store)
     progress(f"F1 on test data {metrics['f1']:.4f}; deploying")
-    deployed = deploy(settings, store=store)
+    deployed = publish(settings, store)
     return {
         "ingestion": ingestion.to_dict(),
         "model_version": metadata["version"],
@@ -279,9 +290,13 @@ def _run(
     progress("checking data drift against the training data")
     data_drift = check_data_drift(settings, store, champion, frame, digest)
     evidence["data_drift"] = data_drift
-    from monitoring.capture import live_model_drift
 
-    live = live_model_drift(settings, store, champion)  # labelled captured traffic
+    live = live_model_drift(  # labelled captured traffic
+        live_performance(store).get(champion.version),
+        baseline=(champion.metadata.get("training_score") or {}).get("f1"),
+        tolerance=settings.thresholds["model_drift_tolerance"],
+        min_labelled_rows=int(settings.capture["min_labelled_rows"]),
+    )
     evidence["live_model_drift"] = live
 
     reasons = decide(
@@ -319,13 +334,8 @@ def _run(
             f"{verdict['champion_f1']:.4f} by more than {verdict['margin']}"
         )
     progress("challenger accepted; deploying")
-    evidence["deployment"] = deploy(settings, store=store)
+    evidence["deployment"] = publish(settings, store)
     return "deployed", (
         f"retrained for {', '.join(reasons)}; challenger F1 {verdict['challenger_f1']:.4f} "
         f"vs champion {verdict['champion_f1']:.4f}"
     )
-
-
-def ingested_files(settings: Settings) -> list[dict[str, str]]:
-    """The live model's ingestion record (for the API and reports)."""
-    return read_record(current_folder(settings) / RECORD_FILE)

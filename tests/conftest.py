@@ -13,7 +13,7 @@ import pytest
 
 from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings, load_settings
-from monitoring.store import Store
+from monitoring.storage.store import Store
 
 DATA = PROJECT_ROOT / "data"
 
@@ -83,7 +83,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture(autouse=True)
 def _no_pypi(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach PyPI: the dependency check sees itself offline."""
-    from monitoring import depcheck
+    from monitoring.diagnostics import dependencies as depcheck
 
     if request.module.__name__.endswith("test_depcheck"):
         return  # those tests fake the network themselves

@@ -284,7 +284,7 @@ def test_health_before_and_after_deploy(client: Any, settings: Settings) -> None
     _error(client.get("/scoring"), 503, "no model is deployed yet")
     _error(client.post("/prediction", json={"data": ROWS}), 503, "no model is deployed yet")
     from monitoring.pipeline import bootstrap
-    from monitoring.store import Store
+    from monitoring.storage.store import Store
 
     version = bootstrap(settings, Store(settings.database_url))["model_version"]
     body = client.get("/health").get_json()
@@ -294,11 +294,11 @@ def test_health_before_and_after_deploy(client: Any, settings: Settings) -> None
 def test_a_redeploy_is_served_without_restart(
     api: Any, make_settings: Any, deployed: dict[str, Any]
 ) -> None:
-    from monitoring.deployment import deploy
-    from monitoring.ingestion import ingest
-    from monitoring.scoring import score
-    from monitoring.store import Store
-    from monitoring.training import train
+    from monitoring.data.ingestion import ingest
+    from monitoring.model.deployment import deploy
+    from monitoring.model.scoring import score
+    from monitoring.model.training import train
+    from monitoring.storage.store import Store
 
     assert (
         api.post("/prediction", json={"data": ROWS}).get_json()["model_version"]

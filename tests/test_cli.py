@@ -10,7 +10,7 @@ import pytest
 
 from monitoring.cli import EXIT_BUSY, main
 from monitoring.config import Settings
-from monitoring.files import exclusive_lock
+from monitoring.storage.files import exclusive_lock
 
 
 def run(settings: Settings, *args: str) -> int:

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from app import create_app
-from monitoring import dashboard
 from monitoring.config import Settings
-from monitoring.store import Store
+from monitoring.reports import dashboard
+from monitoring.storage.store import Store
 
 SECTIONS = ("model", "versions", "scores", "drift", "missing", "confusion", "live", "runs")
 
@@ -76,7 +76,7 @@ def test_dashboard_without_a_model(client: Any) -> None:
 def test_report_is_also_html_and_pdf_with_the_model_card(
     settings: Settings, deployed: dict[str, Any]
 ) -> None:
-    from monitoring.reporting import generate_report
+    from monitoring.reports.reporting import generate_report
 
     result = generate_report(settings)
     folder = settings.output_model_path

@@ -1,4 +1,4 @@
-"""Tests of :mod:`monitoring.depcheck` (no network: fetchers are fakes)."""
+"""Tests of :mod:`monitoring.diagnostics.dependencies` (no network: fetchers are fakes)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring import depcheck
+from monitoring.diagnostics import dependencies as depcheck
 from monitoring.exceptions import ConfigError
 
 # --------------------------------------------------------------------------------------

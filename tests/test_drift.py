@@ -19,10 +19,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from monitoring import drift
+from monitoring.config import ColumnOptions, DriftOptions
 from monitoring.drift import (
-    DriftOptions,
-    NotFittedError,
     ReferenceProfile,
     benjamini_hochberg,
     chi_square,
@@ -37,7 +35,8 @@ from monitoring.drift import (
     tolerance_drift,
     wasserstein_normed,
 )
-from monitoring.exceptions import ConfigError, DataValidationError, IntegrityError
+from monitoring.drift import statistics as drift
+from monitoring.exceptions import ConfigError, DataValidationError, IntegrityError, NotFittedError
 
 COLUMN_KEYS = {
     "column",
@@ -686,8 +685,8 @@ def test_column_options_are_parsed() -> None:
     opts = DriftOptions.from_mapping(
         {"columns": {"x": {"method": "ks", "threshold": 0.01, "kind": "numeric"}}}
     )
-    assert opts.column("x") == drift.ColumnOptions("ks", 0.01, "numeric")
-    assert opts.column("y") == drift.ColumnOptions()
+    assert opts.column("x") == ColumnOptions("ks", 0.01, "numeric")
+    assert opts.column("y") == ColumnOptions()
 
 
 @pytest.mark.parametrize(

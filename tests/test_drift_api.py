@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from monitoring.pipeline import run_full_process
-from monitoring.store import Store
+from monitoring.storage.store import Store
 
 FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
 

@@ -13,10 +13,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from monitoring.data.ingestion import write_csv
+from monitoring.data.payloads import frame_from_records
 from monitoring.exceptions import DataValidationError
-from monitoring.ingestion import write_csv
-from monitoring.model import Artifact
-from monitoring.payloads import frame_from_records
+from monitoring.model.artifact import Artifact
 
 FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
 
@@ -135,7 +135,7 @@ def test_write_csv_is_byte_identical_to_pandas(frame: pd.DataFrame) -> None:
 def test_cached_diagnostics_and_scoring_follow_the_store(
     deployed: dict[str, Any], client: Any, settings: Any, store: Any
 ) -> None:
-    from monitoring.ingestion import ingest
+    from monitoring.data.ingestion import ingest
 
     first = client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"]
     assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first
@@ -147,7 +147,7 @@ def test_cached_diagnostics_and_scoring_follow_the_store(
 def test_a_min_age_keeps_a_store_summary_through_store_changes(settings: Any, store: Any) -> None:
     import time
 
-    from monitoring.service import Monitor
+    from monitoring.readmodels import Monitor
 
     monitor = Monitor(settings, store)
     calls: list[int] = []
@@ -168,7 +168,7 @@ def test_a_min_age_keeps_a_store_summary_through_store_changes(settings: Any, st
 def test_a_summary_that_takes_long_to_compute_is_kept_longer(
     settings: Any, store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitoring import service
+    from monitoring import readmodels as service
 
     clock = [1000.0]
     monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
@@ -193,7 +193,7 @@ def test_captured_predictions_do_not_invalidate_cached_records(
 ) -> None:
     """The capture importer writes all the time; score history and timings stay cached."""
     from monitoring import capture
-    from monitoring.service import Monitor
+    from monitoring.readmodels import Monitor
 
     monitor = Monitor(settings, store)
     calls: list[int] = []

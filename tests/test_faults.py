@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from monitoring.config import Settings, load_settings
-from monitoring.deployment import current_version, list_versions, load_deployed
-from monitoring.model import load_artifact
+from monitoring.model.artifact import load_artifact
+from monitoring.model.deployment import current_version, list_versions, load_deployed
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
@@ -37,11 +37,11 @@ COUNTED = ("replace", "rename", "fsync") if FULL else ("replace", "rename")
 
 
 def _redeploy(config: Path) -> None:
-    from monitoring.deployment import deploy
-    from monitoring.ingestion import ingest
-    from monitoring.scoring import score
-    from monitoring.store import Store
-    from monitoring.training import train
+    from monitoring.data.ingestion import ingest
+    from monitoring.model.deployment import deploy
+    from monitoring.model.scoring import score
+    from monitoring.model.training import train
+    from monitoring.storage.store import Store
 
     settings = load_settings(config, env={}, overrides={"input_folder_path": "data/sourcedata"})
     store = Store(settings.database_url)
@@ -187,7 +187,7 @@ def test_sigkill_after_random_delays(settings: Settings, baseline: dict[str, Any
 OPEN_A_NEW_DATABASE = """
 import sys, time
 from pathlib import Path
-from monitoring.store import Store
+from monitoring.storage.store import Store
 while not Path(sys.argv[2]).exists():
     time.sleep(0.001)
 Store(sys.argv[1]).engine  # creates the schema of a new database

@@ -15,8 +15,9 @@ import pytest
 
 from app import create_app
 from monitoring import capture
+from monitoring.capture import journal
 from monitoring.config import Settings
-from monitoring.store import Store
+from monitoring.storage.store import Store
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
@@ -170,9 +171,9 @@ def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
     import sqlite3
     import time
 
-    monkeypatch.setattr(capture, "IMPORT_EVERY", 0.02)
-    monkeypatch.setattr(capture, "PURGE_EVERY", 0.0)
-    monkeypatch.setattr(capture, "IDLE_STOP", 0.3)
+    monkeypatch.setattr(journal, "IMPORT_EVERY", 0.02)
+    monkeypatch.setattr(journal, "PURGE_EVERY", 0.0)
+    monkeypatch.setattr(journal, "IDLE_STOP", 0.3)
     database = store.engine.url.database
     old = (datetime.now(UTC) - timedelta(days=settings.capture["retention_days"] + 1)).isoformat()
     with sqlite3.connect(database) as connection:
@@ -192,7 +193,7 @@ def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
 
     wait_for(lambda: capture.captured(store, request_id="expired") == [])
     wait_for(lambda: Path(database).stat().st_size > size_before)  # WAL copied in
-    wait_for(lambda: not any(k[1] == database for k in capture._writers))  # idle: stopped
+    wait_for(lambda: not any(k[1] == database for k in journal._writers))  # idle: stopped
     assert all(len(capture.captured(store, request_id=b["request_id"])) == 100 for b in bodies)
     again = api.post("/prediction", json={"data": ROWS}).get_json()  # a new writer starts
     assert [r["id"] for r in capture.captured(store, request_id=again["request_id"])] == (
@@ -204,9 +205,10 @@ CAPTURE_IN_A_PROCESS = """
 import json, os, signal, sys
 import pandas as pd
 from monitoring import capture
+from monitoring.capture import journal
 from monitoring.config import load_settings
-from monitoring.store import Store
-capture.IMPORT_EVERY = float(os.environ.get("TEST_IMPORT_EVERY", capture.IMPORT_EVERY))
+from monitoring.storage.store import Store
+journal.IMPORT_EVERY = float(os.environ.get("TEST_IMPORT_EVERY", journal.IMPORT_EVERY))
 settings = load_settings(sys.argv[1], env={})
 store = Store(settings.database_url)
 frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
@@ -252,12 +254,12 @@ def test_rows_journalled_by_a_killed_process_are_imported_once(
     settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = capture_in_processes(settings, [("killed", 5, "kill")])
-    folder = capture.journal_folder(store.engine.url.database)
+    folder = journal.journal_folder(store.engine.url.database)
     assert len(list(folder.glob("*.jsonl"))) == 1  # nothing imported it yet
     for rid, row_ids in ids.items():
         assert [r["id"] for r in capture.captured(store, request_id=rid)] == row_ids
     # Another process's background thread imports and removes the dead journal.
-    monkeypatch.setattr(capture, "IMPORT_EVERY", 0.02)
+    monkeypatch.setattr(journal, "IMPORT_EVERY", 0.02)
     frame = pd.DataFrame({"x": [1.0]})
     capture.record(
         store,
@@ -282,15 +284,15 @@ def test_a_finished_journal_longer_than_a_batch_is_imported_whole_before_removal
     # The process never imports: its whole journal is left.
     ids = capture_in_processes(settings, [("dead", 12, "kill")], TEST_IMPORT_EVERY="3600")
     database = str(store.file)
-    [journal] = capture.journal_folder(database).glob("*.jsonl")
-    monkeypatch.setattr(capture, "IMPORT_BATCH", 250)
-    assert journal.stat().st_size > 3 * 250  # several batches
-    importer = capture._Importer(database)
+    [journal_file] = journal.journal_folder(database).glob("*.jsonl")
+    monkeypatch.setattr(journal, "IMPORT_BATCH", 250)
+    assert journal_file.stat().st_size > 3 * 250  # several batches
+    importer = journal._Importer(database)
     try:
         assert importer.cycle(block=False)
     finally:
         importer.close()
-    assert not journal.exists()
+    assert not journal_file.exists()
     with sqlite3.connect(database) as connection:
         stored = {r[0] for r in connection.execute("SELECT id FROM captured_predictions")}
     assert stored >= {i for row_ids in ids.values() for i in row_ids}
@@ -310,9 +312,9 @@ def test_concurrent_processes_get_unique_consecutive_row_ids(
 def test_a_full_journal_is_replaced_and_nothing_is_lost(
     api: Any, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(capture, "IMPORT_EVERY", 0.01)
-    monkeypatch.setattr(capture, "ROTATE_BYTES", 2000)
-    monkeypatch.setattr(capture, "IMPORT_BATCH", 700)  # several transactions per import
+    monkeypatch.setattr(journal, "IMPORT_EVERY", 0.01)
+    monkeypatch.setattr(journal, "ROTATE_BYTES", 2000)
+    monkeypatch.setattr(journal, "IMPORT_BATCH", 700)  # several transactions per import
     bodies = []
     for _ in range(60):
         bodies.append(api.post("/prediction", json={"data": ROWS}).get_json())
@@ -325,7 +327,7 @@ def test_a_full_journal_is_replaced_and_nothing_is_lost(
 def test_a_journal_line_longer_than_an_import_batch_is_imported(
     api: Any, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(capture, "IMPORT_BATCH", 64)  # every line is longer
+    monkeypatch.setattr(journal, "IMPORT_BATCH", 64)  # every line is longer
     bodies = [api.post("/prediction", json={"data": ROWS * k}).get_json() for k in (1, 3, 2)]
     for body in bodies:
         rows = capture.captured(store, request_id=body["request_id"])
@@ -340,11 +342,11 @@ def test_the_importer_runs_at_idle_priority_and_writes_at_normal_priority() -> N
 
     code = """
 import os
-from monitoring import capture
-capture.use_idle_priority()
-if capture._idle_priority:
+from monitoring.capture import journal
+journal.use_idle_priority()
+if journal._idle_priority:
     assert os.sched_getscheduler(0) == os.SCHED_IDLE
-    with capture._write_priority():
+    with journal._write_priority():
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
     assert os.sched_getscheduler(0) == os.SCHED_IDLE
     print("idle")
@@ -382,11 +384,14 @@ def test_pipeline_uses_live_labels_as_a_model_drift_check(
 def test_few_labels_are_evidence_only(
     settings: Settings, deployed: dict[str, Any], store: Store
 ) -> None:
-    from monitoring.model import load_artifact
-    from monitoring.pipeline import current_folder
+    from monitoring.drift import live_model_drift
 
-    champion = load_artifact(current_folder(settings))
-    result = capture.live_model_drift(settings, store, champion)
+    result = live_model_drift(
+        capture.live_performance(store).get(deployed["model_version"]),
+        baseline=0.8,
+        tolerance=settings.thresholds["model_drift_tolerance"],
+        min_labelled_rows=settings.capture["min_labelled_rows"],
+    )
     assert result["checked"] is False and result["drift"] is False
     assert result["reason"] == "0 labelled live rows; at least 30 needed"
 
@@ -397,8 +402,8 @@ def test_live_performance_equals_per_version_metrics_of_every_labelled_row(
     """Versions with and without labels, a missing probability, one label class."""
     from sqlalchemy import insert
 
-    from monitoring.scoring import compute_metrics
-    from monitoring.store import captured_predictions
+    from monitoring.model.scoring import compute_metrics
+    from monitoring.storage.store import captured_predictions
 
     rows = []
     for i in range(600):

@@ -11,22 +11,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring import ingestion
 from monitoring.config import Settings
-from monitoring.diagnostics import column_summary, profile_frame, quartiles
-from monitoring.exceptions import DataValidationError, MonitoringError
-from monitoring.files import list_tables, read_table
-from monitoring.ingestion import (
-    SeenRows,
+from monitoring.data import ingestion
+from monitoring.data.ingestion import (
     find_new_files,
     ingest,
     merge_frames,
     read_record,
-    row_keys,
     validate_frame,
     write_csv,
 )
-from monitoring.store import Store
+from monitoring.data.profile import column_summary, profile_frame, quartiles
+from monitoring.data.rowkeys import SeenRows, row_keys
+from monitoring.exceptions import DataValidationError, MonitoringError
+from monitoring.storage.files import list_tables, read_table
+from monitoring.storage.store import Store
 
 
 def test_practice_data_reads_36_rows_and_keeps_26(settings: Settings, store: Store) -> None:
@@ -348,15 +347,15 @@ def test_a_rows_key_does_not_depend_on_the_other_rows() -> None:
 
 def test_seen_rows_stay_exact_when_first_halves_collide(monkeypatch) -> None:
     """Every row gets the same first 64 bits: the second half must still tell them apart."""
-    from monitoring import ingestion
+    from monitoring.data import rowkeys
 
-    real = ingestion.row_keys
+    real = rowkeys.row_keys
 
     def colliding(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         a, b = real(frame)
         return np.zeros_like(a), b
 
-    monkeypatch.setattr(ingestion, "row_keys", colliding)
+    monkeypatch.setattr(rowkeys, "row_keys", colliding)
     seen = SeenRows()
     assert seen.admit(pd.DataFrame({"x": [1, 2, 1, 3]})).tolist() == [True, True, False, True]
     assert seen.admit(pd.DataFrame({"x": [3, 4, 2, 5, 4]})).tolist() == [

@@ -11,14 +11,7 @@ import pandas as pd
 import pytest
 
 from monitoring.config import Settings
-from monitoring.deployment import (
-    CURRENT_FILE,
-    current_version,
-    deploy,
-    list_versions,
-    load_deployed,
-    rollback,
-)
+from monitoring.data.ingestion import ingest
 from monitoring.exceptions import (
     DataValidationError,
     IntegrityError,
@@ -26,11 +19,18 @@ from monitoring.exceptions import (
     NotDeployedError,
     NotFoundError,
 )
-from monitoring.ingestion import ingest
-from monitoring.model import load_artifact
-from monitoring.scoring import compute_metrics, score
-from monitoring.store import Store
-from monitoring.training import train
+from monitoring.model.artifact import load_artifact
+from monitoring.model.deployment import (
+    CURRENT_FILE,
+    current_version,
+    deploy,
+    list_versions,
+    load_deployed,
+    rollback,
+)
+from monitoring.model.scoring import compute_metrics, score
+from monitoring.model.training import train
+from monitoring.storage.store import Store
 
 # The starter model trained on the 26 practice rows predicts [0, 1, 1, 1, 1] for the
 # five test rows whose labels are [1, 0, 0, 1, 1]: TP = 2 (rows 4, 5), FP = 2 (rows

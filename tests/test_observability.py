@@ -20,16 +20,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from monitoring.config import Settings
-from monitoring.observability import (
-    REQUESTS,
+from monitoring.storage.store import Store
+from monitoring.web.logs import (
     JsonFormatter,
     JsonLogHandler,
     RequestIdFilter,
     new_request_id,
-    series,
     sole_json_handler,
 )
-from monitoring.store import Store
+from monitoring.web.metrics import REQUESTS, series
 from tests.helpers import running_gunicorn
 
 ROWS = [

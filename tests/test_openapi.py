@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from monitoring.config import Settings
-from monitoring.openapi import PATHS, response_schema, spec
+from monitoring.web.openapi import PATHS, response_schema, spec
 
 TOKEN = "fuzz-token-0123456789"
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))

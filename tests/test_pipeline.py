@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from monitoring.deployment import current_version
 from monitoring.exceptions import AlreadyRunningError
+from monitoring.model.deployment import current_version
 from monitoring.pipeline import gate, pipeline_lock, run_full_process
-from monitoring.store import Store
+from monitoring.storage.store import Store
 
 # Practice model, in-sample on its 26 training rows: TP 13, FP 6, FN 2 -> F1 26/34.
 # The same model on the 26 source rows: TP 9, FP 4, FN 4 -> F1 18/26.

@@ -488,7 +488,7 @@ def test_a_second_run_is_refused_while_another_process_runs(
 
 
 def test_a_tampered_model_is_never_loaded(deployed: dict[str, Any], settings: Settings) -> None:
-    from monitoring.deployment import current_folder, load_deployed
+    from monitoring.model.deployment import current_folder, load_deployed
 
     assert load_deployed(settings).version == deployed["model_version"]
     model = current_folder(settings) / "trainedmodel.pkl"
@@ -502,7 +502,7 @@ def test_a_tampered_model_is_never_loaded(deployed: dict[str, Any], settings: Se
 def test_models_load_only_from_the_deployment_folder(
     deployed: dict[str, Any], settings: Settings
 ) -> None:
-    from monitoring.deployment import load_deployed
+    from monitoring.model.deployment import load_deployed
 
     (settings.prod_deployment_path / "CURRENT").write_text("../../../tmp/evil\n")
     with pytest.raises(NotFoundError, match="is not a model version"):

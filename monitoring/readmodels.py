@@ -17,16 +17,18 @@ from typing import Any
 
 import pandas as pd
 
-from monitoring import depcheck
 from monitoring.config import Settings
-from monitoring.deployment import CURRENT_FILE, current_folder, list_versions
+from monitoring.data.validation import check_columns, check_not_empty
+from monitoring.diagnostics import dependencies as depcheck
+from monitoring.diagnostics.timing import recorded_timings
 from monitoring.drift import detect_data_drift, model_drift_status
 from monitoring.exceptions import MissingArtifactError, NotDeployedError
-from monitoring.files import file_identity, read_json, read_table
-from monitoring.model import Artifact, load_artifact
-from monitoring.scoring import read_score
-from monitoring.store import Store, utcnow
-from monitoring.training import artifact_reference
+from monitoring.model.artifact import Artifact, load_artifact
+from monitoring.model.deployment import CURRENT_FILE, current_folder, list_versions
+from monitoring.model.scoring import read_score
+from monitoring.model.training import artifact_reference
+from monitoring.storage.files import file_identity, read_json, read_table
+from monitoring.storage.store import Store, utcnow
 
 DEPENDENCY_CACHE = ".dependency-check.json"
 # The dependency report lists installed versions, read from package metadata (a few
@@ -212,7 +214,6 @@ class Monitor:
 
     def diagnostics(self) -> dict[str, Any]:
         """Missing data, recorded step timings and the (cached) dependency check."""
-        from monitoring.diagnostics import recorded_timings
 
         profile_path = self._profile_file
         missing = self._cached(
@@ -296,7 +297,6 @@ class Monitor:
     def _drift(
         self, artifact: Artifact, frame: pd.DataFrame, input_name: str, source: str
     ) -> dict[str, Any]:
-        from monitoring.validation import check_columns, check_not_empty
 
         check_not_empty(frame, input_name=input_name)
         check_columns(frame, artifact.features, input_name=input_name, allow_extra=True)

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Literal, TypedDict
 
 from monitoring.exceptions import ConfigError
-from monitoring.files import atomic_write_text
+from monitoring.storage.files import atomic_write_text
 
 __all__ = [
     "DEFAULT_PYPI_URL",

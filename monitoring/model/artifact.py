@@ -25,49 +25,21 @@ import pandas as pd
 import sklearn
 from scipy.special import expit
 from sklearn.base import ClassifierMixin
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from monitoring.exceptions import ConfigError, IntegrityError, MissingArtifactError
-from monitoring.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
-from monitoring.validation import check_columns, check_not_empty, to_numeric_columns
+from monitoring.config import ESTIMATOR_CLASSES
+from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
+from monitoring.exceptions import IntegrityError, MissingArtifactError
+from monitoring.storage.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
 
 MODEL_FILE = "trainedmodel.pkl"
 METADATA_FILE = "trainedmodel.json"
 
-ESTIMATOR_CLASSES: dict[str, type[Any]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "gradient_boosting": GradientBoostingClassifier,
-}
-
 
 def build_estimator(model_config: dict[str, Any]) -> ClassifierMixin:
-    """Instantiate the configured estimator.
-
-    Raises
-    ------
-    ConfigError
-        If ``model.estimator`` is unknown or ``model.params`` has a parameter the
-        estimator does not take (for example ``multi_class``, removed from
-        ``LogisticRegression`` in scikit-learn 1.8).
-    """
-    name = model_config.get("estimator", "logistic_regression")
-    try:
-        cls = ESTIMATOR_CLASSES[name]
-    except KeyError:
-        raise ConfigError(
-            f"config key 'model.estimator' must be one of {sorted(ESTIMATOR_CLASSES)}, got {name!r}"
-        ) from None
-    params = dict(model_config.get("params") or {})
-    valid = set(cls().get_params())
-    unknown = sorted(set(params) - valid)
-    if unknown:
-        raise ConfigError(
-            f"config key 'model.params.{unknown[0]}' is not a parameter of "
-            f"{cls.__name__} in scikit-learn {sklearn.__version__}"
-        )
-    estimator: ClassifierMixin = cls(**params)
+    """Instantiate the configured (and, by :mod:`monitoring.config`, checked) estimator."""
+    cls = ESTIMATOR_CLASSES[model_config.get("estimator", "logistic_regression")]
+    estimator: ClassifierMixin = cls(**dict(model_config.get("params") or {}))
     return estimator
 
 

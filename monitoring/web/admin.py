@@ -25,9 +25,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from monitoring.api import error_response, monitor
 from monitoring.config import Settings
+from monitoring.data.ingestion import ingest as run_ingest
 from monitoring.exceptions import BadRequestError, UnsupportedMediaTypeError
+from monitoring.model.deployment import rollback as run_rollback
+from monitoring.model.scoring import score
+from monitoring.model.training import train
+from monitoring.pipeline import pipeline_lock, publish, run_full_process
+from monitoring.reports.reporting import generate_report
+from monitoring.web.api import monitor
+from monitoring.web.errors import error_response
 
 bp = Blueprint("admin", __name__)
 
@@ -115,7 +122,6 @@ def _options(allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
 
 
 def _locked(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    from monitoring.pipeline import pipeline_lock
 
     with pipeline_lock(monitor().settings):
         return step()
@@ -124,7 +130,6 @@ def _locked(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 @bp.post("/ingest")
 def ingest() -> Any:
     """Merge every data file of the input folder into ``finaldata.csv``."""
-    from monitoring.ingestion import ingest as run_ingest
 
     _options({})
     m = monitor()
@@ -134,8 +139,6 @@ def ingest() -> Any:
 @bp.post("/retrain")
 def retrain() -> Any:
     """Train on the ingested data and score on the test data (not deployed)."""
-    from monitoring.scoring import score
-    from monitoring.training import train
 
     _options({})
     m = monitor()
@@ -151,17 +154,15 @@ def retrain() -> Any:
 @bp.post("/deploy")
 def deploy() -> Any:
     """Deploy the trained, scored model."""
-    from monitoring.deployment import deploy as run_deploy
 
     _options({})
     m = monitor()
-    return _locked(lambda: run_deploy(m.settings, store=m.store))
+    return _locked(lambda: publish(m.settings, m.store))
 
 
 @bp.post("/rollback")
 def rollback() -> Any:
     """Make an earlier version live (``{"version": ...}``; default: the previous one)."""
-    from monitoring.deployment import rollback as run_rollback
 
     body = _options({"version": str})
     m = monitor()
@@ -171,8 +172,6 @@ def rollback() -> Any:
 @bp.post("/run")
 def run() -> Any:
     """The full process (``{"force": bool}``); 409 while another run holds the lock."""
-    from monitoring.pipeline import run_full_process
-    from monitoring.reporting import generate_report
 
     body = _options({"force": bool})
     m = monitor()

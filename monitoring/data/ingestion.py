@@ -28,10 +28,8 @@ whole merged data. Rows are compared by a 128-bit hash of their values
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
-import struct
 import time
 import uuid
 from collections import deque
@@ -45,8 +43,15 @@ import numpy as np
 import pandas as pd
 
 from monitoring.config import Settings
+from monitoring.data.profile import ProfileParts
+from monitoring.data.rowkeys import _EXACT_FLOAT, SeenRows
+from monitoring.data.validation import (
+    check_binary_target,
+    check_columns,
+    to_numeric_columns,
+)
 from monitoring.exceptions import DataValidationError, MonitoringError
-from monitoring.files import (
+from monitoring.storage.files import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
@@ -54,12 +59,7 @@ from monitoring.files import (
     read_table_pieces,
     sha256_file,
 )
-from monitoring.store import Store, utcnow
-from monitoring.validation import (
-    check_binary_target,
-    check_columns,
-    to_numeric_columns,
-)
+from monitoring.storage.store import Store, utcnow
 
 RECORD_FIELDS = (
     "file_name",
@@ -176,249 +176,6 @@ def merge_frames(frames: Sequence[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFra
 
 
 # -- row keys and de-duplication across files ----------------------------------------
-_U64 = np.uint64
-# Multipliers of two 64-bit mixers (splitmix64's and murmur3's finalisers), one per
-# half of the key, and the start value of each half.
-_MIXERS = (
-    (_U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB), _U64(0x9E3779B97F4A7C15)),
-    (_U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53), _U64(0xD6E8FEB86659FD93)),
-)
-_BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
-_NULL_STRING = _U64(0x6E756C6C6E756C6C)  # the words of a missing string
-_EXACT_FLOAT = 2**53  # integers up to this size are exact as float64
-_FILTER_BITS = 25  # SeenRows' filter: 2**25 bits, 4 MiB
-_MAX_BYTES = 256  # longer strings are hashed by BLAKE2b
-
-
-def _float_words(values: np.ndarray) -> list[np.ndarray]:
-    """One word per value, equal for equal numbers (0.0 and -0.0, any two NaN)."""
-    x = values.astype(np.float64) + 0.0  # a fresh array, and -0.0 becomes 0.0
-    x[np.isnan(x)] = np.nan
-    return [x.view(np.uint64)]
-
-
-def _mix(h: np.ndarray, word: np.ndarray, mixer: tuple[np.uint64, ...]) -> None:
-    """Fold ``word`` into the hashes ``h`` in place (xor, then a 64-bit finaliser)."""
-    m1, m2, _ = mixer
-    h ^= word
-    h *= m1
-    h ^= h >> _U64(31)
-    h *= m2
-    h ^= h >> _U64(29)
-
-
-def _string_words(values: pd.Series) -> list[np.ndarray]:
-    """Two words per string that depend on that string alone (its UTF-8 bytes).
-
-    Strings up to 256 bytes are hashed in 8-byte words, vectorised; longer ones
-    by BLAKE2b, one by one. A missing value gets its own word.
-    """
-    import pyarrow as pa
-
-    array = pa.array(values.array)
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if array.type == pa.string():
-        offsets_type: Any = np.int32
-    elif array.type == pa.large_string():
-        offsets_type = np.int64
-    else:
-        return _object_words(values)
-    n = len(array)
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=offsets_type)[array.offset : array.offset + n + 1]
-    starts = offsets[:-1].astype(np.int64)
-    lengths = (offsets[1:] - offsets[:-1]).astype(np.int64)
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0)
-    padded = np.zeros(len(data) + 8, dtype=np.uint8)
-    padded[: len(data)] = data
-    # Element i of `unaligned` is the 8 bytes starting at byte i (little-endian).
-    unaligned = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    digests = [np.full(n, seed, dtype=np.uint64) for _, _, seed in _MIXERS]
-    for h, mixer in zip(digests, _MIXERS, strict=True):
-        _mix(h, lengths.astype(np.uint64), mixer)
-    short = lengths <= _MAX_BYTES
-    longest = int(lengths[short].max()) if short.any() else 0
-    for w in range(-(-longest // 8)):
-        active = short & (lengths > 8 * w)
-        position = np.minimum(starts + 8 * w, len(unaligned) - 1)
-        word = unaligned[position] & _BYTE_MASKS[np.clip(lengths - 8 * w, 0, 8)]
-        for h, mixer in zip(digests, _MIXERS, strict=True):
-            mixed = h.copy()
-            _mix(mixed, word, mixer)
-            np.copyto(h, mixed, where=active)
-    for i in np.flatnonzero(~short):
-        raw = padded[starts[i] : starts[i] + lengths[i]].tobytes()
-        first, second = struct.unpack("<QQ", hashlib.blake2b(raw, digest_size=16).digest())
-        digests[0][i], digests[1][i] = first, second
-    if array.null_count:
-        nulls = np.asarray(array.is_null())
-        for h in digests:
-            h[nulls] = _NULL_STRING
-    return digests
-
-
-def _object_words(values: pd.Series) -> list[np.ndarray]:
-    """Two independent 64-bit pandas hashes of each value (any dtype)."""
-    objects = values.astype(object).to_numpy()
-    return [
-        pd.util.hash_array(objects, hash_key=key, categorize=False)
-        for key in ("monitoring-rows1", "monitoring-rows2")  # 16 bytes each
-    ]
-
-
-def _column_words(values: pd.Series) -> list[np.ndarray]:
-    kind = values.dtype.kind
-    if kind in "iu":
-        numbers = values.to_numpy()
-        if not len(numbers) or (
-            numbers.min() >= -_EXACT_FLOAT and numbers.max() <= _EXACT_FLOAT
-        ):  # hashed as the float it equals, so 3 and 3.0 are the same value
-            return _float_words(numbers)
-        return [numbers.astype(np.int64).view(np.uint64), np.full(len(numbers), _U64(1))]
-    if kind in "fb":
-        return _float_words(values.to_numpy(dtype=np.float64, na_value=np.nan))
-    if isinstance(values.dtype, pd.StringDtype) or kind in "US":
-        return _string_words(values.astype("string[pyarrow]"))
-    return _object_words(values)
-
-
-def row_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """A 128-bit key of each row's values, as two uint64 arrays.
-
-    Rows with equal values (numbers compared as numbers: ``3`` equals ``3.0``;
-    missing values equal each other) get equal keys; different rows get
-    different keys except with probability about ``2**-128`` per pair.
-
-    Examples
-    --------
-    >>> a, b = row_keys(pd.DataFrame({"s": ["x", "y", "x"], "n": [1, 2, 1.0]}))
-    >>> bool(a[0] == a[2] and b[0] == b[2]), bool(a[0] == a[1])
-    (True, False)
-    """
-    n = len(frame)
-    halves = [np.full(n, seed, dtype=np.uint64) for _, _, seed in _MIXERS]
-    for column in frame.columns:
-        for word in _column_words(frame[column]):
-            for h, mixer in zip(halves, _MIXERS, strict=True):
-                _mix(h, word, mixer)
-    return halves[0], halves[1]
-
-
-def _merge_sorted(
-    xa: np.ndarray, xb: np.ndarray, ya: np.ndarray, yb: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two runs sorted by their first array (linear time)."""
-    into = np.searchsorted(xa, ya, side="right") + np.arange(len(ya))
-    others = np.ones(len(xa) + len(ya), dtype=bool)
-    others[into] = False
-    out_a = np.empty(len(others), dtype=np.uint64)
-    out_b = np.empty(len(others), dtype=np.uint64)
-    out_a[into], out_b[into] = ya, yb
-    out_a[others], out_b[others] = xa, xb
-    return out_a, out_b
-
-
-def _contains(ra: np.ndarray, rb: np.ndarray, qa: np.ndarray, qb: np.ndarray) -> np.ndarray:
-    """Which keys ``(qa, qb)`` are in the run ``(ra, rb)`` (sorted by ``ra``)."""
-    if not len(ra):
-        return np.zeros(len(qa), dtype=bool)
-    at = np.minimum(np.searchsorted(ra, qa), len(ra) - 1)
-    same_a = ra[at] == qa
-    found = same_a & (rb[at] == qb)
-    for i in np.flatnonzero(same_a & ~found):  # several run keys share this `a`: scan them
-        j = int(at[i])
-        while j < len(ra) and ra[j] == qa[i] and not found[i]:
-            found[i] = rb[j] == qb[i]
-            j += 1
-    return found
-
-
-class SeenRows:
-    """The keys of the rows kept so far, for de-duplication across batches.
-
-    Keys are held in a few runs sorted by their first half, of halving sizes, so
-    adding ``k`` rows and looking them up costs ``O(k log n)``; a bit filter on
-    the top bits of the keys spares most new rows the look-up. Memory is 16 bytes
-    per kept row plus the 4 MiB filter.
-
-    Examples
-    --------
-    >>> seen = SeenRows()
-    >>> seen.admit(pd.DataFrame({"x": [1, 1, 2]})).tolist()
-    [True, False, True]
-    >>> seen.admit(pd.DataFrame({"x": [2, 3]})).tolist()
-    [False, True]
-    """
-
-    def __init__(self) -> None:
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self._filter = np.zeros(1 << (_FILTER_BITS - 3), dtype=np.uint8)
-        self._mark = 0
-
-    def mark(self) -> None:
-        """Start a group of batches that :meth:`rollback` can forget."""
-        self._mark = len(self._runs)
-
-    def commit(self) -> None:
-        """Keep the batches since :meth:`mark`."""
-        self._mark = 0
-        self._compact()
-
-    def rollback(self) -> None:
-        """Forget the batches admitted since :meth:`mark` (their filter bits stay
-        set, which only costs a few extra look-ups)."""
-        del self._runs[self._mark :]
-        self._mark = 0
-
-    def _compact(self) -> None:
-        # Merge equal-sized runs (a binary counter): O(log n) runs, each key moved
-        # O(log n) times. Runs before the mark are left alone until a commit.
-        runs = self._runs
-        while len(runs) - self._mark > 1 and len(runs[-2][0]) <= len(runs[-1][0]):
-            (xa, xb), (ya, yb) = runs[-2], runs.pop()
-            runs[-1] = _merge_sorted(xa, xb, ya, yb)
-
-    def admit(self, frame: pd.DataFrame) -> np.ndarray:
-        """Mask of the rows of ``frame`` not seen before (in it or earlier); remember them."""
-        a, b = row_keys(frame)
-        # Sorted by `a`, equal keys are adjacent and (stable sort) in row order, so
-        # the first of each group is the row's first occurrence in the batch.
-        order = np.argsort(a, kind="stable")
-        qa, qb = a[order], b[order]
-        same_a, differ_b = qa[1:] == qa[:-1], qb[1:] != qb[:-1]
-        if (same_a & differ_b).any():  # equal `a`, different `b` (a 64-bit collision)
-            order = np.lexsort((b, a))  # stable too; groups equal (a, b) together
-            qa, qb = a[order], b[order]
-            same_a, differ_b = qa[1:] == qa[:-1], qb[1:] != qb[:-1]
-        first = np.ones(len(qa), dtype=bool)
-        first[1:] = ~same_a | differ_b
-        candidates, qa, qb = order[first], qa[first], qb[first]
-        # A bit per slot of the top 25 bits of `a` says whether any kept key may
-        # have it; only those rows are looked up in the runs.
-        slots = (qa >> _U64(64 - _FILTER_BITS)).astype(np.intp)
-        maybe = np.flatnonzero((self._filter[slots >> 3] >> (slots & 7).astype(np.uint8)) & 1)
-        if len(maybe) and self._runs:
-            found = np.zeros(len(maybe), dtype=bool)
-            for ra, rb in self._runs:
-                found |= _contains(ra, rb, qa[maybe], qb[maybe])
-            if found.any():
-                new = np.ones(len(qa), dtype=bool)
-                new[maybe[found]] = False
-                candidates, qa, qb, slots = candidates[new], qa[new], qb[new], slots[new]
-        if len(slots):  # slots are sorted: OR the bits of each byte together
-            byte = slots >> 3
-            starts = np.flatnonzero(np.diff(byte, prepend=-1))
-            bits = np.left_shift(1, slots & 7).astype(np.uint8)
-            self._filter[byte[starts]] |= np.bitwise_or.reduceat(bits, starts)
-        keep = np.zeros(len(a), dtype=bool)
-        keep[candidates] = True
-        if len(candidates):
-            self._runs.append((qa, qb))
-            self._compact()
-        return keep
-
-
 def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) -> None:
     """Write ``frame`` as CSV without its index, byte-for-byte as ``DataFrame.to_csv``.
 
@@ -535,59 +292,6 @@ class _Restart(Exception):
         self.float_columns = float_columns
 
 
-class _ProfileParts:
-    """What the data profile needs of the kept rows: feature values, missing counts."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.features: dict[str, list[np.ndarray]] = {c: [] for c in settings.features}
-        self.missing = dict.fromkeys(settings.columns, 0)
-        self.rows = 0
-
-    def add(self, kept: pd.DataFrame) -> None:
-        self.rows += len(kept)
-        for column in self.missing:
-            values = kept[column]
-            if values.dtype.kind == "f":
-                self.missing[column] += int(np.isnan(values.to_numpy()).sum())
-            elif values.dtype.kind not in "iub":
-                self.missing[column] += int(values.isna().sum())
-        for column, parts in self.features.items():
-            values = kept[column].to_numpy()
-            if values.dtype.kind == "f":
-                values = values[~np.isnan(values)]
-            elif len(values):  # integers: keep them in the smallest exact type
-                smallest = np.result_type(
-                    np.min_scalar_type(values.min()), np.min_scalar_type(values.max())
-                )
-                values = values.astype(smallest)
-            parts.append(values)
-
-    def profile(self) -> dict[str, Any]:
-        from monitoring.diagnostics import column_summary, missing_shares
-
-        summary = []
-        for column, parts in self.features.items():
-            values = np.concatenate(parts) if parts else np.empty(0)
-            if values.dtype.kind == "f" or values.dtype == object:
-                values = values.astype(np.float64)
-            summary.append({"column": column, **column_summary(values)})
-        return {
-            "computed_at": utcnow(),
-            "rows": self.rows,
-            "summary": summary,
-            "missing": missing_shares(self.missing, self.rows),
-        }
-
-    def absorb(self, other: _ProfileParts) -> None:
-        """Add the parts of ``other`` (a file's, once it is accepted)."""
-        self.rows += other.rows
-        for column, count in other.missing.items():
-            self.missing[column] += count
-        for column, parts in other.features.items():
-            self.features[column].extend(parts)
-
-
 CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
 
 
@@ -684,7 +388,7 @@ def _merge_files(
     records: list[dict[str, Any]],
     *,
     float_columns: frozenset[str],
-) -> _ProfileParts:
+) -> ProfileParts:
     """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
 
     A file is accepted or rejected as a whole: a piece that fails validation
@@ -701,7 +405,7 @@ def _merge_files(
     """
     numeric = [*settings.features, settings.target]
     seen = SeenRows()
-    parts = _ProfileParts(settings)
+    parts = ProfileParts(settings)
     written_as_int: set[str] = set()
     now = utcnow()
     skip: set[Path] = set()
@@ -724,7 +428,7 @@ def _merge_files(
                 records.append(record)
                 mark = output.mark()
                 seen.mark()
-                file_parts = _ProfileParts(settings)
+                file_parts = ProfileParts(settings)
                 file_floats = set(float_columns)
                 file_writes_int: set[str] = set()
             if path in skip:
@@ -814,7 +518,7 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
 
     batch_id = str(uuid.uuid4())
     records: list[dict[str, Any]] = []
-    parts: list[_ProfileParts] = []
+    parts: list[ProfileParts] = []
 
     def write(handle: IO[bytes]) -> None:
         float_columns: frozenset[str] = frozenset()

@@ -1,29 +1,21 @@
-"""Diagnostics: data profile, missing data, step timings and dependencies.
+"""The data profile: summary statistics and missing data of the ingested data.
 
-- :func:`summary_statistics` and :func:`missing_data` are pure functions of a
-  DataFrame; :func:`profile_frame` combines them and is saved at ingestion time so
-  the API never re-reads the data on a request.
-- :func:`time_steps` runs ingestion and training in-process, N times, in a scratch
-  copy of the folders, so measuring never overwrites production outputs. Every
-  real ingestion and training run also records its duration.
-- The dependency check lives in :mod:`monitoring.depcheck` (cached, offline-safe).
+Pure functions of a DataFrame (:func:`summary_statistics`, :func:`missing_data`,
+:func:`profile_frame`), and :class:`ProfileParts`, which collects what the profile
+needs while ingestion streams the data. The profile is saved at ingestion time, so
+the API never re-reads the data on a request.
 """
 
 from __future__ import annotations
 
-import statistics
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from monitoring.config import Settings
-from monitoring.store import Store, utcnow
-
-TIMED_STEPS = ("ingestion", "training")
+from monitoring.storage.store import utcnow
 
 
 def _number(value: Any) -> float | None:
@@ -142,61 +134,53 @@ def profile_frame(frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
     }
 
 
-def describe_timings(samples: list[float]) -> dict[str, Any]:
-    """Mean, std, min and max of a list of durations in seconds."""
-    if not samples:
-        return {"runs": 0, "mean": None, "std": None, "min": None, "max": None}
-    return {
-        "runs": len(samples),
-        "mean": statistics.fmean(samples),
-        "std": statistics.stdev(samples) if len(samples) > 1 else 0.0,
-        "min": min(samples),
-        "max": max(samples),
-    }
+class ProfileParts:
+    """What the data profile needs of the kept rows: feature values, missing counts."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.features: dict[str, list[np.ndarray]] = {c: [] for c in settings.features}
+        self.missing = dict.fromkeys(settings.columns, 0)
+        self.rows = 0
 
-def recorded_timings(store: Store, *, last: int = 20) -> dict[str, Any]:
-    """Statistics over the latest recorded durations of each pipeline step."""
-    out: dict[str, Any] = {}
-    for step in TIMED_STEPS:
-        rows = store.timings(step, limit=last)
-        out[step] = {
-            **describe_timings([r["seconds"] for r in rows]),
-            "last_measured_at": rows[0]["measured_at"] if rows else None,
-            "rows": rows[0]["rows"] if rows else None,
+    def add(self, kept: pd.DataFrame) -> None:
+        self.rows += len(kept)
+        for column in self.missing:
+            values = kept[column]
+            if values.dtype.kind == "f":
+                self.missing[column] += int(np.isnan(values.to_numpy()).sum())
+            elif values.dtype.kind not in "iub":
+                self.missing[column] += int(values.isna().sum())
+        for column, parts in self.features.items():
+            values = kept[column].to_numpy()
+            if values.dtype.kind == "f":
+                values = values[~np.isnan(values)]
+            elif len(values):  # integers: keep them in the smallest exact type
+                smallest = np.result_type(
+                    np.min_scalar_type(values.min()), np.min_scalar_type(values.max())
+                )
+                values = values.astype(smallest)
+            parts.append(values)
+
+    def profile(self) -> dict[str, Any]:
+
+        summary = []
+        for column, parts in self.features.items():
+            values = np.concatenate(parts) if parts else np.empty(0)
+            if values.dtype.kind == "f" or values.dtype == object:
+                values = values.astype(np.float64)
+            summary.append({"column": column, **column_summary(values)})
+        return {
+            "computed_at": utcnow(),
+            "rows": self.rows,
+            "summary": summary,
+            "missing": missing_shares(self.missing, self.rows),
         }
-    return out
 
-
-def time_steps(settings: Settings, *, runs: int, progress: Any = None) -> dict[str, Any]:
-    """Run ingestion and training ``runs`` times in a scratch folder and time them.
-
-    The input and test folders are the configured ones (read-only); every output
-    goes to a temporary folder and a throw-away database, so production files are
-    never touched.
-
-    Returns
-    -------
-    dict
-        ``{"ingestion": {...}, "training": {...}}`` with runs, mean, std, min, max
-        and the raw ``samples`` in seconds.
-    """
-    from monitoring.ingestion import ingest
-    from monitoring.training import train
-
-    samples: dict[str, list[float]] = {step: [] for step in TIMED_STEPS}
-    with tempfile.TemporaryDirectory(prefix="monitoring-timing-") as tmp:
-        scratch = settings.with_overrides(
-            output_folder_path=str(Path(tmp) / "ingested"),
-            output_model_path=str(Path(tmp) / "model"),
-            prod_deployment_path=str(Path(tmp) / "prod"),
-            database_url=f"sqlite:///{Path(tmp) / 'timing.db'}",
-        )
-        store = Store(scratch.database_url)
-        for i in range(runs):
-            samples["ingestion"].append(ingest(scratch, store=store).seconds)
-            train(scratch, store=store)
-            samples["training"].append(store.timings("training", limit=1)[0]["seconds"])
-            if progress:
-                progress(i + 1, runs)
-    return {step: {**describe_timings(s), "samples": s} for step, s in samples.items()}
+    def absorb(self, other: ProfileParts) -> None:
+        """Add the parts of ``other`` (a file's, once it is accepted)."""
+        self.rows += other.rows
+        for column, count in other.missing.items():
+            self.missing[column] += count
+        for column, parts in other.features.items():
+            self.features[column].extend(parts)

@@ -24,12 +24,17 @@ from typing import Any
 
 from monitoring.config import Settings
 from monitoring.exceptions import MissingArtifactError, NotDeployedError, NotFoundError
-from monitoring.files import atomic_copy, atomic_write_text, exclusive_lock
-from monitoring.model import METADATA_FILE, MODEL_FILE, Artifact, load_artifact, read_metadata
-from monitoring.modelcard import write_model_card
-from monitoring.scoring import SCORE_FILE, SCORES_JSON, read_score
-from monitoring.store import Store, utcnow
-from monitoring.training import REFERENCE_PROFILE
+from monitoring.model.artifact import (
+    METADATA_FILE,
+    MODEL_FILE,
+    Artifact,
+    load_artifact,
+    read_metadata,
+)
+from monitoring.model.scoring import SCORE_FILE, SCORES_JSON, read_score
+from monitoring.model.training import REFERENCE_PROFILE
+from monitoring.storage.files import atomic_copy, atomic_write_text, exclusive_lock
+from monitoring.storage.store import Store, utcnow
 
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
@@ -179,7 +184,6 @@ def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     with _lock(settings):
         previous = current_version(settings)
         folder = _publish(settings, source, record, version)
-        write_model_card(settings, folder)  # to modelcards/<version>.md, beside the versions
         _switch(settings, version)
         store.add_deployment(
             {

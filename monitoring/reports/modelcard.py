@@ -21,9 +21,10 @@ import pandas as pd
 
 from monitoring.config import Settings
 from monitoring.exceptions import MissingArtifactError
-from monitoring.files import atomic_write_json, atomic_write_text, read_table, sha256_file
-from monitoring.model import Artifact, load_artifact
-from monitoring.reporting import format_value as fmt
+from monitoring.model.artifact import Artifact, load_artifact
+from monitoring.model.scoring import compute_metrics, read_score, read_test_data
+from monitoring.reports.formatting import format_value as fmt
+from monitoring.storage.files import atomic_write_json, atomic_write_text, read_table, sha256_file
 
 MODEL_CARD_MD = "modelcard.md"
 MODEL_CARDS_DIR = "modelcards"
@@ -60,7 +61,6 @@ def slice_metrics(
     artifact: Artifact, frame: pd.DataFrame, target: str, column: str, edges: list[float]
 ) -> list[dict[str, Any]]:
     """Metrics of ``artifact`` on each bucket of ``column`` in a labelled frame."""
-    from monitoring.scoring import compute_metrics
 
     frame = frame.dropna(subset=[*artifact.features, target])
     if frame.empty:
@@ -89,7 +89,6 @@ def slice_metrics(
 
 def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     """The model card of the trained, scored artifact in ``folder``."""
-    from monitoring.scoring import read_score, read_test_data
 
     artifact = load_artifact(folder)
     meta = artifact.metadata

@@ -25,9 +25,21 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from monitoring.capture.feedback import labelled_count, live_performance
 from monitoring.exceptions import MonitoringError
-from monitoring.files import file_identity, read_json, read_table
-from monitoring.reporting import format_value as fmt
+from monitoring.model.deployment import current_version
+from monitoring.model.scoring import read_score
+from monitoring.model.training import artifact_reference
+from monitoring.readmodels import Monitor
+from monitoring.reports.formatting import format_value as fmt
+from monitoring.reports.modelcard import read_model_card
+from monitoring.storage.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    file_identity,
+    read_json,
+    read_table,
+)
 
 _CACHE: dict[str, tuple[Any, str]] = {}
 
@@ -42,10 +54,6 @@ def collect_context(monitor: Any, *, runs: int = 10) -> dict[str, Any]:
     runs : int
         How many recent pipeline runs to show.
     """
-    from monitoring.capture import live_performance
-    from monitoring.modelcard import read_model_card
-    from monitoring.scoring import read_score
-    from monitoring.training import artifact_reference
 
     settings, store = monitor.settings, monitor.store
     ctx: dict[str, Any] = {
@@ -99,8 +107,6 @@ def collect_context(monitor: Any, *, runs: int = 10) -> dict[str, Any]:
 
 def cache_key(monitor: Any) -> Any:
     """Identity of what the page shows: model, ingested data, latest run, labels."""
-    from monitoring.capture import labelled_count
-    from monitoring.deployment import current_version
 
     settings, store = monitor.settings, monitor.store
     latest_run = store.runs(limit=1)
@@ -412,8 +418,6 @@ def write_pdf(path: Path, ctx: dict[str, Any], figures: dict[str, Figure], *, ti
     """A PDF report: a summary page, then every figure on its own page."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from monitoring.files import atomic_write_bytes
-
     model = ctx.get("model") or {}
     score = ctx.get("test_score") or {}
     drift = ctx.get("drift") or {}
@@ -446,8 +450,6 @@ def write_pdf(path: Path, ctx: dict[str, Any], figures: dict[str, Figure], *, ti
 
 def write_report_documents(settings: Any, report: dict[str, Any]) -> list[Path]:
     """``report.html`` and ``report.pdf`` in ``output_model_path`` for the live model."""
-    from monitoring.files import atomic_write_text
-    from monitoring.service import Monitor
 
     ctx = collect_context(Monitor(settings))
     figures = build_figures(ctx)

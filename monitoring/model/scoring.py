@@ -26,11 +26,17 @@ from sklearn.metrics import (
 )
 
 from monitoring.config import Settings
+from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.exceptions import DataValidationError, MissingArtifactError
-from monitoring.files import atomic_write_json, atomic_write_text, read_table, sha256_file
-from monitoring.model import Artifact, load_artifact
-from monitoring.store import Store, utcnow
-from monitoring.validation import check_binary_target, check_columns, to_numeric_columns
+from monitoring.model.artifact import Artifact, load_artifact
+from monitoring.storage.files import (
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_table,
+    sha256_file,
+)
+from monitoring.storage.store import Store, utcnow
 
 SCORE_FILE = "latestscore.txt"
 SCORES_JSON = "scores.json"
@@ -190,7 +196,6 @@ def score(
 
 def read_score(folder: Path) -> dict[str, Any] | None:
     """The metrics saved next to an artifact, or None."""
-    from monitoring.files import read_json
 
     data = read_json(folder / SCORES_JSON)
     return data if isinstance(data, dict) else None

@@ -15,13 +15,13 @@ from typing import Any
 import pandas as pd
 
 from monitoring.config import Settings
+from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import DataValidationError, MissingArtifactError
-from monitoring.files import read_table, sha256_file
-from monitoring.model import Artifact, build_estimator, library_versions, save_artifact
-from monitoring.scoring import compute_metrics
-from monitoring.store import Store, utcnow
-from monitoring.validation import check_binary_target, check_columns, to_numeric_columns
+from monitoring.model.artifact import Artifact, build_estimator, library_versions, save_artifact
+from monitoring.model.scoring import compute_metrics
+from monitoring.storage.files import read_table, sha256_file
+from monitoring.storage.store import Store, utcnow
 
 REFERENCE_PROFILE = "reference_profile"
 

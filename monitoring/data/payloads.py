@@ -27,7 +27,7 @@ from monitoring.exceptions import (
     NotFoundError,
     UnsupportedMediaTypeError,
 )
-from monitoring.files import TABLE_SUFFIXES, read_table
+from monitoring.storage.files import TABLE_SUFFIXES, read_table
 
 PATH_KEYS = ("dataset_path", "filepath", "data_file", "path")
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")

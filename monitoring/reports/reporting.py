@@ -15,7 +15,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from monitoring.config import Settings
-from monitoring.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from monitoring.model.deployment import load_deployed
+from monitoring.model.scoring import evaluate, read_test_data
+from monitoring.readmodels import Monitor
+from monitoring.reports.dashboard import write_report_documents
+from monitoring.reports.formatting import markdown_table
+from monitoring.reports.modelcard import read_model_card
+from monitoring.storage.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from monitoring.storage.store import utcnow
 
 CONFUSION_MATRIX_FILE = "confusionmatrix.png"
 REPORT_JSON = "report.json"
@@ -57,8 +64,6 @@ def write_confusion_matrix(
     dict
         ``path``, ``model_version`` and the metrics it was drawn from.
     """
-    from monitoring.deployment import load_deployed
-    from monitoring.scoring import evaluate, read_test_data
 
     artifact = load_deployed(settings)
     metrics = evaluate(
@@ -75,30 +80,6 @@ def write_confusion_matrix(
     return {"path": str(path), "model_version": artifact.version, "metrics": metrics}
 
 
-def format_value(value: Any) -> str:
-    """How reports, model cards and the dashboard show a value.
-
-    Examples
-    --------
-    >>> [format_value(v) for v in (None, True, 0.123456, 3)]
-    ['n/a', 'yes', '0.1235', '3']
-    """
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines)
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     """A readable Markdown version of the combined report."""
     scoring = report.get("scoring") or {}
@@ -110,7 +91,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Score of the deployed model on the test data",
         "",
-        _table([scoring], ["f1", "precision", "recall", "accuracy", "roc_auc", "n_rows"]),
+        markdown_table([scoring], ["f1", "precision", "recall", "accuracy", "roc_auc", "n_rows"]),
     ]
     drift = scoring.get("model_drift") or {}
     if drift:
@@ -131,7 +112,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             f"## Summary statistics ({summary.get('rows')} ingested rows)",
             "",
-            _table(
+            markdown_table(
                 summary["summary"], ["column", "mean", "median", "std", "min", "q25", "q75", "max"]
             ),
         ]
@@ -141,7 +122,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             "## Missing data (share of rows)",
             "",
-            _table(diagnostics["missing_data"], ["column", "missing_share", "missing_count"]),
+            markdown_table(
+                diagnostics["missing_data"], ["column", "missing_share", "missing_count"]
+            ),
         ]
     timing = diagnostics.get("execution_time") or {}
     if timing:
@@ -150,7 +133,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             "## Execution time (seconds)",
             "",
-            _table(rows, ["step", "runs", "mean", "std", "min", "max"]),
+            markdown_table(rows, ["step", "runs", "mean", "std", "min", "max"]),
         ]
     deps = (diagnostics.get("dependencies") or {}).get("packages") or []
     if deps:
@@ -158,7 +141,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             "## Dependencies",
             "",
-            _table(deps, ["package", "required", "installed", "latest", "status"]),
+            markdown_table(deps, ["package", "required", "installed", "latest", "status"]),
         ]
     drift_report = report.get("drift") or {}
     if drift_report.get("columns"):
@@ -169,7 +152,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Dataset drift: **{'yes' if drift_report.get('dataset_drift') else 'no'}** "
             f"({drift_report.get('n_drifted')} of {drift_report.get('n_columns')} columns)",
             "",
-            _table(
+            markdown_table(
                 drift_report["columns"],
                 ["column", "method", "statistic", "p_value", "threshold", "drifted"],
             ),
@@ -190,9 +173,6 @@ def write_report(folder: Path, report: dict[str, Any], *, stem: str = "report") 
 
 def collect_report(settings: Settings) -> dict[str, Any]:
     """Gather what the API shows, in-process: score, stats, diagnostics, drift, predictions."""
-    from monitoring.scoring import read_test_data
-    from monitoring.service import Monitor
-    from monitoring.store import utcnow
 
     monitor = Monitor(settings)
     report: dict[str, Any] = {"generated_at": utcnow()}
@@ -203,7 +183,6 @@ def collect_report(settings: Settings) -> dict[str, Any]:
     report["summarystats"] = monitor.summarystats()
     report["diagnostics"] = monitor.diagnostics()
     report["drift"] = monitor.drift(record=False)
-    from monitoring.modelcard import read_model_card
 
     report["model_card"] = read_model_card(settings, report["scoring"]["model_version"])
     return report
@@ -223,7 +202,6 @@ def generate_report(settings: Settings) -> dict[str, Any]:
     plot = write_confusion_matrix(settings)
     report = collect_report(settings)
     paths = write_report(settings.output_model_path, report)
-    from monitoring.dashboard import write_report_documents
 
     paths += write_report_documents(settings, report)  # report.html, report.pdf
     return {

@@ -9,16 +9,15 @@ Read-only endpoints are GET; nothing that changes state answers to GET or OPTION
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
-from werkzeug.http import HTTP_STATUS_CODES
+from flask import Blueprint, current_app, request
 
-from monitoring.exceptions import DataValidationError, MonitoringError
-from monitoring.payloads import frame_from_request
-from monitoring.service import Monitor
+from monitoring.capture.feedback import live_performance
+from monitoring.data.payloads import frame_from_request
+from monitoring.exceptions import DataValidationError, RowLimitError
+from monitoring.readmodels import Monitor
+from monitoring.web.ops import after_prediction
 
 bp = Blueprint("api", __name__)
 
@@ -32,12 +31,6 @@ def _check_rows(frame: Any) -> None:
     limit = current_app.config["MAX_ROWS"]
     if len(frame) > limit:
         raise RowLimitError(f"request has {len(frame)} rows; the limit is {limit}")
-
-
-class RowLimitError(MonitoringError):
-    """More rows than ``api.max_rows``."""
-
-    status_code = 413
 
 
 @bp.post("/prediction")
@@ -54,7 +47,6 @@ def prediction() -> Any:
     frame, name = frame_from_request(request, m.settings)
     _check_rows(frame)
     result = m.predict(frame, input_name=name)
-    from monitoring.observability import after_prediction
 
     return after_prediction(m, frame, result)
 
@@ -67,7 +59,6 @@ def scoring() -> Any:
     labelled through ``POST /feedback`` (refreshed at most once a second, and no
     sooner than 20x the time its last computation took).
     """
-    from monitoring.capture import live_performance
 
     m = monitor()
     # Captured rows arrive all the time: refreshed at most once a second (or less often
@@ -141,60 +132,3 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise DataValidationError(f"query parameter '{name}' must be between {low} and {high}")
     return value
-
-
-def error_response(status: int, message: str, headers: Any = None) -> Any:
-    """The one JSON error shape of the API."""
-    body = {"error": HTTP_STATUS_CODES.get(status, "Error"), "message": message, "status": status}
-    response = jsonify(body)
-    response.status_code = status
-    if headers:
-        for key, value in headers:
-            if key.lower() not in ("content-type", "content-length"):
-                response.headers[key] = value
-    return response
-
-
-def register_options_json(app: Flask) -> None:
-    """Answer Flask's automatic OPTIONS with JSON too: ``{"allow": [...]}``.
-
-    The view is never run for OPTIONS (Flask answers it from the URL map), so a
-    CORS preflight cannot trigger anything.
-    """
-
-    @app.after_request
-    def _options_json(response: Any) -> Any:
-        if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
-            allowed = sorted(response.allow)
-            response.set_data(json.dumps({"allow": allowed}))
-            response.mimetype = "application/json"
-        return response
-
-
-def register_errorhandlers(app: Flask) -> None:
-    """Map our exceptions and every HTTP error to the JSON error shape."""
-
-    @app.errorhandler(MonitoringError)
-    def _monitoring_error(exc: MonitoringError) -> Any:
-        if exc.status_code >= 500:
-            app.logger.error("request failed: %s", exc.message)
-        if exc.status_code == 500:  # details (server paths, checksums) stay in the log
-            return error_response(500, "internal error; see the server log")
-        return error_response(exc.status_code, exc.message)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Any:
-        status = exc.code or 500
-        message = exc.description or HTTP_STATUS_CODES.get(status, "")
-        if status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"request body is larger than the limit of {limit} bytes"
-        if status == 405:
-            allowed = exc.get_response().headers.get("Allow", "")
-            message = f"method {request.method} is not allowed here; allowed: {allowed}"
-        return error_response(status, message, exc.get_response().headers)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Any:
-        app.logger.exception("unhandled error")
-        return error_response(500, "internal error; see the server log")

@@ -1,22 +1,9 @@
-"""Prediction capture and delayed ground-truth labels.
+"""Capture journals: how captured rows reach a SQLite record store off the request path.
 
-Every ``POST /prediction`` request (or a sampled share of them,
-``capture.sample_rate``) is recorded in the record store table
-``captured_predictions``: one row per predicted input row with the request id,
-the time, the model version, the row's inputs and the model's output. Each row
-gets an integer *row id*; the response carries the request id (``X-Request-ID``
-header and ``request_id`` field) and the row ids (``row_ids``).
-
-Labels arrive later through ``POST /feedback``, by request id (a list of labels,
-one per row of that request, in order) or by row id. Labelled rows give the
-*live performance* of each model version on real traffic
-(:func:`live_performance`), shown by ``/scoring``, the dashboard, and used by the
-pipeline as model-drift evidence.
-
-With a SQLite store a request only appends its rows to a journal file; an
-importer moves them into the table within a fraction of a second (see
-:class:`_SqliteCaptureWriter`). Rows older than ``capture.retention_days`` are
-deleted by the importer once a minute, off the request path.
+A request appends its rows, as one line, to its process's journal file; an
+importer (the process gunicorn starts beside its workers, or a worker's
+background thread when none runs) moves the lines into ``captured_predictions``
+exactly once. See :class:`_SqliteCaptureWriter`.
 """
 
 from __future__ import annotations
@@ -26,54 +13,18 @@ import fcntl
 import functools
 import json
 import os
-import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from sqlalchemy import delete, func, insert, select, update
-
 from monitoring.config import Settings
-from monitoring.exceptions import DataValidationError, MonitoringError
-from monitoring.store import Store, captured_predictions, utcnow
-
-PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures, on average
-
-
-class UnknownIdsError(MonitoringError):
-    """Feedback names request ids or row ids that were never captured."""
-
-    status_code = 404
-
-
-def should_capture(settings: Settings) -> bool:
-    """Whether to capture this request under ``capture.enabled``/``sample_rate``."""
-    conf = settings.capture
-    if not conf["enabled"]:
-        return False
-    rate = float(conf["sample_rate"])
-    return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
-
-
-def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
-    """The captured inputs compactly: (columns, value rows), or (None, JSON objects).
-
-    Validated numeric features (the common case) stay a matrix of numbers, so a
-    request is serialised with one ``json.dumps``; anything else becomes one JSON
-    object per row through ``to_json`` (mixed types, NaN as null, timestamps).
-    """
-    values = frame.to_numpy()  # float64 when every column is a number and one a float
-    if len(frame.columns) and values.dtype == np.float64 and np.isfinite(values).all():
-        return [str(c) for c in frame.columns], values.tolist()
-    text = frame.to_json(orient="records", date_format="iso", lines=True)
-    return None, text.splitlines()
+from monitoring.exceptions import MonitoringError
+from monitoring.storage.store import Store
 
 
 def _row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
@@ -92,66 +43,6 @@ def _row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
 def _json_template(columns: tuple[str, ...]) -> str:
     body = ",".join(json.dumps(c).replace("%", "%%") + ":%r" for c in columns)
     return "{" + body + "}"
-
-
-def record(
-    store: Store,
-    settings: Settings,
-    *,
-    request_id: str,
-    model_version: str,
-    frame: pd.DataFrame,
-    result: Mapping[str, Any],
-) -> list[int]:
-    """Capture one row per predicted row; return their row ids in order.
-
-    Parameters
-    ----------
-    store : Store
-    settings : Settings
-    request_id : str
-    model_version : str
-    frame : pandas.DataFrame
-        The request's rows, as parsed.
-    result : mapping
-        The model's output with ``predictions`` and ``probabilities``.
-    """
-    now = utcnow()
-    predictions = [int(p) for p in result["predictions"]]
-    probabilities = result.get("probabilities") or [None] * len(predictions)
-    columns, inputs = _inputs(frame)
-    if store.engine.dialect.name == "sqlite":
-        while True:
-            writer = _sqlite_writer(store)
-            writer.retention_days = float(settings.capture["retention_days"])
-            try:
-                return writer.insert(
-                    [request_id, now, model_version, columns, inputs, predictions, probabilities]
-                )
-            except _WriterClosed:
-                continue
-    rows = [
-        {
-            "request_id": request_id,
-            "row_index": i,
-            "captured_at": now,
-            "model_version": model_version,
-            "inputs": row_inputs,
-            "prediction": pred,
-            "probability": prob,
-        }
-        for i, (row_inputs, pred, prob) in enumerate(
-            zip(_row_json(columns, inputs), predictions, probabilities, strict=True)
-        )
-    ]
-    table = captured_predictions
-    # One statement with RETURNING, ids in row order.
-    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    with store.engine.begin() as conn:
-        ids = [int(r[0]) for r in conn.execute(query, rows)]
-    if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
-        purge(store, settings)
-    return ids
 
 
 def _journal_rows(line: bytes) -> list[tuple[Any, ...]]:
@@ -399,7 +290,6 @@ def run_importer(
     capture is off. With ``idle_priority`` it drops to idle CPU priority
     (:func:`use_idle_priority`) once set up, so its start is not starved.
     """
-    from monitoring.store import Store
 
     if not settings.capture["enabled"]:
         return
@@ -632,242 +522,3 @@ def _sqlite_writer(store: Store) -> _SqliteCaptureWriter:
 
 def _cutoff(now: datetime, retention_days: float) -> str:
     return (now - timedelta(days=float(retention_days))).isoformat(timespec="microseconds")
-
-
-def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
-    """Delete captured rows older than ``capture.retention_days``; return how many."""
-    import_journals(store)
-    cutoff = _cutoff(now or datetime.now(UTC), settings.capture["retention_days"])
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
-        )
-    return int(result.rowcount or 0)
-
-
-def _label(value: Any, where: str) -> int:
-    if isinstance(value, bool) or value not in (0, 1):
-        raise DataValidationError(f"{where}: a label must be 0 or 1, got {value!r}")
-    return int(value)
-
-
-def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
-    """Validate a feedback body.
-
-    Accepted shapes: one item or ``{"feedback": [items]}`` (or a bare list of
-    items), where an item is ``{"request_id": str, "labels": [0/1, ...]}`` or
-    ``{"row_id": int, "label": 0/1}``.
-
-    Returns
-    -------
-    tuple
-        Labels by request id, and label by row id.
-
-    Raises
-    ------
-    DataValidationError
-        If the body has another shape or a label is not 0/1.
-    """
-    if isinstance(body, dict) and "feedback" in body:
-        body = body["feedback"]
-    items = body if isinstance(body, list) else [body]
-    if not items:
-        raise DataValidationError("feedback: no items given")
-    by_request: dict[str, list[int]] = {}
-    by_row: dict[int, int] = {}
-    for n, item in enumerate(items):
-        where = f"feedback item {n}"
-        if not isinstance(item, dict):
-            raise DataValidationError(f"{where}: must be an object, got {item!r}")
-        if "request_id" in item:
-            rid, labels = item["request_id"], item.get("labels")
-            if not isinstance(rid, str) or not rid:
-                raise DataValidationError(f"{where}: 'request_id' must be a non-empty string")
-            if not isinstance(labels, list) or not labels:
-                raise DataValidationError(
-                    f"{where}: 'labels' must be a non-empty list of 0/1, one per row"
-                )
-            by_request[rid] = [_label(v, where) for v in labels]
-        elif "row_id" in item:
-            row = item["row_id"]
-            if isinstance(row, bool) or not isinstance(row, int):
-                raise DataValidationError(f"{where}: 'row_id' must be an integer, got {row!r}")
-            by_row[row] = _label(item.get("label"), where)
-        else:
-            raise DataValidationError(
-                f"{where}: give either 'request_id' with 'labels' or 'row_id' with 'label'"
-            )
-    return by_request, by_row
-
-
-def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
-    """Store ground-truth labels for captured rows (all or nothing).
-
-    Raises
-    ------
-    UnknownIdsError
-        (404) naming every request id and row id that was not captured (never
-        seen, sampled out, or deleted by retention); nothing is stored.
-    DataValidationError
-        (422) if a request's label count differs from its captured row count.
-    """
-    by_request, by_row = parse_feedback(body)
-    import_journals(store)
-    table = captured_predictions
-    with store.engine.begin() as conn:
-        request_rows: dict[str, list[int]] = {}
-        if by_request:
-            query = (
-                select(table.c.request_id, table.c.id)
-                .where(table.c.request_id.in_(list(by_request)))
-                .order_by(table.c.request_id, table.c.row_index)
-            )
-            for rid, row_id in conn.execute(query):
-                request_rows.setdefault(rid, []).append(int(row_id))
-        known_rows: set[int] = set()
-        if by_row:
-            query = select(table.c.id).where(table.c.id.in_(list(by_row)))
-            known_rows = {int(r[0]) for r in conn.execute(query)}
-        unknown_requests = [r for r in by_request if r not in request_rows]
-        unknown_rows = sorted(r for r in by_row if r not in known_rows)
-        if unknown_requests or unknown_rows:
-            parts = []
-            if unknown_requests:
-                parts.append(f"unknown request ids: {unknown_requests}")
-            if unknown_rows:
-                parts.append(f"unknown row ids: {unknown_rows}")
-            raise UnknownIdsError(
-                "; ".join(parts) + " (never captured, sampled out or expired); no labels stored"
-            )
-        updates: dict[int, int] = {}
-        for rid, labels in by_request.items():
-            ids = request_rows[rid]
-            if len(ids) != len(labels):
-                raise DataValidationError(
-                    f"request {rid!r} has {len(ids)} captured rows but {len(labels)} labels "
-                    "were given; give one label per row, in order"
-                )
-            updates.update(zip(ids, labels, strict=True))
-        updates.update(by_row)
-        now = utcnow()
-        for label in (0, 1):
-            ids = [i for i, v in updates.items() if v == label]
-            if ids:
-                conn.execute(
-                    update(table).where(table.c.id.in_(ids)).values(label=label, labelled_at=now)
-                )
-    return {
-        "labelled_rows": len(updates),
-        "request_ids": list(by_request),
-        "row_ids": sorted(by_row),
-    }
-
-
-def live_performance(store: Store) -> dict[str, Any]:
-    """Metrics of each model version on its labelled captured rows.
-
-    Returns
-    -------
-    dict
-        Model version to ``{"n_captured", "n_labelled", **metrics}`` where the
-        metrics (from :func:`monitoring.scoring.compute_metrics`) are present only
-        when at least one row is labelled.
-
-    Notes
-    -----
-    The counts are one ``GROUP BY`` on the model-version index; each version's
-    labelled rows are a range of their covering partial index, read through the
-    driver's cursor (SQLAlchemy's row objects cost ~5x the query itself).
-    """
-    from monitoring.scoring import compute_metrics
-
-    table = captured_predictions
-    version_column = table.c.model_version
-    with store.engine.connect() as conn:
-        counts: dict[Any, int] = dict(
-            conn.execute(select(version_column, func.count()).group_by(version_column)).all()
-        )
-        labelled: dict[Any, Sequence[Any]] = {}
-        cursor = conn.connection.cursor()
-        try:
-            for version in counts:
-                query = select(table.c.label, table.c.prediction, table.c.probability).where(
-                    table.c.label.is_not(None),
-                    version_column.is_(None) if version is None else version_column == version,
-                )  # no ORDER BY: a range of the partial index on labelled rows answers it
-                sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-                cursor.execute(str(sql))
-                labelled[version] = cursor.fetchall()
-        finally:
-            cursor.close()
-    out: dict[str, Any] = {}
-    for version, n in counts.items():
-        entry: dict[str, Any] = {"n_captured": int(n), "n_labelled": len(labelled[version])}
-        if labelled[version]:
-            rows = np.array(labelled[version], dtype=np.float64)  # a missing probability: NaN
-            scores = rows[:, 2]
-            entry.update(
-                compute_metrics(
-                    rows[:, 0].astype(int),
-                    rows[:, 1].astype(int),
-                    None if np.isnan(scores).any() else scores,
-                )
-            )
-        out[str(version)] = entry
-    return out
-
-
-def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
-    """Captured rows of one request, in row order (inputs decoded)."""
-    import_journals(store)
-    table = captured_predictions
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
-        ).all()
-    out = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["inputs"] = json.loads(item["inputs"])
-        out.append(item)
-    return out
-
-
-def labelled_count(store: Store) -> int:
-    """Number of labelled captured rows (a cheap cache key for views)."""
-    table = captured_predictions
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(table).where(table.c.label.is_not(None))
-            ).scalar_one()
-        )
-
-
-def live_model_drift(settings: Settings, store: Store, champion: Any) -> dict[str, Any]:
-    """Model-drift check of the deployed model on its labelled captured traffic.
-
-    The baseline is the model's F1 on its training data (as for the ingested-data
-    check), the new value its F1 on labelled live rows, with
-    ``thresholds.model_drift_tolerance``. It is a check (``checked`` true, with a
-    ``drift`` verdict) only with at least ``capture.min_labelled_rows`` labelled
-    rows; otherwise it is reported as evidence only.
-    """
-    from monitoring.drift import tolerance_drift
-
-    perf = live_performance(store).get(champion.version) or {"n_captured": 0, "n_labelled": 0}
-    needed = int(settings.capture["min_labelled_rows"])
-    out: dict[str, Any] = {"metric": "f1", "min_labelled_rows": needed, "live": perf}
-    baseline = (champion.metadata.get("training_score") or {}).get("f1")
-    if perf["n_labelled"] < needed or baseline is None or perf.get("f1") is None:
-        out.update(
-            checked=False,
-            drift=False,
-            reason=f"{perf['n_labelled']} labelled live rows; at least {needed} needed",
-        )
-        return out
-    verdict = tolerance_drift(
-        float(baseline), float(perf["f1"]), tolerance=settings.thresholds["model_drift_tolerance"]
-    )
-    out.update(verdict, checked=True, baseline_dataset="training data")
-    return out

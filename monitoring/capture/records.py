@@ -1,0 +1,154 @@
+"""Prediction capture and delayed ground-truth labels.
+
+Every ``POST /prediction`` request (or a sampled share of them,
+``capture.sample_rate``) is recorded in the record store table
+``captured_predictions``: one row per predicted input row with the request id,
+the time, the model version, the row's inputs and the model's output. Each row
+gets an integer *row id*; the response carries the request id (``X-Request-ID``
+header and ``request_id`` field) and the row ids (``row_ids``).
+
+Labels arrive later through ``POST /feedback``, by request id (a list of labels,
+one per row of that request, in order) or by row id. Labelled rows give the
+*live performance* of each model version on real traffic
+(:func:`live_performance`), shown by ``/scoring``, the dashboard, and used by the
+pipeline as model-drift evidence.
+
+With a SQLite store a request only appends its rows to a journal file; an
+importer moves them into the table within a fraction of a second (see
+:class:`_SqliteCaptureWriter`). Rows older than ``capture.retention_days`` are
+deleted by the importer once a minute, off the request path.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, insert, select
+
+from monitoring.capture.journal import (
+    _cutoff,
+    _row_json,
+    _sqlite_writer,
+    _WriterClosed,
+    import_journals,
+)
+from monitoring.config import Settings
+from monitoring.storage.store import Store, captured_predictions, utcnow
+
+PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures, on average
+
+
+def should_capture(settings: Settings) -> bool:
+    """Whether to capture this request under ``capture.enabled``/``sample_rate``."""
+    conf = settings.capture
+    if not conf["enabled"]:
+        return False
+    rate = float(conf["sample_rate"])
+    return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+
+
+def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
+    """The captured inputs compactly: (columns, value rows), or (None, JSON objects).
+
+    Validated numeric features (the common case) stay a matrix of numbers, so a
+    request is serialised with one ``json.dumps``; anything else becomes one JSON
+    object per row through ``to_json`` (mixed types, NaN as null, timestamps).
+    """
+    values = frame.to_numpy()  # float64 when every column is a number and one a float
+    if len(frame.columns) and values.dtype == np.float64 and np.isfinite(values).all():
+        return [str(c) for c in frame.columns], values.tolist()
+    text = frame.to_json(orient="records", date_format="iso", lines=True)
+    return None, text.splitlines()
+
+
+def record(
+    store: Store,
+    settings: Settings,
+    *,
+    request_id: str,
+    model_version: str,
+    frame: pd.DataFrame,
+    result: Mapping[str, Any],
+) -> list[int]:
+    """Capture one row per predicted row; return their row ids in order.
+
+    Parameters
+    ----------
+    store : Store
+    settings : Settings
+    request_id : str
+    model_version : str
+    frame : pandas.DataFrame
+        The request's rows, as parsed.
+    result : mapping
+        The model's output with ``predictions`` and ``probabilities``.
+    """
+    now = utcnow()
+    predictions = [int(p) for p in result["predictions"]]
+    probabilities = result.get("probabilities") or [None] * len(predictions)
+    columns, inputs = _inputs(frame)
+    if store.engine.dialect.name == "sqlite":
+        while True:
+            writer = _sqlite_writer(store)
+            writer.retention_days = float(settings.capture["retention_days"])
+            try:
+                return writer.insert(
+                    [request_id, now, model_version, columns, inputs, predictions, probabilities]
+                )
+            except _WriterClosed:
+                continue
+    rows = [
+        {
+            "request_id": request_id,
+            "row_index": i,
+            "captured_at": now,
+            "model_version": model_version,
+            "inputs": row_inputs,
+            "prediction": pred,
+            "probability": prob,
+        }
+        for i, (row_inputs, pred, prob) in enumerate(
+            zip(_row_json(columns, inputs), predictions, probabilities, strict=True)
+        )
+    ]
+    table = captured_predictions
+    # One statement with RETURNING, ids in row order.
+    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    with store.engine.begin() as conn:
+        ids = [int(r[0]) for r in conn.execute(query, rows)]
+    if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
+        purge(store, settings)
+    return ids
+
+
+def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
+    """Delete captured rows older than ``capture.retention_days``; return how many."""
+    import_journals(store)
+    cutoff = _cutoff(now or datetime.now(UTC), settings.capture["retention_days"])
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
+        )
+    return int(result.rowcount or 0)
+
+
+def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
+    """Captured rows of one request, in row order (inputs decoded)."""
+    import_journals(store)
+    table = captured_predictions
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
+        ).all()
+    out = []
+    for row in rows:
+        item = dict(row._mapping)
+        item["inputs"] = json.loads(item["inputs"])
+        out.append(item)
+    return out

@@ -1,0 +1,506 @@
+"""The reference profile: what a drift check needs to know about the training data.
+
+:class:`ReferenceProfile` summarises each reference column once (sorted values,
+PSI bins, category counts), at training time, so a check against it only costs
+work on the new batch. It is saved beside the model as one ``.npz`` file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from monitoring.config import KINDS, DriftOptions, _check_choice, _check_int
+from monitoring.drift.statistics import (
+    FloatArray,
+    IntArray,
+    _finite,
+    _num,
+    _prefix_integral,
+    _psi_bins,
+    _runs,
+)
+from monitoring.exceptions import (
+    DataValidationError,
+    IntegrityError,
+    NotFittedError,
+)
+
+PathLike: TypeAlias = str | os.PathLike[str]
+
+_PROFILE_FORMAT: Final[str] = "monitoring.drift.ReferenceProfile"
+_PROFILE_VERSION: Final[int] = 1
+
+
+@dataclass(frozen=True)
+class _NumericProfile:
+    """Cached numeric summary of one reference column."""
+
+    sorted_values: FloatArray
+    prefix: FloatArray
+    mean: float
+    std: float
+    psi_edges: FloatArray
+    psi_props: FloatArray
+
+
+@dataclass(frozen=True)
+class _CategoricalProfile:
+    """Cached category counts of one reference column.
+
+    ``values`` is a float64 array (sorted) for numeric-valued columns and a tuple of
+    strings for label columns.
+    """
+
+    values: FloatArray | tuple[str, ...]
+    counts: IntArray
+
+
+@dataclass(frozen=True)
+class _ColumnProfile:
+    """Everything a drift check needs to know about one reference column."""
+
+    name: str
+    kind: str
+    value_type: str  # "numeric" (float64 values) or "label" (string labels)
+    n_rows: int
+    n_null: int
+    numeric: _NumericProfile | None
+    categorical: _CategoricalProfile | None
+
+    @property
+    def n_valid(self) -> int:
+        """Number of non-missing reference values."""
+        return self.n_rows - self.n_null
+
+
+def _is_label_dtype(dtype: Any) -> bool:
+    """Object, string and category dtypes hold labels."""
+    return bool(
+        pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or isinstance(dtype, pd.CategoricalDtype)
+    )
+
+
+def _numeric_values(series: pd.Series, what: str) -> FloatArray:
+    """Float64 values of a column (missing as NaN) or DataValidationError."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype == np.float64:
+        return series.to_numpy()
+    if pd.api.types.is_bool_dtype(dtype) or (
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
+    ):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if _is_label_dtype(dtype):
+        try:
+            converted = pd.to_numeric(series, errors="raise")
+            return pd.Series(converted).to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise DataValidationError(
+                f"{what} column {series.name!r} is numeric but has non-numeric values: {exc}"
+            ) from exc
+        except OverflowError:
+            raise DataValidationError(
+                f"{what} column {series.name!r} has an integer beyond the float range"
+            ) from None
+    raise DataValidationError(f"{what} column {series.name!r} has unsupported dtype {dtype}")
+
+
+def _label_counts(series: pd.Series) -> dict[str, int]:
+    """Counts of the non-missing values of a label column, keyed by ``str(value)``."""
+    out: dict[str, int] = {}
+    for key, count in series.value_counts(dropna=True).items():
+        if count > 0:
+            label = str(key)
+            out[label] = out.get(label, 0) + int(count)
+    return out
+
+
+def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfile:
+    """Summarise sorted finite values."""
+    if sorted_values.size == 0:
+        empty = np.zeros(0, dtype=np.float64)
+        return _NumericProfile(empty, empty, math.nan, math.nan, empty, empty)
+    edges, props = _psi_bins(sorted_values, psi_bins)
+    return _NumericProfile(
+        sorted_values=sorted_values,
+        prefix=_prefix_integral(sorted_values),
+        mean=float(np.mean(sorted_values)),
+        std=float(np.std(sorted_values)),
+        psi_edges=edges,
+        psi_props=props,
+    )
+
+
+def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
+    """Category counts of sorted numeric values."""
+    values, cumulative = _runs(sorted_values)
+    counts = np.diff(cumulative, prepend=0).astype(np.int64)
+    return _CategoricalProfile(values=values.copy(), counts=counts)
+
+
+def _profile_column(
+    series: pd.Series, name: str, *, kind: str | None, max_unique: int, psi_bins: int
+) -> _ColumnProfile:
+    """Build the profile of one reference column."""
+    dtype = series.dtype
+    n_rows = int(series.size)
+    is_bool = pd.api.types.is_bool_dtype(dtype)
+    if (_is_label_dtype(dtype) or is_bool) and kind != "numeric":
+        counts = _label_counts(series)
+        n_valid = sum(counts.values())
+        return _ColumnProfile(
+            name=name,
+            kind="categorical",
+            value_type="label",
+            n_rows=n_rows,
+            n_null=n_rows - n_valid,
+            numeric=None,
+            categorical=_CategoricalProfile(
+                values=tuple(counts),
+                counts=np.array(list(counts.values()), dtype=np.int64),
+            ),
+        )
+    raw = _numeric_values(series, "reference")
+    values = np.sort(_finite(raw))
+    if kind is None:
+        unique = _runs(values)[0]
+        small = 0 < unique.size <= max_unique
+        kind = "categorical" if small and bool(np.all(unique == np.floor(unique))) else "numeric"
+    return _ColumnProfile(
+        name=name,
+        kind=kind,
+        value_type="numeric",
+        n_rows=n_rows,
+        n_null=n_rows - int(values.size),
+        numeric=_numeric_profile(values, psi_bins),
+        categorical=_numeric_categories(values) if kind == "categorical" else None,
+    )
+
+
+class ReferenceProfile:
+    """Per-column summary of the reference data, computed once.
+
+    Follows the scikit-learn conventions: ``__init__`` only stores its parameters,
+    :meth:`fit` learns the attributes ending in ``_`` and returns ``self``, and
+    using an unfitted profile raises :class:`NotFittedError`.
+
+    Parameters
+    ----------
+    categorical_max_unique : int, default 10
+        Integer-valued numeric columns with at most this many distinct values are
+        categorical.
+    psi_bins : int, default 10
+        Number of PSI quantile bins.
+    kinds : Mapping[str, str] or None, default None
+        ``"numeric"`` or ``"categorical"`` per column instead of the dtype rule.
+
+    Attributes
+    ----------
+    columns_ : list of str
+        Profiled columns, in order.
+    n_rows_ : int
+        Rows of the reference data.
+    kinds_ : dict of str to str
+        Kind of each column.
+    n_features_in_ : int
+        Number of profiled columns.
+    feature_names_in_ : ndarray of object
+        Same as ``columns_``.
+    profiles_ : dict
+        Internal per-column summaries: sorted non-missing values (float64), null
+        count, mean and population std, PSI bin edges and proportions, category
+        counts.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ref = pd.DataFrame({"x": [0.1, 0.5, 0.9, 1.3], "c": ["a", "b", "a", "a"]})
+    >>> profile = ReferenceProfile().fit(ref)
+    >>> profile.kinds_
+    {'x': 'numeric', 'c': 'categorical'}
+    """
+
+    def __init__(
+        self,
+        *,
+        categorical_max_unique: int = 10,
+        psi_bins: int = 10,
+        kinds: Mapping[str, str] | None = None,
+    ) -> None:
+        self.categorical_max_unique = categorical_max_unique
+        self.psi_bins = psi_bins
+        self.kinds = kinds
+
+    @classmethod
+    def from_options(cls, options: DriftOptions | None = None) -> ReferenceProfile:
+        """Unfitted profile with the settings of ``options`` (kinds, bins, ...)."""
+        opts = options if options is not None else DriftOptions()
+        kinds = {name: c.kind for name, c in opts.columns.items() if c.kind is not None}
+        return cls(
+            categorical_max_unique=opts.categorical_max_unique,
+            psi_bins=opts.psi_bins,
+            kinds=kinds or None,
+        )
+
+    def __repr__(self) -> str:
+        """Show the parameters, like scikit-learn estimators do."""
+        return (
+            f"ReferenceProfile(categorical_max_unique={self.categorical_max_unique!r}, "
+            f"psi_bins={self.psi_bins!r}, kinds={self.kinds!r})"
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn protocol)."""
+        del deep
+        return {
+            "categorical_max_unique": self.categorical_max_unique,
+            "psi_bins": self.psi_bins,
+            "kinds": self.kinds,
+        }
+
+    def _validated_params(self) -> tuple[int, int, dict[str, str]]:
+        """Check the constructor parameters at fit time."""
+        max_unique = _check_int(self.categorical_max_unique, "categorical_max_unique", low=0)
+        bins = _check_int(self.psi_bins, "psi_bins", low=2)
+        kinds: dict[str, str] = {}
+        for name, kind in (self.kinds or {}).items():
+            kinds[name] = _check_choice(kind, f"kinds.{name}", KINDS)
+        return max_unique, bins, kinds
+
+    def fit(
+        self, reference_df: pd.DataFrame, columns: Sequence[str] | None = None
+    ) -> ReferenceProfile:
+        """Profile the reference data.
+
+        Parameters
+        ----------
+        reference_df : pandas.DataFrame
+            The data the deployed model was trained on.
+        columns : sequence of str or None, default None
+            Columns to profile; all of them when ``None``.
+
+        Returns
+        -------
+        ReferenceProfile
+            ``self``.
+
+        Raises
+        ------
+        DataValidationError
+            When ``reference_df`` is not a DataFrame, a column is missing or
+            duplicated, or a column forced numeric has non-numeric values.
+        ConfigError
+            When a parameter is invalid.
+        """
+        max_unique, bins, kinds = self._validated_params()
+        if not isinstance(reference_df, pd.DataFrame):
+            raise DataValidationError(
+                f"reference must be a pandas DataFrame, got {type(reference_df).__name__}"
+            )
+        names = _column_list(reference_df, columns, "reference")
+        profiles: dict[str, _ColumnProfile] = {}
+        for name in names:
+            profiles[name] = _profile_column(
+                reference_df[name],
+                name,
+                kind=kinds.get(name),
+                max_unique=max_unique,
+                psi_bins=bins,
+            )
+        self._set_learned(profiles, int(len(reference_df)))
+        return self
+
+    def _set_learned(self, profiles: dict[str, _ColumnProfile], n_rows: int) -> None:
+        """Store the learned attributes."""
+        self.profiles_ = profiles
+        self.columns_ = list(profiles)
+        self.kinds_ = {name: p.kind for name, p in profiles.items()}
+        self.n_rows_ = n_rows
+        self.n_features_in_ = len(profiles)
+        self.feature_names_in_ = np.array(self.columns_, dtype=object)
+
+    def _check_fitted(self) -> None:
+        """Raise NotFittedError unless :meth:`fit` or :meth:`load` ran."""
+        if not hasattr(self, "profiles_"):
+            raise NotFittedError(
+                "This ReferenceProfile is not fitted yet; call fit(reference_df) or "
+                "ReferenceProfile.load(path) first"
+            )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable overview of the profile (no per-value arrays)."""
+        self._check_fitted()
+        columns = []
+        for p in self.profiles_.values():
+            columns.append(
+                {
+                    "column": p.name,
+                    "kind": p.kind,
+                    "n": p.n_valid,
+                    "null_rate": p.n_null / p.n_rows if p.n_rows else None,
+                    "mean": _num(p.numeric.mean) if p.numeric else None,
+                    "std": _num(p.numeric.std) if p.numeric else None,
+                    "n_categories": (
+                        len(p.categorical.counts) if p.categorical is not None else None
+                    ),
+                }
+            )
+        return {"n_rows": self.n_rows_, "columns": columns}
+
+    def save(self, path: PathLike) -> Path:
+        """Write the profile to one ``.npz`` file (arrays plus JSON metadata).
+
+        No pickle is involved; :meth:`load` reads it back exactly.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; written as given (no suffix is added).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        self._check_fitted()
+        target = Path(path)
+        arrays: dict[str, Any] = {}
+        meta_columns: list[dict[str, Any]] = []
+        for i, p in enumerate(self.profiles_.values()):
+            entry: dict[str, Any] = {
+                "name": p.name,
+                "kind": p.kind,
+                "value_type": p.value_type,
+                "n_rows": p.n_rows,
+                "n_null": p.n_null,
+                "labels": None,
+            }
+            if p.numeric is not None:
+                arrays[f"c{i}_sorted"] = p.numeric.sorted_values
+                arrays[f"c{i}_psi_edges"] = p.numeric.psi_edges
+                arrays[f"c{i}_psi_props"] = p.numeric.psi_props
+                entry["mean"] = _num(p.numeric.mean)
+                entry["std"] = _num(p.numeric.std)
+            if p.categorical is not None:
+                arrays[f"c{i}_cat_counts"] = p.categorical.counts
+                if isinstance(p.categorical.values, tuple):
+                    entry["labels"] = list(p.categorical.values)
+                else:
+                    arrays[f"c{i}_cat_values"] = p.categorical.values
+            meta_columns.append(entry)
+        meta = {
+            "format": _PROFILE_FORMAT,
+            "version": _PROFILE_VERSION,
+            "params": {
+                "categorical_max_unique": self.categorical_max_unique,
+                "psi_bins": self.psi_bins,
+                "kinds": dict(self.kinds) if self.kinds else None,
+            },
+            "n_rows": self.n_rows_,
+            "columns": meta_columns,
+        }
+        arrays["meta"] = np.array(json.dumps(meta))
+        with target.open("wb") as handle:
+            np.savez(handle, **arrays)
+        return target
+
+    @classmethod
+    def load(cls, path: PathLike) -> ReferenceProfile:
+        """Read a profile written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File written by :meth:`save`.
+
+        Returns
+        -------
+        ReferenceProfile
+            A fitted profile giving the same drift results as the saved one.
+
+        Raises
+        ------
+        IntegrityError
+            When the file is not a readable profile.
+        """
+        source = Path(path)
+        try:
+            with np.load(source, allow_pickle=False) as archive:
+                data = {key: archive[key] for key in archive.files}
+            meta = json.loads(str(data.pop("meta")))
+            if meta.get("format") != _PROFILE_FORMAT:
+                raise ValueError("not a reference profile")
+            if meta.get("version") != _PROFILE_VERSION:
+                raise ValueError(f"unsupported profile version {meta.get('version')!r}")
+            params = meta["params"]
+            profile = cls(
+                categorical_max_unique=params["categorical_max_unique"],
+                psi_bins=params["psi_bins"],
+                kinds=params["kinds"],
+            )
+            profiles: dict[str, _ColumnProfile] = {}
+            for i, entry in enumerate(meta["columns"]):
+                numeric = None
+                if f"c{i}_sorted" in data:
+                    values = np.ascontiguousarray(data[f"c{i}_sorted"], dtype=np.float64)
+                    numeric = _NumericProfile(
+                        sorted_values=values,
+                        prefix=_prefix_integral(values),
+                        mean=math.nan if entry["mean"] is None else float(entry["mean"]),
+                        std=math.nan if entry["std"] is None else float(entry["std"]),
+                        psi_edges=data[f"c{i}_psi_edges"].astype(np.float64),
+                        psi_props=data[f"c{i}_psi_props"].astype(np.float64),
+                    )
+                categorical = None
+                if f"c{i}_cat_counts" in data:
+                    counts = data[f"c{i}_cat_counts"].astype(np.int64)
+                    labels = entry["labels"]
+                    cat_values: FloatArray | tuple[str, ...] = (
+                        tuple(str(v) for v in labels)
+                        if labels is not None
+                        else data[f"c{i}_cat_values"].astype(np.float64)
+                    )
+                    categorical = _CategoricalProfile(values=cat_values, counts=counts)
+                profiles[str(entry["name"])] = _ColumnProfile(
+                    name=str(entry["name"]),
+                    kind=_check_choice(entry["kind"], "kind", KINDS),
+                    value_type=entry["value_type"],
+                    n_rows=int(entry["n_rows"]),
+                    n_null=int(entry["n_null"]),
+                    numeric=numeric,
+                    categorical=categorical,
+                )
+            profile._set_learned(profiles, int(meta["n_rows"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"cannot load reference profile {source}: {exc}") from exc
+        return profile
+
+
+def _column_list(frame: pd.DataFrame, columns: Iterable[str] | None, what: str) -> list[str]:
+    """Validated, de-duplicated list of columns of ``frame``."""
+    names = list(frame.columns) if columns is None else list(dict.fromkeys(columns))
+    if frame.columns.has_duplicates:
+        repeated = set(frame.columns[frame.columns.duplicated()])
+        dup = sorted(str(c) for c in names if c in repeated)
+        if dup:
+            raise DataValidationError(f"{what} has duplicate columns: {', '.join(dup)}")
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{what} is missing columns: {', '.join(map(str, missing))}",
+            details={"missing_columns": [str(m) for m in missing]},
+        )
+    bad = [name for name in names if not isinstance(name, str)]
+    if bad:
+        raise DataValidationError(f"column names must be strings, got {bad[0]!r}")
+    return names

@@ -1,0 +1,80 @@
+"""One JSON error shape for every response of the API::
+
+    {"error": "<HTTP reason phrase>", "message": "<what was wrong>", "status": <code>}
+
+OPTIONS answers are JSON too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from monitoring.exceptions import MonitoringError
+
+
+def error_response(status: int, message: str, headers: Any = None) -> Any:
+    """The one JSON error shape of the API."""
+    body = {"error": HTTP_STATUS_CODES.get(status, "Error"), "message": message, "status": status}
+    response = jsonify(body)
+    response.status_code = status
+    if headers:
+        for key, value in headers:
+            if key.lower() not in ("content-type", "content-length"):
+                response.headers[key] = value
+    return response
+
+
+def register_options_json(app: Flask) -> None:
+    """Answer Flask's automatic OPTIONS with JSON too: ``{"allow": [...]}``.
+
+    The view is never run for OPTIONS (Flask answers it from the URL map), so a
+    CORS preflight cannot trigger anything.
+    """
+
+    @app.after_request
+    def _options_json(response: Any) -> Any:
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
+            allowed = sorted(response.allow)
+            response.set_data(json.dumps({"allow": allowed}))
+            response.mimetype = "application/json"
+        return response
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Map our exceptions and every HTTP error to the JSON error shape."""
+
+    @app.errorhandler(MonitoringError)
+    def _monitoring_error(exc: MonitoringError) -> Any:
+        if exc.status_code >= 500:
+            app.logger.error("request failed: %s", exc.message)
+        if exc.status_code == 500:  # details (server paths, checksums) stay in the log
+            return error_response(500, "internal error; see the server log")
+        return error_response(exc.status_code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        message = exc.description or HTTP_STATUS_CODES.get(status, "")
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"request body is larger than the limit of {limit} bytes"
+        if status == 405:
+            allowed = exc.get_response().headers.get("Allow", "")
+            message = f"method {request.method} is not allowed here; allowed: {allowed}"
+        return error_response(status, message, exc.get_response().headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal error; see the server log")
+
+
+def init_app(app: Flask) -> None:
+    """JSON for every error and for OPTIONS answers."""
+    register_errorhandlers(app)
+    register_options_json(app)

@@ -1,0 +1,207 @@
+"""Request ids and structured JSON logs.
+
+Every request gets an id (an incoming ``X-Request-ID`` when it is sane, otherwise
+a new one), returned in the ``X-Request-ID`` response header and put on every log
+line written while the request is handled. Outside tests the root logger writes
+one JSON object per line to stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import sys
+import time
+from typing import Any
+
+from flask import g, has_request_context, request
+
+log = logging.getLogger("monitoring.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # the same header in the WSGI environ
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")  # whole value (fullmatch)
+
+
+# Live (per-process, summed across workers in multiprocess mode) metrics. Module
+# level: one set per process, shared by every app built in it.
+def request_id() -> str | None:
+    """The current request's id, or None outside a request."""
+    if has_request_context():
+        return g.get("request_id")
+    return None
+
+
+def new_request_id() -> str:
+    """A fresh request id: a random version-4 UUID as 32 hex digits.
+
+    The same as ``uuid.uuid4().hex``, without building a :class:`uuid.UUID`.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
+def _incoming_request_id() -> str:
+    given = request.environ.get(_REQUEST_ID_ENVIRON)
+    if given and _SANE_ID.fullmatch(given):
+        return given
+    return new_request_id()
+
+
+class RequestIdFilter(logging.Filter):
+    """Put ``request_id`` on every record (``None`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id()
+        return True
+
+
+_RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+_ENCODER = json.JSONEncoder(default=str)  # json.dumps(..., default=str), built once
+
+
+def _utc_time(created: float) -> str:
+    """``created`` (seconds since the epoch) as ``2024-05-01T12:00:00.123Z``."""
+    seconds = int(created)
+    return f"{_utc_second(seconds)}.{int((created - seconds) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    # Formatted once per second, not once per line.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": _utc_time(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return _ENCODER.encode(out)
+
+
+JsonFormatter.converter = time.gmtime
+
+
+class JsonLogHandler(logging.StreamHandler):
+    """The JSON-lines handler of :func:`configure_json_logging`.
+
+    A :class:`~logging.StreamHandler` with a :class:`JsonFormatter` and a
+    :class:`RequestIdFilter`, plus :meth:`write_fields` to write a line that was
+    built without a :class:`~logging.LogRecord` (the per-request access line).
+
+    Parameters
+    ----------
+    stream : file-like, optional
+        Default: ``sys.stderr``, as for :class:`~logging.StreamHandler`.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonFormatter())
+        self.addFilter(RequestIdFilter())
+
+    def write_fields(self, fields: dict[str, Any]) -> None:
+        """Write ``fields`` as one JSON line, the way :meth:`emit` writes a record.
+
+        ``fields`` must hold what :class:`JsonFormatter` would put in the line, in
+        its order: time, level, logger, message, request_id, then the extras.
+        """
+        self.acquire()
+        try:
+            self.stream.write(_ENCODER.encode(fields) + self.terminator)
+            self.flush()
+        except RecursionError:  # as StreamHandler.emit
+            raise
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": fields.get("message")}))
+        finally:
+            self.release()
+
+
+def sole_json_handler(logger: logging.Logger, level: int) -> JsonLogHandler | None:
+    """The one handler a ``level`` record of ``logger`` would reach, if a plain JSON one.
+
+    When a handler is returned, writing the line with
+    :meth:`JsonLogHandler.write_fields` gives the same output as logging it: the
+    record would reach exactly that :class:`JsonLogHandler` (at ``level`` or below,
+    with its own formatter and filter) and ``logger`` has no filters. Any other
+    set-up (another handler, as tests and embedding applications add, a custom
+    formatter, a logger filter) gives None: log through ``logger`` then. The caller
+    checks ``logger.isEnabledFor(level)``.
+    """
+    if logger.filters:
+        return None
+    found: JsonLogHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or type(handler) is not JsonLogHandler:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if (
+        found is None
+        or level < found.level
+        or type(found.formatter) is not JsonFormatter
+        or any(type(f) is not RequestIdFilter for f in found.filters)
+    ):
+        return None
+    return found
+
+
+def configure_json_logging(level: int = logging.INFO) -> logging.Handler:
+    """Send the root logger to stdout as JSON lines (idempotent); return the handler."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, JsonLogHandler):
+            return handler
+    handler = JsonLogHandler(sys.stdout)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
+
+
+# -- request hooks ---------------------------------------------------------------
+def _access_log(rid: str | None, method: str, path: str, status: int, seconds: float) -> None:
+    """Log the access line: ``"GET /health 200"`` with the fields as extras.
+
+    Written straight to the JSON handler when it is the only place the line goes
+    (production); otherwise through the ``monitoring.request`` logger.
+    """
+    duration_ms = round(seconds * 1000, 3)
+    handler = sole_json_handler(log, logging.INFO)
+    if handler is None:
+        extra = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
+        log.info("%s %s %s", method, path, str(status), extra=extra)
+        return
+    handler.write_fields(
+        {
+            "time": _utc_time(time.time()),
+            "level": "INFO",
+            "logger": log.name,
+            "message": f"{method} {path} {status}",
+            "request_id": rid,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+    )

@@ -1,0 +1,230 @@
+"""Operational monitoring: Prometheus metrics, JSON logs with request ids, ops routes.
+
+:func:`init_app` is the one call the app factory makes. It adds
+
+- a request id to every request (an incoming ``X-Request-ID`` when it is sane,
+  otherwise a new one), returned in the ``X-Request-ID`` response header and put
+  on every log line written while the request is handled;
+- structured JSON logs on stdout (one object per line) unless the app is testing;
+- request count and latency metrics per endpoint, method and status;
+- the routes ``GET /metrics``, ``POST /feedback`` and ``GET /dashboard``.
+
+Metrics under gunicorn
+----------------------
+With several workers each process counts on its own. When
+``PROMETHEUS_MULTIPROC_DIR`` is set (``gunicorn.conf.py`` makes a fresh folder on
+every server start and marks dead workers), prometheus-client writes the live
+metrics to memory-mapped files there and ``/metrics`` sums them across workers.
+Without it (tests, the CLI) the normal in-process registry is used.
+
+Metrics that describe *state* (deployed model, latest drift verdict, age of the
+ingested data, pipeline run outcomes, live F1) are not counted by the workers:
+:class:`StateCollector` reads them from the files and the record store at scrape
+time, so they are right whichever worker answers and include pipeline runs made
+by the CLI process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from flask import Response, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from monitoring.capture.feedback import live_performance
+from monitoring.config import Settings
+from monitoring.model.deployment import current_version
+from monitoring.storage.store import Store
+from monitoring.storage.store import runs as store_runs
+from monitoring.web.logs import REQUEST_ID_HEADER, _access_log, _incoming_request_id, log
+
+REQUESTS = Counter(
+    "monitoring_http_requests",
+    "HTTP requests handled, by endpoint (URL rule), method and status code.",
+    ["endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "monitoring_http_request_duration_seconds",
+    "Time to handle an HTTP request, by endpoint (URL rule), method and status code.",
+    ["endpoint", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PREDICTIONS = Counter(
+    "monitoring_predictions",
+    "Rows predicted by /prediction, by model version.",
+    ["model_version"],
+)
+POSITIVES = Counter(
+    "monitoring_predicted_positive",
+    "Rows predicted as class 1 (churn) by /prediction, by model version; divide by "
+    "monitoring_predictions_total for the predicted-positive rate.",
+    ["model_version"],
+)
+
+
+_Metric = TypeVar("_Metric", Counter, Histogram)
+_SERIES: dict[tuple[Any, ...], Any] = {}
+
+
+def series(metric: _Metric, *labels: str) -> _Metric:
+    """``metric.labels(*labels)``, looked up once per process and label set.
+
+    The same object ``.labels()`` returns (prometheus-client keeps every child
+    too), without its argument checks and lock on each request.
+    """
+    key = (metric, *labels)
+    child = _SERIES.get(key)
+    if child is None:
+        child = _SERIES[key] = metric.labels(*labels)
+    return child
+
+
+def multiprocess_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR`` when set (multiprocess mode), else None."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+# -- request ids and JSON logs ---------------------------------------------------
+def _before() -> None:
+    g.request_id = _incoming_request_id()
+    g.started = time.perf_counter()
+
+
+def _after(response: Response) -> Response:
+    started = g.get("started")
+    rid = g.get("request_id")
+    if rid is not None:
+        response.headers[REQUEST_ID_HEADER] = rid
+    if started is None:
+        return response
+    seconds = time.perf_counter() - started
+    rule = request.url_rule
+    endpoint = rule.rule if rule is not None else "<unmatched>"
+    method = request.method
+    code = response.status_code
+    status = str(code)
+    series(REQUESTS, endpoint, method, status).inc()
+    series(LATENCY, endpoint, method, status).observe(seconds)
+    if log.isEnabledFor(logging.INFO):
+        _access_log(rid, method, request.path, code, seconds)
+    return response
+
+
+def count_predictions(model_version: str, predictions: list[int]) -> None:
+    """Count predicted rows and predicted positives for the metrics."""
+    series(PREDICTIONS, model_version).inc(len(predictions))
+    positives = sum(predictions)
+    if positives:
+        series(POSITIVES, model_version).inc(positives)
+
+
+# -- state read at scrape time ---------------------------------------------------
+class StateCollector(Collector):
+    """Metrics read from the files and the record store when scraped.
+
+    Parameters
+    ----------
+    settings : Settings
+    store : Store
+    """
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+
+        version = current_version(self.settings)
+        info = GaugeMetricFamily(
+            "monitoring_model_info",
+            "The deployed model version (value 1; 0 series when nothing is deployed).",
+            labels=["model_version"],
+        )
+        if version is not None:
+            info.add_metric([version], 1.0)
+        yield info
+
+        reports = self.store.drift_reports(limit=1)
+        drift = GaugeMetricFamily(
+            "monitoring_data_drift_detected",
+            "Verdict of the latest recorded data-drift report (1 drift, 0 none).",
+        )
+        drifted = GaugeMetricFamily(
+            "monitoring_data_drift_drifted_columns",
+            "Number of drifted columns in the latest recorded data-drift report.",
+        )
+        if reports:
+            drift.add_metric([], 1.0 if reports[0]["dataset_drift"] else 0.0)
+            drifted.add_metric([], float(len(reports[0]["drifted_columns"])))
+        yield drift
+        yield drifted
+
+        age = GaugeMetricFamily(
+            "monitoring_ingested_data_age_seconds",
+            "Seconds since the latest ingested data (finaldata.csv) was written.",
+        )
+        try:
+            age.add_metric([], max(0.0, time.time() - self.settings.finaldata_file.stat().st_mtime))
+        except FileNotFoundError:
+            pass
+        yield age
+
+        runs = CounterMetricFamily(
+            "monitoring_pipeline_runs",
+            "Recorded pipeline runs by outcome (from the record store).",
+            labels=["outcome"],
+        )
+        outcomes: dict[str, int] = {}
+        table = store_runs
+        query = select(table.c.outcome, table.c.status, func.count()).group_by(
+            table.c.outcome, table.c.status
+        )
+        with self.store.engine.connect() as conn:
+            for outcome, status, n in conn.execute(query):
+                key = outcome or status  # "running" until a run finishes
+                outcomes[key] = outcomes.get(key, 0) + int(n)
+        for outcome, n in sorted(outcomes.items()):
+            runs.add_metric([outcome], float(n))
+        yield runs
+
+        live_f1 = GaugeMetricFamily(
+            "monitoring_live_f1",
+            "F1 of each model version on labelled captured traffic.",
+            labels=["model_version"],
+        )
+        labelled = GaugeMetricFamily(
+            "monitoring_live_labelled_rows",
+            "Captured prediction rows with a ground-truth label, by model version.",
+            labels=["model_version"],
+        )
+        for model_version, perf in live_performance(self.store).items():
+            labelled.add_metric([model_version], float(perf["n_labelled"]))
+            if perf.get("f1") is not None:
+                live_f1.add_metric([model_version], float(perf["f1"]))
+        yield live_f1
+        yield labelled
+
+
+def render_metrics(settings: Settings, store: Store) -> bytes:
+    """The Prometheus text exposition of the live and the state metrics."""
+    state = CollectorRegistry(auto_describe=False)
+    state.register(StateCollector(settings, store))
+    folder = multiprocess_dir()
+    if folder:
+        from prometheus_client import multiprocess
+
+        live = CollectorRegistry()
+        multiprocess.MultiProcessCollector(live, path=folder)
+    else:
+        from prometheus_client import REGISTRY as live
+    return generate_latest(live) + generate_latest(state)
+
+
+# -- routes ----------------------------------------------------------------------
