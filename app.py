@@ -45,8 +45,8 @@ def create_app(
 def configure_app(app: Flask, settings: Settings, test_config: Mapping[str, Any] | None) -> None:
     """Request limits and JSON behaviour from the settings."""
     app.config.from_mapping(
-        MAX_CONTENT_LENGTH=settings.api["max_content_length"],
-        MAX_ROWS=settings.api["max_rows"],
+        MAX_CONTENT_LENGTH=settings.api.max_content_length,
+        MAX_ROWS=settings.api.max_rows,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:

@@ -81,7 +81,7 @@ def cmd_versions(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
 
 def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
-    runs = args.runs or settings.diagnostics["timing_runs"]
+    runs = args.runs or settings.diagnostics.timing_runs
     _say(f"timing ingestion and training, {runs} run(s) each")
     timing = time_steps(settings, runs=runs, progress=lambda i, n: _say(f"  run {i}/{n} done"))
     out: dict[str, Any] = {"execution_time": timing}
@@ -94,7 +94,7 @@ def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         settings.root / "requirements.txt",
         settings.output_model_path / DEPENDENCY_CACHE,
         fetch_latest=(lambda name: None) if args.offline else None,
-        deadline=settings.diagnostics["dependency_deadline_seconds"],
+        deadline=settings.diagnostics.dependency_deadline_seconds,
     )
     return out
 

@@ -1,8 +1,10 @@
 """One settings object for the whole service.
 
-``config.json`` is read once into a frozen :class:`Settings`. Every path in it is
-resolved against the folder that holds the config file, never against the current
-working directory, so cron, gunicorn and the tests all see the same folders.
+``config.json`` is read once into a frozen :class:`Settings`, whose sections are
+frozen dataclasses of their own (:class:`Thresholds`, :class:`ApiSettings`,
+:class:`DriftOptions`, ...). Every path in it is resolved against the folder that
+holds the config file, never against the current working directory, so cron,
+gunicorn and the tests all see the same folders.
 
 Precedence, lowest first: defaults in code, the config file, environment variables.
 
@@ -10,24 +12,29 @@ Precedence, lowest first: defaults in code, the config file, environment variabl
   project root).
 - ``MONITORING_<KEY>`` overrides the top-level key ``<key>`` (for example
   ``MONITORING_INPUT_FOLDER_PATH=data/sourcedata``). Values are parsed as JSON when
-  they parse (numbers, lists, objects), otherwise taken as strings.
+  they parse (numbers, lists, objects), otherwise taken as strings. A section
+  given this way replaces the file's section (keys it leaves out take their
+  defaults).
 - ``DATABASE_URL`` overrides ``database_url``.
 - ``MONITORING_API_TOKEN`` (never in the file) is the bearer token required by
   state-changing endpoints.
+
+An invalid value fails at start with a :class:`~monitoring.exceptions.ConfigError`
+that names the key and the value: ``config key 'api.max_rows' must be a positive
+integer, got -1``.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, get_type_hints
 
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -35,384 +42,339 @@ from sklearn.linear_model import LogisticRegression
 
 from monitoring.exceptions import ConfigError
 
-# -- the drift section ---------------------------------------------------------
-# Drift methods accepted by DriftOptions (globally and per column).
-METHODS: Final[tuple[str, ...]] = (
-    "auto",
-    "ks",
-    "wasserstein",
-    "psi",
-    "chisquare",
-    "jensenshannon",
-)
-# Methods that need numeric values.
-NUMERIC_METHODS: Final[frozenset[str]] = frozenset({"ks", "wasserstein", "psi"})
-# Methods that compare category frequencies.
-CATEGORICAL_METHODS: Final[frozenset[str]] = frozenset({"chisquare", "jensenshannon"})
-# Methods whose verdict is p_value < threshold (the others: >=).
-P_VALUE_METHODS: Final[frozenset[str]] = frozenset({"ks", "chisquare"})
-# Column kinds.
-KINDS: Final[tuple[str, ...]] = ("numeric", "categorical")
-_OPTION_KEYS: Final[tuple[str, ...]] = (
-    "method",
-    "p_value_threshold",
-    "distance_threshold",
-    "psi_threshold",
-    "large_reference_rows",
-    "categorical_max_unique",
-    "drift_share",
-    "fdr",
-    "fdr_alpha",
-    "psi_bins",
-    "columns",
-)
-_COLUMN_OPTION_KEYS: Final[tuple[str, ...]] = ("method", "threshold", "kind")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ESTIMATOR_CLASSES: dict[str, type[Any]] = {
+    "logistic_regression": LogisticRegression,
+    "random_forest": RandomForestClassifier,
+    "gradient_boosting": GradientBoostingClassifier,
+}
+# Drift methods, globally and per column; which need numbers, which compare category
+# frequencies, and which decide on a p-value (p < threshold; the others: >=).
+METHODS = ("auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon")
+NUMERIC_METHODS = frozenset({"ks", "wasserstein", "psi"})
+CATEGORICAL_METHODS = frozenset({"chisquare", "jensenshannon"})
+P_VALUE_METHODS = frozenset({"ks", "chisquare"})
+KINDS = ("numeric", "categorical")
+
+
+# -- checking one value ----------------------------------------------------------
+_TYPE_NAMES = {bool: "bool (true or false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def check_value(
+    key: str, value: Any, kind: Any, test: Callable[[Any], bool] | None = None, rule: str = ""
+) -> Any:
+    """Return ``value`` converted to ``kind`` if it is one and passes ``test``.
+
+    Parameters
+    ----------
+    key : str
+        Dotted config key for the message (``api.max_rows``).
+    value : object
+    kind : type or tuple of str
+        ``bool``, ``int``, ``float`` (ints accepted), ``str``, or a tuple of the
+        allowed strings.
+    test : callable, optional
+        A further condition on the converted value.
+    rule : str
+        What ``test`` asks, for the message ("a positive integer").
+
+    Raises
+    ------
+    ConfigError
+        ``config key '<key>' must be <rule>, got <value>``.
+    """
+    if isinstance(kind, tuple):
+        ok = isinstance(value, str) and value in kind
+        rule = rule or f"one of {list(kind)}"
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    else:
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if ok and kind is float:
+        value = float(value)
+    if not ok or (test is not None and not test(value)):
+        expected = rule if ok or isinstance(kind, tuple) else _TYPE_NAMES[kind]
+        raise ConfigError(f"config key '{key}' must be {expected}, got {value!r}")
+    return value
+
+
+def _spec(default: Any, test: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
+    """A section field: its default, and the condition its value must meet."""
+    metadata = {"test": test, "rule": rule}
+    if default == {}:  # a mapping: read-only, and left out of the hash
+        return field(default_factory=lambda: MappingProxyType({}), hash=False, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _section(cls: type[Any], raw: Any, name: str) -> Any:
+    """Build the frozen section ``cls`` from the mapping ``raw`` (key ``name``)."""
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config key '{name}' must be an object, got {raw!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"unknown config key '{name}.{key}'; expected one of {names}")
+    hints = get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        key, value, kind = f"{name}.{f.name}", raw[f.name], hints[f.name]
+        test, rule = f.metadata.get("test"), f.metadata.get("rule", "")
+        parse = getattr(cls, f"_parse_{f.name}", None)
+        if parse is not None:
+            values[f.name] = parse(key, value)
+        elif value is None and type(None) in getattr(kind, "__args__", ()):
+            values[f.name] = None
+        else:
+            base = next(a for a in getattr(kind, "__args__", (kind,)) if a is not type(None))
+            values[f.name] = check_value(key, value, base, test, rule)
+    return cls(**values)
+
+
+def _as_plain(section: Any) -> dict[str, Any]:
+    """A section as the JSON mapping it was read from."""
+    out = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, Mapping):
+            value = {k: _plain_item(v) for k, v in value.items()}
+        out[f.name] = value if not isinstance(value, tuple) else list(value)
+    return {k: v for k, v in out.items() if v is not None or not isinstance(section, ColumnOptions)}
+
+
+def _plain_item(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _as_plain(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _fraction(v: float) -> bool:
+    return 0 <= v <= 1
+
+
+def _open_fraction(v: float) -> bool:
+    return 0 < v < 1
+
+
+# -- the sections ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSettings:
+    """``model``: the estimator and its parameters, checked against scikit-learn."""
+
+    estimator: str = _spec("logistic_regression")
+    params: Mapping[str, Any] = field(
+        default_factory=lambda: {"C": 1.0, "solver": "liblinear", "random_state": 0}, hash=False
+    )
+
+    @staticmethod
+    def _parse_estimator(key: str, value: Any) -> str:
+        return str(check_value(key, value, tuple(ESTIMATOR_CLASSES)))
+
+    @staticmethod
+    def _parse_params(key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+        return dict(value)
+
+    def __post_init__(self) -> None:
+        cls = ESTIMATOR_CLASSES[self.estimator]
+        unknown = sorted(set(self.params) - set(cls().get_params()))
+        if unknown:
+            raise ConfigError(
+                f"config key 'model.params.{unknown[0]}' is not a parameter of "
+                f"{cls.__name__} in scikit-learn {sklearn.__version__}"
+            )
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """``thresholds``: the model-drift tolerance and the champion/challenger gate."""
+
+    model_drift_tolerance: float = _spec(0.05, _fraction, "between 0 and 1")
+    gate_margin: float = _spec(0.0, _fraction, "between 0 and 1")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``policy``: what makes the pipeline retrain."""
+
+    retrain_on_model_drift: bool = _spec(True)
+    retrain_on_data_drift: bool = _spec(True)
+    retrain_every_hours: float | None = _spec(None, _positive, "positive or null")
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings:
+    """``diagnostics``: timing runs and the dependency check's cache and deadline."""
+
+    timing_runs: int = _spec(3, lambda v: v >= 1, "at least 1")
+    dependency_cache_seconds: float = _spec(86400.0, lambda v: v >= 0, "zero or more")
+    dependency_deadline_seconds: float = _spec(3.0, _positive, "positive")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """``api``: request limits and who may call what."""
+
+    max_content_length: int = _spec(16 * 1024 * 1024, _positive, "a positive integer")
+    max_rows: int = _spec(100_000, _positive, "a positive integer")
+    require_token_for_reads: bool = _spec(False)
+    allow_unauthenticated_admin: bool = _spec(False)
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """``capture``: which predictions are recorded, for how long, and when labels count."""
+
+    enabled: bool = _spec(True)
+    sample_rate: float = _spec(1.0, _fraction, "between 0 and 1")
+    retention_days: float = _spec(30.0, _positive, "positive")
+    min_labelled_rows: int = _spec(30, lambda v: v >= 0, "zero or more")
+
+
+@dataclass(frozen=True)
+class ModelCardSettings:
+    """``model_card``: how the model card slices the data."""
+
+    quantile_buckets: int = _spec(3, lambda v: v >= 1, "at least 1")
+    slices: Mapping[str, tuple[float, ...]] = _spec({})
+
+    @staticmethod
+    def _parse_slices(key: str, value: Any) -> Mapping[str, tuple[float, ...]]:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+        out = {}
+        for column, edges in value.items():
+            if not isinstance(edges, list):
+                raise ConfigError(f"config key '{key}.{column}' must be a list, got {edges!r}")
+            out[column] = tuple(check_value(f"{key}.{column}", e, float) for e in edges)
+        return MappingProxyType(out)
 
 
 @dataclass(frozen=True)
 class ColumnOptions:
-    """Per-column overrides of :class:`DriftOptions`.
+    """``drift.columns.<name>``: a column's own method, threshold or kind.
 
-    Attributes
-    ----------
-    method : str or None
-        One of :data:`METHODS`; ``None`` keeps the global choice.
-    threshold : float or None
-        The method's threshold: a p-value (``ks``, ``chisquare``, drift when
-        ``p < threshold``), a distance (``wasserstein``, ``jensenshannon``) or a
-        PSI (drift when ``>= threshold``).
-    kind : str or None
-        ``"numeric"`` or ``"categorical"`` instead of the dtype rule.
+    ``threshold`` is a p-value for ``ks`` and ``chisquare`` (drift when
+    ``p < threshold``), else a distance or PSI (drift when ``>= threshold``).
     """
 
-    method: str | None = None
-    threshold: float | None = None
-    kind: str | None = None
+    method: str | None = _spec(None)
+    threshold: float | None = _spec(None, _positive, "positive")
+    kind: str | None = _spec(None)
+
+    @staticmethod
+    def _parse_method(key: str, value: Any) -> str | None:
+        return None if value is None else check_value(key, value, METHODS)
+
+    @staticmethod
+    def _parse_kind(key: str, value: Any) -> str | None:
+        return None if value is None else check_value(key, value, KINDS)
 
 
-def _check_number(
-    value: object, key: str, *, low: float, high: float, low_open: bool, high_open: bool
-) -> float:
-    """Validate a finite number within an interval or raise ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{key} must be a number, got {value!r}")
-    out = float(value)
-    too_low = out <= low if low_open else out < low
-    too_high = out >= high if high_open else out > high
-    if not math.isfinite(out) or too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        shown_high = "inf" if math.isinf(high) else f"{high:g}"
-        raise ConfigError(f"{key} must be in {left}{low:g}, {shown_high}{right}, got {value!r}")
-    return out
-
-
-def _check_int(value: object, key: str, *, low: int) -> int:
-    """Validate an integer ``>= low`` or raise ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    if value < low:
-        raise ConfigError(f"{key} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_choice(value: object, key: str, choices: Sequence[str]) -> str:
-    """Validate one of ``choices`` or raise ConfigError."""
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _check_keys(mapping: Mapping[Any, Any], prefix: str, known: Sequence[str]) -> None:
-    """Reject keys not in ``known``, naming the first unknown one."""
-    for key in mapping:
-        if key not in known:
-            raise ConfigError(f"{prefix}.{key} is not a known option (known: {', '.join(known)})")
+_NO_OVERRIDE = ColumnOptions()
 
 
 @dataclass(frozen=True)
 class DriftOptions:
-    """Validated data-drift settings (the ``drift`` section of the config).
+    """``drift``: the data-drift tests; the defaults follow Evidently.
 
-    Build it with :meth:`from_mapping`; the defaults follow Evidently.
-
-    Attributes
-    ----------
-    method : str
-        ``"auto"`` or a method of :data:`METHODS` for every column of the matching
-        kind (a numeric method applies to numeric columns only and a categorical
-        one to categorical columns only; the other kind keeps ``"auto"``).
-    p_value_threshold : float
-        Drift when ``p < p_value_threshold`` (KS, chi-square).
-    distance_threshold : float
-        Drift when ``distance >= distance_threshold`` (normed Wasserstein,
-        Jensen-Shannon).
-    psi_threshold : float
-        Drift when ``psi >= psi_threshold``.
-    large_reference_rows : int
-        ``"auto"`` uses p-value tests up to this many reference rows, distances
-        above.
-    categorical_max_unique : int
-        Integer-valued numeric columns with at most this many distinct reference
-        values are categorical.
-    drift_share : float
-        The dataset drifts when ``drifted columns / columns >= drift_share``.
-    fdr : bool
-        Apply Benjamini-Hochberg to the p-value tests across columns and decide on
-        the adjusted p-values.
-    fdr_alpha : float
-        Threshold of the adjusted p-values (unless a column sets its own).
-    psi_bins : int
-        Number of PSI quantile bins.
-    columns : Mapping[str, ColumnOptions]
-        Per-column overrides.
+    ``method`` ``"auto"`` tests a reference of at most ``large_reference_rows`` rows
+    with p-values (KS / chi-square, drift when ``p < p_value_threshold``) and a
+    larger one with distances (normed Wasserstein / Jensen-Shannon, drift when
+    ``>= distance_threshold``). Integer columns with at most
+    ``categorical_max_unique`` distinct reference values are categorical. The
+    dataset drifts when the share of drifted columns reaches ``drift_share``;
+    ``fdr`` decides on Benjamini-Hochberg adjusted p-values instead (at
+    ``fdr_alpha``).
     """
 
-    method: str = "auto"
-    p_value_threshold: float = 0.05
-    distance_threshold: float = 0.1
-    psi_threshold: float = 0.2
-    large_reference_rows: int = 1000
-    categorical_max_unique: int = 10
-    drift_share: float = 0.5
-    fdr: bool = False
-    fdr_alpha: float = 0.05
-    psi_bins: int = 10
-    columns: Mapping[str, ColumnOptions] = field(
-        default_factory=lambda: MappingProxyType({}), hash=False
-    )
+    method: str = _spec("auto")
+    p_value_threshold: float = _spec(0.05, _open_fraction, "in (0, 1)")
+    distance_threshold: float = _spec(0.1, _positive, "positive")
+    psi_threshold: float = _spec(0.2, _positive, "positive")
+    large_reference_rows: int = _spec(1000, lambda v: v >= 0, "zero or more")
+    categorical_max_unique: int = _spec(10, lambda v: v >= 0, "zero or more")
+    drift_share: float = _spec(0.5, lambda v: 0 < v <= 1, "in (0, 1]")
+    fdr: bool = _spec(False)
+    fdr_alpha: float = _spec(0.05, _open_fraction, "in (0, 1)")
+    psi_bins: int = _spec(10, lambda v: v >= 2, "at least 2")
+    columns: Mapping[str, ColumnOptions] = _spec({})
+
+    @staticmethod
+    def _parse_method(key: str, value: Any) -> str:
+        return str(check_value(key, value, METHODS))
+
+    @staticmethod
+    def _parse_columns(key: str, value: Any) -> Mapping[str, ColumnOptions]:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+        out = {}
+        for name, raw in value.items():
+            options = _section(ColumnOptions, raw, f"{key}.{name}")
+            if options.method in P_VALUE_METHODS and options.threshold is not None:
+                check_value(
+                    f"{key}.{name}.threshold",
+                    options.threshold,
+                    float,
+                    _open_fraction,
+                    "in (0, 1) for a p-value test",
+                )
+            out[str(name)] = options
+        return MappingProxyType(out)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> DriftOptions:
-        """Validate a config mapping and build the options.
-
-        Parameters
-        ----------
-        data : Mapping or None
-            The ``drift`` section; missing keys take their defaults, ``None`` gives
-            all defaults.
-
-        Returns
-        -------
-        DriftOptions
+        """The options of a ``drift`` mapping (``None``: every default).
 
         Raises
         ------
         ConfigError
-            Naming the offending key, e.g. ``drift.columns.x.method must be one of
-            auto, ks, ..., got 'foo'``.
+            Naming the key, e.g. ``config key 'drift.columns.x.method' must be one
+            of [...], got 'foo'``.
         """
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"drift must be a mapping, got {type(data).__name__}")
-        _check_keys(data, "drift", _OPTION_KEYS)
-        kwargs: dict[str, Any] = {}
-        if "method" in data:
-            kwargs["method"] = _check_choice(data["method"], "drift.method", METHODS)
-        for key, low, high in (
-            ("p_value_threshold", 0.0, 1.0),
-            ("fdr_alpha", 0.0, 1.0),
-        ):
-            if key in data:
-                kwargs[key] = _check_number(
-                    data[key],
-                    f"drift.{key}",
-                    low=low,
-                    high=high,
-                    low_open=True,
-                    high_open=True,
-                )
-        for key in ("distance_threshold", "psi_threshold"):
-            if key in data:
-                kwargs[key] = _check_number(
-                    data[key],
-                    f"drift.{key}",
-                    low=0.0,
-                    high=math.inf,
-                    low_open=True,
-                    high_open=True,
-                )
-        if "drift_share" in data:
-            kwargs["drift_share"] = _check_number(
-                data["drift_share"],
-                "drift.drift_share",
-                low=0.0,
-                high=1.0,
-                low_open=True,
-                high_open=False,
-            )
-        for key, low in (
-            ("large_reference_rows", 0),
-            ("categorical_max_unique", 0),
-            ("psi_bins", 2),
-        ):
-            if key in data:
-                kwargs[key] = _check_int(data[key], f"drift.{key}", low=low)
-        if "fdr" in data:
-            if not isinstance(data["fdr"], bool):
-                raise ConfigError(f"drift.fdr must be true or false, got {data['fdr']!r}")
-            kwargs["fdr"] = data["fdr"]
-        if "columns" in data:
-            kwargs["columns"] = MappingProxyType(_parse_columns(data["columns"]))
-        return cls(**kwargs)
+        return cls() if data is None else _section(cls, data, "drift")
 
     def column(self, name: str) -> ColumnOptions:
         """Overrides of column ``name`` (all ``None`` when it has none)."""
         return self.columns.get(name, _NO_OVERRIDE)
 
 
-_NO_OVERRIDE: Final[ColumnOptions] = ColumnOptions()
-
-
-def _parse_columns(raw: object) -> dict[str, ColumnOptions]:
-    """Validate the ``drift.columns`` mapping."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"drift.columns must be a mapping, got {type(raw).__name__}")
-    out: dict[str, ColumnOptions] = {}
-    for name, spec in raw.items():
-        if not isinstance(name, str):
-            raise ConfigError(f"drift.columns keys must be column names, got {name!r}")
-        prefix = f"drift.columns.{name}"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{prefix} must be a mapping, got {type(spec).__name__}")
-        _check_keys(spec, prefix, _COLUMN_OPTION_KEYS)
-        method = spec.get("method")
-        if method is not None:
-            method = _check_choice(method, f"{prefix}.method", METHODS)
-        kind = spec.get("kind")
-        if kind is not None:
-            kind = _check_choice(kind, f"{prefix}.kind", KINDS)
-        threshold = spec.get("threshold")
-        if threshold is not None:
-            p_test = method in P_VALUE_METHODS
-            threshold = _check_number(
-                threshold,
-                f"{prefix}.threshold",
-                low=0.0,
-                high=1.0 if p_test else math.inf,
-                low_open=True,
-                high_open=True,
-            )
-        out[name] = ColumnOptions(method=method, threshold=threshold, kind=kind)
-    return out
-
-
-# -- the settings --------------------------------------------------------------
-ESTIMATOR_CLASSES: dict[str, type[Any]] = {
-    "logistic_regression": LogisticRegression,
-    "random_forest": RandomForestClassifier,
-    "gradient_boosting": GradientBoostingClassifier,
+SECTIONS: dict[str, type[Any]] = {
+    "model": ModelSettings,
+    "thresholds": Thresholds,
+    "policy": Policy,
+    "drift": DriftOptions,
+    "diagnostics": DiagnosticsSettings,
+    "api": ApiSettings,
+    "capture": CaptureSettings,
+    "model_card": ModelCardSettings,
 }
-
-
-def check_estimator(model_config: dict[str, Any]) -> None:
-    """Check ``model.estimator`` and ``model.params`` against scikit-learn.
-
-    Raises
-    ------
-    ConfigError
-        If the estimator is unknown or ``model.params`` has a parameter it does
-        not take (for example ``multi_class``, removed from ``LogisticRegression``
-        in scikit-learn 1.8).
-    """
-    name = model_config.get("estimator", "logistic_regression")
-    try:
-        cls = ESTIMATOR_CLASSES[name]
-    except KeyError:
-        raise ConfigError(
-            f"config key 'model.estimator' must be one of {sorted(ESTIMATOR_CLASSES)}, got {name!r}"
-        ) from None
-    valid = set(cls().get_params())
-    unknown = sorted(set(model_config.get("params") or {}) - valid)
-    if unknown:
-        raise ConfigError(
-            f"config key 'model.params.{unknown[0]}' is not a parameter of "
-            f"{cls.__name__} in scikit-learn {sklearn.__version__}"
-        )
-
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-PATH_KEYS = (
-    "input_folder_path",
-    "output_folder_path",
-    "test_data_path",
-    "output_model_path",
-    "prod_deployment_path",
-)
-
-DEFAULTS: dict[str, Any] = {
+PATH_DEFAULTS = {
     "input_folder_path": "data/practicedata",
     "output_folder_path": "data/ingesteddata",
     "test_data_path": "data/testdata",
     "output_model_path": "models/practicemodels",
     "prod_deployment_path": "models/production_deployment",
+}
+PATH_KEYS = tuple(PATH_DEFAULTS)
+DEFAULTS: dict[str, Any] = {
+    **PATH_DEFAULTS,
     "database_url": "sqlite:///models/monitoring.db",
     "features": ["lastmonth_activity", "lastyear_activity", "number_of_employees"],
     "target": "exited",
     "id_columns": ["corporation"],
-    "model": {
-        "estimator": "logistic_regression",
-        "params": {"C": 1.0, "solver": "liblinear", "random_state": 0},
-    },
-    "thresholds": {"model_drift_tolerance": 0.05, "gate_margin": 0.0},
-    "policy": {
-        "retrain_on_model_drift": True,
-        "retrain_on_data_drift": True,
-        "retrain_every_hours": None,
-    },
-    "drift": {},
-    "diagnostics": {
-        "timing_runs": 3,
-        "dependency_cache_seconds": 86400,
-        "dependency_deadline_seconds": 3.0,
-    },
-    "api": {
-        "max_content_length": 16 * 1024 * 1024,
-        "max_rows": 100_000,
-        "require_token_for_reads": False,
-        "allow_unauthenticated_admin": False,
-    },
-    "capture": {
-        "enabled": True,
-        "sample_rate": 1.0,
-        "retention_days": 30,
-        "min_labelled_rows": 30,
-    },
-    "model_card": {"quantile_buckets": 3, "slices": {}},
-}
-
-# Keys of the nested sections, with the Python types their values may take.
-_NUMBER = (int, float)
-_SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
-    "model": {"estimator": (str,), "params": (dict,)},
-    "thresholds": {"model_drift_tolerance": _NUMBER, "gate_margin": _NUMBER},
-    "policy": {
-        "retrain_on_model_drift": (bool,),
-        "retrain_on_data_drift": (bool,),
-        "retrain_every_hours": (*_NUMBER, type(None)),
-    },
-    "diagnostics": {
-        "timing_runs": (int,),
-        "dependency_cache_seconds": _NUMBER,
-        "dependency_deadline_seconds": _NUMBER,
-    },
-    "api": {
-        "max_content_length": (int,),
-        "max_rows": (int,),
-        "require_token_for_reads": (bool,),
-        "allow_unauthenticated_admin": (bool,),
-    },
-    "capture": {
-        "enabled": (bool,),
-        "sample_rate": _NUMBER,
-        "retention_days": _NUMBER,
-        "min_labelled_rows": (int,),
-    },
-    "model_card": {"quantile_buckets": (int,), "slices": (dict,)},
+    **{name: {} for name in SECTIONS},
 }
 
 
@@ -420,8 +382,9 @@ _SECTIONS: dict[str, dict[str, tuple[type, ...]]] = {
 class Settings:
     """Validated configuration with every path made absolute.
 
-    Attributes mirror the keys of ``config.json``; the five starter path keys are
-    :class:`~pathlib.Path` objects resolved against ``root``.
+    Attributes mirror the keys of ``config.json``: the five starter path keys are
+    :class:`~pathlib.Path` objects resolved against ``root``, the sections are
+    frozen dataclasses.
     """
 
     root: Path
@@ -435,15 +398,15 @@ class Settings:
     features: tuple[str, ...]
     target: str
     id_columns: tuple[str, ...]
-    model: dict[str, Any]
-    thresholds: dict[str, float]
-    policy: dict[str, Any]
-    drift: dict[str, Any]
-    diagnostics: dict[str, Any]
-    api: dict[str, Any]
+    model: ModelSettings = field(default_factory=ModelSettings)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    policy: Policy = field(default_factory=Policy)
+    drift: DriftOptions = field(default_factory=DriftOptions)
+    diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    model_card: ModelCardSettings = field(default_factory=ModelCardSettings)
     api_token: str | None = field(default=None, repr=False)
-    capture: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["capture"]))
-    model_card: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["model_card"]))
 
     # -- derived file locations, one place for every file name ---------------------
     @property
@@ -472,15 +435,9 @@ class Settings:
         """Folders an API client may name a dataset in."""
         return (self.input_folder_path, self.output_folder_path, self.test_data_path)
 
-    @cached_property
-    def drift_options(self) -> DriftOptions:
-        """The validated ``drift`` section (parsed once per settings object)."""
-        return DriftOptions.from_mapping(self.drift)
-
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a validated copy with some top-level keys replaced."""
-        raw = self.to_dict()
-        raw.update(changes)
+        raw = {**self.to_dict(), **changes}
         return settings_from_mapping(
             raw, root=self.root, config_path=self.config_path, api_token=self.api_token
         )
@@ -488,27 +445,26 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able view of the settings (paths relative to ``root``)."""
         out: dict[str, Any] = {}
-        for key in PATH_KEYS:
-            path: Path = getattr(self, key)
-            try:
-                out[key] = str(path.relative_to(self.root))
-            except ValueError:
-                out[key] = str(path)
         for key in DEFAULTS:
-            if key in PATH_KEYS:
-                continue
             value = getattr(self, key)
-            out[key] = list(value) if isinstance(value, tuple) else copy.deepcopy(value)
+            if key in PATH_KEYS:
+                value = str(
+                    value.relative_to(self.root) if value.is_relative_to(self.root) else value
+                )
+            elif key in SECTIONS:
+                value = _as_plain(value)
+            out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
+    """``top`` over ``base``; sections are merged key by key (not ``model.params``)."""
+    out = dict(base)
     for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key != "params":
-            out[key] = _merge(out[key], value)
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "params":
+            out[key] = _merge(dict(out[key]), value)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = value
     return out
 
 
@@ -523,23 +479,16 @@ def _str_list(raw: Mapping[str, Any], key: str, *, allow_empty: bool) -> tuple[s
     return tuple(value)
 
 
-def _check_section(name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"config key '{name}' must be an object, got {value!r}")
-    allowed = _SECTIONS[name]
-    for key, item in value.items():
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown config key '{name}.{key}'; expected one of {sorted(allowed)}"
-            )
-        types = allowed[key]
-        if isinstance(item, bool) and bool not in types:
-            ok = False
-        else:
-            ok = isinstance(item, types)
-        if not ok:
-            names = "/".join(t.__name__ for t in types)
-            raise ConfigError(f"config key '{name}.{key}' must be {names}, got {item!r}")
+def _database_url(value: Any, root: Path) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise ConfigError(
+            f"config key 'database_url' must be an SQLAlchemy URL such as "
+            f"'sqlite:///models/monitoring.db', got {value!r}"
+        )
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        relative = value[len("sqlite:///") :]
+        if relative and relative != ":memory:":
+            return "sqlite:///" + str((root / relative).resolve())
     return value
 
 
@@ -566,32 +515,19 @@ def settings_from_mapping(
     Raises
     ------
     ConfigError
-        Naming the first invalid key.
+        Naming the first invalid key and its value.
     """
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; expected one of {sorted(DEFAULTS)}")
     merged = _merge(DEFAULTS, raw)
     root = root.resolve()
-
-    paths: dict[str, Path] = {}
+    paths: dict[str, Any] = {}
     for key in PATH_KEYS:
         value = merged[key]
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"config key '{key}' must be a non-empty path string, got {value!r}")
         paths[key] = (root / value).resolve()
-
-    database_url = merged["database_url"]
-    if not isinstance(database_url, str) or "://" not in database_url:
-        raise ConfigError(
-            f"config key 'database_url' must be an SQLAlchemy URL such as "
-            f"'sqlite:///models/monitoring.db', got {database_url!r}"
-        )
-    if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////"):
-        relative = database_url[len("sqlite:///") :]
-        if relative and relative != ":memory:":
-            database_url = "sqlite:///" + str((root / relative).resolve())
-
     features = _str_list(merged, "features", allow_empty=False)
     id_columns = _str_list(merged, "id_columns", allow_empty=True)
     target = merged["target"]
@@ -602,50 +538,19 @@ def settings_from_mapping(
         raise ConfigError(
             f"config keys 'features', 'id_columns' and 'target' overlap on {sorted(overlap)}"
         )
-
-    sections = {name: _check_section(name, merged[name]) for name in _SECTIONS}
-
-    check_estimator(sections["model"])
-    for key in ("model_drift_tolerance", "gate_margin"):
-        if not 0 <= sections["thresholds"][key] <= 1:
-            raise ConfigError(f"config key 'thresholds.{key}' must be between 0 and 1")
-    if sections["diagnostics"]["timing_runs"] < 1:
-        raise ConfigError("config key 'diagnostics.timing_runs' must be at least 1")
-    for key in ("max_content_length", "max_rows"):
-        if sections["api"][key] < 1:
-            raise ConfigError(f"config key 'api.{key}' must be a positive integer")
-    if not 0 <= sections["capture"]["sample_rate"] <= 1:
-        raise ConfigError("config key 'capture.sample_rate' must be between 0 and 1")
-    if sections["capture"]["retention_days"] <= 0:
-        raise ConfigError("config key 'capture.retention_days' must be positive")
-    if sections["model_card"]["quantile_buckets"] < 1:
-        raise ConfigError("config key 'model_card.quantile_buckets' must be at least 1")
-    hours = sections["policy"]["retrain_every_hours"]
-    if hours is not None and hours <= 0:
-        raise ConfigError("config key 'policy.retrain_every_hours' must be positive or null")
-
-    drift = merged["drift"]
-    if not isinstance(drift, dict):
-        raise ConfigError(f"config key 'drift' must be an object, got {drift!r}")
-    DriftOptions.from_mapping(drift)
-
+    sections: dict[str, Any] = {
+        name: _section(cls, merged[name], name) for name, cls in SECTIONS.items()
+    }
     return Settings(
         root=root,
         config_path=config_path,
-        **paths,
-        database_url=database_url,
+        database_url=_database_url(merged["database_url"], root),
         features=features,
         target=target,
         id_columns=id_columns,
-        model=sections["model"],
-        thresholds={k: float(v) for k, v in sections["thresholds"].items()},
-        policy=sections["policy"],
-        drift=drift,
-        diagnostics=sections["diagnostics"],
-        api=sections["api"],
         api_token=api_token,
-        capture=sections["capture"],
-        model_card=sections["model_card"],
+        **paths,
+        **sections,
     )
 
 

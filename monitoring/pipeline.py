@@ -83,7 +83,7 @@ def new_data(settings: Settings, store: Store) -> list[dict[str, str]]:
 
 def schedule_due(settings: Settings, store: Store) -> bool:
     """Whether the live model is older than ``policy.retrain_every_hours``."""
-    hours = settings.policy.get("retrain_every_hours")
+    hours = settings.policy.retrain_every_hours
     if not hours:
         return False
     deployments = [d for d in store.deployments() if d["action"] == "deploy"]
@@ -110,7 +110,7 @@ def check_model_drift(
     store.add_score(score_record(champion, metrics, dataset="ingested", dataset_sha256=digest))
     baseline = float(champion.metadata["training_score"]["f1"])
     verdict = tolerance_drift(
-        baseline, metrics["f1"], tolerance=settings.thresholds["model_drift_tolerance"]
+        baseline, metrics["f1"], tolerance=settings.thresholds.model_drift_tolerance
     )
     return {
         **verdict,
@@ -130,7 +130,7 @@ def check_data_drift(
         artifact_reference(champion),
         frame,
         columns=champion.features,
-        options=settings.drift_options,
+        options=settings.drift,
     )
     store.add_drift_report(
         report, model_version=champion.version, source="pipeline", dataset_sha256=digest
@@ -143,9 +143,9 @@ def decide(
 ) -> list[str]:
     """Reasons to retrain under the configured policy (empty: do not retrain)."""
     reasons = []
-    if model_drift and settings.policy["retrain_on_model_drift"]:
+    if model_drift and settings.policy.retrain_on_model_drift:
         reasons.append("model drift")
-    if data_drift and settings.policy["retrain_on_data_drift"]:
+    if data_drift and settings.policy.retrain_on_data_drift:
         reasons.append("data drift")
     if scheduled:
         reasons.append("scheduled retrain")
@@ -294,8 +294,8 @@ def _run(
     live = live_model_drift(  # labelled captured traffic
         live_performance(store).get(champion.version),
         baseline=(champion.metadata.get("training_score") or {}).get("f1"),
-        tolerance=settings.thresholds["model_drift_tolerance"],
-        min_labelled_rows=int(settings.capture["min_labelled_rows"]),
+        tolerance=settings.thresholds.model_drift_tolerance,
+        min_labelled_rows=int(settings.capture.min_labelled_rows),
     )
     evidence["live_model_drift"] = live
 
@@ -322,7 +322,7 @@ def _run(
         champion, test, settings.target, input_name=settings.test_data_file.name
     )
     verdict = gate(
-        champion_metrics["f1"], challenger_metrics["f1"], margin=settings.thresholds["gate_margin"]
+        champion_metrics["f1"], challenger_metrics["f1"], margin=settings.thresholds.gate_margin
     )
     evidence["challenger"] = challenger["version"]
     evidence["gate"] = verdict

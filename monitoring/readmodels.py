@@ -250,8 +250,8 @@ class Monitor:
             depcheck.get(
                 requirements,
                 cache,
-                max_age_seconds=self.settings.diagnostics["dependency_cache_seconds"],
-                deadline=self.settings.diagnostics["dependency_deadline_seconds"],
+                max_age_seconds=self.settings.diagnostics.dependency_cache_seconds,
+                deadline=self.settings.diagnostics.dependency_deadline_seconds,
             )
         )
         if not report.get("refreshing"):  # a running refresh will rewrite the cache
@@ -304,7 +304,7 @@ class Monitor:
             self._cached("reference", artifact.version, lambda: artifact_reference(artifact)),
             frame,
             columns=artifact.features,
-            options=self.settings.drift_options,
+            options=self.settings.drift,
         )
         return {
             "model_version": artifact.version,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.config import load_settings
+from monitoring.config import Thresholds, load_settings
 from monitoring.exceptions import ConfigError
 from tests.conftest import write_config
 
@@ -32,7 +32,7 @@ def test_environment_picks_the_file_and_overrides_keys(project: Path) -> None:
     }
     settings = load_settings(env=env)
     assert settings.input_folder_path == project / "data" / "sourcedata"
-    assert settings.thresholds == {"model_drift_tolerance": 0.05, "gate_margin": 0.1}
+    assert settings.thresholds == Thresholds(model_drift_tolerance=0.05, gate_margin=0.1)
     assert settings.database_url == "sqlite:////tmp/elsewhere.db"
     assert settings.api_token == "s3cret"
     assert "s3cret" not in repr(settings)
@@ -49,7 +49,7 @@ def test_the_shipped_config_keeps_the_starter_keys_and_model() -> None:
         "prod_deployment_path",
     ):
         assert key in raw
-    params = settings.model["params"]
+    params = settings.model.params
     assert (params["C"], params["solver"], params["random_state"]) == (1.0, "liblinear", 0)
     assert "multi_class" not in params
 

@@ -692,27 +692,33 @@ def test_column_options_are_parsed() -> None:
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [
-        ({"method": "foo"}, "drift.method must be one of auto, ks"),
+        ({"method": "foo"}, "config key 'drift.method' must be one of ['auto', 'ks'"),
         ({"p_value_threshold": 1.5}, "drift.p_value_threshold"),
-        ({"p_value_threshold": True}, "drift.p_value_threshold must be a number"),
+        (
+            {"p_value_threshold": True},
+            "config key 'drift.p_value_threshold' must be a number, got True",
+        ),
         ({"distance_threshold": -1}, "drift.distance_threshold"),
         ({"psi_threshold": float("nan")}, "drift.psi_threshold"),
         (
             {"large_reference_rows": 1.5},
-            "drift.large_reference_rows must be an integer",
+            "config key 'drift.large_reference_rows' must be an integer, got 1.5",
         ),
-        ({"categorical_max_unique": -1}, "drift.categorical_max_unique must be >= 0"),
+        (
+            {"categorical_max_unique": -1},
+            "config key 'drift.categorical_max_unique' must be zero or more, got -1",
+        ),
         ({"drift_share": 0}, "drift.drift_share"),
-        ({"fdr": "yes"}, "drift.fdr must be true or false"),
+        ({"fdr": "yes"}, "config key 'drift.fdr' must be bool (true or false), got 'yes'"),
         ({"fdr_alpha": 0}, "drift.fdr_alpha"),
-        ({"psi_bins": 1}, "drift.psi_bins must be >= 2"),
-        ({"bogus": 1}, "drift.bogus is not a known option"),
-        ({"columns": []}, "drift.columns must be a mapping"),
-        ({"columns": {"x": 1}}, "drift.columns.x must be a mapping"),
+        ({"psi_bins": 1}, "config key 'drift.psi_bins' must be at least 2, got 1"),
+        ({"bogus": 1}, "unknown config key 'drift.bogus'; expected one of"),
+        ({"columns": []}, "config key 'drift.columns' must be an object, got []"),
+        ({"columns": {"x": 1}}, "config key 'drift.columns.x' must be an object, got 1"),
         (
             {"columns": {"x": {"method": "foo"}}},
-            "drift.columns.x.method must be one of auto, ks, wasserstein, psi, "
-            "chisquare, jensenshannon, got 'foo'",
+            "config key 'drift.columns.x.method' must be one of ['auto', 'ks', 'wasserstein', "
+            "'psi', 'chisquare', 'jensenshannon'], got 'foo'",
         ),
         ({"columns": {"x": {"kind": "text"}}}, "drift.columns.x.kind"),
         ({"columns": {"x": {"threshold": 0}}}, "drift.columns.x.threshold"),
@@ -730,7 +736,7 @@ def test_invalid_options_name_the_key(mapping: dict[str, Any], message: str) -> 
 
 
 def test_options_must_be_a_mapping() -> None:
-    with pytest.raises(ConfigError, match="drift must be a mapping"):
+    with pytest.raises(ConfigError, match="config key 'drift' must be an object"):
         DriftOptions.from_mapping(["method"])  # type: ignore[arg-type]
 
 

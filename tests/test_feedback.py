@@ -159,7 +159,7 @@ def test_sampling_rate_zero_captures_nothing(
 
 def test_retention_deletes_old_rows(api: Any, settings: Settings, store: Store) -> None:
     body = api.post("/prediction", json={"data": ROWS}).get_json()
-    later = datetime.now(UTC) + timedelta(days=settings.capture["retention_days"] + 1)
+    later = datetime.now(UTC) + timedelta(days=settings.capture.retention_days + 1)
     assert capture.purge(store, settings, now=later) == 2
     assert capture.captured(store, request_id=body["request_id"]) == []
 
@@ -175,7 +175,7 @@ def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
     monkeypatch.setattr(journal, "PURGE_EVERY", 0.0)
     monkeypatch.setattr(journal, "IDLE_STOP", 0.3)
     database = store.engine.url.database
-    old = (datetime.now(UTC) - timedelta(days=settings.capture["retention_days"] + 1)).isoformat()
+    old = (datetime.now(UTC) - timedelta(days=settings.capture.retention_days + 1)).isoformat()
     with sqlite3.connect(database) as connection:
         connection.execute(
             "INSERT INTO captured_predictions (request_id, row_index, captured_at, inputs,"
@@ -389,8 +389,8 @@ def test_few_labels_are_evidence_only(
     result = live_model_drift(
         capture.live_performance(store).get(deployed["model_version"]),
         baseline=0.8,
-        tolerance=settings.thresholds["model_drift_tolerance"],
-        min_labelled_rows=settings.capture["min_labelled_rows"],
+        tolerance=settings.thresholds.model_drift_tolerance,
+        min_labelled_rows=settings.capture.min_labelled_rows,
     )
     assert result["checked"] is False and result["drift"] is False
     assert result["reason"] == "0 labelled live rows; at least 30 needed"

@@ -34,7 +34,9 @@ def _error(response: Any, status: int, message: str) -> dict[str, Any]:
 
 
 def _client(settings: Settings, token: str | None = TOKEN, **api: Any) -> Any:
-    changed = settings.with_overrides(api={**settings.api, **api}) if api else settings
+    changed = (
+        settings.with_overrides(api=dataclasses.replace(settings.api, **api)) if api else settings
+    )
     return create_app(
         dataclasses.replace(changed, api_token=token), {"TESTING": True}
     ).test_client()
@@ -249,11 +251,11 @@ def test_a_symlinked_folder_out_of_the_data_folders_is_refused(
 
 def test_a_million_rows_over_the_size_limit_is_413(api: Any, settings: Settings) -> None:
     body = HEADER + b"1234567,1234567,12345678\n" * 1_000_000
-    assert len(body) > settings.api["max_content_length"]
+    assert len(body) > settings.api.max_content_length
     _error(
         api.post("/prediction", data=body, content_type="text/csv"),
         413,
-        f"request body is larger than the limit of {settings.api['max_content_length']} bytes",
+        f"request body is larger than the limit of {settings.api.max_content_length} bytes",
     )
 
 
@@ -423,10 +425,10 @@ def test_unauthenticated_admin_only_when_allowed(
 
 def test_api_config_keys_are_checked(make_settings: Any, settings: Settings) -> None:
     with pytest.raises(ConfigError, match="config key 'api.require_token_for_reads' must be bool"):
-        make_settings(api={**settings.api, "require_token_for_reads": "yes"})
+        make_settings(api={"require_token_for_reads": "yes"})
     with pytest.raises(ConfigError, match="unknown config key 'api.token'"):
         make_settings(api={"token": "x"})
-    assert settings.api["allow_unauthenticated_admin"] is False
+    assert settings.api.allow_unauthenticated_admin is False
     assert "api_token" not in repr(settings) or TOKEN not in repr(settings)
 
 

@@ -291,7 +291,7 @@ def run_importer(
     (:func:`use_idle_priority`) once set up, so its start is not starved.
     """
 
-    if not settings.capture["enabled"]:
+    if not settings.capture.enabled:
         return
     store = Store(settings.database_url)
     if store.file is None or stop():
@@ -300,7 +300,7 @@ def run_importer(
     database = str(store.file)
     journal_folder(database).mkdir(exist_ok=True)
     importer = _Importer(database)
-    importer.retention_days = float(settings.capture["retention_days"])
+    importer.retention_days = float(settings.capture.retention_days)
     if idle_priority:
         use_idle_priority()
     try:

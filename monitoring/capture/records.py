@@ -46,10 +46,9 @@ PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures,
 
 def should_capture(settings: Settings) -> bool:
     """Whether to capture this request under ``capture.enabled``/``sample_rate``."""
-    conf = settings.capture
-    if not conf["enabled"]:
+    if not settings.capture.enabled:
         return False
-    rate = float(conf["sample_rate"])
+    rate = settings.capture.sample_rate
     return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
 
 
@@ -96,7 +95,7 @@ def record(
     if store.engine.dialect.name == "sqlite":
         while True:
             writer = _sqlite_writer(store)
-            writer.retention_days = float(settings.capture["retention_days"])
+            writer.retention_days = float(settings.capture.retention_days)
             try:
                 return writer.insert(
                     [request_id, now, model_version, columns, inputs, predictions, probabilities]
@@ -130,7 +129,7 @@ def record(
 def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
     """Delete captured rows older than ``capture.retention_days``; return how many."""
     import_journals(store)
-    cutoff = _cutoff(now or datetime.now(UTC), settings.capture["retention_days"])
+    cutoff = _cutoff(now or datetime.now(UTC), settings.capture.retention_days)
     with store.engine.begin() as conn:
         result = conn.execute(
             delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)

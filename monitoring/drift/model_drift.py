@@ -329,7 +329,7 @@ def model_drift_status(settings: Any, store: Any, artifact: Any) -> dict[str, An
         new_data = tolerance_drift(
             float(baseline),
             float(ingested[-1]["f1"]),
-            tolerance=settings.thresholds["model_drift_tolerance"],
+            tolerance=settings.thresholds.model_drift_tolerance,
         )
         new_data["scored_at"] = ingested[-1]["scored_at"]
         checks["new_data"] = new_data
@@ -337,7 +337,7 @@ def model_drift_status(settings: Any, store: Any, artifact: Any) -> dict[str, An
         reason = (
             f"F1 on the newest ingested data {ingested[-1]['f1']:.4f} vs "
             f"{float(baseline):.4f} on the training data "
-            f"(tolerance {settings.thresholds['model_drift_tolerance']})"
+            f"(tolerance {settings.thresholds.model_drift_tolerance})"
         )
     else:
         drift = False

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 import pandas as pd
 
-from monitoring.config import KINDS, DriftOptions, _check_choice, _check_int
+from monitoring.config import KINDS, DriftOptions, check_value
 from monitoring.drift.statistics import (
     FloatArray,
     IntArray,
@@ -270,11 +270,17 @@ class ReferenceProfile:
 
     def _validated_params(self) -> tuple[int, int, dict[str, str]]:
         """Check the constructor parameters at fit time."""
-        max_unique = _check_int(self.categorical_max_unique, "categorical_max_unique", low=0)
-        bins = _check_int(self.psi_bins, "psi_bins", low=2)
+        max_unique = check_value(
+            "categorical_max_unique",
+            self.categorical_max_unique,
+            int,
+            lambda v: v >= 0,
+            "zero or more",
+        )
+        bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
         kinds: dict[str, str] = {}
         for name, kind in (self.kinds or {}).items():
-            kinds[name] = _check_choice(kind, f"kinds.{name}", KINDS)
+            kinds[name] = check_value(f"kinds.{name}", kind, KINDS)
         return max_unique, bins, kinds
 
     def fit(
@@ -473,7 +479,7 @@ class ReferenceProfile:
                     categorical = _CategoricalProfile(values=cat_values, counts=counts)
                 profiles[str(entry["name"])] = _ColumnProfile(
                     name=str(entry["name"]),
-                    kind=_check_choice(entry["kind"], "kind", KINDS),
+                    kind=check_value("kind", entry["kind"], KINDS),
                     value_type=entry["value_type"],
                     n_rows=int(entry["n_rows"]),
                     n_null=int(entry["n_null"]),

@@ -27,7 +27,7 @@ from scipy.special import expit
 from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from monitoring.config import ESTIMATOR_CLASSES
+from monitoring.config import ESTIMATOR_CLASSES, ModelSettings
 from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.exceptions import IntegrityError, MissingArtifactError
 from monitoring.storage.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
@@ -36,10 +36,9 @@ MODEL_FILE = "trainedmodel.pkl"
 METADATA_FILE = "trainedmodel.json"
 
 
-def build_estimator(model_config: dict[str, Any]) -> ClassifierMixin:
-    """Instantiate the configured (and, by :mod:`monitoring.config`, checked) estimator."""
-    cls = ESTIMATOR_CLASSES[model_config.get("estimator", "logistic_regression")]
-    estimator: ClassifierMixin = cls(**dict(model_config.get("params") or {}))
+def build_estimator(model: ModelSettings) -> ClassifierMixin:
+    """An unfitted instance of the configured (and already checked) estimator."""
+    estimator: ClassifierMixin = ESTIMATOR_CLASSES[model.estimator](**model.params)
     return estimator
 
 

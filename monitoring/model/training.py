@@ -93,7 +93,7 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
 
     folder = settings.output_model_path
     folder.mkdir(parents=True, exist_ok=True)
-    profile = ReferenceProfile.from_options(settings.drift_options).fit(X)
+    profile = ReferenceProfile.from_options(settings.drift).fit(X)
     profile.save(folder / REFERENCE_PROFILE)
 
     proba = estimator.predict_proba(X)[:, 1]

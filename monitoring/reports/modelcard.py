@@ -40,10 +40,10 @@ INTENDED_USE = (
 
 def slice_edges(settings: Settings, train: pd.DataFrame, column: str) -> list[float]:
     """Inner cut points of ``column``: configured, or training-data quantiles."""
-    configured = settings.model_card.get("slices", {}).get(column)
+    configured = settings.model_card.slices.get(column)
     if configured:
         return sorted(float(v) for v in configured)
-    buckets = int(settings.model_card.get("quantile_buckets", 3))
+    buckets = int(settings.model_card.quantile_buckets)
     values = pd.to_numeric(train[column], errors="coerce").dropna().to_numpy(dtype=float)
     if buckets < 2 or values.size == 0:
         return []

@@ -73,13 +73,13 @@ def check_access(settings: Settings, endpoint: str | None, blueprint: str | None
     token = settings.api_token
     if blueprint == bp.name:
         if token is None:
-            if settings.api["allow_unauthenticated_admin"]:
+            if settings.api.allow_unauthenticated_admin:
                 return None
             return error_response(403, ADMIN_DISABLED)
         if not _bearer_ok(token):
             return _unauthorized("admin endpoints need 'Authorization: Bearer <token>'")
         return None
-    if settings.api["require_token_for_reads"]:
+    if settings.api.require_token_for_reads:
         if token is None:
             return error_response(
                 403, "reads require a token (api.require_token_for_reads) but none is set"
