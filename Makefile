@@ -25,7 +25,7 @@ test: $(VENV)/.deps
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.deps
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 bench: $(VENV)/.deps
 	$(BIN)/python benchmarks/run_all.py

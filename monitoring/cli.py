@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -134,7 +136,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     def after_deploy() -> dict[str, Any]:
         report = generate_report(settings)
         if args.api_url:
-            import apicalls
+            import apicalls  # the course's script at the project root, needed only here
 
             report["apicalls"] = apicalls.run(args.api_url, settings)
         return report
@@ -148,9 +150,6 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_capture_importer(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    import os
-    import signal
-
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     parent = args.parent_pid

@@ -13,6 +13,7 @@ import fcntl
 import functools
 import json
 import os
+import resource
 import sqlite3
 import threading
 import time
@@ -462,8 +463,6 @@ def use_idle_priority() -> None:
     ``nice 19`` instead.
     """
     global _idle_priority
-    import resource
-
     limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
     may_return = os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20
     if may_return and hasattr(os, "SCHED_IDLE"):

@@ -41,6 +41,8 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from monitoring.config import Settings
 from monitoring.data.profile import ProfileParts
@@ -192,9 +194,6 @@ def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) ->
     header : bool, default True
         Write the header line (False to append rows to a file that has one).
     """
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
     names = [str(c) for c in frame.columns]
     plain = len(names) > 1 and len(frame) > 0 and all(_CSV_PLAIN.fullmatch(n) for n in names)
     arrays = []

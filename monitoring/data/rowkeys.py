@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 _U64 = np.uint64
 # Multipliers of two 64-bit mixers (splitmix64's and murmur3's finalisers), one per
@@ -52,8 +53,6 @@ def _string_words(values: pd.Series) -> list[np.ndarray]:
     Strings up to 256 bytes are hashed in 8-byte words, vectorised; longer ones
     by BLAKE2b, one by one. A missing value gets its own word.
     """
-    import pyarrow as pa
-
     array = pa.array(values.array)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()

@@ -33,7 +33,14 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from flask import Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -217,14 +224,8 @@ def render_metrics(settings: Settings, store: Store) -> bytes:
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector(settings, store))
     folder = multiprocess_dir()
+    live = REGISTRY
     if folder:
-        from prometheus_client import multiprocess
-
         live = CollectorRegistry()
         multiprocess.MultiProcessCollector(live, path=folder)
-    else:
-        from prometheus_client import REGISTRY as live
     return generate_latest(live) + generate_latest(state)
-
-
-# -- routes ----------------------------------------------------------------------
