@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 
 from monitoring.config import Settings, load_settings
-from monitoring.readmodels import Monitor
+from monitoring.readmodels import ReadModels
 from monitoring.web import admin, api, errors, openapi, ops
 
 
@@ -54,8 +54,8 @@ def configure_app(app: Flask, settings: Settings, test_config: Mapping[str, Any]
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
-    """One :class:`~monitoring.readmodels.Monitor` per process (per gunicorn worker)."""
-    app.extensions["monitor"] = Monitor(settings)
+    """One :class:`~monitoring.readmodels.ReadModels` per process (per gunicorn worker)."""
+    app.extensions["readmodels"] = ReadModels(settings)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -25,7 +25,7 @@ from monitoring.model.deployment import current_version, list_versions, rollback
 from monitoring.model.scoring import score
 from monitoring.model.training import train
 from monitoring.pipeline import bootstrap, publish, run_full_process
-from monitoring.readmodels import DEPENDENCY_CACHE, Monitor
+from monitoring.readmodels import DEPENDENCY_CACHE, ReadModels
 from monitoring.reports.reporting import generate_report
 from monitoring.storage.files import read_table
 from monitoring.storage.store import Store
@@ -111,7 +111,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_drift(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
-    report = Monitor(settings).drift(record=True)
+    report = ReadModels(settings).drift.record()
     _say(
         f"dataset drift: {report['dataset_drift']} "
         f"({report['n_drifted']}/{report['n_columns']} columns: {report['drifted_columns']})"

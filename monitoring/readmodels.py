@@ -1,30 +1,38 @@
-"""The read side of the service: what the API, the report and ``apicalls`` show.
+"""Read models: what the API, the dashboard and the report show, cached per process.
 
-:class:`Monitor` is created once per process (per gunicorn worker). It keeps the
-deployed model in memory and notices a redeploy by a ``stat`` of the ``CURRENT``
-file on each use, so a new model is served on the next request without a restart.
-Derived results (the data profile, the deployed model's score) are cached against
-the identity of the file they come from, so a request never re-reads data or
-re-runs a step. Nothing here writes production files.
+:class:`ReadModels` is built once per process (per gunicorn worker) and holds one
+small read model per thing served:
+
+- :class:`LiveModel`: the deployed model (``/prediction``, ``/health``), reloaded
+  when the ``CURRENT`` file changes (a ``stat`` per use), so a redeploy is served
+  on the next request without a restart;
+- :class:`ScoringView` (``/scoring``), :class:`ProfileView` (``/summarystats``),
+  :class:`DiagnosticsView` (``/diagnostics``) and :class:`DriftView` (``/drift``).
+
+Each caches what it derives in one :class:`ResultCache`, keyed on the identity of
+the files or the store state it comes from, so a request never re-reads data or
+re-runs a step. Nothing here writes production files; only ``POST /drift`` records
+its report.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
+from monitoring.capture import live_performance
 from monitoring.config import Settings
 from monitoring.data.validation import check_columns, check_not_empty
-from monitoring.diagnostics import dependencies as depcheck
+from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
-from monitoring.drift import detect_data_drift, model_drift_status
+from monitoring.drift import ReferenceProfile, detect_data_drift, model_drift_status
 from monitoring.exceptions import MissingArtifactError, NotDeployedError
 from monitoring.model.artifact import Artifact, load_artifact
-from monitoring.model.deployment import CURRENT_FILE, current_folder, list_versions
+from monitoring.model.deployment import CURRENT_FILE, current_folder
 from monitoring.model.scoring import read_score
 from monitoring.model.training import artifact_reference
 from monitoring.storage.files import file_identity, read_json, read_table
@@ -34,38 +42,67 @@ DEPENDENCY_CACHE = ".dependency-check.json"
 # The dependency report lists installed versions, read from package metadata (a few
 # ms); it is recomputed when its inputs change or after this many seconds.
 DEPENDENCY_TTL_SECONDS = 10.0
-# A store summary refreshed with a min_age is kept at least this many times as long
-# as it took to compute (Monitor.store_cached).
+# A result kept with a min_age is kept at least this many times as long as it took
+# to compute, so refreshing a summary that grew expensive costs a worker about 5%.
 REFRESH_COST_FACTOR = 20
+NOT_INGESTED = "no data has been ingested yet; run 'python -m monitoring ingest' first"
 
 
-class Monitor:
-    """Per-process access to the deployed model and the cached diagnostics.
+class ResultCache:
+    """Results kept until their key changes.
 
     Parameters
     ----------
-    settings : Settings
-    store : Store, optional
+    clock : callable, default time.monotonic
+        Seconds, for ``min_age``.
     """
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
-        self.settings = settings
-        self.store = store or Store(settings.database_url)
-        self._lock = threading.Lock()
-        self._model_key: tuple[int, int, int] | None = None
-        self._artifact: Artifact | None = None
-        self._cache: dict[str, tuple[Any, Any]] = {}
-        self._computed_at: dict[str, float] = {}
-        self._compute_seconds: dict[str, float] = {}
-        # Stat on every request: the paths are built once.
-        self._current_file = settings.prod_deployment_path / CURRENT_FILE
-        self._profile_file = settings.profile_file
-        database = self.store.file
-        self._store_files = None if database is None else (database, Path(f"{database}-wal"))
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._entries: dict[str, tuple[Any, Any, float, float]] = {}
 
-    # -- the deployed model ------------------------------------------------------
+    def get(self, name: str, key: Any, compute: Callable[[], Any], *, min_age: float = 0.0) -> Any:
+        """``compute()`` unless the value cached as ``name`` was computed for ``key``.
+
+        With ``min_age`` a cached value is kept that many seconds whatever the key
+        (and at least :data:`REFRESH_COST_FACTOR` times as long as it took): for
+        summaries of tables that grow all the time.
+        """
+        entry = self._entries.get(name)
+        now = self.clock()
+        if entry is not None:
+            cached_key, value, computed_at, cost = entry
+            if cached_key == key or (
+                min_age and now - computed_at < max(min_age, REFRESH_COST_FACTOR * cost)
+            ):
+                return value
+        value = compute()
+        self._entries[name] = (key, value, now, self.clock() - now)
+        return value
+
+    def forget(self, name: str) -> None:
+        """Drop the value cached as ``name``."""
+        self._entries.pop(name, None)
+
+
+def store_key(store: Store, clock: Callable[[], float], *, records_only: bool = False) -> Any:
+    """:meth:`Store.change_key`, or the current second for a store without files."""
+    key = store.change_key(records_only=records_only)
+    return ("second", int(clock())) if key is None else key
+
+
+class LiveModel:
+    """The deployed model of this process, reloaded when ``CURRENT`` changes."""
+
+    def __init__(self, settings: Settings, cache: ResultCache) -> None:
+        self.settings = settings
+        self.cache = cache
+        self._current_file = settings.prod_deployment_path / CURRENT_FILE  # stat per request
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Artifact] | None = None
+
     def artifact(self) -> Artifact:
-        """The live model, reloaded when ``CURRENT`` changes.
+        """The live model.
 
         Raises
         ------
@@ -77,234 +114,190 @@ class Monitor:
             raise NotDeployedError(
                 "no model is deployed yet; run 'python -m monitoring setup' first"
             )
-        artifact = self._artifact
-        if artifact is None or key != self._model_key:
+        loaded = self._loaded
+        if loaded is None or loaded[0] != key:
             with self._lock:
-                if self._artifact is None or key != self._model_key:
-                    self._artifact = load_artifact(current_folder(self.settings))
-                    self._model_key = key
-                artifact = self._artifact
-        assert artifact is not None
-        return artifact
+                if self._loaded is None or self._loaded[0] != key:
+                    self._loaded = (key, load_artifact(current_folder(self.settings)))
+                loaded = self._loaded
+        return loaded[1]
 
-    def _cached(self, name: str, key: Any, compute: Any) -> Any:
-        """``compute()`` unless the value cached under ``name`` has ``key``.
+    def reference(self) -> ReferenceProfile:
+        """The drift reference profile saved with the live model."""
+        artifact = self.artifact()
+        return self.cache.get("reference", artifact.version, lambda: artifact_reference(artifact))
 
-        Records when and for how long a value was computed (``store_cached``).
-        """
-        hit = self._cache.get(name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        started = time.monotonic()
-        value = compute()
-        self._computed_at[name] = started
-        self._compute_seconds[name] = time.monotonic() - started
-        self._cache[name] = (key, value)
-        return value
-
-    # -- endpoints ---------------------------------------------------------------
     def predict(self, frame: pd.DataFrame, *, input_name: str) -> dict[str, Any]:
-        """Predictions of the live model for ``frame``."""
+        """``/prediction``: classes and probabilities of the live model for ``frame``."""
         artifact = self.artifact()
         result = artifact.predict(frame, input_name=input_name)
         return {"model_version": artifact.version, "n_rows": len(frame), **result}
 
-    def scoring(self) -> dict[str, Any]:
-        """The live model's recorded test score with its model-drift verdict."""
-        artifact = self.artifact()
-        key = (artifact.version, self._history_key())
-        return self._cached("scoring", key, lambda: self._scoring(artifact))
+    def health(self) -> dict[str, Any]:
+        """``/health``: liveness, and which version is deployed."""
+        try:
+            version: str | None = self.artifact().version
+            status = "ok"
+        except (NotDeployedError, MissingArtifactError):
+            version, status = None, "no_model"
+        return {"status": status, "model_version": version, "time": time.time()}
 
-    def _records_key(self) -> tuple[str, Any] | None:
-        """Identity of the store's records stamp (``None`` without a SQLite file)."""
-        if self.store.stamp is None:
-            return None
-        return ("stamp", file_identity(self.store.stamp))
+
+class ScoringView:
+    """``/scoring``: the live model's test score, model-drift verdict and live performance."""
+
+    def __init__(self, settings: Settings, store: Store, model: LiveModel) -> None:
+        self.settings, self.store, self.model, self.cache = settings, store, model, model.cache
+
+    def current(self) -> dict[str, Any]:
+        """The recorded test score of the live model with its model-drift verdict."""
+        artifact = self.model.artifact()
+        key = (artifact.version, self._history_key())
+        return self.cache.get("scoring", key, lambda: self._scoring(artifact))
+
+    def live(self) -> dict[str, Any]:
+        """Metrics of each version on labelled captured traffic, refreshed at most once a
+        second (less often when it takes long to compute)."""
+        key = store_key(self.store, self.cache.clock)
+        return self.cache.get(
+            "live_performance", key, lambda: live_performance(self.store), min_age=1.0
+        )
 
     def _history_key(self) -> Any:
-        # Every write of scores touches the store's records stamp: a stat is enough.
-        stamp = self._records_key()
+        stamp = self.store.change_key(records_only=True)  # every score write touches it
         if stamp is not None:
             return stamp
-        # Another database: scores only grow, so a new row means new history.
-        rows = self.store.scores(limit=1)
+        rows = self.store.scores(limit=1)  # another database: scores only grow
         return rows[-1]["id"] if rows else None
-
-    def store_cached(
-        self, name: str, compute: Any, *, min_age: float = 0.0, records_only: bool = False
-    ) -> Any:
-        """``compute()``, cached in this process until the record store changes.
-
-        For results derived only from the store (for example the live performance
-        on captured traffic), so a GET does not query the database each time.
-        Without a SQLite file to stat the result is kept for at most a second.
-        With ``min_age`` a result is kept that many seconds even if the store
-        changes meanwhile (for summaries of a table that grows all the time), and
-        at least :data:`REFRESH_COST_FACTOR` times as long as computing it took,
-        so refreshing a summary that grew expensive takes at most about 5% of a
-        worker's time.
-        With ``records_only`` only writes of the store's records (not captured
-        predictions or labels) count as changes (:func:`~monitoring.store.records_stamp`).
-        """
-        now = time.monotonic()
-        computed = self._computed_at.get(name)
-        if min_age and computed is not None and name in self._cache:
-            keep = max(min_age, REFRESH_COST_FACTOR * self._compute_seconds.get(name, 0.0))
-            if now - computed < keep:
-                return self._cache[name][1]
-        key = (self._records_key() if records_only else None) or self._store_key()
-        if key is None:
-            key = ("time", int(now))
-        return self._cached(name, key, compute)
-
-    def _store_key(self) -> tuple[Any, ...] | None:
-        """Identity of the SQLite store's files (``None`` for another database).
-
-        With WAL journaling a commit appends to ``-wal`` and a checkpoint rewrites
-        the main file, so together they change on every write.
-        """
-        if self._store_files is None:
-            return None
-        database, wal = self._store_files
-        return (file_identity(database), file_identity(wal))
 
     def _scoring(self, artifact: Artifact) -> dict[str, Any]:
         score = read_score(artifact.folder)
         if score is None:
             raise MissingArtifactError(f"the deployed model {artifact.version} has no score")
-        metrics = {
-            k: score.get(k)
-            for k in (
-                "f1",
-                "precision",
-                "recall",
-                "accuracy",
-                "roc_auc",
-                "n_rows",
-                "confusion_matrix",
-                "scored_at",
-            )
-        }
+        names = ("f1", "precision", "recall", "accuracy", "roc_auc", "n_rows", "confusion_matrix")
         return {
             "model_version": artifact.version,
             "model_score": score.get("f1"),
             "metric": "f1",
             "dataset": "test",
-            **metrics,
+            **{name: score.get(name) for name in (*names, "scored_at")},
             "model_drift": model_drift_status(self.settings, self.store, artifact),
         }
 
-    def summarystats(self) -> dict[str, Any]:
+
+class ProfileView:
+    """``/summarystats`` and missing data: the data profile written at ingestion."""
+
+    def __init__(self, settings: Settings, cache: ResultCache) -> None:
+        self.path, self.cache = settings.profile_file, cache
+
+    def _profile(self) -> dict[str, Any] | None:
+        profile = self.cache.get("profile", file_identity(self.path), lambda: read_json(self.path))
+        return profile if isinstance(profile, dict) else None
+
+    def summary(self) -> dict[str, Any]:
         """Summary statistics of the ingested data, computed at ingestion."""
-        path = self._profile_file
+        profile = self._profile()
+        if profile is None:
+            raise MissingArtifactError(NOT_INGESTED)
+        return {key: profile[key] for key in ("rows", "computed_at", "summary")}
 
-        def load() -> dict[str, Any]:
-            profile = read_json(path)
-            if not isinstance(profile, dict):
-                raise MissingArtifactError(
-                    "no data has been ingested yet; run 'python -m monitoring ingest' first"
-                )
-            return {
-                "rows": profile["rows"],
-                "computed_at": profile["computed_at"],
-                "summary": profile["summary"],
-            }
+    def missing(self) -> list[dict[str, Any]]:
+        """Missing-data share of each column (empty before the first ingestion)."""
+        return list((self._profile() or {}).get("missing", []))
 
-        return self._cached("summarystats", file_identity(path), load)
 
-    def diagnostics(self) -> dict[str, Any]:
-        """Missing data, recorded step timings and the (cached) dependency check."""
+class DiagnosticsView:
+    """``/diagnostics``: missing data, recorded step timings, the dependency check."""
 
-        profile_path = self._profile_file
-        missing = self._cached(
-            "missing_data",
-            file_identity(profile_path),
-            lambda: (read_json(profile_path) or {}).get("missing", []),
+    def __init__(self, settings: Settings, store: Store, profile: ProfileView) -> None:
+        self.settings, self.store, self.profile, self.cache = (
+            settings,
+            store,
+            profile,
+            profile.cache,
         )
-        timings = self.store_cached(
-            "timings", lambda: recorded_timings(self.store), records_only=True
+
+    def current(self) -> dict[str, Any]:
+        timings = self.cache.get(
+            "timings",
+            store_key(self.store, self.cache.clock, records_only=True),
+            lambda: recorded_timings(self.store),
         )
         return {
-            "missing_data": missing,
+            "missing_data": self.profile.missing(),
             "missing_data_unit": "share of rows, 0 to 1",
             "execution_time": timings,
             "execution_time_unit": "seconds",
-            "dependencies": self._dependencies(),
+            "dependencies": self.dependencies(),
         }
 
-    def _dependencies(self) -> dict[str, Any]:
-        """The dependency report, kept in memory for a few seconds.
-
-        Keyed on the requirements file and the cache file, so a refresh written by
-        any process (or the CLI) is shown on the next request.
-        """
+    def dependencies(self) -> dict[str, Any]:
+        """The dependency report, kept a few seconds and while its files are unchanged, so
+        a refresh written by any process (or the CLI) is shown on the next request."""
         requirements = self.settings.root / "requirements.txt"
-        cache = self.settings.output_model_path / DEPENDENCY_CACHE
-        now = time.monotonic()
-        key = (file_identity(requirements), file_identity(cache))
-        hit = self._cache.get("dependencies")
-        if hit is not None and hit[0][0] == key and now - hit[0][1] < DEPENDENCY_TTL_SECONDS:
-            report: dict[str, Any] = hit[1]
-            return report
-        report = dict(
-            depcheck.get(
-                requirements,
-                cache,
-                max_age_seconds=self.settings.diagnostics.dependency_cache_seconds,
-                deadline=self.settings.diagnostics.dependency_deadline_seconds,
-            )
+        cache_file = self.settings.output_model_path / DEPENDENCY_CACHE
+        key = (
+            file_identity(requirements),
+            file_identity(cache_file),
+            int(self.cache.clock() // DEPENDENCY_TTL_SECONDS),
         )
-        if not report.get("refreshing"):  # a running refresh will rewrite the cache
-            self._cache["dependencies"] = ((key, now), report)
-        return report
-
-    def drift(
-        self,
-        frame: pd.DataFrame | None = None,
-        *,
-        input_name: str = "request body",
-        record: bool = True,
-    ) -> dict[str, Any]:
-        """Data drift of ``frame`` (default: the ingested data) against the live model's
-        training data; ``record`` stores the report in the record store.
-
-        The result for the ingested data is cached per (model version,
-        ``finaldata.csv`` identity), so repeated ``GET /drift`` cost nothing.
-        """
-        artifact = self.artifact()
-        if frame is None:
-            path = self.settings.finaldata_file
-            if not path.is_file():
-                raise MissingArtifactError(
-                    "no data has been ingested yet; run 'python -m monitoring ingest' first"
+        report: dict[str, Any] = self.cache.get(
+            "dependencies",
+            key,
+            lambda: dict(
+                dependencies.get(
+                    requirements,
+                    cache_file,
+                    max_age_seconds=self.settings.diagnostics.dependency_cache_seconds,
+                    deadline=self.settings.diagnostics.dependency_deadline_seconds,
                 )
-            report = self._cached(
-                "drift",
-                (artifact.version, file_identity(path)),
-                lambda: self._drift(artifact, read_table(path), path.name, "ingested"),
-            )
-        else:
-            report = self._drift(artifact, frame, input_name, "request")
-        if record:
-            report = {
-                **report,
-                "id": self.store.add_drift_report(
-                    report, model_version=artifact.version, source=report["source"]
-                ),
-            }
+            ),
+        )
+        if report.get("refreshing"):  # a running refresh will rewrite the cache file
+            self.cache.forget("dependencies")
         return report
 
-    def _drift(
-        self, artifact: Artifact, frame: pd.DataFrame, input_name: str, source: str
-    ) -> dict[str, Any]:
 
+class DriftView:
+    """``/drift``: data drift against the live model's training data."""
+
+    def __init__(self, settings: Settings, store: Store, model: LiveModel) -> None:
+        self.settings, self.store, self.model, self.cache = settings, store, model, model.cache
+
+    def latest(self) -> dict[str, Any]:
+        """Drift of the ingested data (not recorded), cached per model and data file."""
+        artifact = self.model.artifact()
+        path = self.settings.finaldata_file
+        if not path.is_file():
+            raise MissingArtifactError(NOT_INGESTED)
+        return self.cache.get(
+            "drift",
+            (artifact.version, file_identity(path)),
+            lambda: self.report(read_table(path), input_name=path.name, source="ingested"),
+        )
+
+    def record(self, frame: pd.DataFrame | None = None, *, input_name: str = "") -> dict[str, Any]:
+        """Drift of ``frame`` (default: the ingested data), stored in the record store.
+
+        Returns the report with its ``id``.
+        """
+        if frame is None:
+            report = self.latest()
+        else:
+            report = self.report(frame, input_name=input_name, source="request")
+        report_id = self.store.add_drift_report(
+            report, model_version=report["model_version"], source=report["source"]
+        )
+        return {**report, "id": report_id}
+
+    def report(self, frame: pd.DataFrame, *, input_name: str, source: str) -> dict[str, Any]:
+        """Drift of ``frame`` against the live model's reference profile."""
+        artifact = self.model.artifact()
         check_not_empty(frame, input_name=input_name)
         check_columns(frame, artifact.features, input_name=input_name, allow_extra=True)
         report = detect_data_drift(
-            self._cached("reference", artifact.version, lambda: artifact_reference(artifact)),
-            frame,
-            columns=artifact.features,
-            options=self.settings.drift,
+            self.model.reference(), frame, columns=artifact.features, options=self.settings.drift
         )
         return {
             "model_version": artifact.version,
@@ -313,14 +306,23 @@ class Monitor:
             **report,
         }
 
-    def versions(self) -> list[dict[str, Any]]:
-        return list_versions(self.settings)
 
-    def health(self) -> dict[str, Any]:
-        """Liveness plus what is deployed."""
-        try:
-            version: str | None = self.artifact().version
-            status = "ok"
-        except (NotDeployedError, MissingArtifactError):
-            version, status = None, "no_model"
-        return {"status": status, "model_version": version, "time": time.time()}
+class ReadModels:
+    """Every read model of one process, sharing one cache.
+
+    Parameters
+    ----------
+    settings : Settings
+    store : Store, optional
+        Default: the store ``settings.database_url`` names.
+    """
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.database_url)
+        self.cache = ResultCache()
+        self.model = LiveModel(settings, self.cache)
+        self.scoring = ScoringView(settings, self.store, self.model)
+        self.profile = ProfileView(settings, self.cache)
+        self.diagnostics = DiagnosticsView(settings, self.store, self.profile)
+        self.drift = DriftView(settings, self.store, self.model)

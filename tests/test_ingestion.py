@@ -16,7 +16,6 @@ from monitoring.data import ingestion
 from monitoring.data.ingestion import (
     find_new_files,
     ingest,
-    merge_frames,
     read_record,
     validate_frame,
     write_csv,
@@ -167,6 +166,16 @@ def test_new_files_are_found_by_name_and_content(settings: Settings, store: Stor
     path = settings.input_folder_path / "dataset1.csv"
     path.write_text(path.read_text() + "newc,1,2,3,0\n")
     assert [p.name for p in find_new_files(settings, record)] == ["dataset1.csv"]
+
+
+def merge_frames(frames: list[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFrame, list[int]]:
+    """The merge ingestion streams, in memory with pandas: concatenate, drop exact
+    duplicate rows (first kept); also how many rows of each frame survived."""
+    combined = pd.concat([f for _, f in frames], ignore_index=True)
+    duplicated = combined.duplicated(keep="first").to_numpy()
+    bounds = np.cumsum([0] + [len(f) for _, f in frames])
+    kept = [int((~duplicated[a:b]).sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return combined.loc[~duplicated].reset_index(drop=True), kept
 
 
 def test_merge_keeps_the_first_of_each_duplicate() -> None:

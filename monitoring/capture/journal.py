@@ -28,7 +28,7 @@ from monitoring.exceptions import MonitoringError
 from monitoring.storage.store import Store
 
 
-def _row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
+def row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
     """One compact JSON object per row, from :func:`_inputs`.
 
     Rows of finite floats are formatted with ``repr``, which is what ``json.dumps``
@@ -52,7 +52,7 @@ def _journal_rows(line: bytes) -> list[tuple[Any, ...]]:
     return [
         (first + i, request_id, i, now, version, row_inputs, pred, prob)
         for i, (row_inputs, pred, prob) in enumerate(
-            zip(_row_json(columns, inputs), predictions, probabilities, strict=True)
+            zip(row_json(columns, inputs), predictions, probabilities, strict=True)
         )
     ]
 
@@ -135,7 +135,7 @@ class _SqliteCaptureWriter:
         count = len(request[5])
         with self.mutex:
             if self.closed:
-                raise _WriterClosed
+                raise WriterClosed
             if self.end_id - self.next_id < count:
                 self.next_id = _reserve_ids(self.database, max(ID_BLOCK, count))
                 self.end_id = self.next_id + max(ID_BLOCK, count)
@@ -192,7 +192,7 @@ class _SqliteCaptureWriter:
             del _writers[(os.getpid(), self.database)]
 
 
-class _WriterClosed(Exception):
+class WriterClosed(Exception):
     """The writer stopped while idle; take a new one."""
 
 
@@ -248,7 +248,7 @@ class _Importer:
     def _purge(self) -> None:
         """Delete expired rows and the bookkeeping of journals that are gone."""
         assert self.retention_days is not None
-        cutoff = _cutoff(datetime.now(UTC), self.retention_days)
+        cutoff = retention_cutoff(datetime.now(UTC), self.retention_days)
         present = [p.name for p in self.folder.glob("*.jsonl")]
         with _database_lock(self.database):
             self.connection.execute(
@@ -506,7 +506,7 @@ _writers: dict[tuple[int, str], _SqliteCaptureWriter] = {}
 _writers_lock = threading.Lock()
 
 
-def _sqlite_writer(store: Store) -> _SqliteCaptureWriter:
+def writer_for(store: Store) -> _SqliteCaptureWriter:
     """The process's capture writer for the store's database."""
     if store.file is None:
         raise MonitoringError("prediction capture needs a file database")
@@ -519,5 +519,5 @@ def _sqlite_writer(store: Store) -> _SqliteCaptureWriter:
         return writer
 
 
-def _cutoff(now: datetime, retention_days: float) -> str:
+def retention_cutoff(now: datetime, retention_days: float) -> str:
     return (now - timedelta(days=float(retention_days))).isoformat(timespec="microseconds")

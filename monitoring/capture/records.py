@@ -1,22 +1,11 @@
-"""Prediction capture and delayed ground-truth labels.
+"""Recording predictions: one captured row per predicted input row.
 
-Every ``POST /prediction`` request (or a sampled share of them,
-``capture.sample_rate``) is recorded in the record store table
-``captured_predictions``: one row per predicted input row with the request id,
-the time, the model version, the row's inputs and the model's output. Each row
-gets an integer *row id*; the response carries the request id (``X-Request-ID``
-header and ``request_id`` field) and the row ids (``row_ids``).
-
-Labels arrive later through ``POST /feedback``, by request id (a list of labels,
-one per row of that request, in order) or by row id. Labelled rows give the
-*live performance* of each model version on real traffic
-(:func:`live_performance`), shown by ``/scoring``, the dashboard, and used by the
-pipeline as model-drift evidence.
-
-With a SQLite store a request only appends its rows to a journal file; an
-importer moves them into the table within a fraction of a second (see
-:class:`_SqliteCaptureWriter`). Rows older than ``capture.retention_days`` are
-deleted by the importer once a minute, off the request path.
+Each row gets an integer *row id*; the ``/prediction`` response carries the
+request id (``X-Request-ID`` header and ``request_id`` field) and the row ids
+(``row_ids``), which ``POST /feedback`` labels later. With a SQLite store a
+request only appends its rows to its process's journal
+(:mod:`~monitoring.capture.journal`); other databases get one INSERT. Rows older
+than ``capture.retention_days`` are purged off the request path.
 """
 
 from __future__ import annotations
@@ -32,11 +21,11 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 
 from monitoring.capture.journal import (
-    _cutoff,
-    _row_json,
-    _sqlite_writer,
-    _WriterClosed,
+    WriterClosed,
     import_journals,
+    retention_cutoff,
+    row_json,
+    writer_for,
 )
 from monitoring.config import Settings
 from monitoring.storage.store import Store, captured_predictions, utcnow
@@ -94,13 +83,13 @@ def record(
     columns, inputs = _inputs(frame)
     if store.engine.dialect.name == "sqlite":
         while True:
-            writer = _sqlite_writer(store)
+            writer = writer_for(store)
             writer.retention_days = float(settings.capture.retention_days)
             try:
                 return writer.insert(
                     [request_id, now, model_version, columns, inputs, predictions, probabilities]
                 )
-            except _WriterClosed:
+            except WriterClosed:
                 continue
     rows = [
         {
@@ -113,7 +102,7 @@ def record(
             "probability": prob,
         }
         for i, (row_inputs, pred, prob) in enumerate(
-            zip(_row_json(columns, inputs), predictions, probabilities, strict=True)
+            zip(row_json(columns, inputs), predictions, probabilities, strict=True)
         )
     ]
     table = captured_predictions
@@ -129,7 +118,7 @@ def record(
 def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
     """Delete captured rows older than ``capture.retention_days``; return how many."""
     import_journals(store)
-    cutoff = _cutoff(now or datetime.now(UTC), settings.capture.retention_days)
+    cutoff = retention_cutoff(now or datetime.now(UTC), settings.capture.retention_days)
     with store.engine.begin() as conn:
         result = conn.execute(
             delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)

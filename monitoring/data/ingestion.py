@@ -1,9 +1,8 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-The pure function :func:`merge_frames` defines the merge: already-read frames in,
-the merged, de-duplicated frame with per-file counts out. :func:`ingest` is the
-edge that reads the folder, validates each file, computes the same merge file by
-file, and writes the outputs atomically:
+:func:`ingest` reads the folder, validates each file, merges the files (exact
+duplicate rows dropped, the first kept, as ``pandas.DataFrame.drop_duplicates``
+does on their concatenation) and writes the outputs atomically:
 
 - ``finaldata.csv``: the merged data (exact duplicate rows dropped, first kept);
 - ``ingestedfiles.txt``: one CSV line per source file (kept for compatibility);
@@ -140,44 +139,6 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
     return pd.DataFrame({column: out[column] for column in settings.columns}, copy=False)
 
 
-def merge_frames(frames: Sequence[tuple[str, pd.DataFrame]]) -> tuple[pd.DataFrame, list[int]]:
-    """Concatenate frames and drop exact duplicate rows, keeping the first.
-
-    Parameters
-    ----------
-    frames : sequence of (name, DataFrame)
-        Validated frames with the same columns, in ingestion order.
-
-    Returns
-    -------
-    merged : DataFrame
-        De-duplicated rows with a fresh index.
-    kept : list of int
-        For each input frame, how many of its rows survived.
-
-    Examples
-    --------
-    >>> a = pd.DataFrame({"x": [1, 2]})
-    >>> b = pd.DataFrame({"x": [2, 3]})
-    >>> merged, kept = merge_frames([("a", a), ("b", b)])
-    >>> merged["x"].tolist(), kept
-    ([1, 2, 3], [2, 1])
-    """
-    if not frames:
-        raise DataValidationError("no data files to merge")
-    combined = pd.concat([f for _, f in frames], ignore_index=True)
-    duplicated = combined.duplicated(keep="first").to_numpy()
-    kept: list[int] = []
-    start = 0
-    for _, frame in frames:
-        stop = start + len(frame)
-        kept.append(int((~duplicated[start:stop]).sum()))
-        start = stop
-    merged = combined.loc[~duplicated].reset_index(drop=True)
-    return merged, kept
-
-
-# -- row keys and de-duplication across files ----------------------------------------
 def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) -> None:
     """Write ``frame`` as CSV without its index, byte-for-byte as ``DataFrame.to_csv``.
 

@@ -27,10 +27,10 @@ from matplotlib.figure import Figure
 
 from monitoring.capture.feedback import labelled_count, live_performance
 from monitoring.exceptions import MonitoringError
-from monitoring.model.deployment import current_version
+from monitoring.model.deployment import current_version, list_versions
 from monitoring.model.scoring import read_score
 from monitoring.model.training import artifact_reference
-from monitoring.readmodels import Monitor
+from monitoring.readmodels import ReadModels
 from monitoring.reports.formatting import format_value as fmt
 from monitoring.reports.modelcard import read_model_card
 from monitoring.storage.files import (
@@ -50,14 +50,14 @@ def collect_context(monitor: Any, *, runs: int = 10) -> dict[str, Any]:
 
     Parameters
     ----------
-    monitor : monitoring.service.Monitor
+    monitor : monitoring.readmodels.ReadModels
     runs : int
         How many recent pipeline runs to show.
     """
 
     settings, store = monitor.settings, monitor.store
     ctx: dict[str, Any] = {
-        "versions": monitor.versions(),
+        "versions": list_versions(settings),
         "deployments": store.deployments(),
         "scores": store.scores(),
         "runs": store.runs(limit=runs),
@@ -72,7 +72,7 @@ def collect_context(monitor: Any, *, runs: int = 10) -> dict[str, Any]:
         "errors": [],
     }
     try:
-        artifact = monitor.artifact()
+        artifact = monitor.model.artifact()
     except MonitoringError as exc:
         ctx["errors"].append(exc.message)
         return ctx
@@ -90,7 +90,7 @@ def collect_context(monitor: Any, *, runs: int = 10) -> dict[str, Any]:
     ctx["confusion_matrix"] = score.get("confusion_matrix")
     ctx["model_card"] = read_model_card(settings, artifact.version)
     try:
-        ctx["drift"] = monitor.drift(record=False)
+        ctx["drift"] = monitor.drift.latest()
     except MonitoringError as exc:
         ctx["errors"].append(f"data drift: {exc.message}")
         return ctx
@@ -451,7 +451,7 @@ def write_pdf(path: Path, ctx: dict[str, Any], figures: dict[str, Figure], *, ti
 def write_report_documents(settings: Any, report: dict[str, Any]) -> list[Path]:
     """``report.html`` and ``report.pdf`` in ``output_model_path`` for the live model."""
 
-    ctx = collect_context(Monitor(settings))
+    ctx = collect_context(ReadModels(settings))
     figures = build_figures(ctx)
     title = f"Model monitoring report ({report.get('generated_at', '')[:19]})"
     page = render_html(

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from monitoring.config import Settings
 from monitoring.model.deployment import load_deployed
 from monitoring.model.scoring import evaluate, read_test_data
-from monitoring.readmodels import Monitor
+from monitoring.readmodels import ReadModels
 from monitoring.reports.dashboard import write_report_documents
 from monitoring.reports.formatting import markdown_table
 from monitoring.reports.modelcard import read_model_card
@@ -174,15 +174,15 @@ def write_report(folder: Path, report: dict[str, Any], *, stem: str = "report") 
 def collect_report(settings: Settings) -> dict[str, Any]:
     """Gather what the API shows, in-process: score, stats, diagnostics, drift, predictions."""
 
-    monitor = Monitor(settings)
+    views = ReadModels(settings)
     report: dict[str, Any] = {"generated_at": utcnow()}
-    report["scoring"] = monitor.scoring()
-    report["predictions"] = monitor.predict(
+    report["scoring"] = views.scoring.current()
+    report["predictions"] = views.model.predict(
         read_test_data(settings), input_name=settings.test_data_file.name
     )
-    report["summarystats"] = monitor.summarystats()
-    report["diagnostics"] = monitor.diagnostics()
-    report["drift"] = monitor.drift(record=False)
+    report["summarystats"] = views.profile.summary()
+    report["diagnostics"] = views.diagnostics.current()
+    report["drift"] = views.drift.latest()
 
     report["model_card"] = read_model_card(settings, report["scoring"]["model_version"])
     return report

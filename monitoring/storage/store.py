@@ -40,6 +40,8 @@ from sqlalchemy import (
     update,
 )
 
+from monitoring.storage.files import file_identity
+
 metadata = MetaData()
 
 ingestions = Table(
@@ -257,6 +259,21 @@ class Store:
     @property
     def engine(self) -> Engine:
         return get_engine(self.url)
+
+    def change_key(self, *, records_only: bool = False) -> Any:
+        """A cheap value that changes whenever the store is written (``None``: unknown).
+
+        With ``records_only`` only writes of the records (ingestions, scores,
+        deployments, drift reports, timings, runs) count, not captured predictions
+        or their labels: the stamp file's identity. Otherwise the SQLite file's and
+        its write-ahead log's identities (a commit appends to ``-wal``, a checkpoint
+        rewrites the main file). ``None`` for a database without files to stat.
+        """
+        if self.file is None or self.stamp is None:
+            return None
+        if records_only:
+            return ("records", file_identity(self.stamp))
+        return (file_identity(self.file), file_identity(Path(f"{self.file}-wal")))
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:

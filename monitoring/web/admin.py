@@ -33,7 +33,7 @@ from monitoring.model.scoring import score
 from monitoring.model.training import train
 from monitoring.pipeline import pipeline_lock, publish, run_full_process
 from monitoring.reports.reporting import generate_report
-from monitoring.web.api import monitor
+from monitoring.web.api import views
 from monitoring.web.errors import error_response
 
 bp = Blueprint("admin", __name__)
@@ -93,7 +93,7 @@ def check_access(settings: Settings, endpoint: str | None, blueprint: str | None
 def _authenticate() -> Any:
     if request.routing_exception is not None or request.method == "OPTIONS":
         return None  # 404/405 as they are; OPTIONS only lists methods, runs no view
-    return check_access(monitor().settings, request.endpoint, request.blueprint)
+    return check_access(views().settings, request.endpoint, request.blueprint)
 
 
 def _options(allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def _options(allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
 
 def _locked(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
-    with pipeline_lock(monitor().settings):
+    with pipeline_lock(views().settings):
         return step()
 
 
@@ -132,7 +132,7 @@ def ingest() -> Any:
     """Merge every data file of the input folder into ``finaldata.csv``."""
 
     _options({})
-    m = monitor()
+    m = views()
     return _locked(lambda: run_ingest(m.settings, store=m.store).to_dict())
 
 
@@ -141,7 +141,7 @@ def retrain() -> Any:
     """Train on the ingested data and score on the test data (not deployed)."""
 
     _options({})
-    m = monitor()
+    m = views()
 
     def step() -> dict[str, Any]:
         metadata = train(m.settings, store=m.store)
@@ -156,7 +156,7 @@ def deploy() -> Any:
     """Deploy the trained, scored model."""
 
     _options({})
-    m = monitor()
+    m = views()
     return _locked(lambda: publish(m.settings, m.store))
 
 
@@ -165,7 +165,7 @@ def rollback() -> Any:
     """Make an earlier version live (``{"version": ...}``; default: the previous one)."""
 
     body = _options({"version": str})
-    m = monitor()
+    m = views()
     return _locked(lambda: run_rollback(m.settings, to_version=body.get("version"), store=m.store))
 
 
@@ -174,7 +174,7 @@ def run() -> Any:
     """The full process (``{"force": bool}``); 409 while another run holds the lock."""
 
     body = _options({"force": bool})
-    m = monitor()
+    m = views()
     current_app.logger.info("pipeline run requested over the API (force=%s)", body.get("force"))
     return run_full_process(
         m.settings,

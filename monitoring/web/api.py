@@ -13,18 +13,20 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from monitoring.capture.feedback import live_performance
+from monitoring.capture import record, should_capture
 from monitoring.data.payloads import frame_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
-from monitoring.readmodels import Monitor
-from monitoring.web.ops import after_prediction
+from monitoring.model.deployment import list_versions
+from monitoring.readmodels import ReadModels
+from monitoring.web.logs import new_request_id, request_id
+from monitoring.web.metrics import count_predictions
 
 bp = Blueprint("api", __name__)
 
 
-def monitor() -> Monitor:
-    """The per-process :class:`Monitor` built by the app factory."""
-    return current_app.extensions["monitor"]
+def views() -> ReadModels:
+    """The per-process :class:`~monitoring.readmodels.ReadModels` of the app factory."""
+    return current_app.extensions["readmodels"]
 
 
 def _check_rows(frame: Any) -> None:
@@ -43,12 +45,10 @@ def prediction() -> Any:
     dataset, 413 too large, 415 content type, 422 invalid columns or values,
     503 no model deployed.
     """
-    m = monitor()
-    frame, name = frame_from_request(request, m.settings)
+    v = views()
+    frame, name = frame_from_request(request, v.settings)
     _check_rows(frame)
-    result = m.predict(frame, input_name=name)
-
-    return after_prediction(m, frame, result)
+    return after_prediction(v, frame, v.model.predict(frame, input_name=name))
 
 
 @bp.get("/scoring")
@@ -59,38 +59,34 @@ def scoring() -> Any:
     labelled through ``POST /feedback`` (refreshed at most once a second, and no
     sooner than 20x the time its last computation took).
     """
-
-    m = monitor()
-    # Captured rows arrive all the time: refreshed at most once a second (or less often
-    # when it takes long to compute: Monitor.store_cached).
-    live = m.store_cached("live_performance", lambda: live_performance(m.store), min_age=1.0)
-    return {**m.scoring(), "live_performance": live}
+    scores = views().scoring
+    return {**scores.current(), "live_performance": scores.live()}
 
 
 @bp.get("/summarystats")
 def summarystats() -> Any:
     """Mean, median, std, min, quartiles and max of each feature of the ingested data."""
-    return monitor().summarystats()
+    return views().profile.summary()
 
 
 @bp.get("/diagnostics")
 def diagnostics() -> Any:
     """Missing data, step timings and the dependency check (all cached)."""
-    return monitor().diagnostics()
+    return views().diagnostics.current()
 
 
 @bp.get("/drift")
 def drift_latest() -> Any:
     """Data drift of the latest ingested data against the deployed model's training data."""
-    return monitor().drift(record=False)
+    return views().drift.latest()
 
 
 @bp.post("/drift")
 def drift_batch() -> Any:
     """Data drift of the batch in the body (same formats as ``/prediction``); recorded."""
-    frame, name = frame_from_request(request, monitor().settings)
+    frame, name = frame_from_request(request, views().settings)
     _check_rows(frame)
-    return monitor().drift(frame, input_name=name, record=True)
+    return views().drift.record(frame, input_name=name)
 
 
 @bp.get("/drift/history")
@@ -98,25 +94,26 @@ def drift_history() -> Any:
     """Recorded drift reports, newest first (``?limit=``, ``?full=1`` for the tables)."""
     limit = _int_arg("limit", 50, 1, 1000)
     full = request.args.get("full", "0") in ("1", "true", "yes")
-    return {"reports": monitor().store.drift_reports(limit=limit, full=full)}
+    return {"reports": views().store.drift_reports(limit=limit, full=full)}
 
 
 @bp.get("/runs")
 def runs() -> Any:
     """Recorded pipeline runs with their decisions and evidence, newest first."""
-    return {"runs": monitor().store.runs(limit=_int_arg("limit", 50, 1, 1000))}
+    return {"runs": views().store.runs(limit=_int_arg("limit", 50, 1, 1000))}
 
 
 @bp.get("/versions")
 def versions() -> Any:
     """Every deployed model version, and which one is live."""
-    return {"versions": monitor().versions(), "deployments": monitor().store.deployments()}
+    v = views()
+    return {"versions": list_versions(v.settings), "deployments": v.store.deployments()}
 
 
 @bp.get("/health")
 def health() -> Any:
     """Liveness, and the deployed model version (``status`` is ``no_model`` before setup)."""
-    return monitor().health()
+    return views().model.health()
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -132,3 +129,25 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise DataValidationError(f"query parameter '{name}' must be between {low} and {high}")
     return value
+
+
+def after_prediction(views: ReadModels, frame: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """Count a prediction for the metrics and capture it; return the response body.
+
+    Adds ``request_id`` and, when the request was captured, ``row_ids`` (one per
+    row, for ``POST /feedback``).
+    """
+    version = str(result.get("model_version"))
+    count_predictions(version, result["predictions"])
+    rid = request_id() or new_request_id()
+    body = {**result, "request_id": rid}
+    if should_capture(views.settings):
+        body["row_ids"] = record(
+            views.store,
+            views.settings,
+            request_id=rid,
+            model_version=version,
+            frame=frame,
+            result=result,
+        )
+    return body

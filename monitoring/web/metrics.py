@@ -99,12 +99,12 @@ def multiprocess_dir() -> str | None:
 
 
 # -- request ids and JSON logs ---------------------------------------------------
-def _before() -> None:
+def start_request() -> None:
     g.request_id = _incoming_request_id()
     g.started = time.perf_counter()
 
 
-def _after(response: Response) -> Response:
+def finish_request(response: Response) -> Response:
     started = g.get("started")
     rid = g.get("request_id")
     if rid is not None:

@@ -8,24 +8,23 @@ from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitoring.capture.feedback import apply_feedback
-from monitoring.capture.records import record, should_capture
 from monitoring.exceptions import BadRequestError
 from monitoring.reports.dashboard import dashboard_html
-from monitoring.web.logs import configure_json_logging, new_request_id, request_id
-from monitoring.web.metrics import _after, _before, count_predictions, render_metrics
+from monitoring.web.logs import configure_json_logging
+from monitoring.web.metrics import finish_request, render_metrics, start_request
 
 bp = Blueprint("ops", __name__)
 
 
-def _monitor() -> Any:
-    return current_app.extensions["monitor"]
+def _views() -> Any:
+    return current_app.extensions["readmodels"]
 
 
 @bp.get("/metrics")
 def metrics() -> Any:
     """Prometheus metrics (text exposition format)."""
-    m = _monitor()
-    return Response(render_metrics(m.settings, m.store), mimetype=CONTENT_TYPE_LATEST)
+    v = _views()
+    return Response(render_metrics(v.settings, v.store), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.post("/feedback")
@@ -41,43 +40,20 @@ def feedback() -> Any:
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequestError("feedback must be a JSON body")
-    return apply_feedback(_monitor().store, body)
+    return apply_feedback(_views().store, body)
 
 
 @bp.get("/dashboard")
 def dashboard() -> Any:
     """The monitoring dashboard: one self-contained HTML page (cached)."""
 
-    return Response(dashboard_html(_monitor()), mimetype="text/html")
+    return Response(dashboard_html(_views()), mimetype="text/html")
 
 
 def init_app(app: Flask) -> None:
     """Install request ids, JSON logs, request metrics and the ops routes on ``app``."""
     if not app.testing:
         configure_json_logging()
-    app.before_request(_before)
-    app.after_request(_after)
+    app.before_request(start_request)
+    app.after_request(finish_request)
     app.register_blueprint(bp)
-
-
-def after_prediction(monitor: Any, frame: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """Count a prediction for the metrics and capture it; return the response body.
-
-    Adds ``request_id`` and, when the request was captured, ``row_ids`` (one per
-    row, for ``POST /feedback``).
-    """
-
-    version = str(result.get("model_version"))
-    count_predictions(version, result["predictions"])
-    rid = request_id() or new_request_id()
-    body = {**result, "request_id": rid}
-    if should_capture(monitor.settings):
-        body["row_ids"] = record(
-            monitor.store,
-            monitor.settings,
-            request_id=rid,
-            model_version=version,
-            frame=frame,
-            result=result,
-        )
-    return body
