@@ -45,6 +45,7 @@ def create_app(
 def configure_app(app: Flask, settings: Settings, test_config: Mapping[str, Any] | None) -> None:
     """Request limits and JSON behaviour from the settings."""
     app.config.from_mapping(
+        DEBUG=False,  # even with FLASK_DEBUG in the environment: never the debugger in production
         MAX_CONTENT_LENGTH=settings.api.max_content_length,
         MAX_ROWS=settings.api.max_rows,
     )
