@@ -19,14 +19,12 @@ from monitoring.model.deployment import load_deployed
 from monitoring.model.scoring import evaluate, read_test_data
 from monitoring.readmodels import Monitor
 from monitoring.reports.dashboard import write_report_documents
-from monitoring.reports.formatting import markdown_table
+from monitoring.reports.formatting import render
 from monitoring.reports.modelcard import read_model_card
 from monitoring.storage.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from monitoring.storage.store import utcnow
 
 CONFUSION_MATRIX_FILE = "confusionmatrix.png"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
 
 
 def confusion_matrix_png(
@@ -81,86 +79,8 @@ def write_confusion_matrix(
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """A readable Markdown version of the combined report."""
-    scoring = report.get("scoring") or {}
-    parts = [
-        "# Model monitoring report",
-        "",
-        f"Generated {report.get('generated_at')} for model "
-        f"`{scoring.get('model_version', 'n/a')}`.",
-        "",
-        "## Score of the deployed model on the test data",
-        "",
-        markdown_table([scoring], ["f1", "precision", "recall", "accuracy", "roc_auc", "n_rows"]),
-    ]
-    drift = scoring.get("model_drift") or {}
-    if drift:
-        parts += [
-            "",
-            f"Model drift: **{'yes' if drift.get('drift') else 'no'}** ({drift.get('reason', '')})",
-        ]
-    if report.get("predictions") is not None:
-        parts += [
-            "",
-            "## Predictions on the test data",
-            "",
-            f"`{report['predictions'].get('predictions')}`",
-        ]
-    summary = report.get("summarystats") or {}
-    if summary.get("summary"):
-        parts += [
-            "",
-            f"## Summary statistics ({summary.get('rows')} ingested rows)",
-            "",
-            markdown_table(
-                summary["summary"], ["column", "mean", "median", "std", "min", "q25", "q75", "max"]
-            ),
-        ]
-    diagnostics = report.get("diagnostics") or {}
-    if diagnostics.get("missing_data"):
-        parts += [
-            "",
-            "## Missing data (share of rows)",
-            "",
-            markdown_table(
-                diagnostics["missing_data"], ["column", "missing_share", "missing_count"]
-            ),
-        ]
-    timing = diagnostics.get("execution_time") or {}
-    if timing:
-        rows = [{"step": k, **v} for k, v in timing.items()]
-        parts += [
-            "",
-            "## Execution time (seconds)",
-            "",
-            markdown_table(rows, ["step", "runs", "mean", "std", "min", "max"]),
-        ]
-    deps = (diagnostics.get("dependencies") or {}).get("packages") or []
-    if deps:
-        parts += [
-            "",
-            "## Dependencies",
-            "",
-            markdown_table(deps, ["package", "required", "installed", "latest", "status"]),
-        ]
-    drift_report = report.get("drift") or {}
-    if drift_report.get("columns"):
-        parts += [
-            "",
-            "## Data drift of the ingested data against the training data",
-            "",
-            f"Dataset drift: **{'yes' if drift_report.get('dataset_drift') else 'no'}** "
-            f"({drift_report.get('n_drifted')} of {drift_report.get('n_columns')} columns)",
-            "",
-            markdown_table(
-                drift_report["columns"],
-                ["column", "method", "statistic", "p_value", "threshold", "drifted"],
-            ),
-        ]
-    if report.get("model_card"):
-        # The card's own headings move one level down inside the report.
-        parts += ["", "## Model card", "", report["model_card"].replace("\n#", "\n##")]
-    return "\n".join(parts) + "\n"
+    """The combined report (:func:`collect_report`) as Markdown (``templates/report.md``)."""
+    return render("report.md", report=report)
 
 
 def write_report(folder: Path, report: dict[str, Any], *, stem: str = "report") -> list[Path]:
