@@ -1,9 +1,19 @@
-"""Report rendering: the Markdown documents come from templates with exact text."""
+"""Report rendering: Markdown text, HTML escaping, and the one confusion-matrix figure."""
 
 from __future__ import annotations
 
+import base64
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitoring.config import Settings
 from monitoring.reports.formatting import TEMPLATES
-from monitoring.reports.reporting import render_markdown
+from monitoring.reports.plots import confusion_matrix_figure
+from monitoring.reports.reporting import generate_report, render_markdown
+from monitoring.storage.store import Store
 
 SCORING = {
     "model_version": "v1",
@@ -73,5 +83,50 @@ def test_markdown_report_of_nothing() -> None:
     )
 
 
-def test_markdown_templates_ship_in_the_package() -> None:
-    assert {"report.md", "modelcard.md", "macros.md"} <= set(TEMPLATES.list_templates())
+def test_html_tables_escape_cells() -> None:
+    # Markdown is not escaped: see "F1 < 0.6 & falling" above.
+    page = "{% from 'macros.html' import table %}{{ table(rows, ['reason']) }}"
+    html = TEMPLATES.from_string(page).render(rows=[{"reason": "<b>&'\""}])
+    assert "<td>&lt;b&gt;&amp;&#39;&#34;</td>" in html
+
+
+def test_a_stored_script_is_escaped_on_the_dashboard(
+    deployed: dict[str, Any], store: Store, client: Any
+) -> None:
+    run_id = store.start_run()
+    store.finish_run(
+        run_id,
+        status="completed",
+        outcome="no_new_data",
+        reason="<script>alert('x')</script>",
+        evidence={},
+    )
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "<script" not in page
+
+
+def test_confusion_matrix_is_drawn_by_scikit_learn() -> None:
+    score = {"confusion_matrix": [[0, 2], [1, 2]], "f1": 0.5714285714285714, "n_rows": 5}
+    fig = confusion_matrix_figure(score, "v1")
+    [ax, _colorbar] = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["0", "2", "1", "2"]
+    assert ax.get_xlabel() == "Predicted label" and ax.get_ylabel() == "True label"
+    assert ax.get_title() == "model v1\nF1 0.5714 on 5 test rows"
+    assert np.array_equal(ax.images[0].get_array(), [[0, 2], [1, 2]])
+
+
+def test_report_uses_the_one_confusion_matrix_png(
+    settings: Settings, deployed: dict[str, Any]
+) -> None:
+    generate_report(settings)
+    folder = settings.output_model_path
+    png = (folder / "confusionmatrix.png").read_bytes()
+    html = (folder / "report.html").read_text()
+    [embedded] = re.findall(r'alt="confusion" src="data:image/png;base64,([^"]+)"', html)
+    assert base64.b64decode(embedded) == png
+
+
+@pytest.mark.parametrize("name", ["page.html", "report.md", "modelcard.md", "pdf-summary.txt"])
+def test_templates_ship_in_the_package(name: str) -> None:
+    assert name in TEMPLATES.list_templates()
