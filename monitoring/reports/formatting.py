@@ -1,9 +1,16 @@
-"""How reports, model cards and the dashboard show values."""
+"""How reports show values, and the templates every page and document comes from.
+
+:data:`TEMPLATES` loads ``monitoring/reports/templates/`` without a Flask app, so
+the command line renders the same way as the server. ``*.html`` templates are
+autoescaped; Markdown and text templates are not. Templates show values with
+the ``format_value`` filter and fail loudly on a misspelt name (``StrictUndefined``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 
 def format_value(value: Any) -> str:
@@ -23,9 +30,17 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A Markdown table of ``rows`` with one column per key in ``columns``."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines)
+TEMPLATES = Environment(
+    loader=PackageLoader("monitoring.reports"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+TEMPLATES.filters["format_value"] = format_value
+
+
+def render(name: str, **context: Any) -> str:
+    """The template ``name`` (a file in ``templates/``) rendered with ``context``."""
+    return TEMPLATES.get_template(name).render(**context)

@@ -1,9 +1,9 @@
 """Model card: what a deployed model is, what it was trained on, how good it is where.
 
-:func:`write_model_card` is called by :func:`monitoring.deployment.deploy` once
-the version folder is published, so every deployed version has its
-card (``modelcards/<version>.md`` and ``.json`` beside ``versions/``). The
-report includes it.
+:func:`write_model_card` is called by :func:`monitoring.pipeline.publish` once
+the version folder is published, so every deployed version has its card
+(``modelcards/<version>.md`` and ``.json`` beside ``versions/``). The report and
+the dashboard include it.
 
 Per-slice metrics: each feature is cut into ``model_card.quantile_buckets``
 buckets at quantiles of the training data, unless ``model_card.slices`` gives the
@@ -23,7 +23,7 @@ from monitoring.config import Settings
 from monitoring.exceptions import MissingArtifactError
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.model.scoring import compute_metrics, read_score, read_test_data
-from monitoring.reports.formatting import format_value as fmt
+from monitoring.reports.formatting import render
 from monitoring.storage.files import atomic_write_json, atomic_write_text, read_table, sha256_file
 
 MODEL_CARD_MD = "modelcard.md"
@@ -76,13 +76,8 @@ def slice_metrics(
         row: dict[str, Any] = {"slice": _label(edges, i), "n_rows": n}
         if n:
             m = compute_metrics(y_true[mask], y_pred[mask])
-            row.update(
-                positives=int(y_true[mask].sum()),
-                f1=m["f1"],
-                precision=m["precision"],
-                recall=m["recall"],
-                accuracy=m["accuracy"],
-            )
+            row["positives"] = int(y_true[mask].sum())
+            row.update({k: m[k] for k in ("f1", "precision", "recall", "accuracy")})
         out.append(row)
     return out
 
@@ -160,62 +155,8 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
 
 
 def render_model_card(card: dict[str, Any]) -> str:
-    """The model card as Markdown."""
-    model, data = card["model"], card["training_data"]
-    lines = [
-        f"# Model card: {model['version']}",
-        "",
-        "## Model details",
-        "",
-        f"- Estimator: {model['estimator']} with parameters `{model['params']}`",
-        f"- Trained at: {model['trained_at']}",
-        f"- Features: {', '.join(model['features'])}; target: {model['target']}",
-        f"- Model file SHA-256: `{model['sha256']}`",
-        f"- Libraries: {model['library_versions']}",
-        "",
-        "## Intended use",
-        "",
-        card["intended_use"],
-        "",
-        "## Training data",
-        "",
-        f"- File: {data.get('path')} (SHA-256 `{data.get('sha256')}`)",
-        f"- Rows: {data.get('rows')} read, {data.get('rows_used')} used, "
-        f"{data.get('rows_dropped_missing')} dropped for missing values",
-        f"- Class balance: {data.get('class_balance')}",
-        "",
-        "## Metrics",
-        "",
-        "| data | f1 | precision | recall | accuracy | roc_auc | rows |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name in ("test", "training"):
-        m = card["metrics"].get(name) or {}
-        lines.append(
-            f"| {name} | "
-            + " | ".join(
-                fmt(m.get(k))
-                for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "n_rows")
-            )
-            + " |"
-        )
-    lines += ["", "## Metrics per slice", ""]
-    for column, info in card["slices"].items():
-        lines += [
-            f"### {column}",
-            "",
-            "| data | slice | rows | positives | f1 | accuracy |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name in ("test", "training"):
-            for s in info[name]:
-                lines.append(
-                    f"| {name} | {s['slice']} | {s['n_rows']} | {fmt(s.get('positives'))} | "
-                    f"{fmt(s.get('f1'))} | {fmt(s.get('accuracy'))} |"
-                )
-        lines.append("")
-    lines += ["## Known caveats", ""] + [f"- {c}" for c in card["caveats"]]
-    return "\n".join(lines) + "\n"
+    """The model card as Markdown (``templates/modelcard.md``)."""
+    return render("modelcard.md", card=card)
 
 
 def model_card_folder(settings: Settings) -> Path:
@@ -233,11 +174,9 @@ def write_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     card = build_model_card(settings, folder)
     text = render_model_card(card)
     target = model_card_folder(settings)
-    target.mkdir(parents=True, exist_ok=True)
     version = card["model"]["version"]
     atomic_write_json(target / f"{version}.json", card)
     atomic_write_text(target / f"{version}.md", text)
-    settings.output_model_path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(settings.output_model_path / MODEL_CARD_MD, text)
     return card
 

@@ -1,0 +1,98 @@
+"""Every figure of the reports: confusion matrix, histograms, score history.
+
+Figures are drawn with matplotlib's object API on Agg canvases (no pyplot global
+state, no display needed); :func:`png` renders one as PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from monitoring.reports.formatting import format_value
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of ``width`` x ``height`` inches on its own Agg canvas."""
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png(fig: Figure) -> bytes:
+    """``fig`` rendered as PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def confusion_matrix_figure(score: dict[str, Any], version: str) -> Figure:
+    """The ``confusion_matrix`` of a score (with its ``f1`` and ``n_rows``) of model ``version``."""
+    fig = new_figure(4.2, 3.8)
+    ax = fig.add_subplot()
+    ConfusionMatrixDisplay(np.asarray(score["confusion_matrix"])).plot(
+        ax=ax, cmap="Blues", values_format="d", text_kw={"fontsize": 14}
+    )
+    ax.set_title(
+        f"model {version}\nF1 {format_value(score.get('f1'))} on {score.get('n_rows')} test rows",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def histogram_figure(column: str, reference: np.ndarray, current: np.ndarray) -> Figure:
+    """Density histograms of one column, reference (training data) vs current."""
+    fig = new_figure(3.6, 2.6)
+    ax = fig.add_subplot()
+    both = np.concatenate([reference, current]) if current.size else reference
+    edges = list(np.histogram_bin_edges(both, bins=20) if both.size else np.linspace(0, 1, 21))
+    ax.hist(reference, bins=edges, density=True, alpha=0.5, label=f"reference ({reference.size})")
+    if current.size:
+        ax.hist(current, bins=edges, density=True, alpha=0.5, label=f"current ({current.size})")
+    ax.set_title(column, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def score_history_figure(scores: Sequence[dict[str, Any]]) -> Figure | None:
+    """F1 over time, one line per dataset kind (test, training, ingested); None if no F1."""
+    rows = [r for r in scores if r.get("f1") is not None]
+    if not rows:
+        return None
+    fig = new_figure(6.4, 3.0)
+    ax = fig.add_subplot()
+    for dataset in sorted({r["dataset"] for r in rows}):
+        sel = [r for r in rows if r["dataset"] == dataset]
+        times = np.array([datetime.fromisoformat(r["scored_at"]) for r in sel])
+        ax.plot(times, [r["f1"] for r in sel], marker="o", label=dataset)
+    ax.set_ylabel("F1")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Score history", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def build_figures(ctx: dict[str, Any]) -> dict[str, Figure]:
+    """The figures of a page context by name: ``scores``, ``confusion``, ``hist:<column>``."""
+    figures: dict[str, Figure] = {}
+    history = score_history_figure(ctx["scores"])
+    if history is not None:
+        figures["scores"] = history
+    if ctx["test_score"] and ctx["test_score"].get("confusion_matrix"):
+        figures["confusion"] = confusion_matrix_figure(ctx["test_score"], ctx["model"]["version"])
+    for column, (reference, current) in ctx["histograms"].items():
+        figures[f"hist:{column}"] = histogram_figure(column, reference, current)
+    return figures
