@@ -1,12 +1,19 @@
-"""Tests of :mod:`monitoring.diagnostics.dependencies` (no network: fetchers are fakes)."""
+"""Tests of :mod:`monitoring.diagnostics.dependencies`.
+
+The network, the installed distributions and the clock are fakes: no test reaches PyPI
+or sleeps.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import io
 import json
+import logging
 import os
+import re
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -14,12 +21,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from monitoring.diagnostics import dependencies as depcheck
 from monitoring.exceptions import ConfigError
 
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T0_ISO = "2026-03-01T12:00:00+00:00"
+Row = tuple[str, str | None, str | None, str, str]
+
 # --------------------------------------------------------------------------------------
-# Helpers and fixtures
+# Fakes and helpers
 # --------------------------------------------------------------------------------------
 
 
@@ -30,38 +42,59 @@ def _no_leftover_refresh() -> Iterator[None]:
     assert depcheck.wait_for_refresh(timeout=10)
 
 
+class Clock:
+    """Stand-in for the module's clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(depcheck, "_now", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def installed(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Installed versions by PEP 503 name; a name missing from it is not installed."""
+    versions: dict[str, str] = {}
+    monkeypatch.setattr(
+        depcheck, "installed_version", lambda name: versions.get(canonicalize_name(name))
+    )
+    return versions
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def fake_installed(monkeypatch: pytest.MonkeyPatch, versions: Mapping[str, str | None]) -> None:
-    """Make :func:`depcheck.installed_version` answer from ``versions``."""
-
-    def installed(name: str) -> str | None:
-        return versions.get(depcheck.normalize_name(name))
-
-    monkeypatch.setattr(depcheck, "installed_version", installed)
+def table(latest: Mapping[str, str | None]) -> Callable[[str], str | None]:
+    """Fetcher answering from ``latest``."""
+    return lambda name: latest.get(name)
 
 
-def table_fetcher(latest: Mapping[str, str | None]) -> Callable[[str], str | None]:
-    def fetch(name: str) -> str | None:
-        return latest.get(name)
-
-    return fetch
+def offline(name: str) -> str | None:
+    raise urllib.error.URLError("network is unreachable")
 
 
-class CountingFetcher:
-    """Fetcher that records calls and can block until released."""
+class BlockingFetcher:
+    """Fetcher that records the names asked and answers once released."""
 
-    def __init__(self, latest: dict[str, str], *, block: bool = False) -> None:
+    def __init__(self, latest: Mapping[str, str]) -> None:
         self.latest = latest
         self.calls: list[str] = []
         self.release = threading.Event()
         self._lock = threading.Lock()
-        if not block:
-            self.release.set()
 
     def __call__(self, name: str) -> str | None:
         with self._lock:
@@ -70,12 +103,31 @@ class CountingFetcher:
         return self.latest.get(name)
 
 
-def offline(name: str) -> str | None:
-    raise urllib.error.URLError("network is unreachable")
+def rows_of(report: depcheck.DependencyReport) -> list[Row]:
+    return [
+        (r["package"], r["required"], r["installed"], r["latest"], r["status"])
+        for r in report["packages"]
+    ]
+
+
+def check(
+    path: Path,
+    latest: Mapping[str, str | None] | Callable[[str], str | None] | None = None,
+    *,
+    deadline: float = 10.0,
+) -> list[Row]:
+    """Rows of a foreground check of ``path``, given a fetcher or its answers by name."""
+    fetch = latest if callable(latest) else table(latest or {})
+    cache = path.parent / "cache.json"
+    return rows_of(depcheck.refresh_cache(path, cache, fetch_latest=fetch, deadline=deadline))
+
+
+def refresh_threads() -> int:
+    return sum(t.name == "depcheck-refresh" for t in threading.enumerate())
 
 
 # --------------------------------------------------------------------------------------
-# Parsing
+# The requirements file
 # --------------------------------------------------------------------------------------
 
 
@@ -85,23 +137,17 @@ PARSE_CASES = [
         [("flask", "==3.1.3")],
         id="comments-and-blanks",
     ),
-    pytest.param("numpy\n", [("numpy", "")], id="no-specifier"),
+    pytest.param("numpy\n", [("numpy", None)], id="no-specifier"),
     pytest.param(
-        "requests[socks, security] >= 2.0 , < 3\n",
-        [("requests", ">=2.0,<3")],
-        id="extras-and-whitespace",
+        "requests[socks, security] >= 2.0 , < 3\nfoo (>=1.0,<2)\n",
+        [("requests", "<3,>=2.0"), ("foo", "<2,>=1.0")],
+        id="extras-whitespace-parentheses",
     ),
     pytest.param(
         'pywin32>=300; sys_platform == "win32"\nscipy ;python_version<"3.12"\n',
-        [("pywin32", ">=300"), ("scipy", "")],
-        id="markers",
+        [("pywin32", ">=300"), ("scipy", None)],
+        id="markers-not-evaluated",
     ),
-    pytest.param(
-        'pkg[extra]==1.0 ; python_version >= "3.8" and os_name != "nt"\n',
-        [("pkg", "==1.0")],
-        id="extras-and-markers",
-    ),
-    pytest.param("foo (>=1.0,<2)\n", [("foo", ">=1.0,<2")], id="parenthesised"),
     pytest.param(
         "a~=1.4.2\nb===1.0-weird\nc==2.*\nd!=1.5\n",
         [("a", "~=1.4.2"), ("b", "===1.0-weird"), ("c", "==2.*"), ("d", "!=1.5")],
@@ -110,78 +156,67 @@ PARSE_CASES = [
     pytest.param(
         "--index-url https://example.invalid/simple\n"
         "--extra-index-url=https://example.invalid/b\n"
+        "-i https://example.invalid/c\n"
         "-c constraints.txt\n-e .\n--pre\n-f ./wheels\nflask\n",
-        [("flask", "")],
+        [("flask", None)],
         id="option-lines-ignored",
     ),
     pytest.param(
         "flask==3.1.3 \\\n    --hash=sha256:aaaa \\\n    --hash=sha256:bbbb\nnumpy\n",
-        [("flask", "==3.1.3"), ("numpy", "")],
+        [("flask", "==3.1.3"), ("numpy", None)],
         id="hashes-and-continuations",
     ),
     pytest.param(
+        "flask\\\n>=3\\\n,<4\n", [("flask", "<4,>=3")], id="continuation-inside-requirement"
+    ),
+    pytest.param("# old pin \\\nflask\n", [("flask", None)], id="comment-does-not-continue"),
+    pytest.param(
         "pkg @ https://example.invalid/pkg-1.0.tar.gz#sha256=ab ; python_version>'3'\n",
-        [("pkg", "")],
+        [("pkg", None)],
         id="named-url",
     ),
     pytest.param(
-        "git+https://example.invalid/x/y.git\n./local/pkg\n/abs/pkg\n"
-        "foo-1.0-py3-none-any.whl\nflask\n",
-        [("flask", "")],
-        id="direct-references-skipped",
-    ),
-    pytest.param(
         "numpy>=1\nNumPy<3\nnumpy>=1\n",
-        [("numpy", ">=1,<3")],
+        [("numpy", "<3,>=1")],
         id="duplicates-merged-first-spelling-kept",
     ),
     pytest.param(
         "Scikit_Learn==1.0\nSQLAlchemy\n",
-        [("Scikit_Learn", "==1.0"), ("SQLAlchemy", "")],
-        id="original-spelling-kept",
+        [("Scikit_Learn", "==1.0"), ("SQLAlchemy", None)],
+        id="spelling-kept",
     ),
     pytest.param("\ufeffflask==1\n", [("flask", "==1")], id="utf8-bom"),
-    pytest.param("flask 3.1\nnumpy\n", [("numpy", "")], id="garbage-line-skipped"),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), PARSE_CASES)
-def test_parse_requirements(tmp_path: Path, text: str, expected: list[tuple[str, str]]) -> None:
+def test_requirements_file(
+    tmp_path: Path, text: str, expected: list[tuple[str, str | None]]
+) -> None:
     path = write(tmp_path / "requirements.txt", text)
-    parsed = depcheck.parse_requirements(path)
-    assert [(r.name, r.specifier) for r in parsed] == expected
-    assert all(r.source == path for r in parsed)
+    assert [(package, required) for package, required, *_ in check(path)] == expected
 
 
-def test_parse_requirements_keys_are_pep503() -> None:
-    requirement = depcheck.Requirement(name="Scikit_Learn", specifier="==1.0")
-    assert requirement.key == "scikit-learn"
-
-
-def test_parse_records_line_numbers(tmp_path: Path) -> None:
-    path = write(tmp_path / "r.txt", "# header\n\nflask\\\n==1.0\nnumpy\n")
-    parsed = depcheck.parse_requirements(path)
-    assert [(r.name, r.specifier, r.line) for r in parsed] == [
-        ("flask", "==1.0", 3),
-        ("numpy", "", 5),
+def test_lines_that_name_no_package_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path / "requirements.txt",
+        "git+https://example.invalid/x/y.git\n./local/pkg\n/abs/pkg\n"
+        "foo-1.0-py3-none-any.whl\nflask 3.1\nnumpy\n",
+    )
+    with caplog.at_level(logging.WARNING, logger=depcheck.__name__):
+        assert check(path) == [("numpy", None, None, "unknown", "not-installed")]
+    assert caplog.messages == [
+        f"{path}:1: 'git+https://example.invalid/x/y.git' is not a named requirement, not checked",
+        f"{path}:2: './local/pkg' is not a named requirement, not checked",
+        f"{path}:3: '/abs/pkg' is not a named requirement, not checked",
+        f"{path}:4: 'foo-1.0-py3-none-any.whl' is not a named requirement, not checked",
+        f"{path}:5: 'flask 3.1' is not a named requirement, not checked",
     ]
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("Flask", "flask"),
-        ("scikit_learn", "scikit-learn"),
-        ("zope.interface", "zope-interface"),
-        ("a-_.-b", "a-b"),
-        ("SQLAlchemy", "sqlalchemy"),
-    ],
-)
-def test_normalize_name(name: str, expected: str) -> None:
-    assert depcheck.normalize_name(name) == expected
-
-
-def test_includes_relative_to_file_and_cycles(tmp_path: Path) -> None:
+def test_includes_are_relative_to_the_including_file_and_read_once(tmp_path: Path) -> None:
     main = write(
         tmp_path / "requirements.txt",
         "flask\n-r sub/dev.txt\nnumpy\n-r requirements.txt\n",
@@ -190,109 +225,46 @@ def test_includes_relative_to_file_and_cycles(tmp_path: Path) -> None:
         tmp_path / "sub" / "dev.txt",
         "pytest==9.0\n--requirement=more.txt\n-r ../requirements.txt\n",
     )
-    write(tmp_path / "sub" / "more.txt", "ruff\n-rdev.txt\n")
-    parsed = depcheck.parse_requirements(main)
-    assert [r.name for r in parsed] == ["flask", "pytest", "ruff", "numpy"]
-    assert parsed[1].source == tmp_path / "sub" / "dev.txt"
+    write(tmp_path / "sub" / "more.txt", "ruff\n-rdev.txt\n--requirement ../last.txt\n")
+    write(tmp_path / "last.txt", "mypy\n")
+    assert [package for package, *_ in check(main)] == ["flask", "pytest", "ruff", "mypy", "numpy"]
 
 
 def test_include_by_absolute_path(tmp_path: Path) -> None:
     other = write(tmp_path / "elsewhere" / "base.txt", "pandas==3.0\n")
     main = write(tmp_path / "req" / "requirements.txt", f"-r {other}\nflask\n")
-    assert [r.name for r in depcheck.parse_requirements(main)] == ["pandas", "flask"]
+    assert [package for package, *_ in check(main)] == ["pandas", "flask"]
 
 
-def test_missing_file_raises_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
-        depcheck.parse_requirements(tmp_path / "nope.txt")
+def test_remote_include_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "r.txt", "-r https://example.invalid/r.txt\nflask\n")
+    with caplog.at_level(logging.WARNING, logger=depcheck.__name__):
+        assert [package for package, *_ in check(path)] == ["flask"]
+    assert caplog.messages == [f"{path}:1: remote include 'https://example.invalid/r.txt' ignored"]
 
 
-def test_missing_include_raises_config_error(tmp_path: Path) -> None:
-    path = write(tmp_path / "r.txt", "flask\n-r missing.txt\n")
-    with pytest.raises(ConfigError, match="missing.txt"):
-        depcheck.parse_requirements(path)
-
-
-def test_pins_property() -> None:
-    requirement = depcheck.Requirement(name="x", specifier=">=1,==1.2,===1.2,!=1.3")
-    assert requirement.pins == (("==", "1.2"), ("===", "1.2"))
-
-
-# --------------------------------------------------------------------------------------
-# Versions
-# --------------------------------------------------------------------------------------
-
-
-COMPARE_CASES = [
-    ("1.0", "1.0", 0),
-    ("1.0", "1.0.0", 0),
-    ("1.2", "1.10", -1),
-    ("2.0", "1.99.99", 1),
-    ("1!0.5", "2.0", 1),
-    ("1.0a1", "1.0", -1),
-    ("1.0a1", "1.0b1", -1),
-    ("1.0b2", "1.0rc1", -1),
-    ("1.0rc1", "1.0c1", 0),
-    ("1.0-alpha.1", "1.0a1", 0),
-    ("1.0.dev1", "1.0a1", -1),
-    ("1.0.dev1", "1.0.dev2", -1),
-    ("1.0a1.dev1", "1.0a1", -1),
-    ("1.0", "1.0.post1", -1),
-    ("1.0-1", "1.0.post1", 0),
-    ("1.0.post1.dev1", "1.0.post1", -1),
-    ("1.0.post1.dev1", "1.0", 1),
-    ("1.0", "1.0+local", -1),
-    ("1.0+abc", "1.0+5", -1),
-    ("1.0+5", "1.0+10", -1),
-    ("V1.0", "1.0", 0),
-    ("1.0.POST", "1.0.post0", 0),
-    ("2.0.0rc1", "1.9", 1),
-]
-
-
-@pytest.mark.parametrize(("left", "right", "expected"), COMPARE_CASES)
-def test_compare_versions(left: str, right: str, expected: int) -> None:
-    assert depcheck.compare_versions(left, right) == expected
-    assert depcheck.compare_versions(right, left) == -expected
-
-
-@pytest.mark.parametrize(("left", "right", "expected"), COMPARE_CASES)
-def test_compare_versions_agrees_with_packaging(left: str, right: str, expected: int) -> None:
-    version = pytest.importorskip("packaging.version")
-    a, b = version.Version(left), version.Version(right)
-    assert (a > b) - (a < b) == expected
-
-
-def test_version_sort_order() -> None:
-    ordered = [
-        "0.9",
-        "1.0.dev0",
-        "1.0a1.dev0",
-        "1.0a1",
-        "1.0a2",
-        "1.0b1",
-        "1.0rc1",
-        "1.0",
-        "1.0+local",
-        "1.0.post1.dev0",
-        "1.0.post1",
-        "1.1",
-        "1!0.1",
-    ]
-    parsed = [depcheck.parse_version(v) for v in reversed(ordered)]
-    assert all(v is not None for v in parsed)
-    assert [str(v) for v in sorted(v for v in parsed if v is not None)] == ordered
-
-
-@pytest.mark.parametrize("text", ["", "abc", "1.0-foo", "2013-spring", "1..0", "1.0+", "1.0.x"])
-def test_invalid_versions(text: str) -> None:
-    assert depcheck.parse_version(text) is None
-    assert depcheck.compare_versions(text, "1.0") is None
-
-
-def test_version_str_is_canonical() -> None:
-    parsed = depcheck.parse_version("v1!2.0-ALPHA.3_post-4.DEV5+Ubuntu-1")
-    assert str(parsed) == "1!2.0a3.post4.dev5+ubuntu.1"
+@pytest.mark.parametrize(
+    ("files", "unreadable"),
+    [
+        pytest.param({}, "r.txt", id="missing"),
+        pytest.param({"r.txt": b"flask\n-r missing.txt\n"}, "missing.txt", id="missing-include"),
+        pytest.param(
+            {"r.txt": b"flask\n-r bad.txt\n", "bad.txt": b"\xff\xfe\xfa"}, "bad.txt", id="not-utf8"
+        ),
+    ],
+)
+def test_unreadable_requirements_raise_config_error_naming_the_file(
+    tmp_path: Path, files: dict[str, bytes], unreadable: str
+) -> None:
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    message = f"cannot read requirements file {re.escape(str(tmp_path / unreadable))}: "
+    with pytest.raises(ConfigError, match=message):
+        depcheck.refresh_cache(tmp_path / "r.txt", tmp_path / "cache.json", fetch_latest=offline)
+    with pytest.raises(ConfigError, match=message):
+        depcheck.get(tmp_path / "r.txt", tmp_path / "cache.json", refresh=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -303,146 +275,115 @@ def test_version_str_is_canonical() -> None:
 STATUS_CASES = [
     # specifier, installed, latest, status
     pytest.param("==1.0", "1.0", "1.0", "up-to-date", id="pinned-current"),
+    pytest.param("", "2.0rc1", "1.9", "up-to-date", id="ahead-of-the-index"),
     pytest.param("==1.0", "1.0", "2.0", "outdated", id="pinned-outdated"),
-    pytest.param("", "1.0", "1.0.0", "up-to-date", id="equal-after-padding"),
-    pytest.param("", "2.0rc1", "1.9", "up-to-date", id="ahead-of-index"),
-    pytest.param("", "1.0", "1.0.post1", "outdated", id="post-release"),
+    pytest.param("", "1.0", "1.0.post1", "outdated", id="unpinned-outdated"),
     pytest.param("==1.0", "1.1", "2.0", "pin-mismatch", id="pin-mismatch"),
+    pytest.param(">=2.0", "1.0", "3.0", "pin-mismatch", id="range-mismatch"),
+    pytest.param("!=1.4.3,~=1.4", "1.4.3", "1.5", "pin-mismatch", id="excluded-version"),
+    pytest.param(">=1.0", "2.0rc1", "1.9", "up-to-date", id="pre-release-satisfies-range"),
     pytest.param("==1.0", "1.1", None, "pin-mismatch", id="mismatch-beats-unknown"),
-    pytest.param("==1.0", None, "2.0", "not-installed", id="not-installed-pinned"),
-    pytest.param("", None, None, "not-installed", id="not-installed-beats-all"),
-    pytest.param("", "1.0", None, "unknown", id="latest-unknown"),
-    pytest.param(">=2.0", "1.0", "3.0", "outdated", id="ranges-not-evaluated"),
-    pytest.param("==1.0.*", "1.0.5", "1.0.5", "up-to-date", id="wildcard-ok"),
-    pytest.param("==1.0.*", "1.1", "1.1", "pin-mismatch", id="wildcard-mismatch"),
-    pytest.param("==1", "1.0.0", "1.0", "up-to-date", id="pin-zero-padding"),
-    pytest.param("==1.0", "1.0+cpu", "1.0", "up-to-date", id="local-ignored"),
-    pytest.param("==1.0+cpu", "1.0", "1.0", "pin-mismatch", id="local-required"),
-    pytest.param("===1.0", "1.0.0", "1.0.0", "pin-mismatch", id="arbitrary-eq"),
-    pytest.param(">=1,==1.0", "1.0", "1.0", "up-to-date", id="pin-among-clauses"),
-    pytest.param("", "2013-spring", "2013-spring", "up-to-date", id="non-pep440-equal"),
-    pytest.param("", "2013-spring", "2014-fall", "unknown", id="non-pep440-different"),
+    pytest.param("==1.0", None, "2.0", "not-installed", id="not-installed-beats-mismatch"),
+    pytest.param("", None, None, "not-installed", id="not-installed-beats-unknown"),
+    pytest.param("", "1.0", None, "unknown", id="latest-not-fetched"),
+    pytest.param("", "1.0", "nightly", "unknown", id="latest-not-pep440"),
+    pytest.param("", "2013-spring", "2013-spring", "up-to-date", id="not-pep440-equal"),
+    pytest.param("", "2013-spring", "2014-fall", "unknown", id="not-pep440-different"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "installed", "latest", "status"), STATUS_CASES)
+@pytest.mark.parametrize(("spec", "have", "latest", "status"), STATUS_CASES)
 def test_status(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    installed: dict[str, str],
     spec: str,
-    installed: str | None,
+    have: str | None,
     latest: str | None,
     status: str,
 ) -> None:
     path = write(tmp_path / "requirements.txt", f"My_Pkg{spec}\n")
-    fake_installed(monkeypatch, {"my-pkg": installed})
-    rows = depcheck.check_dependencies(path, fetch_latest=table_fetcher({"my-pkg": latest}))
-    assert rows == [
-        {
-            "package": "My_Pkg",
-            "required": spec or None,
-            "installed": installed,
-            "latest": latest if latest is not None else "unknown",
-            "status": status,
-        }
+    if have is not None:
+        installed["my-pkg"] = have
+    assert check(path, {"my-pkg": latest}) == [
+        ("My_Pkg", spec or None, have, latest or "unknown", status)
     ]
 
 
-def test_rows_in_file_order_and_fetcher_gets_normalised_names(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_fetcher_gets_pep503_names_and_rows_keep_file_order(
+    tmp_path: Path, installed: dict[str, str]
 ) -> None:
     path = write(tmp_path / "r.txt", "Zeta_Pkg==1\nalpha\nMid.Pkg>=2\n")
-    fake_installed(monkeypatch, {"zeta-pkg": "1", "alpha": "1", "mid-pkg": "2"})
-    fetcher = CountingFetcher({"zeta-pkg": "1", "alpha": "2", "mid-pkg": "2"})
-    rows = depcheck.check_dependencies(path, fetch_latest=fetcher)
-    assert [(r["package"], r["status"]) for r in rows] == [
-        ("Zeta_Pkg", "up-to-date"),
-        ("alpha", "outdated"),
-        ("Mid.Pkg", "up-to-date"),
+    installed.update({"zeta-pkg": "1", "alpha": "1", "mid-pkg": "2"})
+    asked: list[str] = []
+
+    def fetch(name: str) -> str:
+        asked.append(name)
+        return {"zeta-pkg": "1", "alpha": "2", "mid-pkg": "2"}[name]
+
+    assert check(path, fetch) == [
+        ("Zeta_Pkg", "==1", "1", "1", "up-to-date"),
+        ("alpha", None, "1", "2", "outdated"),
+        ("Mid.Pkg", ">=2", "2", "2", "up-to-date"),
     ]
-    assert sorted(fetcher.calls) == ["alpha", "mid-pkg", "zeta-pkg"]
+    assert sorted(asked) == ["alpha", "mid-pkg", "zeta-pkg"]
 
 
 @pytest.mark.parametrize(
-    "fetcher",
+    ("fetcher", "latest"),
     [
-        pytest.param(offline, id="raises-urlerror"),
-        pytest.param(lambda name: None, id="returns-none"),
-        pytest.param(lambda name: "  ", id="returns-blank"),
-        pytest.param(lambda name: 1 / 0, id="raises-anything"),
+        pytest.param(offline, "unknown", id="raises-urlerror"),
+        pytest.param(lambda name: 1 / 0, "unknown", id="raises-anything"),
+        pytest.param(lambda name: None, "unknown", id="returns-none"),
+        pytest.param(lambda name: "  ", "unknown", id="returns-blank"),
+        pytest.param(lambda name: " 3.2\n", "3.2", id="returns-padded"),
     ],
 )
-def test_failed_fetch_is_unknown(
+def test_what_a_fetcher_answers(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    installed: dict[str, str],
     fetcher: Callable[[str], str | None],
+    latest: str,
 ) -> None:
-    path = write(tmp_path / "r.txt", "flask==3.1\nnumpy\n")
-    fake_installed(monkeypatch, {"flask": "3.1", "numpy": "2.0"})
-    rows = depcheck.check_dependencies(path, fetch_latest=fetcher)
-    assert [(r["latest"], r["status"]) for r in rows] == [("unknown", "unknown")] * 2
+    path = write(tmp_path / "r.txt", "flask==3.1\n")
+    installed["flask"] = "3.1"
+    status = "unknown" if latest == "unknown" else "outdated"
+    assert check(path, fetcher) == [("flask", "==3.1", "3.1", latest, status)]
 
 
-def test_slow_fetch_beyond_deadline_is_unknown(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_fetches_later_than_the_deadline_are_unknown(
+    tmp_path: Path, installed: dict[str, str]
 ) -> None:
-    path = write(tmp_path / "r.txt", "fast\nslow\nslower\n")
-    fake_installed(monkeypatch, {"fast": "1.0", "slow": "1.0", "slower": "1.0"})
+    path = write(tmp_path / "r.txt", "fast\nslow\n")
+    installed.update({"fast": "1.0", "slow": "1.0"})
     release = threading.Event()
 
-    def fetch(name: str) -> str | None:
-        if name != "fast":
+    def fetch(name: str) -> str:
+        if name == "slow":
             release.wait(timeout=10)
         return "2.0"
 
-    deadline = 0.3
     try:
-        start = time.monotonic()
-        rows = depcheck.check_dependencies(
-            path, fetch_latest=fetch, deadline=deadline, max_workers=2
-        )
-        elapsed = time.monotonic() - start
+        rows = check(path, fetch, deadline=0.5)
     finally:
-        release.set()
-    assert elapsed < deadline + 1.0
-    assert [(r["package"], r["latest"], r["status"]) for r in rows] == [
-        ("fast", "2.0", "outdated"),
-        ("slow", "unknown", "unknown"),
-        ("slower", "unknown", "unknown"),
+        release.set()  # the call above returned while "slow" was still blocked
+    assert rows == [
+        ("fast", None, "1.0", "2.0", "outdated"),
+        ("slow", None, "1.0", "unknown", "unknown"),
     ]
 
 
 def test_empty_requirements(tmp_path: Path) -> None:
     path = write(tmp_path / "r.txt", "# nothing\n")
-    assert depcheck.check_dependencies(path, fetch_latest=offline) == []
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"max_workers": 0}, "max_workers"), ({"deadline": -1.0}, "deadline")],
-)
-def test_invalid_arguments(tmp_path: Path, kwargs: dict[str, float], message: str) -> None:
-    path = write(tmp_path / "r.txt", "flask\n")
-    with pytest.raises(ValueError, match=message):
-        depcheck.check_dependencies(path, fetch_latest=offline, **kwargs)  # type: ignore[arg-type]
+    assert check(path) == []
 
 
 # --------------------------------------------------------------------------------------
-# Installed and latest versions
+# fetch_latest_pypi
 # --------------------------------------------------------------------------------------
-
-
-def test_installed_version_of_real_distribution() -> None:
-    assert depcheck.installed_version("pytest") == pytest.__version__
-    assert depcheck.installed_version("PyTest") == pytest.__version__
-
-
-def test_installed_version_missing() -> None:
-    assert depcheck.installed_version("surely-not-installed-pkg-xyz") is None
 
 
 class FakeUrlopen:
-    """Stand-in for :func:`urllib.request.urlopen` recording its requests."""
+    """Stand-in for :func:`urllib.request.urlopen` recording (url, timeout)."""
 
     def __init__(self, body: bytes | BaseException) -> None:
         self.body = body
@@ -464,15 +405,17 @@ def pypi_document(version: object) -> bytes:
     [
         pytest.param(pypi_document("3.1.3"), "3.1.3", id="ok"),
         pytest.param(pypi_document(" 1.0 "), "1.0", id="stripped"),
-        pytest.param(b"<html>not json</html>", None, id="bad-json"),
+        pytest.param(b"<html>not json</html>", None, id="not-json"),
         pytest.param(b"\xff\xfe", None, id="bad-encoding"),
         pytest.param(b"[1, 2]", None, id="not-an-object"),
         pytest.param(b'{"info": null}', None, id="no-info"),
         pytest.param(pypi_document(None), None, id="null-version"),
+        pytest.param(pypi_document(3), None, id="number-version"),
         pytest.param(pypi_document(""), None, id="empty-version"),
         pytest.param(urllib.error.URLError("offline"), None, id="offline"),
         pytest.param(TimeoutError("timed out"), None, id="timeout"),
         pytest.param(ConnectionResetError(), None, id="reset"),
+        pytest.param(http.client.IncompleteRead(b""), None, id="incomplete-read"),
     ],
 )
 def test_fetch_latest_pypi(
@@ -497,214 +440,160 @@ def test_fetch_latest_pypi_index_overrides(monkeypatch: pytest.MonkeyPatch) -> N
     ]
 
 
-def test_fetch_latest_pypi_refuses_other_schemes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_fetch_latest_pypi_refuses_other_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeUrlopen(pypi_document("1.0"))
     monkeypatch.setattr(urllib.request, "urlopen", fake)
-    assert depcheck.fetch_latest_pypi("x", timeout=1, index_url="file:///etc") is None
+    monkeypatch.setenv(depcheck.PYPI_URL_ENV, "file:///etc")
+    assert depcheck.fetch_latest_pypi("x", timeout=1) is None
     assert fake.requests == []
 
 
-def test_fetch_latest_pypi_rejects_oversized(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_latest_pypi_rejects_oversized_responses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(depcheck, "_MAX_RESPONSE_BYTES", 10)
     monkeypatch.setattr(urllib.request, "urlopen", FakeUrlopen(pypi_document("1.0")))
     assert depcheck.fetch_latest_pypi("x", timeout=1) is None
 
 
-def test_default_fetcher_is_pypi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_fetcher_is_pypi_with_the_deadline_as_timeout(
+    tmp_path: Path, installed: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(tmp_path / "r.txt", "flask\n")
-    fake_installed(monkeypatch, {"flask": "1.0"})
+    installed["flask"] = "1.0"
     monkeypatch.delenv(depcheck.PYPI_URL_ENV, raising=False)
     fake = FakeUrlopen(pypi_document("2.0"))
     monkeypatch.setattr(urllib.request, "urlopen", fake)
-    rows = depcheck.check_dependencies(path, deadline=2.0)
-    assert rows[0]["latest"] == "2.0"
+    report = depcheck.refresh_cache(path, tmp_path / "c.json", deadline=2.0)
+    assert rows_of(report) == [("flask", None, "1.0", "2.0", "outdated")]
     assert fake.requests == [("https://pypi.org/pypi/flask/json", 2.0)]
 
 
 # --------------------------------------------------------------------------------------
-# Cache
+# The cache
 # --------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A requirements file, a cache path, and faked installed versions."""
-    requirements = write(tmp_path / "requirements.txt", "flask==3.1\nNumPy\n")
-    fake_installed(monkeypatch, {"flask": "3.1", "numpy": "2.0"})
-    return requirements, tmp_path / "cache" / "deps.json"
+def project(tmp_path: Path, installed: dict[str, str]) -> tuple[Path, Path]:
+    """A requirements file and a cache path; flask 3.1 and numpy 2.0 are installed."""
+    installed.update({"flask": "3.1", "numpy": "2.0"})
+    return write(tmp_path / "requirements.txt", "flask==3.1\nNumPy\n"), tmp_path / "c" / "d.json"
 
 
 LATEST = {"flask": "3.2", "numpy": "2.0"}
-FETCHED = [
+FETCHED: list[Row] = [
     ("flask", "==3.1", "3.1", "3.2", "outdated"),
     ("NumPy", None, "2.0", "2.0", "up-to-date"),
 ]
-UNFETCHED = [
+UNFETCHED: list[Row] = [
     ("flask", "==3.1", "3.1", "unknown", "unknown"),
     ("NumPy", None, "2.0", "unknown", "unknown"),
 ]
 
 
-def rows_of(report: depcheck.DependencyReport) -> list[tuple[object, ...]]:
-    return [tuple(row.values()) for row in report["packages"]]
-
-
-def age_cache(cache: Path, seconds: float) -> None:
-    document = json.loads(cache.read_text(encoding="utf-8"))
-    moment = datetime.now(UTC) - timedelta(seconds=seconds)
-    document["checked_at"] = moment.isoformat()
-    cache.write_text(json.dumps(document), encoding="utf-8")
-
-
-def test_refresh_cache_writes_file(project: tuple[Path, Path]) -> None:
+def test_refresh_cache_writes_the_cache_file(project: tuple[Path, Path]) -> None:
     requirements, cache = project
-    report = depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    assert report["stale"] is False
-    assert report["refreshing"] is False
-    assert rows_of(report) == FETCHED
-    document = json.loads(cache.read_text(encoding="utf-8"))
-    assert document["format"] == 1
-    assert document["latest"] == LATEST
-    assert len(document["requirements_sha256"]) == 64
-    checked_at = datetime.fromisoformat(document["checked_at"])
-    assert checked_at.utcoffset() == timedelta(0)
-    assert abs((datetime.now(UTC) - checked_at).total_seconds()) < 60
-    assert [p.name for p in cache.parent.iterdir()] == ["deps.json"]  # no temp files
+    report = depcheck.refresh_cache(requirements, cache, fetch_latest=table(LATEST))
+    assert report == {
+        "checked_at": T0_ISO,
+        "stale": False,
+        "refreshing": False,
+        "packages": [
+            {
+                "package": "flask",
+                "required": "==3.1",
+                "installed": "3.1",
+                "latest": "3.2",
+                "status": "outdated",
+            },
+            {
+                "package": "NumPy",
+                "required": None,
+                "installed": "2.0",
+                "latest": "2.0",
+                "status": "up-to-date",
+            },
+        ],
+    }
+    assert json.loads(cache.read_text(encoding="utf-8")) == {
+        "format": 1,
+        "checked_at": T0_ISO,
+        "requirements_sha256": hashlib.sha256(requirements.read_bytes() + b"\0").hexdigest(),
+        "latest": LATEST,
+    }
+    assert [p.name for p in cache.parent.iterdir()] == ["d.json"]  # no temporary file left
 
 
-def test_fresh_cache_is_served_without_fetching(project: tuple[Path, Path]) -> None:
+def test_a_fresh_cache_is_served_without_fetching(project: tuple[Path, Path]) -> None:
     requirements, cache = project
-    depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    fetcher = CountingFetcher(LATEST)
+    depcheck.refresh_cache(requirements, cache, fetch_latest=table(LATEST))
+    fetcher = BlockingFetcher(LATEST)
     report = depcheck.get(requirements, cache, fetch_latest=fetcher)
-    assert report["stale"] is False
-    assert report["refreshing"] is False
-    assert report["checked_at"] is not None
+    assert (report["checked_at"], report["stale"], report["refreshing"]) == (T0_ISO, False, False)
     assert rows_of(report) == FETCHED
     assert fetcher.calls == []
 
 
-def test_installed_versions_are_always_current(
-    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("age", "stale"),
+    [(0, False), (3600, False), (3601, True), (-1, True)],
+    ids=["new", "at-max-age", "too-old", "from-the-future"],
+)
+def test_cache_age(project: tuple[Path, Path], clock: Clock, age: float, stale: bool) -> None:
+    requirements, cache = project
+    depcheck.refresh_cache(requirements, cache, fetch_latest=table(LATEST))
+    clock.advance(age)
+    report = depcheck.get(requirements, cache, max_age_seconds=3600, refresh=False)
+    assert (report["checked_at"], report["stale"], report["refreshing"]) == (T0_ISO, stale, False)
+    assert rows_of(report) == FETCHED
+
+
+@pytest.mark.parametrize(("retry_after", "stale"), [(60, False), (59, True)])
+def test_unknown_latest_versions_are_retried_sooner(
+    project: tuple[Path, Path], clock: Clock, retry_after: float, stale: bool
 ) -> None:
     requirements, cache = project
-    depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    fake_installed(monkeypatch, {"flask": "3.2", "numpy": None})
-    report = depcheck.get(requirements, cache, fetch_latest=offline)
-    assert [(r["installed"], r["status"]) for r in report["packages"]] == [
-        ("3.2", "pin-mismatch"),
-        (None, "not-installed"),
+    depcheck.refresh_cache(requirements, cache, fetch_latest=table({"flask": "3.2"}))
+    clock.advance(60)
+    report = depcheck.get(requirements, cache, retry_unknown_seconds=retry_after, refresh=False)
+    assert report["stale"] is stale
+    assert rows_of(report) == [FETCHED[0], UNFETCHED[1]]
+
+
+def test_installed_versions_are_always_read_afresh(
+    project: tuple[Path, Path], installed: dict[str, str]
+) -> None:
+    requirements, cache = project
+    depcheck.refresh_cache(requirements, cache, fetch_latest=table(LATEST))
+    installed["flask"] = "3.2"
+    del installed["numpy"]
+    report = depcheck.get(requirements, cache, refresh=False)
+    assert rows_of(report) == [
+        ("flask", "==3.1", "3.2", "3.2", "pin-mismatch"),
+        ("NumPy", None, None, "2.0", "not-installed"),
     ]
 
 
-def test_get_returns_immediately_then_serves_refreshed_data(
-    project: tuple[Path, Path],
+@pytest.mark.parametrize("edited", ["main", "include"])
+def test_editing_the_requirements_makes_the_cache_stale(
+    tmp_path: Path, installed: dict[str, str], edited: str
 ) -> None:
-    requirements, cache = project
-    fetcher = CountingFetcher(LATEST, block=True)
-    try:
-        start = time.monotonic()
-        first = depcheck.get(requirements, cache, fetch_latest=fetcher)
-        second = depcheck.get(requirements, cache, fetch_latest=fetcher)
-        elapsed = time.monotonic() - start
-        refresh_threads = [t for t in threading.enumerate() if t.name == "depcheck-refresh"]
-    finally:
-        fetcher.release.set()
-    assert elapsed < 1.0
-    assert len(refresh_threads) == 1
-    for report in (first, second):
-        assert report["checked_at"] is None
-        assert report["stale"] is True
-        assert report["refreshing"] is True
-        assert rows_of(report) == UNFETCHED
-
+    requirements = write(tmp_path / "requirements.txt", "flask==3.1\n-r extra.txt\n")
+    extra = write(tmp_path / "extra.txt", "numpy\n")
+    cache = tmp_path / "d.json"
+    installed.update({"flask": "3.1", "numpy": "2.0", "scipy": "1.0"})
+    depcheck.refresh_cache(requirements, cache, fetch_latest=table(LATEST))
+    if edited == "main":
+        write(requirements, "flask==3.1\n-r extra.txt\nscipy\n")
+    else:
+        write(extra, "numpy\nscipy\n")
+    stale = depcheck.get(requirements, cache, fetch_latest=table({**LATEST, "scipy": "1.1"}))
+    assert (stale["stale"], stale["refreshing"]) == (True, True)
+    # The versions already known are still shown.
+    assert [row["latest"] for row in stale["packages"]] == ["3.2", "2.0", "unknown"]
     assert depcheck.wait_for_refresh(timeout=10)
-    assert sorted(fetcher.calls) == ["flask", "numpy"]  # one refresh only
-    third = depcheck.get(requirements, cache, fetch_latest=fetcher)
-    assert third["stale"] is False
-    assert third["refreshing"] is False
-    assert third["checked_at"] is not None
-    assert rows_of(third) == FETCHED
-    assert sorted(fetcher.calls) == ["flask", "numpy"]
-
-
-def test_only_one_background_thread_per_process(project: tuple[Path, Path], tmp_path: Path) -> None:
-    requirements, cache = project
-    other_cache = tmp_path / "other.json"
-    fetcher = CountingFetcher(LATEST, block=True)
-    try:
-        first = depcheck.get(requirements, cache, fetch_latest=fetcher)
-        other = depcheck.get(requirements, other_cache, fetch_latest=fetcher)
-        refresh_threads = [t for t in threading.enumerate() if t.name == "depcheck-refresh"]
-    finally:
-        fetcher.release.set()
-    assert len(refresh_threads) == 1
-    assert first["refreshing"] is True
-    assert other["refreshing"] is False  # the single slot is busy with `cache`
-    assert depcheck.wait_for_refresh(timeout=10)
-    assert cache.exists()
-    assert not other_cache.exists()
-    # The next call for the other cache starts its refresh.
-    assert depcheck.get(requirements, other_cache, fetch_latest=fetcher)["refreshing"]
-    assert depcheck.wait_for_refresh(timeout=10)
-    assert other_cache.exists()
-
-
-def test_stale_cache_is_served_and_refreshed(project: tuple[Path, Path]) -> None:
-    requirements, cache = project
-    depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher({"flask": "3.1"}))
-    age_cache(cache, seconds=3600)
-    fetcher = CountingFetcher(LATEST)
-    stale = depcheck.get(requirements, cache, max_age_seconds=60, fetch_latest=fetcher)
-    assert stale["stale"] is True
-    assert stale["refreshing"] is True
-    assert [r["latest"] for r in stale["packages"]] == ["3.1", "unknown"]
-    assert depcheck.wait_for_refresh(timeout=10)
-    fresh = depcheck.get(requirements, cache, max_age_seconds=60, fetch_latest=fetcher)
+    fresh = depcheck.get(requirements, cache, refresh=False)
     assert fresh["stale"] is False
-    assert rows_of(fresh) == FETCHED
-
-
-@pytest.mark.parametrize(
-    ("age", "max_age", "stale"),
-    [(10, 3600, False), (7200, 3600, True), (-600, 3600, True)],
-    ids=["fresh", "too-old", "from-the-future"],
-)
-def test_cache_age(project: tuple[Path, Path], age: float, max_age: float, stale: bool) -> None:
-    requirements, cache = project
-    depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    age_cache(cache, seconds=age)
-    report = depcheck.get(requirements, cache, max_age_seconds=max_age, refresh=False)
-    assert report["stale"] is stale
-    assert report["refreshing"] is False
-    assert rows_of(report) == FETCHED
-
-
-@pytest.mark.parametrize(
-    ("retry_after", "stale"), [(3600, False), (5, True)], ids=["recent", "retry"]
-)
-def test_unknown_latest_versions_are_retried_sooner(
-    project: tuple[Path, Path], retry_after: float, stale: bool
-) -> None:
-    requirements, cache = project
-    depcheck.refresh_cache(requirements, cache, fetch_latest=offline)
-    age_cache(cache, seconds=10)
-    report = depcheck.get(requirements, cache, retry_unknown_seconds=retry_after, refresh=False)
-    assert report["stale"] is stale
-    assert rows_of(report) == UNFETCHED
-
-
-def test_refresh_false_does_not_start_a_thread(project: tuple[Path, Path]) -> None:
-    requirements, cache = project
-    fetcher = CountingFetcher(LATEST)
-    report = depcheck.get(requirements, cache, refresh=False, fetch_latest=fetcher)
-    assert report["stale"] is True
-    assert report["refreshing"] is False
-    assert depcheck.wait_for_refresh(timeout=0)
-    assert fetcher.calls == []
-    assert not cache.exists()
+    assert [row["latest"] for row in fresh["packages"]] == ["3.2", "2.0", "1.1"]
 
 
 @pytest.mark.parametrize(
@@ -720,62 +609,29 @@ def test_refresh_false_does_not_start_a_thread(project: tuple[Path, Path]) -> No
             id="bad-timestamp",
         ),
         pytest.param(
-            b'{"format": 1, "checked_at": "2024-01-01T00:00:00+00:00", '
+            b'{"format": 1, "checked_at": "2026-03-01T12:00:00+00:00", '
             b'"requirements_sha256": "x", "latest": {"flask": 3}}',
             id="bad-version-type",
         ),
     ],
 )
-def test_corrupt_cache_is_treated_as_missing(project: tuple[Path, Path], content: bytes) -> None:
+def test_a_corrupt_cache_is_treated_as_missing_and_rewritten(
+    project: tuple[Path, Path], caplog: pytest.LogCaptureFixture, content: bytes
+) -> None:
     requirements, cache = project
     cache.parent.mkdir(parents=True)
     cache.write_bytes(content)
-    report = depcheck.get(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    assert report["checked_at"] is None
-    assert report["stale"] is True
+    report = depcheck.get(requirements, cache, fetch_latest=table(LATEST))
+    assert (report["checked_at"], report["stale"], report["refreshing"]) == (None, True, True)
     assert rows_of(report) == UNFETCHED
+    assert f"dependency cache {cache} is unreadable or corrupt, ignored" in caplog.messages
     assert depcheck.wait_for_refresh(timeout=10)
     repaired = depcheck.get(requirements, cache, fetch_latest=offline)
-    assert repaired["stale"] is False
+    assert (repaired["checked_at"], repaired["stale"]) == (T0_ISO, False)
     assert rows_of(repaired) == FETCHED
 
 
-@pytest.mark.parametrize("edited", ["main", "include"])
-def test_requirements_change_invalidates_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edited: str
-) -> None:
-    requirements = write(tmp_path / "requirements.txt", "flask==3.1\n-r extra.txt\n")
-    extra = write(tmp_path / "extra.txt", "numpy\n")
-    cache = tmp_path / "deps.json"
-    fake_installed(monkeypatch, {"flask": "3.1", "numpy": "2.0", "scipy": "1.0"})
-    depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    assert depcheck.get(requirements, cache, refresh=False)["stale"] is False
-
-    if edited == "main":
-        write(requirements, "flask==3.1\n-r extra.txt\nscipy\n")
-    else:
-        write(extra, "numpy\nscipy\n")
-    report = depcheck.get(
-        requirements,
-        cache,
-        fetch_latest=table_fetcher({**LATEST, "scipy": "1.1"}),
-    )
-    assert report["stale"] is True
-    assert report["refreshing"] is True
-    # Latest versions already known are still shown, the new package is unknown.
-    assert [r["latest"] for r in report["packages"]] == ["3.2", "2.0", "unknown"]
-    assert depcheck.wait_for_refresh(timeout=10)
-    refreshed = depcheck.get(requirements, cache, refresh=False)
-    assert refreshed["stale"] is False
-    assert [r["latest"] for r in refreshed["packages"]] == ["3.2", "2.0", "1.1"]
-
-
-def test_missing_requirements_file_raises(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
-        depcheck.get(tmp_path / "missing.txt", tmp_path / "deps.json")
-
-
-def test_failed_write_keeps_old_cache_and_removes_temp_file(
+def test_refresh_cache_that_cannot_write_raises_and_keeps_the_old_file(
     project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requirements, cache = project
@@ -787,13 +643,69 @@ def test_failed_write_keeps_old_cache_and_removes_temp_file(
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        depcheck.refresh_cache(requirements, cache, fetch_latest=table_fetcher(LATEST))
+        depcheck.refresh_cache(requirements, cache, fetch_latest=table(LATEST))
     assert cache.read_bytes() == before
-    assert [p.name for p in cache.parent.iterdir()] == ["deps.json"]
+    assert [p.name for p in cache.parent.iterdir()] == ["d.json"]
 
 
-def test_background_refresh_survives_unwritable_cache(
-    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+# --------------------------------------------------------------------------------------
+# The background refresh
+# --------------------------------------------------------------------------------------
+
+
+def test_get_answers_at_once_while_a_single_refresh_runs(project: tuple[Path, Path]) -> None:
+    requirements, cache = project
+    fetcher = BlockingFetcher(LATEST)
+    try:
+        first = depcheck.get(requirements, cache, fetch_latest=fetcher)
+        second = depcheck.get(requirements, cache, fetch_latest=fetcher)
+        threads = refresh_threads()
+    finally:
+        fetcher.release.set()
+    assert threads == 1
+    for report in (first, second):  # answered while the fetcher was still blocked
+        assert (report["checked_at"], report["stale"], report["refreshing"]) == (None, True, True)
+        assert rows_of(report) == UNFETCHED
+    assert depcheck.wait_for_refresh(timeout=10)
+    assert sorted(fetcher.calls) == ["flask", "numpy"]  # one refresh only
+    third = depcheck.get(requirements, cache, fetch_latest=fetcher)
+    assert (third["checked_at"], third["stale"], third["refreshing"]) == (T0_ISO, False, False)
+    assert rows_of(third) == FETCHED
+    assert sorted(fetcher.calls) == ["flask", "numpy"]
+
+
+def test_one_background_refresh_per_process(project: tuple[Path, Path], tmp_path: Path) -> None:
+    requirements, cache = project
+    other = tmp_path / "other.json"
+    fetcher = BlockingFetcher(LATEST)
+    try:
+        first = depcheck.get(requirements, cache, fetch_latest=fetcher)
+        second = depcheck.get(requirements, other, fetch_latest=fetcher)
+        threads = refresh_threads()
+    finally:
+        fetcher.release.set()
+    assert threads == 1
+    assert (first["refreshing"], second["refreshing"]) == (True, False)
+    assert depcheck.wait_for_refresh(timeout=10)
+    assert (cache.exists(), other.exists()) == (True, False)
+    # The slot is free again: the next call for the other cache starts its refresh.
+    assert depcheck.get(requirements, other, fetch_latest=fetcher)["refreshing"] is True
+    assert depcheck.wait_for_refresh(timeout=10)
+    assert other.exists()
+
+
+def test_refresh_false_starts_no_refresh(project: tuple[Path, Path]) -> None:
+    requirements, cache = project
+    fetcher = BlockingFetcher(LATEST)
+    report = depcheck.get(requirements, cache, refresh=False, fetch_latest=fetcher)
+    assert (report["stale"], report["refreshing"]) == (True, False)
+    assert refresh_threads() == 0
+    assert fetcher.calls == []
+    assert not cache.exists()
+
+
+def test_a_refresh_that_cannot_be_written_is_served_from_memory(
+    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     requirements, cache = project
 
@@ -801,37 +713,29 @@ def test_background_refresh_survives_unwritable_cache(
         raise PermissionError("read-only file system")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    first = depcheck.get(requirements, cache, fetch_latest=table_fetcher(LATEST))
-    assert first["refreshing"] is True
+    assert depcheck.get(requirements, cache, fetch_latest=table(LATEST))["refreshing"] is True
     assert depcheck.wait_for_refresh(timeout=10)
     assert not cache.exists()
-    # The result is kept in memory, so the next call is served fresh data.
-    second = depcheck.get(requirements, cache, fetch_latest=offline)
-    assert second["stale"] is False
-    assert rows_of(second) == FETCHED
+    assert (
+        f"cannot write dependency cache {cache} (read-only file system), kept in memory"
+        in caplog.messages
+    )
+    report = depcheck.get(requirements, cache, fetch_latest=offline)
+    assert (report["checked_at"], report["stale"], report["refreshing"]) == (T0_ISO, False, False)
+    assert rows_of(report) == FETCHED
 
 
-def test_background_refresh_with_missing_requirements_logs(
-    project: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+def test_a_failed_refresh_is_logged_and_frees_the_slot(
+    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     requirements, cache = project
-    release = threading.Event()
-    cache_obj = depcheck.DependencyCache(requirements, cache, fetch_latest=lambda name: "1.0")
-    original = depcheck._parse_with_digest
-    calls = 0
 
-    def parse_once(path: os.PathLike[str]) -> tuple[list[depcheck.Requirement], str]:
-        nonlocal calls
-        calls += 1
-        if calls > 1:  # the background thread's parse fails
-            release.set()
-            raise ConfigError("requirements vanished")
-        return original(path)
+    def broken_write(path: Path, text: str) -> Path:
+        raise RuntimeError("boom")
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(depcheck, "_parse_with_digest", parse_once)
-        assert cache_obj.get()["refreshing"] is True
-        assert release.wait(timeout=10)
-        assert depcheck.wait_for_refresh(timeout=10)
+    monkeypatch.setattr(depcheck, "atomic_write_text", broken_write)
+    assert depcheck.get(requirements, cache, fetch_latest=table(LATEST))["refreshing"] is True
+    assert depcheck.wait_for_refresh(timeout=10)
+    assert "background dependency refresh failed" in caplog.messages
     assert not cache.exists()
-    assert "background dependency refresh failed" in caplog.text
+    assert depcheck.get(requirements, cache, fetch_latest=table(LATEST))["refreshing"] is True
