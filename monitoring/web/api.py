@@ -17,7 +17,9 @@ from monitoring.capture.feedback import live_performance
 from monitoring.data.payloads import frame_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
 from monitoring.readmodels import Monitor
+from monitoring.web.openapi import doc
 from monitoring.web.ops import after_prediction
+from monitoring.web.schemas import DATA_BODY, DATA_ERRORS, LIMIT, PATH_QUERY, STR, query
 
 bp = Blueprint("api", __name__)
 
@@ -34,6 +36,14 @@ def _check_rows(frame: Any) -> None:
 
 
 @bp.post("/prediction")
+@doc(
+    "Predict with the deployed model",
+    "Classes and positive-class probabilities for each row.",
+    ok="Prediction",
+    errors=DATA_ERRORS,
+    params=[PATH_QUERY],
+    body=DATA_BODY,
+)
 def prediction() -> Any:
     """Predict with the deployed model.
 
@@ -52,6 +62,12 @@ def prediction() -> Any:
 
 
 @bp.get("/scoring")
+@doc(
+    "Score of the deployed model",
+    "F1 and other metrics on the test data, with the model-drift verdict.",
+    ok="Scoring",
+    errors=(503,),
+)
 def scoring() -> Any:
     """The deployed model's F1 (and other metrics) on the test data; no side effects.
 
@@ -68,24 +84,49 @@ def scoring() -> Any:
 
 
 @bp.get("/summarystats")
+@doc(
+    "Summary statistics",
+    "Mean, median, std, min, quartiles and max of each feature of the ingested data.",
+    ok="SummaryStats",
+    errors=(503,),
+)
 def summarystats() -> Any:
     """Mean, median, std, min, quartiles and max of each feature of the ingested data."""
     return monitor().summarystats()
 
 
 @bp.get("/diagnostics")
+@doc(
+    "Diagnostics",
+    "Missing data, step timings and the dependency check (cached).",
+    ok="Diagnostics",
+)
 def diagnostics() -> Any:
     """Missing data, step timings and the dependency check (all cached)."""
     return monitor().diagnostics()
 
 
 @bp.get("/drift")
+@doc(
+    "Drift of the ingested data",
+    "Data drift of the latest ingested data against the training data; not recorded.",
+    ok="DriftReport",
+    errors=(422, 503),
+)
 def drift_latest() -> Any:
     """Data drift of the latest ingested data against the deployed model's training data."""
     return monitor().drift(record=False)
 
 
 @bp.post("/drift")
+@doc(
+    "Drift of a batch",
+    "Data drift of the rows in the body (same formats as /prediction); recorded.",
+    ok="DriftReport",
+    errors=DATA_ERRORS,
+    params=[PATH_QUERY],
+    body=DATA_BODY,
+)
 def drift_batch() -> Any:
     """Data drift of the batch in the body (same formats as ``/prediction``); recorded."""
     frame, name = frame_from_request(request, monitor().settings)
@@ -94,6 +135,13 @@ def drift_batch() -> Any:
 
 
 @bp.get("/drift/history")
+@doc(
+    "Drift history",
+    "Recorded drift reports, newest first.",
+    ok="DriftHistory",
+    errors=(422,),
+    params=[LIMIT, query("full", STR, "1/true/yes: include the per-column tables.")],
+)
 def drift_history() -> Any:
     """Recorded drift reports, newest first (``?limit=``, ``?full=1`` for the tables)."""
     limit = _int_arg("limit", 50, 1, 1000)
@@ -102,18 +150,36 @@ def drift_history() -> Any:
 
 
 @bp.get("/runs")
+@doc(
+    "Pipeline runs",
+    "Recorded pipeline runs with their decisions and evidence, newest first.",
+    ok="Runs",
+    errors=(422,),
+    params=[LIMIT],
+)
 def runs() -> Any:
     """Recorded pipeline runs with their decisions and evidence, newest first."""
     return {"runs": monitor().store.runs(limit=_int_arg("limit", 50, 1, 1000))}
 
 
 @bp.get("/versions")
+@doc(
+    "Model versions",
+    "Every deployed model version and the deployment history.",
+    ok="Versions",
+)
 def versions() -> Any:
     """Every deployed model version, and which one is live."""
     return {"versions": monitor().versions(), "deployments": monitor().store.deployments()}
 
 
 @bp.get("/health")
+@doc(
+    "Liveness",
+    "Always open (no token). 'no_model' before the first deployment.",
+    ok="Health",
+    tag="ops",
+)
 def health() -> Any:
     """Liveness, and the deployed model version (``status`` is ``no_model`` before setup)."""
     return monitor().health()

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app
 from werkzeug.http import HTTP_STATUS_CODES
@@ -50,9 +50,13 @@ from monitoring.web.schemas import (
 
 bp = Blueprint("openapi", __name__)
 
+View = TypeVar("View", bound=Callable[..., Any])
+
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 # Every endpoint may answer these (unknown method, access control, server trouble).
 COMMON_ERRORS = (401, 403, 405, 500)
+_OPERATION = "openapi_operation"  # the attribute doc() sets on a view
+_declared: list[Callable[..., Any]] = []  # every view doc() saw, to find unrouted ones
 
 
 def operation(
@@ -106,6 +110,50 @@ def operation(
     if admin:
         op["security"] = ADMIN_SECURITY
     return op
+
+
+def doc(
+    summary: str,
+    description: str,
+    *,
+    ok: Schema | str,
+    errors: Iterable[int] = (),
+    params: Iterable[Mapping[str, Any]] = (),
+    body: Mapping[str, Any] | None = None,
+    tag: str = "monitoring",
+    admin: bool = False,
+) -> Callable[[View], View]:
+    """Declare the OpenAPI operation of the view it decorates (see :func:`operation`).
+
+    ``ok`` may also name a schema of :data:`SCHEMAS`; ``params`` are the query
+    parameters.
+
+    Raises
+    ------
+    ValueError
+        ``ok`` names no schema of :data:`SCHEMAS`.
+    """
+    if isinstance(ok, str):
+        if ok not in SCHEMAS:
+            raise ValueError(f"doc(ok={ok!r}): no such schema; known: {sorted(SCHEMAS)}")
+        ok = ref(ok)
+    op = operation(
+        summary,
+        description,
+        ok=ok,
+        errors=errors,
+        tag=tag,
+        parameters=params,
+        body=body,
+        admin=admin,
+    )
+
+    def declare(view: View) -> View:
+        setattr(view, _OPERATION, op)
+        _declared.append(view)
+        return view
+
+    return declare
 
 
 PATHS: dict[str, dict[str, dict[str, Any]]] = {
@@ -323,6 +371,7 @@ def response_schema(path: str, method: str, status: int) -> tuple[str, Schema] |
 
 
 @bp.get("/openapi.json", endpoint="spec")
+@doc("This document", "OpenAPI 3.1.", ok="OpenAPI", tag="ops")
 def openapi_json() -> Any:
     """The OpenAPI document."""
     return spec()
@@ -378,6 +427,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
 
 @bp.get("/docs")
+@doc("API documentation", "This document as HTML.", ok=text("text/html"), tag="ops")
 def docs() -> Any:
     """The API documentation as one HTML page (works offline)."""
     cache = current_app.extensions.setdefault("openapi_html", {})
