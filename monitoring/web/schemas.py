@@ -1,7 +1,8 @@
 """The JSON schemas of the API (``components/schemas`` of ``GET /openapi.json``) and the
 pieces the route declarations share: query parameters, request bodies, error statuses.
 
-Each schema is declared once here and referenced with :func:`ref`.
+Each schema is declared once here and referenced by name (``ok="Prediction"`` in a
+route's :func:`monitoring.web.openapi.doc`, or :func:`ref` inside another schema).
 """
 
 from __future__ import annotations
