@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the API (``GET /openapi.json``), generated from the
-routes, and an offline HTML page rendered from it on the server (``GET /docs``: no
-JavaScript, no CDN).
+routes, and an offline HTML page rendered from it on the server (``GET /docs``: a
+Jinja2 template, no JavaScript, no CDN).
 
 Each view declares its operation with :func:`doc`, under its route::
 
@@ -24,18 +24,17 @@ and a walk over the URL map are all the generation needs.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, render_template
 from werkzeug.http import HTTP_STATUS_CODES
 
 from monitoring.web.schemas import SCHEMAS, Schema, ref, text
 
-bp = Blueprint("openapi", __name__)
+bp = Blueprint("openapi", __name__, template_folder="templates")
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -178,60 +177,13 @@ def openapi_json() -> Any:
     return spec()
 
 
-def render_html(document: Mapping[str, Any]) -> str:
-    """A self-contained HTML page listing every operation of ``document``."""
-    e = html.escape
-    info = document["info"]
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(info['title'])}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem}h2{border-bottom:1px solid #ccc}.m{font-weight:bold;"
-        "text-transform:uppercase;margin-right:.5rem}pre{background:#f5f5f5;padding:.5rem;"
-        "overflow:auto}details{margin:.3rem 0}</style></head><body>",
-        f"<h1>{e(info['title'])} <small>{e(info['version'])}</small></h1>",
-        f"<p>{e(info['description'])}</p>",
-        "<p>Machine-readable: <a href='openapi.json'>openapi.json</a></p>",
-    ]
-    for path, methods in document["paths"].items():
-        for method, op in methods.items():
-            lock = " 🔒 bearer token" if op.get("security") else ""
-            parts.append(
-                f"<h2 id='{e(method + path)}'><span class='m'>{e(method)}</span>"
-                f"<code>{e(path)}</code>{lock}</h2>"
-                f"<p><b>{e(op['summary'])}</b>. {e(op['description'])}</p>"
-            )
-            if op["parameters"]:
-                items = "".join(
-                    f"<li><code>{e(p['name'])}</code> ({e(p['in'])}): "
-                    f"{e(p.get('description', ''))}</li>"
-                    for p in op["parameters"]
-                )
-                parts.append(f"<p>Parameters:</p><ul>{items}</ul>")
-            if "requestBody" in op:
-                types = ", ".join(op["requestBody"]["content"])
-                parts.append(
-                    f"<p>Body ({e(types)}): {e(op['requestBody'].get('description', ''))}</p>"
-                )
-            statuses = ", ".join(
-                f"{code} {e(r['description'])}" for code, r in op["responses"].items()
-            )
-            parts.append(f"<p>Responses: {statuses}</p>")
-    parts.append("<h2>Schemas</h2>")
-    for name, schema in document["components"]["schemas"].items():
-        parts.append(
-            f"<details id='schema-{e(name)}'><summary><code>{e(name)}</code></summary>"
-            f"<pre>{e(json.dumps(schema, indent=2))}</pre></details>"
-        )
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
 @bp.get("/docs")
 @doc("API documentation", "This document as HTML.", ok=text("text/html"), tag="ops")
 def docs() -> Any:
-    """The API documentation as one HTML page (works offline)."""
+    """The API documentation as one HTML page (works offline; rendered once per process)."""
     cache = current_app.extensions.setdefault("openapi_html", {})
     if "page" not in cache:
-        cache["page"] = render_html(spec())
+        document = spec()
+        pretty = {n: json.dumps(s, indent=2) for n, s in document["components"]["schemas"].items()}
+        cache["page"] = render_template("docs.html", doc=document, schemas=pretty)
     return Response(cache["page"], mimetype="text/html")
