@@ -16,17 +16,17 @@ from typing import Any
 
 import jsonschema
 import pytest
+from flask import Blueprint
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app import create_app
-from monitoring.config import Settings
-from monitoring.web.openapi import PATHS, response_schema, spec
+from monitoring.config import PROJECT_ROOT, Settings
+from monitoring.web.openapi import doc, spec
 
 TOKEN = "fuzz-token-0123456789"
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def _flask_routes(app: Any) -> dict[str, set[str]]:
@@ -40,21 +40,89 @@ def _flask_routes(app: Any) -> dict[str, set[str]]:
     return routes
 
 
-def test_every_route_is_documented_with_its_methods(app: Any) -> None:
-    routes = _flask_routes(app)
-    documented = {path: set(ops) & HTTP_METHODS for path, ops in spec()["paths"].items()}
-    missing = sorted(set(routes) - set(documented))
-    assert not missing, f"routes missing from monitoring/openapi.py PATHS: {missing}"
-    stale = sorted(set(documented) - set(routes))
-    assert not stale, f"PATHS documents routes that do not exist: {stale}"
-    wrong = {
-        p: (sorted(routes[p]), sorted(documented[p])) for p in routes if routes[p] != documented[p]
-    }
-    assert not wrong, f"methods differ (flask, spec): {wrong}"
+def _document(app: Any) -> dict[str, Any]:
+    with app.app_context():
+        return spec()
 
 
-def test_every_operation_documents_200_and_the_error_shape() -> None:
-    document = spec()
+@pytest.fixture
+def document(app: Any) -> dict[str, Any]:
+    """The OpenAPI document of the test app."""
+    return _document(app)
+
+
+def _response_schema(
+    document: dict[str, Any], path: str, method: str, status: int
+) -> tuple[str, dict[str, Any]] | None:
+    """Media type and schema documented for a response, or None if undocumented."""
+    entry = document["paths"][path][method]["responses"].get(str(status))
+    if entry is None:
+        return None
+    media, content = next(iter(entry["content"].items()))
+    return media, content["schema"]
+
+
+def _refs(node: Any) -> set[str]:
+    """Names of the component schemas referenced anywhere in ``node``."""
+    if isinstance(node, dict):
+        found = {node["$ref"].rpartition("/")[2]} if "$ref" in node else set()
+        return found.union(*(_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node))
+    return set()
+
+
+def _readme_operations() -> set[tuple[str, str]]:
+    """(method, path) of every row of the README's REST API table."""
+    found: set[tuple[str, str]] = set()
+    for line in (PROJECT_ROOT / "README.md").read_text().splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            pairs = re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/\S*)`", first_cell)
+            found |= {(method.lower(), path) for method, path in pairs}
+    return found
+
+
+def test_every_route_is_documented_with_its_methods(app: Any, document: dict[str, Any]) -> None:
+    documented = {path: set(ops) for path, ops in document["paths"].items()}
+    assert documented == _flask_routes(app)  # the same paths, each with the same methods
+    operations = {(method, path) for path, ops in documented.items() for method in ops}
+    assert operations == _readme_operations(), "the routes and the README's REST API table differ"
+    assert len(operations) == 20
+
+
+def test_a_route_without_a_declaration_makes_spec_fail(app: Any) -> None:
+    app.add_url_rule("/undeclared", "undeclared", lambda: "", methods=["GET", "POST"])
+    with pytest.raises(
+        RuntimeError, match=r"without a @doc declaration: GET/POST /undeclared \('undeclared'\)$"
+    ):
+        _document(app)
+
+
+def test_a_declared_view_without_a_route_makes_spec_fail(settings: Settings) -> None:
+    stray = Blueprint("stray", __name__)
+
+    @stray.get("/stray")
+    @doc("Routed", "Routed and declared.", ok="Health")
+    def routed() -> Any:
+        return {}
+
+    @doc("Orphan", "Declared, never routed.", ok="Health")
+    def orphan() -> Any:
+        return {}
+
+    app = create_app(settings, {"TESTING": True})
+    app.register_blueprint(stray)
+    with pytest.raises(RuntimeError, match=r"views that no route serves: \S+\.<locals>\.orphan$"):
+        _document(app)
+
+
+def test_an_unknown_schema_name_fails_at_declaration() -> None:
+    with pytest.raises(ValueError, match=r"ok='Helth'\): no such schema"):
+        doc("Typo", "A schema name that does not exist.", ok="Helth")
+
+
+def test_every_operation_documents_200_and_the_error_shape(document: dict[str, Any]) -> None:
     error = document["components"]["schemas"]["Error"]
     assert error["required"] == ["error", "message", "status"]
     for path, ops in document["paths"].items():
@@ -64,28 +132,36 @@ def test_every_operation_documents_200_and_the_error_shape() -> None:
                 if status != "200":
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}, (method, path)
-    for name, schema in document["components"]["schemas"].items():
+    for schema in document["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
-        assert name
+    # every reference resolves, and every declared schema is used
+    assert _refs(document) == set(document["components"]["schemas"])
 
 
-def test_openapi_json_is_served_and_json_serialisable(client: Any) -> None:
+def test_openapi_json_is_served_and_json_serialisable(
+    client: Any, document: dict[str, Any]
+) -> None:
     response = client.get("/openapi.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
     body = response.get_json()
     assert body["openapi"].startswith("3.")
-    assert body == json.loads(json.dumps(spec()))
+    assert body == json.loads(json.dumps(document))
 
 
-def test_docs_page_is_self_contained_and_lists_every_operation(client: Any) -> None:
+def test_docs_page_is_self_contained_and_lists_every_operation(
+    client: Any, document: dict[str, Any]
+) -> None:
     response = client.get("/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
     assert "<script" not in page.lower()
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page), "external resource"
-    for path, ops in PATHS.items():
+    for path, ops in document["paths"].items():
         for method in ops:
             assert f"id='{method}{path}'" in page, (method, path)
+    for name in document["components"]["schemas"]:
+        assert f"id='schema-{name}'" in page, name
+    assert client.get("/docs").get_data(as_text=True) == page  # rendered once per process
 
 
 # -- fuzz -------------------------------------------------------------------------
@@ -182,7 +258,7 @@ def requests_(draw: Any, operations: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _validate(document: dict[str, Any], path: str, method: str, response: Any) -> None:
-    documented = response_schema(path, method, response.status_code)
+    documented = _response_schema(document, path, method, response.status_code)
     assert documented is not None, (
         f"{method.upper()} {path} answered undocumented {response.status_code}: "
         f"{response.get_data(as_text=True)[:300]}"
@@ -209,9 +285,10 @@ def test_fuzz_every_operation(
 ) -> None:
     if state == "deployed":
         request.getfixturevalue("deployed")
-    client = _fuzz_app(settings).test_client()
-    document = spec()
-    operations = [(p, m) for p, ops in PATHS.items() for m in ops]
+    app = _fuzz_app(settings)
+    client = app.test_client()
+    document = _document(app)
+    operations = [(p, m) for p, ops in document["paths"].items() for m in ops]
     examples = FUZZ_EXAMPLES if state == "deployed" else max(FUZZ_EXAMPLES // 4, 20)
     allowed_5xx = {503} if state == "empty" else set()  # 503: nothing deployed yet
 

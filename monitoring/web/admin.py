@@ -35,6 +35,8 @@ from monitoring.pipeline import pipeline_lock, publish, run_full_process
 from monitoring.reports.reporting import generate_report
 from monitoring.web.api import views
 from monitoring.web.errors import error_response
+from monitoring.web.openapi import doc
+from monitoring.web.schemas import ADMIN_ERRORS, json_body, ref
 
 bp = Blueprint("admin", __name__)
 
@@ -128,6 +130,14 @@ def _locked(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 @bp.post("/ingest")
+@doc(
+    "Ingest",
+    "Merge every data file of the input folder into finaldata.csv.",
+    ok="Ingestion",
+    errors=ADMIN_ERRORS,
+    tag="admin",
+    admin=True,
+)
 def ingest() -> Any:
     """Merge every data file of the input folder into ``finaldata.csv``."""
 
@@ -137,6 +147,14 @@ def ingest() -> Any:
 
 
 @bp.post("/retrain")
+@doc(
+    "Retrain",
+    "Train on the ingested data and score on the test data; does not deploy.",
+    ok="Retrain",
+    errors=ADMIN_ERRORS,
+    tag="admin",
+    admin=True,
+)
 def retrain() -> Any:
     """Train on the ingested data and score on the test data (not deployed)."""
 
@@ -152,6 +170,14 @@ def retrain() -> Any:
 
 
 @bp.post("/deploy")
+@doc(
+    "Deploy",
+    "Deploy the trained, scored model (checksum verified before it goes live).",
+    ok="Deployment",
+    errors=ADMIN_ERRORS,
+    tag="admin",
+    admin=True,
+)
 def deploy() -> Any:
     """Deploy the trained, scored model."""
 
@@ -161,6 +187,15 @@ def deploy() -> Any:
 
 
 @bp.post("/rollback")
+@doc(
+    "Roll back",
+    "Make an earlier version live; default: the one before the live one.",
+    ok="Deployment",
+    errors=ADMIN_ERRORS,
+    tag="admin",
+    admin=True,
+    body=json_body(ref("RollbackRequest")),
+)
 def rollback() -> Any:
     """Make an earlier version live (``{"version": ...}``; default: the previous one)."""
 
@@ -170,6 +205,15 @@ def rollback() -> Any:
 
 
 @bp.post("/run")
+@doc(
+    "Full process",
+    "New data, drift, retrain, gate, redeploy, report. 409 while another run holds the lock.",
+    ok="Run",
+    errors=ADMIN_ERRORS,
+    tag="admin",
+    admin=True,
+    body=json_body(ref("RunRequest")),
+)
 def run() -> Any:
     """The full process (``{"force": bool}``); 409 while another run holds the lock."""
 

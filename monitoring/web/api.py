@@ -20,6 +20,8 @@ from monitoring.model.deployment import list_versions
 from monitoring.readmodels import ReadModels
 from monitoring.web.logs import new_request_id, request_id
 from monitoring.web.metrics import count_predictions
+from monitoring.web.openapi import doc
+from monitoring.web.schemas import DATA_BODY, DATA_ERRORS, LIMIT, PATH_QUERY, STR, query
 
 bp = Blueprint("api", __name__)
 
@@ -36,6 +38,14 @@ def _check_rows(frame: Any) -> None:
 
 
 @bp.post("/prediction")
+@doc(
+    "Predict with the deployed model",
+    "Classes and positive-class probabilities for each row.",
+    ok="Prediction",
+    errors=DATA_ERRORS,
+    params=[PATH_QUERY],
+    body=DATA_BODY,
+)
 def prediction() -> Any:
     """Predict with the deployed model.
 
@@ -52,6 +62,12 @@ def prediction() -> Any:
 
 
 @bp.get("/scoring")
+@doc(
+    "Score of the deployed model",
+    "F1 and other metrics on the test data, with the model-drift verdict.",
+    ok="Scoring",
+    errors=(503,),
+)
 def scoring() -> Any:
     """The deployed model's F1 (and other metrics) on the test data; no side effects.
 
@@ -64,24 +80,49 @@ def scoring() -> Any:
 
 
 @bp.get("/summarystats")
+@doc(
+    "Summary statistics",
+    "Mean, median, std, min, quartiles and max of each feature of the ingested data.",
+    ok="SummaryStats",
+    errors=(503,),
+)
 def summarystats() -> Any:
     """Mean, median, std, min, quartiles and max of each feature of the ingested data."""
     return views().profile.summary()
 
 
 @bp.get("/diagnostics")
+@doc(
+    "Diagnostics",
+    "Missing data, step timings and the dependency check (cached).",
+    ok="Diagnostics",
+)
 def diagnostics() -> Any:
     """Missing data, step timings and the dependency check (all cached)."""
     return views().diagnostics.current()
 
 
 @bp.get("/drift")
+@doc(
+    "Drift of the ingested data",
+    "Data drift of the latest ingested data against the training data; not recorded.",
+    ok="DriftReport",
+    errors=(422, 503),
+)
 def drift_latest() -> Any:
     """Data drift of the latest ingested data against the deployed model's training data."""
     return views().drift.latest()
 
 
 @bp.post("/drift")
+@doc(
+    "Drift of a batch",
+    "Data drift of the rows in the body (same formats as /prediction); recorded.",
+    ok="DriftReport",
+    errors=DATA_ERRORS,
+    params=[PATH_QUERY],
+    body=DATA_BODY,
+)
 def drift_batch() -> Any:
     """Data drift of the batch in the body (same formats as ``/prediction``); recorded."""
     frame, name = frame_from_request(request, views().settings)
@@ -90,6 +131,13 @@ def drift_batch() -> Any:
 
 
 @bp.get("/drift/history")
+@doc(
+    "Drift history",
+    "Recorded drift reports, newest first.",
+    ok="DriftHistory",
+    errors=(422,),
+    params=[LIMIT, query("full", STR, "1/true/yes: include the per-column tables.")],
+)
 def drift_history() -> Any:
     """Recorded drift reports, newest first (``?limit=``, ``?full=1`` for the tables)."""
     limit = _int_arg("limit", 50, 1, 1000)
@@ -98,12 +146,24 @@ def drift_history() -> Any:
 
 
 @bp.get("/runs")
+@doc(
+    "Pipeline runs",
+    "Recorded pipeline runs with their decisions and evidence, newest first.",
+    ok="Runs",
+    errors=(422,),
+    params=[LIMIT],
+)
 def runs() -> Any:
     """Recorded pipeline runs with their decisions and evidence, newest first."""
     return {"runs": views().store.runs(limit=_int_arg("limit", 50, 1, 1000))}
 
 
 @bp.get("/versions")
+@doc(
+    "Model versions",
+    "Every deployed model version and the deployment history.",
+    ok="Versions",
+)
 def versions() -> Any:
     """Every deployed model version, and which one is live."""
     v = views()
@@ -111,6 +171,12 @@ def versions() -> Any:
 
 
 @bp.get("/health")
+@doc(
+    "Liveness",
+    "Always open (no token). 'no_model' before the first deployment.",
+    ok="Health",
+    tag="ops",
+)
 def health() -> Any:
     """Liveness, and the deployed model version (``status`` is ``no_model`` before setup)."""
     return views().model.health()

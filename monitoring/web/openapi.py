@@ -1,269 +1,96 @@
-"""The OpenAPI 3.1 document of the API (``GET /openapi.json``) and an offline HTML page
-rendered from it on the server (``GET /docs``: no JavaScript, no CDN).
+"""The OpenAPI 3.1 document of the API (``GET /openapi.json``), generated from the
+routes, and an offline HTML page rendered from it on the server (``GET /docs``: a
+Jinja2 template, no JavaScript, no CDN).
 
-Adding an endpoint is one entry in :data:`PATHS`::
+Each view declares its operation with :func:`doc`, under its route::
 
-    "/metrics": {
-        "get": operation(
-            "Prometheus metrics", "Counters and histograms.", tag="ops",
-            ok=text("text/plain"), errors=(),
-        ),
-    },
+    @bp.get("/metrics")
+    @doc("Prometheus metrics", "Counters and histograms.", ok=text("text/plain"), tag="ops")
+    def metrics() -> Any: ...
 
-``operation`` takes the summary, a description, the 200 response (a JSON schema,
-or :func:`text` for a non-JSON body), the error statuses the endpoint can answer
-with (each documented with the shared error shape), and optionally the query
-parameters and the request body. ``tests/test_openapi.py`` fails when a Flask route
-is missing here or documented with other methods, and fuzzes every operation
-against the documented responses.
+:func:`spec` walks the app's URL map: paths and methods come from the rules, the
+operation from the view's declaration, the schemas from
+:mod:`monitoring.web.schemas`. A route without a declaration, or a declared view
+that no route serves, makes :func:`spec` raise, so the document cannot drift from
+the routes. ``tests/test_openapi.py`` fuzzes every operation against its documented
+responses.
+
+Why not apispec, spectree or flask-smorest: the last two want pydantic or marshmallow
+models and parse the request themselves, while our views take JSON, CSV or a file
+upload through :mod:`monitoring.data.payloads`; apispec alone would still need the
+hand-written schemas below plus a plugin reading YAML out of docstrings. A decorator
+and a walk over the URL map are all the generation needs.
 """
 
 from __future__ import annotations
 
-import html
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, render_template
 from werkzeug.http import HTTP_STATUS_CODES
 
-bp = Blueprint("openapi", __name__)
+from monitoring.web.schemas import SCHEMAS, Schema, ref, text
 
-Schema = dict[str, Any]
+bp = Blueprint("openapi", __name__, template_folder="templates")
 
-# -- schema building blocks ----------------------------------------------------------
+View = TypeVar("View", bound=Callable[..., Any])
 
-
-def ref(name: str) -> Schema:
-    """A reference to ``components/schemas/<name>``."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def obj(required: Iterable[str] = (), **properties: Schema) -> Schema:
-    """An object schema; extra properties are allowed (responses may grow)."""
-    return {"type": "object", "properties": properties, "required": list(required)}
-
-
-def array(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
-
-
-def nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def text(media_type: str) -> Schema:
-    """A non-JSON 200 response of type ``media_type`` (HTML, plain text, CSV)."""
-    return {"x-media-type": media_type, "type": "string"}
-
-
-STR: Schema = {"type": "string"}
-INT: Schema = {"type": "integer"}
-NUM: Schema = {"type": "number"}
-BOOL: Schema = {"type": "boolean"}
-ANY_OBJ: Schema = {"type": "object"}
-
-SCHEMAS: dict[str, Schema] = {
-    "Error": {
-        **obj(("error", "message", "status"), error=STR, message=STR, status=INT),
-        "additionalProperties": False,
-        "description": "The one error shape of every endpoint.",
-    },
-    "Row": {
-        "type": "object",
-        "description": "One row: each feature column a finite number; other columns ignored.",
-        "additionalProperties": True,
-    },
-    "PredictionRequest": {
-        "oneOf": [
-            obj(
-                ("data",),
-                data={
-                    "anyOf": [
-                        array(ref("Row")),
-                        {"type": "object", "additionalProperties": array({})},
-                    ]
-                },
-            ),
-            obj(
-                ("dataset_path",),
-                dataset_path={
-                    "type": "string",
-                    "description": "A file in the input, ingested or test data folder.",
-                },
-            ),
-            array(ref("Row")),
-        ]
-    },
-    "Prediction": obj(
-        ("model_version", "n_rows", "predictions", "probabilities"),
-        model_version=STR,
-        n_rows=INT,
-        predictions=array(INT),
-        probabilities=array(NUM),
-    ),
-    "Scoring": obj(
-        ("model_version", "model_score", "metric", "dataset", "f1"),
-        model_version=STR,
-        model_score=nullable(NUM),
-        metric=STR,
-        dataset=STR,
-        f1=nullable(NUM),
-        precision=nullable(NUM),
-        recall=nullable(NUM),
-        accuracy=nullable(NUM),
-        roc_auc=nullable(NUM),
-        n_rows=nullable(INT),
-        confusion_matrix=nullable(array(array(INT))),
-        scored_at=nullable(STR),
-        model_drift=ANY_OBJ,
-    ),
-    "SummaryStats": obj(
-        ("rows", "computed_at", "summary"),
-        rows=INT,
-        computed_at=STR,
-        summary=array(obj(("column",), column=STR)),
-    ),
-    "Diagnostics": obj(
-        ("missing_data", "execution_time", "dependencies"),
-        missing_data=array(ANY_OBJ),
-        missing_data_unit=STR,
-        execution_time=ANY_OBJ,
-        execution_time_unit=STR,
-        dependencies=ANY_OBJ,
-    ),
-    "DriftReport": obj(
-        ("model_version", "source", "computed_at", "dataset_drift", "n_drifted", "n_columns"),
-        id=INT,
-        model_version=STR,
-        source=STR,
-        computed_at=STR,
-        dataset_drift=BOOL,
-        n_drifted=INT,
-        n_columns=INT,
-        drifted_columns=array(STR),
-        columns={},
-    ),
-    "DriftHistory": obj(("reports",), reports=array(ANY_OBJ)),
-    "Runs": obj(("runs",), runs=array(ref("Run"))),
-    "Run": obj(
-        ("id", "status", "outcome"),
-        id=INT,
-        status=STR,
-        outcome=nullable(STR),
-        reason=nullable(STR),
-        evidence=nullable(ANY_OBJ),
-    ),
-    "Versions": obj(
-        ("versions", "deployments"),
-        versions=array(
-            obj(("version", "live"), version=STR, live=BOOL, f1=nullable(NUM), trained_at={})
-        ),
-        deployments=array(ANY_OBJ),
-    ),
-    "Health": obj(
-        ("status", "model_version", "time"),
-        status={"type": "string", "enum": ["ok", "no_model"]},
-        model_version=nullable(STR),
-        time=NUM,
-    ),
-    "Ingestion": obj(
-        ("batch_id", "rows_read", "rows_kept", "files"),
-        batch_id=STR,
-        rows_read=INT,
-        rows_kept=INT,
-        duplicates_removed=INT,
-        seconds=NUM,
-        files=array(ANY_OBJ),
-    ),
-    "Retrain": obj(("model_version", "score"), model_version=STR, score=ANY_OBJ),
-    "Deployment": obj(
-        ("model_version", "previous_version"),
-        model_version=STR,
-        previous_version=nullable(STR),
-        f1=nullable(NUM),
-        folder=STR,
-    ),
-    "RollbackRequest": {
-        **obj(version=nullable(STR)),
-        "additionalProperties": False,
-    },
-    "RunRequest": {**obj(force=nullable(BOOL)), "additionalProperties": False},
-    "OpenAPI": obj(("openapi", "paths"), openapi=STR, paths=ANY_OBJ),
-}
-
-DATA_BODY: dict[str, Any] = {
-    "description": "The rows: JSON, a CSV body with a header row, or a multipart 'file' "
-    "upload (.csv, .jsonl, .parquet). 'dataset_path' may also be a query parameter.",
-    "content": {
-        "application/json": {"schema": ref("PredictionRequest")},
-        "text/csv": {"schema": STR},
-        "multipart/form-data": {
-            "schema": obj(("file",), file={"type": "string", "format": "binary"})
-        },
-    },
-}
-
-
-def json_body(schema: Schema, description: str = "Optional JSON object.") -> dict[str, Any]:
-    return {
-        "required": False,
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-    }
-
-
-LIMIT = {
-    "name": "limit",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
-    "description": "How many records, newest first.",
-}
-PATH_QUERY = {
-    "name": "dataset_path",
-    "in": "query",
-    "required": False,
-    "schema": STR,
-    "description": "A data file in the data folders (instead of a body).",
-}
-ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 # Every endpoint may answer these (unknown method, access control, server trouble).
 COMMON_ERRORS = (401, 403, 405, 500)
-DATA_ERRORS = (400, 403, 404, 413, 415, 422, 503)
-ADMIN_ERRORS = (400, 404, 409, 413, 415, 422, 503)
+ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+INFO = {
+    "title": "Churn-risk model monitoring",
+    "version": "1.0.0",
+    "description": "Predictions, scores, drift and the retraining pipeline. Errors are "
+    'JSON {"error", "message", "status"}. Admin endpoints need '
+    "'Authorization: Bearer <MONITORING_API_TOKEN>'.",
+}
+_OPERATION = "openapi_operation"  # the attribute doc() sets on a view
+_declared: list[Callable[..., Any]] = []  # every view doc() saw, to find unrouted ones
 
 
-def operation(
+def doc(
     summary: str,
     description: str,
     *,
-    ok: Schema,
+    ok: Schema | str,
     errors: Iterable[int] = (),
-    tag: str = "monitoring",
-    parameters: Iterable[Mapping[str, Any]] = (),
+    params: Iterable[Mapping[str, Any]] = (),
     body: Mapping[str, Any] | None = None,
+    tag: str = "monitoring",
     admin: bool = False,
-) -> dict[str, Any]:
-    """One OpenAPI operation object.
+) -> Callable[[View], View]:
+    """Declare the OpenAPI operation of the view it decorates.
 
     Parameters
     ----------
     summary, description : str
-    ok : dict
-        JSON schema of the 200 response, or :func:`text` for a non-JSON body.
+    ok : str or dict
+        The 200 response: the name of a schema in :data:`SCHEMAS`, an inline JSON
+        schema, or :func:`~monitoring.web.schemas.text` for a non-JSON body.
     errors : iterable of int
         Error statuses besides :data:`COMMON_ERRORS`; all use the ``Error`` schema.
-    tag : str
-        Group on the docs page.
-    parameters : iterable of dict
+    params : iterable of dict
         Query parameters (OpenAPI parameter objects).
     body : dict, optional
         OpenAPI request body object.
+    tag : str
+        Group on the docs page.
     admin : bool
         State-changing: needs the bearer token.
+
+    Raises
+    ------
+    ValueError
+        ``ok`` names no schema of :data:`SCHEMAS`.
     """
+    if isinstance(ok, str):
+        if ok not in SCHEMAS:
+            raise ValueError(f"doc(ok={ok!r}): no such schema; known: {sorted(SCHEMAS)}")
+        ok = ref(ok)
     media = ok.get("x-media-type", "application/json")
     schema = {k: v for k, v in ok.items() if k != "x-media-type"}
     responses: dict[str, Any] = {
@@ -278,219 +105,64 @@ def operation(
         "summary": summary,
         "description": description,
         "tags": [tag],
-        "parameters": list(parameters),
+        "parameters": list(params),
         "responses": responses,
     }
     if body is not None:
         op["requestBody"] = dict(body)
     if admin:
         op["security"] = ADMIN_SECURITY
-    return op
 
+    def declare(view: View) -> View:
+        setattr(view, _OPERATION, op)
+        _declared.append(view)
+        return view
 
-PATHS: dict[str, dict[str, dict[str, Any]]] = {
-    "/prediction": {
-        "post": operation(
-            "Predict with the deployed model",
-            "Classes and positive-class probabilities for each row.",
-            ok=ref("Prediction"),
-            errors=DATA_ERRORS,
-            parameters=[PATH_QUERY],
-            body=DATA_BODY,
-        )
-    },
-    "/scoring": {
-        "get": operation(
-            "Score of the deployed model",
-            "F1 and other metrics on the test data, with the model-drift verdict.",
-            ok=ref("Scoring"),
-            errors=(503,),
-        )
-    },
-    "/summarystats": {
-        "get": operation(
-            "Summary statistics",
-            "Mean, median, std, min, quartiles and max of each feature of the ingested data.",
-            ok=ref("SummaryStats"),
-            errors=(503,),
-        )
-    },
-    "/diagnostics": {
-        "get": operation(
-            "Diagnostics",
-            "Missing data, step timings and the dependency check (cached).",
-            ok=ref("Diagnostics"),
-        )
-    },
-    "/drift": {
-        "get": operation(
-            "Drift of the ingested data",
-            "Data drift of the latest ingested data against the training data; not recorded.",
-            ok=ref("DriftReport"),
-            errors=(422, 503),
-        ),
-        "post": operation(
-            "Drift of a batch",
-            "Data drift of the rows in the body (same formats as /prediction); recorded.",
-            ok=ref("DriftReport"),
-            errors=DATA_ERRORS,
-            parameters=[PATH_QUERY],
-            body=DATA_BODY,
-        ),
-    },
-    "/drift/history": {
-        "get": operation(
-            "Drift history",
-            "Recorded drift reports, newest first.",
-            ok=ref("DriftHistory"),
-            errors=(422,),
-            parameters=[
-                LIMIT,
-                {
-                    "name": "full",
-                    "in": "query",
-                    "required": False,
-                    "schema": STR,
-                    "description": "1/true/yes: include the per-column tables.",
-                },
-            ],
-        )
-    },
-    "/runs": {
-        "get": operation(
-            "Pipeline runs",
-            "Recorded pipeline runs with their decisions and evidence, newest first.",
-            ok=ref("Runs"),
-            errors=(422,),
-            parameters=[LIMIT],
-        )
-    },
-    "/versions": {
-        "get": operation(
-            "Model versions",
-            "Every deployed model version and the deployment history.",
-            ok=ref("Versions"),
-        )
-    },
-    "/health": {
-        "get": operation(
-            "Liveness",
-            "Always open (no token). 'no_model' before the first deployment.",
-            ok=ref("Health"),
-            tag="ops",
-        )
-    },
-    "/openapi.json": {
-        "get": operation("This document", "OpenAPI 3.1.", ok=ref("OpenAPI"), tag="ops")
-    },
-    "/docs": {
-        "get": operation(
-            "API documentation", "This document as HTML.", ok=text("text/html"), tag="ops"
-        )
-    },
-    "/metrics": {
-        "get": operation(
-            "Prometheus metrics",
-            "Request, prediction and pipeline metrics in the Prometheus text format.",
-            ok=text("text/plain"),
-            tag="ops",
-        )
-    },
-    "/dashboard": {
-        "get": operation(
-            "Dashboard",
-            "The monitoring dashboard as one self-contained HTML page.",
-            ok=text("text/html"),
-            errors=(503,),
-            tag="ops",
-        )
-    },
-    "/feedback": {
-        "post": operation(
-            "Ground-truth feedback",
-            "Labels for captured predictions, by request id or row id (all or nothing).",
-            ok=obj(
-                ("labelled_rows",),
-                labelled_rows=INT,
-                request_ids=array(STR),
-                row_ids=array(INT),
-            ),
-            errors=(400, 404, 413, 415, 422),
-            body=json_body(
-                ANY_OBJ,
-                '{"request_id": "...", "labels": [0, 1]}, {"row_id": 17, "label": 1} or '
-                '{"feedback": [items]}.',
-            ),
-        )
-    },
-    "/ingest": {
-        "post": operation(
-            "Ingest",
-            "Merge every data file of the input folder into finaldata.csv.",
-            ok=ref("Ingestion"),
-            errors=ADMIN_ERRORS,
-            tag="admin",
-            admin=True,
-        )
-    },
-    "/retrain": {
-        "post": operation(
-            "Retrain",
-            "Train on the ingested data and score on the test data; does not deploy.",
-            ok=ref("Retrain"),
-            errors=ADMIN_ERRORS,
-            tag="admin",
-            admin=True,
-        )
-    },
-    "/deploy": {
-        "post": operation(
-            "Deploy",
-            "Deploy the trained, scored model (checksum verified before it goes live).",
-            ok=ref("Deployment"),
-            errors=ADMIN_ERRORS,
-            tag="admin",
-            admin=True,
-        )
-    },
-    "/rollback": {
-        "post": operation(
-            "Roll back",
-            "Make an earlier version live; default: the one before the live one.",
-            ok=ref("Deployment"),
-            errors=ADMIN_ERRORS,
-            tag="admin",
-            admin=True,
-            body=json_body(ref("RollbackRequest")),
-        )
-    },
-    "/run": {
-        "post": operation(
-            "Full process",
-            "New data, drift, retrain, gate, redeploy, report. 409 while another run holds "
-            "the lock.",
-            ok=ref("Run"),
-            errors=ADMIN_ERRORS,
-            tag="admin",
-            admin=True,
-            body=json_body(ref("RunRequest")),
-        )
-    },
-}
+    return declare
 
 
 def spec() -> dict[str, Any]:
-    """The OpenAPI document."""
+    """The OpenAPI document of the current app's routes.
+
+    Raises
+    ------
+    RuntimeError
+        A route has no :func:`doc` declaration, or a declared view has no route
+        (every declared view of a module that holds one of the app's blueprints).
+    """
+    paths: dict[str, dict[str, Any]] = {}
+    undeclared = []
+    for rule in current_app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        methods = sorted(m.lower() for m in rule.methods or () if m not in ("HEAD", "OPTIONS"))
+        op = getattr(current_app.view_functions[rule.endpoint], _OPERATION, None)
+        if op is None:
+            undeclared.append(f"{'/'.join(methods).upper()} {rule.rule} ({rule.endpoint!r})")
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        paths.setdefault(path, {}).update(dict.fromkeys(methods, op))
+    routed = set(current_app.view_functions.values())
+    modules = {current_app.import_name, *(b.import_name for b in current_app.blueprints.values())}
+    unrouted = [
+        f"{view.__module__}.{view.__qualname__}"
+        for view in _declared
+        if view.__module__ in modules and view not in routed
+    ]
+    problems = [
+        f"{what}: {', '.join(items)}"
+        for what, items in (
+            ("routes without a @doc declaration", undeclared),
+            ("@doc-declared views that no route serves", unrouted),
+        )
+        if items
+    ]
+    if problems:
+        raise RuntimeError(f"the OpenAPI document does not match the routes: {'; '.join(problems)}")
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "Churn-risk model monitoring",
-            "version": "1.0.0",
-            "description": "Predictions, scores, drift and the retraining pipeline. Errors are "
-            'JSON {"error", "message", "status"}. Admin endpoints need '
-            "'Authorization: Bearer <MONITORING_API_TOKEN>'.",
-        },
-        "paths": PATHS,
+        "info": INFO,
+        "paths": paths,
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -498,75 +170,20 @@ def spec() -> dict[str, Any]:
     }
 
 
-def response_schema(path: str, method: str, status: int) -> tuple[str, Schema] | None:
-    """Media type and schema documented for a response, or None if undocumented."""
-    responses = PATHS[path][method]["responses"]
-    entry = responses.get(str(status))
-    if entry is None:
-        return None
-    media, content = next(iter(entry["content"].items()))
-    return media, content["schema"]
-
-
 @bp.get("/openapi.json", endpoint="spec")
+@doc("This document", "OpenAPI 3.1.", ok="OpenAPI", tag="ops")
 def openapi_json() -> Any:
     """The OpenAPI document."""
     return spec()
 
 
-def render_html(document: Mapping[str, Any]) -> str:
-    """A self-contained HTML page listing every operation of ``document``."""
-    e = html.escape
-    info = document["info"]
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(info['title'])}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem}h2{border-bottom:1px solid #ccc}.m{font-weight:bold;"
-        "text-transform:uppercase;margin-right:.5rem}pre{background:#f5f5f5;padding:.5rem;"
-        "overflow:auto}details{margin:.3rem 0}</style></head><body>",
-        f"<h1>{e(info['title'])} <small>{e(info['version'])}</small></h1>",
-        f"<p>{e(info['description'])}</p>",
-        "<p>Machine-readable: <a href='openapi.json'>openapi.json</a></p>",
-    ]
-    for path, methods in document["paths"].items():
-        for method, op in methods.items():
-            lock = " 🔒 bearer token" if op.get("security") else ""
-            parts.append(
-                f"<h2 id='{e(method + path)}'><span class='m'>{e(method)}</span>"
-                f"<code>{e(path)}</code>{lock}</h2>"
-                f"<p><b>{e(op['summary'])}</b>. {e(op['description'])}</p>"
-            )
-            if op["parameters"]:
-                items = "".join(
-                    f"<li><code>{e(p['name'])}</code> ({e(p['in'])}): "
-                    f"{e(p.get('description', ''))}</li>"
-                    for p in op["parameters"]
-                )
-                parts.append(f"<p>Parameters:</p><ul>{items}</ul>")
-            if "requestBody" in op:
-                types = ", ".join(op["requestBody"]["content"])
-                parts.append(
-                    f"<p>Body ({e(types)}): {e(op['requestBody'].get('description', ''))}</p>"
-                )
-            statuses = ", ".join(
-                f"{code} {e(r['description'])}" for code, r in op["responses"].items()
-            )
-            parts.append(f"<p>Responses: {statuses}</p>")
-    parts.append("<h2>Schemas</h2>")
-    for name, schema in document["components"]["schemas"].items():
-        parts.append(
-            f"<details id='schema-{e(name)}'><summary><code>{e(name)}</code></summary>"
-            f"<pre>{e(json.dumps(schema, indent=2))}</pre></details>"
-        )
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
 @bp.get("/docs")
+@doc("API documentation", "This document as HTML.", ok=text("text/html"), tag="ops")
 def docs() -> Any:
-    """The API documentation as one HTML page (works offline)."""
+    """The API documentation as one HTML page (works offline; rendered once per process)."""
     cache = current_app.extensions.setdefault("openapi_html", {})
     if "page" not in cache:
-        cache["page"] = render_html(spec())
+        document = spec()
+        pretty = {n: json.dumps(s, indent=2) for n, s in document["components"]["schemas"].items()}
+        cache["page"] = render_template("docs.html", doc=document, schemas=pretty)
     return Response(cache["page"], mimetype="text/html")

@@ -12,6 +12,8 @@ from monitoring.exceptions import BadRequestError
 from monitoring.reports.dashboard import dashboard_html
 from monitoring.web.logs import configure_json_logging
 from monitoring.web.metrics import finish_request, render_metrics, start_request
+from monitoring.web.openapi import doc
+from monitoring.web.schemas import ANY_OBJ, INT, STR, array, json_body, obj, text
 
 bp = Blueprint("ops", __name__)
 
@@ -21,6 +23,12 @@ def _views() -> Any:
 
 
 @bp.get("/metrics")
+@doc(
+    "Prometheus metrics",
+    "Request, prediction and pipeline metrics in the Prometheus text format.",
+    ok=text("text/plain"),
+    tag="ops",
+)
 def metrics() -> Any:
     """Prometheus metrics (text exposition format)."""
     v = _views()
@@ -28,6 +36,17 @@ def metrics() -> Any:
 
 
 @bp.post("/feedback")
+@doc(
+    "Ground-truth feedback",
+    "Labels for captured predictions, by request id or row id (all or nothing).",
+    ok=obj(("labelled_rows",), labelled_rows=INT, request_ids=array(STR), row_ids=array(INT)),
+    errors=(400, 404, 413, 415, 422),
+    body=json_body(
+        ANY_OBJ,
+        '{"request_id": "...", "labels": [0, 1]}, {"row_id": 17, "label": 1} or '
+        '{"feedback": [items]}.',
+    ),
+)
 def feedback() -> Any:
     """Ground-truth labels for captured predictions, by request id or row id.
 
@@ -44,6 +63,13 @@ def feedback() -> Any:
 
 
 @bp.get("/dashboard")
+@doc(
+    "Dashboard",
+    "The monitoring dashboard as one self-contained HTML page.",
+    ok=text("text/html"),
+    errors=(503,),
+    tag="ops",
+)
 def dashboard() -> Any:
     """The monitoring dashboard: one self-contained HTML page (cached)."""
 
