@@ -305,17 +305,50 @@ def test_jensen_shannon_matches_scipy(rng: np.random.Generator) -> None:
     assert jensen_shannon(["a"] * 3, ["b"] * 4) == pytest.approx(1.0)
 
 
-def test_benjamini_hochberg_matches_scipy() -> None:
+def _step_up(p: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Benjamini-Hochberg written from its definition.
+
+    Reject the ``i`` smallest p-values for the largest ``i`` with ``p_(i) <= i*alpha/n``;
+    adjusted ``p_(i) = min_{j >= i} p_(j) * n / j``, capped at 1.
+    """
+    n = p.size
+    order = np.argsort(p, kind="stable")
+    ranks = np.arange(1, n + 1)
+    adjusted = np.empty(n)
+    adjusted[order] = np.minimum(np.minimum.accumulate((p[order] * n / ranks)[::-1])[::-1], 1.0)
+    below = np.flatnonzero(p[order] <= ranks * alpha / n)
+    reject = np.zeros(n, dtype=bool)
+    if below.size:
+        reject[order[: below[-1] + 1]] = True
+    return reject, adjusted
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_benjamini_hochberg_equals_the_step_up_rule(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    p = rng.random(int(rng.integers(1, 60))) ** 3  # many small p-values
+    p[:3] = p[0]  # ties
+    reject, adjusted = benjamini_hochberg(p, alpha=0.05)
+    expected_reject, expected_adjusted = _step_up(p, 0.05)
+    np.testing.assert_allclose(adjusted, expected_adjusted, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(reject, expected_reject)
+
+
+def test_benjamini_hochberg_known_values_and_validation() -> None:
     p = np.array([0.01, 0.04, 0.03, 0.005, 0.5, 0.2])
     reject, adjusted = benjamini_hochberg(p, alpha=0.05)
-    np.testing.assert_allclose(adjusted, stats.false_discovery_control(p, method="bh"))
-    np.testing.assert_array_equal(reject, adjusted <= 0.05)
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.03, 0.5, 0.24])
     # sorted: 0.005 <= 1/6*0.05, 0.01 <= 2/6*0.05, 0.03 > 3/6*0.05, 0.04 > 4/6*0.05
     assert reject.tolist() == [True, False, False, True, False, False]
+    assert reject.dtype == bool and adjusted.dtype == np.float64
     empty_reject, empty_adjusted = benjamini_hochberg([])
     assert empty_reject.size == 0 and empty_adjusted.size == 0
-    with pytest.raises(DataValidationError):
+    with pytest.raises(DataValidationError, match=r"p_values must lie in \[0, 1\]"):
         benjamini_hochberg([0.1, 1.5])
+    with pytest.raises(DataValidationError, match=r"p_values must lie in \[0, 1\]"):
+        benjamini_hochberg([0.1, np.nan])
+    with pytest.raises(DataValidationError, match=r"alpha must be in \(0, 1\), got 1.0"):
+        benjamini_hochberg([0.1], alpha=1.0)
 
 
 # --------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import special, stats
+from scipy.spatial import distance
 
 from monitoring.exceptions import (
     DataValidationError,
@@ -553,38 +554,27 @@ def psi(
 
 
 def _chi_square_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
-    """Chi-square statistic and p-value of aligned category counts.
+    """Chi-square test of aligned current counts against the reference shares.
 
-    Expected counts are ``m * ref_counts / n``.  When the current batch has a
-    category the reference never had, a pseudo-count of 0.5 is added to every
-    reference count first (otherwise the expected count is 0 and the statistic
-    infinite), so a handful of new values is not drift but a large new share is.
+    A category unseen in the reference would expect 0 values, so 0.5 is then added
+    to every reference count: a few new values are not drift, a large new share is.
+    A single category gives ``(0.0, 1.0)``.
     """
-    n = float(ref_counts.sum())
-    m = float(cur_counts.sum())
-    if (cur_counts[ref_counts == 0] > 0).any():
-        ref_counts = ref_counts + 0.5
-        n = float(ref_counts.sum())
-    expected = m * (ref_counts / n)
     if ref_counts.size < 2:
         return 0.0, 1.0
-    keep = expected > 0
-    statistic = float(np.sum((cur_counts[keep] - expected[keep]) ** 2 / expected[keep]))
-    dof = int(keep.sum()) - 1
-    if dof < 1:
-        return statistic, 1.0
-    return statistic, float(stats.chi2.sf(statistic, dof))
+    if (ref_counts == 0).any():
+        ref_counts = ref_counts + 0.5
+    expected = float(cur_counts.sum()) * (ref_counts / float(ref_counts.sum()))
+    result = stats.chisquare(cur_counts, expected)
+    return float(result.statistic), float(result.pvalue)
 
 
 def _js_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> float:
-    """Jensen-Shannon distance (base 2) of aligned category counts."""
-    p = ref_counts / ref_counts.sum()
-    q = cur_counts / cur_counts.sum()
-    mid = (p + q) / 2.0
-    divergence = (
-        float(np.sum(special.rel_entr(p, mid))) + float(np.sum(special.rel_entr(q, mid)))
-    ) / 2.0
-    return math.sqrt(max(divergence / math.log(2.0), 0.0))
+    """Jensen-Shannon distance (base 2) between aligned category counts."""
+    with np.errstate(invalid="ignore"):
+        value = float(distance.jensenshannon(ref_counts, cur_counts, base=2))
+    # equal shares can round the divergence a hair below 0, and its root to NaN
+    return 0.0 if math.isnan(value) else value
 
 
 def _labels_counts(values: npt.ArrayLike | pd.Series) -> dict[Any, int]:
@@ -664,40 +654,23 @@ def benjamini_hochberg(
 ) -> tuple[BoolArray, FloatArray]:
     """Benjamini-Hochberg false-discovery-rate control.
 
-    Parameters
-    ----------
-    p_values : array_like
-        1-D p-values in ``[0, 1]``.
-    alpha : float, default 0.05
-        Target false discovery rate, in ``(0, 1)``.
-
     Returns
     -------
     reject : ndarray of bool
-        ``True`` for the hypotheses rejected by the step-up rule (``p_(i) <= i *
-        alpha / n`` for the largest such ``i`` and all smaller p-values), i.e.
-        ``adjusted <= alpha``.
+        ``adjusted <= alpha``: the hypotheses the step-up rule rejects at false
+        discovery rate ``alpha``.
     adjusted : ndarray of float64
-        Adjusted p-values ``min_{j >= i} p_(j) * n / j``, capped at 1, in the input
-        order.
+        ``scipy.stats.false_discovery_control(p_values, method="bh")``.
 
     Raises
     ------
     DataValidationError
-        When a p-value is outside ``[0, 1]`` or NaN, or ``alpha`` is not in
-        ``(0, 1)``.
+        When a p-value is NaN or outside ``[0, 1]``, or ``alpha`` is not in ``(0, 1)``.
     """
     p = _as_float_1d(p_values, "p_values")
     if not (0.0 < float(alpha) < 1.0):
         raise DataValidationError(f"alpha must be in (0, 1), got {alpha!r}")
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise DataValidationError("p_values must lie in [0, 1]")
-    count = p.size
-    if count == 0:
-        return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * count / np.arange(1, count + 1)
-    adjusted_sorted = np.minimum.accumulate(scaled[::-1])[::-1]
-    adjusted = np.empty(count, dtype=np.float64)
-    adjusted[order] = np.minimum(adjusted_sorted, 1.0)
+    adjusted = np.asarray(stats.false_discovery_control(p, method="bh"), dtype=np.float64)
     return adjusted <= alpha, adjusted
