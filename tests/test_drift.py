@@ -23,17 +23,12 @@ from monitoring.config import ColumnOptions, DriftOptions
 from monitoring.drift import (
     ReferenceProfile,
     benjamini_hochberg,
-    chi_square,
     compare_score_histories,
     detect_data_drift,
     iqr_drift,
-    jensen_shannon,
-    ks_statistic_sorted,
     parametric_drift,
-    psi,
     raw_drift,
     tolerance_drift,
-    wasserstein_normed,
 )
 from monitoring.drift import statistics as drift
 from monitoring.exceptions import ConfigError, DataValidationError, IntegrityError, NotFittedError
@@ -99,6 +94,20 @@ def by_column(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["column"]: c for c in report["columns"]}
 
 
+def numeric_column(ref: Any, cur: Any, **options: Any) -> dict[str, Any]:
+    """``detect_data_drift`` result of one column of numbers, tested as numeric."""
+    opts = DriftOptions.from_mapping({**options, "columns": {"x": {"kind": "numeric"}}})
+    reference = pd.DataFrame({"x": np.asarray(ref, dtype=np.float64)})
+    current = pd.DataFrame({"x": np.asarray(cur, dtype=np.float64)})
+    return detect_data_drift(reference, current, options=opts)["columns"][0]
+
+
+def categorical_column(ref: Any, cur: Any) -> dict[str, Any]:
+    """``detect_data_drift`` result of one column of labels."""
+    report = detect_data_drift(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}))
+    return report["columns"][0]
+
+
 # --------------------------------------------------------------------------------
 # Kolmogorov-Smirnov against scipy
 # --------------------------------------------------------------------------------
@@ -139,7 +148,8 @@ def test_ks_matches_scipy(
     ref = _sample(rng, n_ref, kind, 0.0)
     cur = _sample(rng, n_cur, kind, shift)
     expected = stats.ks_2samp(ref, cur)
-    statistic, p_value = ks_statistic_sorted(np.sort(ref), cur)
+    column = numeric_column(ref, cur)
+    statistic, p_value = column["ks_statistic"], column["ks_p_value"]
     assert statistic == float(expected.statistic)  # bit for bit
     assert p_value == pytest.approx(float(expected.pvalue), abs=1e-3)
     assert type(statistic) is float and type(p_value) is float
@@ -186,9 +196,9 @@ def test_ks_property_against_scipy(ref: list[int], cur: list[int], scale: float)
         expected = stats.ks_2samp(a, b)
     # scipy's own exact computation sometimes fails and falls back, with a warning
     assume(not caught)
-    statistic, p_value = ks_statistic_sorted(np.sort(a), b)
-    assert statistic == float(expected.statistic)
-    assert p_value == pytest.approx(float(expected.pvalue), abs=1e-3)
+    column = numeric_column(a, b)
+    assert column["ks_statistic"] == float(expected.statistic)
+    assert column["ks_p_value"] == pytest.approx(float(expected.pvalue), abs=1e-3)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -198,21 +208,20 @@ def test_pruned_merge_equals_full_merge(seed: int) -> None:
     cur = np.sort(np.round(rng.normal(0.02 * seed, 1.0 + 0.05 * seed, 2500), 2))
     unique, cumulative = drift._runs(cur)
     prefix = drift._prefix_integral(ref)
-    pruned = drift._merge(ref, prefix, unique, cumulative, block=8)
-    full = drift._merge(ref, prefix, unique, cumulative, block=10**9)
-    assert pruned.ks_statistic == full.ks_statistic
+    pruned_ks, pruned_w = drift._merge(ref, prefix, unique, cumulative, block=8)
+    full_ks, full_w = drift._merge(ref, prefix, unique, cumulative, block=10**9)
+    assert pruned_ks == full_ks
     # scipy's asymp mode reports the statistic before the exact-mode rounding
     expected = stats.ks_2samp(ref, cur, method="asymp").statistic
-    assert pruned.ks_statistic == float(expected)
-    assert pruned.wasserstein == pytest.approx(full.wasserstein, rel=1e-12)
-    assert full.wasserstein == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-10)
+    assert pruned_ks == float(expected)
+    assert pruned_w == pytest.approx(full_w, rel=1e-12)
+    assert full_w == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-10)
 
 
-def test_ks_rejects_empty_input() -> None:
-    with pytest.raises(DataValidationError):
-        ks_statistic_sorted(np.array([]), np.array([1.0]))
-    with pytest.raises(DataValidationError):
-        ks_statistic_sorted(np.array([1.0]), np.array([np.nan]))
+def test_ks_is_not_run_on_empty_samples() -> None:
+    assert numeric_column([], [1.0])["status"] == "empty_reference"
+    empty = numeric_column([1.0], [np.nan])
+    assert empty["status"] == "all_null_current" and empty["ks_statistic"] is None
 
 
 # --------------------------------------------------------------------------------
@@ -232,12 +241,15 @@ def test_wasserstein_matches_scipy(
     if np.std(ref) == 0:
         ref = ref + np.arange(n_ref)
     expected = stats.wasserstein_distance(ref, cur) / np.std(ref)
-    assert wasserstein_normed(ref, cur) == pytest.approx(expected, rel=1e-10)
+    assert numeric_column(ref, cur)["wasserstein_normed"] == pytest.approx(expected, rel=1e-10)
 
 
 def test_wasserstein_is_scale_free_and_handles_constant_reference(
     rng: np.random.Generator,
 ) -> None:
+    def wasserstein_normed(ref: Any, cur: Any) -> float:
+        return float(numeric_column(ref, cur)["wasserstein_normed"])
+
     ref = rng.normal(size=400)
     cur = rng.normal(0.5, 1.0, 300)
     assert wasserstein_normed(ref * 1000.0, cur * 1000.0) == pytest.approx(
@@ -250,6 +262,9 @@ def test_wasserstein_is_scale_free_and_handles_constant_reference(
 
 
 def test_psi_known_values(rng: np.random.Generator) -> None:
+    def psi(ref: Any, cur: Any, **options: Any) -> float:
+        return float(numeric_column(ref, cur, **options)["psi"])
+
     ref = rng.normal(size=5000)
     assert psi(ref, ref) == pytest.approx(0.0, abs=1e-12)
     shifted = psi(ref, ref + 1.0)
@@ -260,18 +275,19 @@ def test_psi_known_values(rng: np.random.Generator) -> None:
     bins_ref = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=4) / 5000
     bins_cur = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=4) / 3000
     manual = float(np.sum((bins_cur - bins_ref) * np.log(bins_cur / bins_ref)))
-    assert psi(ref, cur, bins=4) == pytest.approx(manual, rel=1e-12)
+    assert psi(ref, cur, psi_bins=4) == pytest.approx(manual, rel=1e-12)
     # constant reference: two bins (<= c, > c); empty bins use eps
     assert psi([1.0] * 10, [1.0] * 5) == pytest.approx(0.0, abs=1e-12)
     assert psi([1.0] * 10, [2.0] * 5) > 1.0
-    with pytest.raises(DataValidationError):
-        psi(ref, cur, bins=1)
+    with pytest.raises(ConfigError, match="psi_bins"):
+        psi(ref, cur, psi_bins=1)
 
 
 def test_chi_square_matches_scipy(rng: np.random.Generator) -> None:
     ref = rng.choice(["a", "b", "c", "d"], 500, p=[0.4, 0.3, 0.2, 0.1])
     cur = rng.choice(["a", "b", "c", "d"], 300, p=[0.25, 0.25, 0.25, 0.25])
-    statistic, p_value = chi_square(ref, cur)
+    column = categorical_column(ref, cur)
+    statistic, p_value = column["chi_square"], column["chi_square_p_value"]
     ref_counts = np.array([np.sum(ref == k) for k in "abcd"], dtype=float)
     cur_counts = np.array([np.sum(cur == k) for k in "abcd"], dtype=float)
     expected = stats.chisquare(cur_counts, ref_counts / ref_counts.sum() * 300)
@@ -280,6 +296,10 @@ def test_chi_square_matches_scipy(rng: np.random.Generator) -> None:
 
 
 def test_chi_square_smooths_categories_unseen_in_reference() -> None:
+    def chi_square(ref: list[str], cur: list[str]) -> tuple[float, float]:
+        column = categorical_column(ref, cur)
+        return column["chi_square"], column["chi_square_p_value"]
+
     ref = ["a"] * 60 + ["b"] * 40
     few_new = ["a"] * 59 + ["b"] * 40 + ["z"]
     statistic, p_value = chi_square(ref, few_new)
@@ -293,6 +313,9 @@ def test_chi_square_smooths_categories_unseen_in_reference() -> None:
 
 
 def test_jensen_shannon_matches_scipy(rng: np.random.Generator) -> None:
+    def jensen_shannon(ref: Any, cur: Any) -> float:
+        return float(categorical_column(ref, cur)["jensen_shannon"])
+
     ref = rng.choice(["a", "b", "c"], 400, p=[0.5, 0.3, 0.2])
     cur = rng.choice(["a", "b", "c", "new"], 250, p=[0.2, 0.3, 0.4, 0.1])
     keys = ["a", "b", "c", "new"]
