@@ -109,11 +109,6 @@ def categorical_column(ref: Any, cur: Any) -> dict[str, Any]:
     return report["columns"][0]
 
 
-# --------------------------------------------------------------------------------
-# Kolmogorov-Smirnov against scipy
-# --------------------------------------------------------------------------------
-
-
 def _sample(rng: np.random.Generator, size: int, kind: str, shift: float) -> np.ndarray:
     if kind == "ties":
         return rng.integers(0, 6, size).astype(np.float64) + round(shift)
@@ -223,11 +218,6 @@ def test_ks_is_not_run_on_empty_samples() -> None:
     assert numeric_column([], [1.0])["status"] == "empty_reference"
     empty = numeric_column([1.0], [np.nan])
     assert empty["status"] == "all_null_current" and empty["ks_statistic"] is None
-
-
-# --------------------------------------------------------------------------------
-# Wasserstein, PSI, chi-square, Jensen-Shannon, Benjamini-Hochberg
-# --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -373,11 +363,6 @@ def test_benjamini_hochberg_known_values_and_validation() -> None:
         benjamini_hochberg([0.1, np.nan])
     with pytest.raises(DataValidationError, match=r"alpha must be in \(0, 1\), got 1.0"):
         benjamini_hochberg([0.1], alpha=1.0)
-
-
-# --------------------------------------------------------------------------------
-# planted drift
-# --------------------------------------------------------------------------------
 
 
 def planted(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -527,11 +512,6 @@ def test_fdr_changes_the_verdict() -> None:
     assert by_column(fdr)["noise0"]["adjusted_p_value"] == 1.0
 
 
-# --------------------------------------------------------------------------------
-# missing values and degenerate columns
-# --------------------------------------------------------------------------------
-
-
 def test_null_rates_are_reported_exactly() -> None:
     ref = pd.DataFrame(
         {
@@ -632,11 +612,6 @@ def test_numeric_strings_in_current_are_accepted() -> None:
     assert by_column(report)["a"]["null_rate_current"] == pytest.approx(1 / 3)
 
 
-# --------------------------------------------------------------------------------
-# reference profile
-# --------------------------------------------------------------------------------
-
-
 def test_profile_round_trip(tmp_path: Path) -> None:
     ref, cur = planted(800, 300, seed=3)
     ref.loc[::7, "num_stable"] = np.nan
@@ -701,11 +676,6 @@ def test_profile_follows_fit_conventions() -> None:
             frame,
             options=DriftOptions.from_mapping({"columns": {"a": {"kind": "categorical"}}}),
         )
-
-
-# --------------------------------------------------------------------------------
-# options
-# --------------------------------------------------------------------------------
 
 
 def test_default_options() -> None:
@@ -790,11 +760,6 @@ def test_invalid_options_name_the_key(mapping: dict[str, Any], message: str) -> 
 def test_options_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError, match="config key 'drift' must be an object"):
         DriftOptions.from_mapping(["method"])  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------------
-# model drift
-# --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -905,11 +870,6 @@ def test_compare_score_histories() -> None:
     constant = compare_score_histories([0.5, 0.5], [0.6, 0.6])
     assert constant["status"] == "zero_variance" and constant["significant"] is True
     assert_plain_json(result)
-
-
-# --------------------------------------------------------------------------------
-# benchmark smoke test
-# --------------------------------------------------------------------------------
 
 
 def test_benchmark_quick_run(
