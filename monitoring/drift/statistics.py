@@ -35,10 +35,8 @@ _FAR_TAIL: Final[float] = 1e-20
 _FAR_TAIL_MIN_N: Final[int] = 1000
 
 
-def _num(value: float | np.floating[Any] | None) -> float | None:
-    """Return ``value`` as a Python float, or ``None`` when missing or non-finite."""
-    if value is None:
-        return None
+def _num(value: float | np.floating[Any]) -> float | None:
+    """Return ``value`` as a Python float, or ``None`` when it is not finite."""
     out = float(value)
     return out if math.isfinite(out) else None
 
