@@ -1,48 +1,16 @@
-"""Data drift and model drift detection.
+"""Data drift: every column of a new batch against the reference profile.
 
-Data drift compares the columns of a *current* batch with the *reference* data the
-deployed model was trained on, one column at a time:
-
-* numeric columns: two-sample Kolmogorov-Smirnov test (statistic and two-sided
-  p-value, equal to :func:`scipy.stats.ks_2samp`), Wasserstein distance normalised
-  by the reference standard deviation, and the population stability index (PSI)
-  over quantile bins of the reference;
-* categorical columns (object, string, category or bool dtype, or integer-valued
-  numeric columns with at most ``categorical_max_unique`` distinct reference
-  values): chi-square goodness-of-fit test of the current counts against the
-  reference proportions, and the Jensen-Shannon distance (base 2, in ``[0, 1]``).
-
-By default the method is chosen the way Evidently documents it: a reference of at
-most ``large_reference_rows`` (1000) rows uses the p-value tests (KS / chi-square,
-drift when ``p < 0.05``); a larger reference uses the distances (normed
-Wasserstein / Jensen-Shannon, drift when ``distance >= 0.1``).  The dataset drifts
-when the share of drifted columns reaches ``drift_share`` (0.5).
-
-The reference is summarised once by :class:`ReferenceProfile` (sorted values,
-PSI bins, category counts, ...), so a check against a fitted profile only costs
-work on the new batch: the current values are sorted (``O(m log m)``) and merged
-with the cached sorted reference with :func:`numpy.searchsorted`.  The merge is
-pruned: it first evaluates the two empirical distribution functions at every
-``_MERGE_BLOCK``-th current value and then resolves exactly only the blocks in
-which the KS maximum or a sign change of ``F_ref - F_cur`` can lie, which keeps the
-result exact while searching only a fraction of the current values.
-
-Model drift compares a new model score with the history of earlier scores
-(:func:`raw_drift`, :func:`parametric_drift`, :func:`iqr_drift`,
-:func:`tolerance_drift`) and two score histories with each other
-(:func:`compare_score_histories`).
-
-Conventions
------------
-* Missing values are ``None``/``NaN``/``pd.NA``; in numeric columns ``+-inf``
-  counts as missing too.  Null rates are reported, tests run on the other values.
-* Every result is JSON-serialisable: plain Python types, ``None`` for "not
-  applicable" and for non-finite numbers.
+Numeric columns get the KS test, the normed Wasserstein distance and PSI;
+categorical ones (labels, or integers with few distinct values) chi-square and
+Jensen-Shannon. ``method: "auto"`` picks the test the way Evidently does. Missing
+values (and ``+-inf`` in numeric columns) are reported as null rates and left out
+of the tests. Results are plain JSON: ``None`` for "not applicable" and for
+non-finite numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -64,25 +32,19 @@ from monitoring.drift.reference import (
     _numeric_values,
 )
 from monitoring.drift.statistics import (
-    PSI_EPS,
     FloatArray,
-    _align,
-    _chi_square_counts,
+    _chi_square,
     _finite,
-    _js_counts,
+    _jensen_shannon,
     _ks_pvalue,
     _merge,
-    _normalise_wasserstein,
     _num,
-    _psi_current,
-    _psi_value,
+    _psi,
     _runs,
+    _wasserstein_normed,
     benjamini_hochberg,
 )
-from monitoring.exceptions import (
-    ConfigError,
-    DataValidationError,
-)
+from monitoring.exceptions import ConfigError, DataValidationError
 
 # Per-column ``status`` values: ``ok`` and ``constant_reference`` columns are
 # tested; the others are reported with ``statistic`` None and ``drifted`` False.
@@ -94,6 +56,14 @@ STATUSES: Final[tuple[str, ...]] = (
     "empty_current",
     "all_null_current",
 )
+# Result keys of each method's statistic and p-value.
+_RESULT_KEYS: Final[dict[str, tuple[str, str | None]]] = {
+    "ks": ("ks_statistic", "ks_p_value"),
+    "wasserstein": ("wasserstein_normed", None),
+    "psi": ("psi", None),
+    "chisquare": ("chi_square", "chi_square_p_value"),
+    "jensenshannon": ("jensen_shannon", None),
+}
 
 
 def _resolve_method(
@@ -163,30 +133,34 @@ def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dic
 
 
 def _categorical_stats(
-    profile: _ColumnProfile,
-    current: FloatArray | dict[str, int],
-    cur_sorted: FloatArray | None,
+    profile: _ColumnProfile, labels: dict[str, int] | None, cur_sorted: FloatArray | None
 ) -> tuple[float, float, float]:
-    """Chi-square statistic, p-value and JS distance of one column."""
+    """Chi-square statistic, p-value and JS distance of one column.
+
+    Takes the label counts of a label column or the sorted values of a numeric one,
+    and counts both sides over the union of categories (reference ones first).
+    """
     cat = profile.categorical
-    if isinstance(current, dict):
+    if labels is not None:
         assert cat is not None and isinstance(cat.values, tuple)
         ref_map = dict(zip(cat.values, cat.counts.tolist(), strict=True))
-        ref_counts, cur_counts = _align(ref_map, current)
+        keys = [*ref_map, *(k for k in labels if k not in ref_map)]
+        ref_counts = np.array([ref_map.get(k, 0) for k in keys], dtype=np.float64)
+        cur_counts = np.array([labels.get(k, 0) for k in keys], dtype=np.float64)
     else:
+        assert cur_sorted is not None
         if cat is None:  # numeric-kind column tested with a categorical method
             assert profile.numeric is not None
             cat = _numeric_categories(profile.numeric.sorted_values)
         ref_values = np.asarray(cat.values, dtype=np.float64)
-        cur_values, cur_cum = _runs(cur_sorted if cur_sorted is not None else np.sort(current))
-        cur_n = np.diff(cur_cum, prepend=0)
+        cur_values, cur_cum = _runs(cur_sorted)
         union = np.union1d(ref_values, cur_values)
         ref_counts = np.zeros(union.size, dtype=np.float64)
         cur_counts = np.zeros(union.size, dtype=np.float64)
         ref_counts[np.searchsorted(union, ref_values)] = cat.counts
-        cur_counts[np.searchsorted(union, cur_values)] = cur_n
-    statistic, p_value = _chi_square_counts(ref_counts, cur_counts)
-    return statistic, p_value, _js_counts(ref_counts, cur_counts)
+        cur_counts[np.searchsorted(union, cur_values)] = np.diff(cur_cum, prepend=0)
+    statistic, p_value = _chi_square(ref_counts, cur_counts)
+    return statistic, p_value, _jensen_shannon(ref_counts, cur_counts)
 
 
 def _check_column(
@@ -205,19 +179,16 @@ def _check_column(
     numeric_path = method in NUMERIC_METHODS or profile.kind == "numeric"
     categorical_path = method in CATEGORICAL_METHODS or profile.kind == "categorical"
     cur_sorted: FloatArray | None = None
-    current: FloatArray | dict[str, int]
+    labels: dict[str, int] | None = None
     if profile.value_type == "numeric":
-        current = _finite(_numeric_values(series, "current"))
-        n_cur_null = n_cur_rows - int(current.size)
-        cur_sorted = np.sort(current)
-        n_cur = int(current.size)
+        cur_sorted = np.sort(_finite(_numeric_values(series, "current")))
+        n_cur = int(cur_sorted.size)
     else:
-        current = _label_counts(series)
-        n_cur = sum(current.values())
-        n_cur_null = n_cur_rows - n_cur
+        labels = _label_counts(series)
+        n_cur = sum(labels.values())
     out["n_current"] = n_cur
     if n_cur_rows:
-        out["null_rate_current"] = n_cur_null / n_cur_rows
+        out["null_rate_current"] = (n_cur_rows - n_cur) / n_cur_rows
         if out["null_rate_reference"] is not None:
             out["null_rate_change"] = out["null_rate_current"] - out["null_rate_reference"]
 
@@ -242,31 +213,19 @@ def _check_column(
     if numeric_path:
         num = profile.numeric
         assert num is not None and cur_sorted is not None
-        unique, cumulative = _runs(cur_sorted)
-        merged = _merge(num.sorted_values, num.prefix, unique, cumulative)
-        ks_d, ks_p = _ks_pvalue(merged.ks_statistic, profile.n_valid, n_cur)
-        assert merged.wasserstein is not None
+        ks, wasserstein = _merge(num.sorted_values, num.prefix, *_runs(cur_sorted))
+        ks_d, ks_p = _ks_pvalue(ks, profile.n_valid, n_cur)
         out["ks_statistic"] = _num(ks_d)
         out["ks_p_value"] = _num(ks_p)
-        out["wasserstein_normed"] = _num(
-            _normalise_wasserstein(merged.wasserstein, num.std, num.mean)
-        )
-        out["psi"] = _num(
-            _psi_value(num.psi_props, _psi_current(num.psi_edges, cur_sorted), PSI_EPS)
-        )
+        out["wasserstein_normed"] = _num(_wasserstein_normed(wasserstein, num.std, num.mean))
+        out["psi"] = _num(_psi(num.psi_props, num.psi_edges, cur_sorted))
     if categorical_path:
-        chi, chi_p, js = _categorical_stats(profile, current, cur_sorted)
+        chi, chi_p, js = _categorical_stats(profile, labels, cur_sorted)
         out["chi_square"] = _num(chi)
         out["chi_square_p_value"] = _num(chi_p)
         out["jensen_shannon"] = _num(js)
 
-    statistic_key, p_key = {
-        "ks": ("ks_statistic", "ks_p_value"),
-        "wasserstein": ("wasserstein_normed", None),
-        "psi": ("psi", None),
-        "chisquare": ("chi_square", "chi_square_p_value"),
-        "jensenshannon": ("jensen_shannon", None),
-    }[method]
+    statistic_key, p_key = _RESULT_KEYS[method]
     out["statistic"] = out[statistic_key]
     if p_key is not None:
         out["p_value"] = out[p_key]
@@ -288,9 +247,8 @@ def detect_data_drift(
     Parameters
     ----------
     reference : ReferenceProfile or pandas.DataFrame
-        A fitted profile (fast path: only the current batch is processed) or the
-        reference data itself (profiled on the fly with the settings of
-        ``options``).  With a profile, column kinds and PSI bins are the profile's.
+        A fitted profile (only the current batch is then processed; its column
+        kinds and PSI bins apply), or the reference data, profiled with ``options``.
     current : pandas.DataFrame
         The new batch; extra columns are ignored.
     columns : sequence of str or None, default None
@@ -313,22 +271,18 @@ def detect_data_drift(
                           "ks_statistic", "ks_p_value", "wasserstein_normed", "psi",
                           "chi_square", "chi_square_p_value", "jensen_shannon"}, ...]}
 
-        ``n_reference``/``n_current`` are row counts at the top level and counts of
-        non-missing values per column.  Numeric columns get the KS, Wasserstein
-        and PSI keys, categorical columns the chi-square and Jensen-Shannon keys
-        (plus those of a method forced on them); the others are ``None``.  Columns
-        whose ``status`` is not ``ok``/``constant_reference`` are not tested
-        (``drifted`` false) but count in ``n_columns``.
+        ``n_reference``/``n_current`` count rows at the top level and non-missing
+        values per column. A column has the statistics of its kind (and of a method
+        forced on it), ``None`` for the others; a column whose ``status`` is not
+        ``ok``/``constant_reference`` is not tested but counts in ``n_columns``.
 
     Raises
     ------
     DataValidationError
-        When ``current`` lacks checked columns (named in the message), a column
-        that should be numeric holds non-numeric values, or the inputs are not
-        DataFrames.
+        When an input is not a DataFrame, ``current`` lacks checked columns, or a
+        numeric column holds non-numeric values.
     ConfigError
-        When a per-column override does not fit the data (unknown column, a
-        numeric method on labels, a kind different from the fitted profile's).
+        When a per-column override does not fit the data.
     NotFittedError
         When ``reference`` is an unfitted profile.
     """
@@ -339,20 +293,18 @@ def detect_data_drift(
         )
     if isinstance(reference, ReferenceProfile):
         reference._check_fitted()
-        profile = reference
-        known: Iterable[Any] = profile.columns_
+        profile, known = reference, set(reference.columns_)
     elif isinstance(reference, pd.DataFrame):
-        known = list(reference.columns)
         fit_columns = _column_list(reference, columns, "reference")
         profile = ReferenceProfile.from_options(opts).fit(reference, fit_columns)
+        known = set(reference.columns)
     else:
         raise DataValidationError(
             "reference must be a ReferenceProfile or a pandas DataFrame, got "
             f"{type(reference).__name__}"
         )
-    known_set = set(known)
     for name, col in opts.columns.items():
-        if name not in known_set:
+        if name not in known:
             raise ConfigError(f"drift.columns.{name} names a column not in the reference")
         fitted = profile.kinds_.get(name)
         if col.kind is not None and fitted is not None and fitted != col.kind:
@@ -380,8 +332,6 @@ def detect_data_drift(
             for r, adj in zip(tested, adjusted.tolist(), strict=True):
                 r["adjusted_p_value"] = float(adj)
                 r["drifted"] = float(adj) < r["threshold"]
-    for r in results:
-        r["drifted"] = bool(r["drifted"])
     drifted = [r["column"] for r in results if r["drifted"]]
     n_columns = len(results)
     share = len(drifted) / n_columns if n_columns else 0.0

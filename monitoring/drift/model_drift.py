@@ -1,19 +1,16 @@
 """Model drift: is the deployed model's score worse than it should be?
 
-Pure tests compare a new score with the history of earlier scores
-(:func:`raw_drift`, :func:`parametric_drift`, :func:`iqr_drift`), with a
-baseline and a tolerance (:func:`tolerance_drift`), and two score histories with
-each other (:func:`compare_score_histories`). :func:`model_drift_status` is the
-service's verdict for the deployed model, read from the record store.
+Pure tests of a new score against earlier scores (raw, parametric, IQR) or a
+baseline with a tolerance, a Welch t-test between two score histories, and the
+service's verdicts for the deployed model.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, Final, cast
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -21,18 +18,11 @@ import pandas as pd
 from scipy import stats
 
 from monitoring.drift.statistics import FloatArray, _as_float_1d, _num
-from monitoring.exceptions import (
-    ConfigError,
-    DataValidationError,
-)
-
-# Shortest score history each method decides on: parametric needs two scores
-# for a sample std, iqr four so the quartiles have a score on each side of the median.
-MIN_HISTORY: Final[Mapping[str, int]] = MappingProxyType({"raw": 1, "parametric": 2, "iqr": 4})
+from monitoring.exceptions import ConfigError, DataValidationError
 
 
 def _history(values: Iterable[float] | npt.ArrayLike, name: str) -> FloatArray:
-    """Validated 1-D array of finite scores."""
+    """Validated 1-D array of finite scores (any iterable of numbers)."""
     data: Any = values
     if not isinstance(values, np.ndarray | pd.Series | list | tuple):
         data = list(cast(Iterable[float], values))
@@ -55,135 +45,97 @@ def _score(value: float, name: str) -> float:
     return out
 
 
-def _model_result(
-    method: str, history: FloatArray, new: float, higher_is_better: bool
-) -> dict[str, Any]:
-    """Common keys of a model-drift result (drift false until decided)."""
-    return {
+def _against_history(
+    method: str,
+    history: Sequence[float] | npt.ArrayLike,
+    new: float,
+    higher_is_better: bool,
+    min_size: int,
+    *extra_keys: str,
+) -> tuple[FloatArray, float, dict[str, Any]]:
+    """Validated scores and the result before the decision (drift false).
+
+    Status ``"insufficient_history"`` below ``min_size`` scores; ``extra_keys`` are ``None``.
+    """
+    h = _history(history, "history")
+    x = _score(new, "new")
+    out = {
         "method": method,
         "drift": False,
-        "new": new,
+        "new": x,
         "threshold": None,
-        "history_size": int(history.size),
+        "history_size": int(h.size),
         "higher_is_better": bool(higher_is_better),
-        "status": "ok",
+        "status": "ok" if h.size >= min_size else "insufficient_history",
+        **dict.fromkeys(extra_keys),
     }
+    return h, x, out
+
+
+def _decide(out: dict[str, Any], new: float, threshold: float) -> None:
+    """Set the threshold and drift when ``new`` is strictly beyond it on the worse side."""
+    out["threshold"] = threshold
+    out["drift"] = bool(new < threshold if out["higher_is_better"] else new > threshold)
 
 
 def raw_drift(
-    history: Sequence[float] | npt.ArrayLike,
-    new: float,
-    *,
-    higher_is_better: bool = True,
+    history: Sequence[float] | npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
     """Drift when the new score is worse than the best score so far.
-
-    Parameters
-    ----------
-    history : sequence of float
-        Earlier scores.
-    new : float
-        The new score.
-    higher_is_better : bool, default True
-        ``False`` for losses/errors.
 
     Returns
     -------
     dict
         ``{"method": "raw", "drift", "new", "threshold" (the best score),
         "history_size", "higher_is_better", "status"}``; an empty history gives
-        ``drift`` false and status ``"insufficient_history"``.
+        status ``"insufficient_history"`` and no drift.
     """
-    h = _history(history, "history")
-    x = _score(new, "new")
-    out = _model_result("raw", h, x, higher_is_better)
-    if h.size < MIN_HISTORY["raw"]:
-        out["status"] = "insufficient_history"
-        return out
-    best = float(h.max() if higher_is_better else h.min())
-    out["threshold"] = best
-    out["drift"] = bool(x < best if higher_is_better else x > best)
+    h, x, out = _against_history("raw", history, new, higher_is_better, 1)
+    if out["status"] == "ok":
+        _decide(out, x, float(h.max() if higher_is_better else h.min()))
     return out
 
 
 def parametric_drift(
-    history: Sequence[float] | npt.ArrayLike,
-    new: float,
-    *,
-    higher_is_better: bool = True,
+    history: Sequence[float] | npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
-    """Drift when the new score is more than two standard deviations worse.
-
-    Parameters
-    ----------
-    history : sequence of float
-        Earlier scores; at least two are needed.
-    new : float
-        The new score.
-    higher_is_better : bool, default True
-        Which side is worse.
+    """Drift when the new score is more than two standard deviations worse than the mean.
 
     Returns
     -------
     dict
-        ``{"method": "parametric", "drift", "new", "threshold", "history_size",
-        "higher_is_better", "status", "mean", "std"}`` with ``threshold = mean -
-        2*std`` (``+`` when lower is better) and the sample std (``ddof=1``);
-        drift when the new score is strictly beyond the threshold.
+        The keys of :func:`raw_drift` (``method`` ``"parametric"``) plus ``mean``
+        and ``std`` (sample std, ``ddof=1``); ``threshold = mean - 2*std`` (``+``
+        when lower is better). Needs two scores.
     """
-    h = _history(history, "history")
-    x = _score(new, "new")
-    out = _model_result("parametric", h, x, higher_is_better)
-    out.update(mean=None, std=None)
-    if h.size < MIN_HISTORY["parametric"]:
-        out["status"] = "insufficient_history"
-        return out
-    mean = float(np.mean(h))
-    std = float(np.std(h, ddof=1))
-    threshold = mean - 2.0 * std if higher_is_better else mean + 2.0 * std
-    out.update(mean=mean, std=std, threshold=threshold)
-    out["drift"] = bool(x < threshold if higher_is_better else x > threshold)
+    h, x, out = _against_history("parametric", history, new, higher_is_better, 2, "mean", "std")
+    if out["status"] == "ok":
+        mean = float(np.mean(h))
+        std = float(np.std(h, ddof=1))
+        out.update(mean=mean, std=std)
+        _decide(out, x, mean - 2.0 * std if higher_is_better else mean + 2.0 * std)
     return out
 
 
 def iqr_drift(
-    history: Sequence[float] | npt.ArrayLike,
-    new: float,
-    *,
-    higher_is_better: bool = True,
+    history: Sequence[float] | npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
     """Drift when the new score is beyond the 1.5 IQR fence on the worse side.
-
-    Parameters
-    ----------
-    history : sequence of float
-        Earlier scores; at least four are needed.
-    new : float
-        The new score.
-    higher_is_better : bool, default True
-        Which side is worse.
 
     Returns
     -------
     dict
-        ``{"method": "iqr", "drift", "new", "threshold", "history_size",
-        "higher_is_better", "status", "q1", "q3", "iqr"}`` with quartiles by
-        linear interpolation (``numpy.percentile``) and ``threshold = q1 -
-        1.5*iqr`` (``q3 + 1.5*iqr`` when lower is better); drift when strictly
-        beyond.
+        The keys of :func:`raw_drift` (``method`` ``"iqr"``) plus ``q1``, ``q3`` and
+        ``iqr`` (``numpy.percentile``, linear); ``threshold = q1 - 1.5*iqr``
+        (``q3 + 1.5*iqr`` when lower is better). Needs four scores, so that the
+        quartiles have a score on each side of the median.
     """
-    h = _history(history, "history")
-    x = _score(new, "new")
-    out = _model_result("iqr", h, x, higher_is_better)
-    out.update(q1=None, q3=None, iqr=None)
-    if h.size < MIN_HISTORY["iqr"]:
-        out["status"] = "insufficient_history"
-        return out
-    q1, q3 = (float(v) for v in np.percentile(h, [25.0, 75.0]))
-    spread = q3 - q1
-    threshold = q1 - 1.5 * spread if higher_is_better else q3 + 1.5 * spread
-    out.update(q1=q1, q3=q3, iqr=spread, threshold=threshold)
-    out["drift"] = bool(x < threshold if higher_is_better else x > threshold)
+    h, x, out = _against_history("iqr", history, new, higher_is_better, 4, "q1", "q3", "iqr")
+    if out["status"] == "ok":
+        q1, q3 = (float(v) for v in np.percentile(h, [25.0, 75.0]))
+        spread = q3 - q1
+        out.update(q1=q1, q3=q3, iqr=spread)
+        _decide(out, x, q1 - 1.5 * spread if higher_is_better else q3 + 1.5 * spread)
     return out
 
 
@@ -192,27 +144,17 @@ def tolerance_drift(
 ) -> dict[str, Any]:
     """Drift when the new score is worse than the baseline by more than a tolerance.
 
-    Parameters
-    ----------
-    baseline : float
-        Score of the deployed model.
-    new : float
-        The new score.
-    tolerance : float
-        Allowed degradation, ``>= 0``.  Differences within ``1e-12`` (relative to
-        the scores' magnitude) of the tolerance count as within it, so that e.g.
-        ``0.80 -> 0.75`` with tolerance ``0.05`` is not drift.
-    higher_is_better : bool, default True
-        Which side is worse.
+    ``tolerance`` (``>= 0``) is the allowed degradation; one within ``1e-12`` of it
+    (relative to the scores) counts as within, so ``0.80 -> 0.75`` at ``0.05`` is
+    no drift.
 
     Returns
     -------
     dict
         ``{"method": "tolerance", "drift", "new", "baseline", "threshold",
-        "tolerance", "degradation", "higher_is_better", "status"}`` where
-        ``degradation`` is how much worse the new score is (negative when better)
-        and ``threshold`` the worst score still accepted.  Equal scores are never
-        drift.
+        "tolerance", "degradation", "higher_is_better", "status"}``; ``degradation``
+        is negative when the new score is better, ``threshold`` the worst score
+        still accepted.
 
     Raises
     ------
@@ -248,22 +190,15 @@ def compare_score_histories(
 ) -> dict[str, Any]:
     """Welch two-sample t-test between two score histories.
 
-    Parameters
-    ----------
-    a, b : sequence of float
-        Scores of two models (or periods); at least two each.
-    alpha : float, default 0.05
-        Significance level.
-
     Returns
     -------
     dict
         ``{"method": "welch_t", "statistic", "p_value", "significant", "alpha",
-        "n_a", "n_b", "mean_a", "mean_b", "status"}`` as
-        ``scipy.stats.ttest_ind(a, b, equal_var=False)`` gives them.  With fewer
-        than two scores on a side the status is ``"insufficient_history"``; when
-        both sides are constant the t statistic is undefined, the status is
-        ``"zero_variance"`` and ``significant`` tells whether the means differ.
+        "n_a", "n_b", "mean_a", "mean_b", "status"}`` from
+        ``scipy.stats.ttest_ind(a, b, equal_var=False)``. Status
+        ``"insufficient_history"`` with fewer than two scores on a side;
+        ``"zero_variance"`` when both sides are constant (no t statistic;
+        ``significant`` tells whether the means differ).
     """
     if not (0.0 < float(alpha) < 1.0):
         raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -298,19 +233,12 @@ def compare_score_histories(
 
 
 def model_drift_status(settings: Any, store: Any, artifact: Any) -> dict[str, Any]:
-    """Model-drift verdict of the deployed model, with the tests behind it.
+    """Model-drift verdict of the deployed model (``artifact``), with the tests behind it.
 
-    The verdict compares like with like: the deployed model's F1 on the newest
-    ingested batch against its F1 on its own training data, with the configured
-    tolerance. The seed's three tests on the history of test-set F1 across model
-    versions (raw, parametric, IQR) are reported beside it as evidence.
-
-    Parameters
-    ----------
-    settings : Settings
-    store : Store
-    artifact : Artifact
-        The deployed model.
+    The verdict compares the model's F1 on the newest ingested batch with its F1
+    on its training data, within ``thresholds.model_drift_tolerance``. The raw,
+    parametric and IQR tests on the test-set F1 of earlier versions are reported
+    beside it as evidence.
     """
     latest_by_version: dict[str, float] = {}
     for row in store.scores(dataset="test"):
@@ -360,19 +288,14 @@ def live_model_drift(
 ) -> dict[str, Any]:
     """Model-drift check of the deployed model on its labelled captured traffic.
 
-    The baseline is the model's F1 on its training data (as for the ingested-data
-    check), the new value its F1 on labelled live rows, with ``tolerance``. It is a
-    check (``checked`` true, with a ``drift`` verdict) only with at least
-    ``min_labelled_rows`` labelled rows; otherwise it is reported as evidence only.
+    :func:`tolerance_drift` of the F1 on labelled live rows against ``baseline``
+    (the F1 on the training data). With fewer than ``min_labelled_rows`` labelled
+    rows it is evidence only (``checked`` false, no drift).
 
     Parameters
     ----------
     live : dict or None
         The model version's entry of :func:`monitoring.capture.live_performance`.
-    baseline : float or None
-        The model's F1 on its training data.
-    tolerance : float
-    min_labelled_rows : int
     """
     perf = live or {"n_captured": 0, "n_labelled": 0}
     out: dict[str, Any] = {"metric": "f1", "min_labelled_rows": min_labelled_rows, "live": perf}

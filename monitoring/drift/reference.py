@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -28,13 +28,7 @@ from monitoring.drift.statistics import (
     _psi_bins,
     _runs,
 )
-from monitoring.exceptions import (
-    DataValidationError,
-    IntegrityError,
-    NotFittedError,
-)
-
-PathLike: TypeAlias = str | os.PathLike[str]
+from monitoring.exceptions import DataValidationError, IntegrityError, NotFittedError
 
 _PROFILE_FORMAT: Final[str] = "monitoring.drift.ReferenceProfile"
 _PROFILE_VERSION: Final[int] = 1
@@ -42,22 +36,21 @@ _PROFILE_VERSION: Final[int] = 1
 
 @dataclass(frozen=True)
 class _NumericProfile:
-    """Cached numeric summary of one reference column."""
+    """Sorted finite values of one reference column and what is derived from them."""
 
     sorted_values: FloatArray
-    prefix: FloatArray
+    prefix: FloatArray  # _prefix_integral(sorted_values)
     mean: float
-    std: float
+    std: float  # population std (ddof=0)
     psi_edges: FloatArray
     psi_props: FloatArray
 
 
 @dataclass(frozen=True)
 class _CategoricalProfile:
-    """Cached category counts of one reference column.
+    """Category counts of one reference column.
 
-    ``values`` is a float64 array (sorted) for numeric-valued columns and a tuple of
-    strings for label columns.
+    ``values`` is sorted float64 for numeric columns, a tuple of labels otherwise.
     """
 
     values: FloatArray | tuple[str, ...]
@@ -69,7 +62,7 @@ class _ColumnProfile:
     """Everything a drift check needs to know about one reference column."""
 
     name: str
-    kind: str
+    kind: str  # "numeric" or "categorical"
     value_type: str  # "numeric" (float64 values) or "label" (string labels)
     n_rows: int
     n_null: int
@@ -131,21 +124,14 @@ def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfil
         empty = np.zeros(0, dtype=np.float64)
         return _NumericProfile(empty, empty, math.nan, math.nan, empty, empty)
     edges, props = _psi_bins(sorted_values, psi_bins)
-    return _NumericProfile(
-        sorted_values=sorted_values,
-        prefix=_prefix_integral(sorted_values),
-        mean=float(np.mean(sorted_values)),
-        std=float(np.std(sorted_values)),
-        psi_edges=edges,
-        psi_props=props,
-    )
+    mean, std = float(np.mean(sorted_values)), float(np.std(sorted_values))
+    return _NumericProfile(sorted_values, _prefix_integral(sorted_values), mean, std, edges, props)
 
 
 def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
     """Category counts of sorted numeric values."""
     values, cumulative = _runs(sorted_values)
-    counts = np.diff(cumulative, prepend=0).astype(np.int64)
-    return _CategoricalProfile(values=values.copy(), counts=counts)
+    return _CategoricalProfile(values=values.copy(), counts=np.diff(cumulative, prepend=0))
 
 
 def _profile_column(
@@ -154,24 +140,14 @@ def _profile_column(
     """Build the profile of one reference column."""
     dtype = series.dtype
     n_rows = int(series.size)
-    is_bool = pd.api.types.is_bool_dtype(dtype)
-    if (_is_label_dtype(dtype) or is_bool) and kind != "numeric":
+    if (_is_label_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and kind != "numeric":
         counts = _label_counts(series)
-        n_valid = sum(counts.values())
-        return _ColumnProfile(
-            name=name,
-            kind="categorical",
-            value_type="label",
-            n_rows=n_rows,
-            n_null=n_rows - n_valid,
-            numeric=None,
-            categorical=_CategoricalProfile(
-                values=tuple(counts),
-                counts=np.array(list(counts.values()), dtype=np.int64),
-            ),
+        categorical = _CategoricalProfile(
+            values=tuple(counts), counts=np.array(list(counts.values()), dtype=np.int64)
         )
-    raw = _numeric_values(series, "reference")
-    values = np.sort(_finite(raw))
+        n_null = n_rows - sum(counts.values())
+        return _ColumnProfile(name, "categorical", "label", n_rows, n_null, None, categorical)
+    values = np.sort(_finite(_numeric_values(series, "reference")))
     if kind is None:
         unique = _runs(values)[0]
         small = 0 < unique.size <= max_unique
@@ -184,6 +160,62 @@ def _profile_column(
         n_null=n_rows - int(values.size),
         numeric=_numeric_profile(values, psi_bins),
         categorical=_numeric_categories(values) if kind == "categorical" else None,
+    )
+
+
+def _column_to_npz(p: _ColumnProfile, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """JSON metadata and arrays of one column profile (array names start with ``key``)."""
+    entry: dict[str, Any] = {
+        "name": p.name,
+        "kind": p.kind,
+        "value_type": p.value_type,
+        "n_rows": p.n_rows,
+        "n_null": p.n_null,
+        "labels": None,
+    }
+    arrays: dict[str, Any] = {}
+    if p.numeric is not None:
+        arrays[f"{key}_sorted"] = p.numeric.sorted_values
+        arrays[f"{key}_psi_edges"] = p.numeric.psi_edges
+        arrays[f"{key}_psi_props"] = p.numeric.psi_props
+        entry["mean"] = _num(p.numeric.mean)
+        entry["std"] = _num(p.numeric.std)
+    if p.categorical is not None:
+        arrays[f"{key}_cat_counts"] = p.categorical.counts
+        if isinstance(p.categorical.values, tuple):
+            entry["labels"] = list(p.categorical.values)
+        else:
+            arrays[f"{key}_cat_values"] = p.categorical.values
+    return entry, arrays
+
+
+def _column_from_npz(entry: dict[str, Any], data: dict[str, Any], key: str) -> _ColumnProfile:
+    """Inverse of :func:`_column_to_npz`."""
+    numeric = None
+    if f"{key}_sorted" in data:
+        values = np.ascontiguousarray(data[f"{key}_sorted"], dtype=np.float64)
+        mean, std = (math.nan if entry[k] is None else float(entry[k]) for k in ("mean", "std"))
+        edges, props = (data[f"{key}_psi_{k}"].astype(np.float64) for k in ("edges", "props"))
+        numeric = _NumericProfile(values, _prefix_integral(values), mean, std, edges, props)
+    categorical = None
+    if f"{key}_cat_counts" in data:
+        labels = entry["labels"]
+        categorical = _CategoricalProfile(
+            values=(
+                tuple(str(v) for v in labels)
+                if labels is not None
+                else data[f"{key}_cat_values"].astype(np.float64)
+            ),
+            counts=data[f"{key}_cat_counts"].astype(np.int64),
+        )
+    return _ColumnProfile(
+        name=str(entry["name"]),
+        kind=check_value("kind", entry["kind"], KINDS),
+        value_type=entry["value_type"],
+        n_rows=int(entry["n_rows"]),
+        n_null=int(entry["n_null"]),
+        numeric=numeric,
+        categorical=categorical,
     )
 
 
@@ -208,25 +240,19 @@ class ReferenceProfile:
     ----------
     columns_ : list of str
         Profiled columns, in order.
-    n_rows_ : int
-        Rows of the reference data.
     kinds_ : dict of str to str
         Kind of each column.
-    n_features_in_ : int
-        Number of profiled columns.
-    feature_names_in_ : ndarray of object
-        Same as ``columns_``.
-    profiles_ : dict
-        Internal per-column summaries: sorted non-missing values (float64), null
-        count, mean and population std, PSI bin edges and proportions, category
-        counts.
+    n_rows_ : int
+        Rows of the reference data.
+    profiles_ : dict of str to _ColumnProfile
+        Per-column summaries: null count, sorted non-missing values, mean and
+        population std, PSI bin edges and shares, category counts.
 
     Examples
     --------
     >>> import pandas as pd
     >>> ref = pd.DataFrame({"x": [0.1, 0.5, 0.9, 1.3], "c": ["a", "b", "a", "a"]})
-    >>> profile = ReferenceProfile().fit(ref)
-    >>> profile.kinds_
+    >>> ReferenceProfile().fit(ref).kinds_
     {'x': 'numeric', 'c': 'categorical'}
     """
 
@@ -252,37 +278,6 @@ class ReferenceProfile:
             kinds=kinds or None,
         )
 
-    def __repr__(self) -> str:
-        """Show the parameters, like scikit-learn estimators do."""
-        return (
-            f"ReferenceProfile(categorical_max_unique={self.categorical_max_unique!r}, "
-            f"psi_bins={self.psi_bins!r}, kinds={self.kinds!r})"
-        )
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn protocol)."""
-        del deep
-        return {
-            "categorical_max_unique": self.categorical_max_unique,
-            "psi_bins": self.psi_bins,
-            "kinds": self.kinds,
-        }
-
-    def _validated_params(self) -> tuple[int, int, dict[str, str]]:
-        """Check the constructor parameters at fit time."""
-        max_unique = check_value(
-            "categorical_max_unique",
-            self.categorical_max_unique,
-            int,
-            lambda v: v >= 0,
-            "zero or more",
-        )
-        bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
-        kinds: dict[str, str] = {}
-        for name, kind in (self.kinds or {}).items():
-            kinds[name] = check_value(f"kinds.{name}", kind, KINDS)
-        return max_unique, bins, kinds
-
     def fit(
         self, reference_df: pd.DataFrame, columns: Sequence[str] | None = None
     ) -> ReferenceProfile:
@@ -295,11 +290,6 @@ class ReferenceProfile:
         columns : sequence of str or None, default None
             Columns to profile; all of them when ``None``.
 
-        Returns
-        -------
-        ReferenceProfile
-            ``self``.
-
         Raises
         ------
         DataValidationError
@@ -308,22 +298,33 @@ class ReferenceProfile:
         ConfigError
             When a parameter is invalid.
         """
-        max_unique, bins, kinds = self._validated_params()
+        max_unique = check_value(
+            "categorical_max_unique",
+            self.categorical_max_unique,
+            int,
+            lambda v: v >= 0,
+            "zero or more",
+        )
+        bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
+        kinds = {
+            name: check_value(f"kinds.{name}", kind, KINDS)
+            for name, kind in (self.kinds or {}).items()
+        }
         if not isinstance(reference_df, pd.DataFrame):
             raise DataValidationError(
                 f"reference must be a pandas DataFrame, got {type(reference_df).__name__}"
             )
-        names = _column_list(reference_df, columns, "reference")
-        profiles: dict[str, _ColumnProfile] = {}
-        for name in names:
-            profiles[name] = _profile_column(
+        profiles = {
+            name: _profile_column(
                 reference_df[name],
                 name,
                 kind=kinds.get(name),
                 max_unique=max_unique,
                 psi_bins=bins,
             )
-        self._set_learned(profiles, int(len(reference_df)))
+            for name in _column_list(reference_df, columns, "reference")
+        }
+        self._set_learned(profiles, len(reference_df))
         return self
 
     def _set_learned(self, profiles: dict[str, _ColumnProfile], n_rows: int) -> None:
@@ -332,8 +333,6 @@ class ReferenceProfile:
         self.columns_ = list(profiles)
         self.kinds_ = {name: p.kind for name, p in profiles.items()}
         self.n_rows_ = n_rows
-        self.n_features_in_ = len(profiles)
-        self.feature_names_in_ = np.array(self.columns_, dtype=object)
 
     def _check_fitted(self) -> None:
         """Raise NotFittedError unless :meth:`fit` or :meth:`load` ran."""
@@ -343,67 +342,18 @@ class ReferenceProfile:
                 "ReferenceProfile.load(path) first"
             )
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-serialisable overview of the profile (no per-value arrays)."""
-        self._check_fitted()
-        columns = []
-        for p in self.profiles_.values():
-            columns.append(
-                {
-                    "column": p.name,
-                    "kind": p.kind,
-                    "n": p.n_valid,
-                    "null_rate": p.n_null / p.n_rows if p.n_rows else None,
-                    "mean": _num(p.numeric.mean) if p.numeric else None,
-                    "std": _num(p.numeric.std) if p.numeric else None,
-                    "n_categories": (
-                        len(p.categorical.counts) if p.categorical is not None else None
-                    ),
-                }
-            )
-        return {"n_rows": self.n_rows_, "columns": columns}
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the profile to one ``.npz`` file at ``path`` (no suffix added), no pickle.
 
-    def save(self, path: PathLike) -> Path:
-        """Write the profile to one ``.npz`` file (arrays plus JSON metadata).
-
-        No pickle is involved; :meth:`load` reads it back exactly.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Destination; written as given (no suffix is added).
-
-        Returns
-        -------
-        pathlib.Path
-            The path written.
+        The file holds the arrays plus JSON metadata; returns the path written.
         """
         self._check_fitted()
-        target = Path(path)
         arrays: dict[str, Any] = {}
-        meta_columns: list[dict[str, Any]] = []
+        columns = []
         for i, p in enumerate(self.profiles_.values()):
-            entry: dict[str, Any] = {
-                "name": p.name,
-                "kind": p.kind,
-                "value_type": p.value_type,
-                "n_rows": p.n_rows,
-                "n_null": p.n_null,
-                "labels": None,
-            }
-            if p.numeric is not None:
-                arrays[f"c{i}_sorted"] = p.numeric.sorted_values
-                arrays[f"c{i}_psi_edges"] = p.numeric.psi_edges
-                arrays[f"c{i}_psi_props"] = p.numeric.psi_props
-                entry["mean"] = _num(p.numeric.mean)
-                entry["std"] = _num(p.numeric.std)
-            if p.categorical is not None:
-                arrays[f"c{i}_cat_counts"] = p.categorical.counts
-                if isinstance(p.categorical.values, tuple):
-                    entry["labels"] = list(p.categorical.values)
-                else:
-                    arrays[f"c{i}_cat_values"] = p.categorical.values
-            meta_columns.append(entry)
+            entry, column_arrays = _column_to_npz(p, f"c{i}")
+            columns.append(entry)
+            arrays.update(column_arrays)
         meta = {
             "format": _PROFILE_FORMAT,
             "version": _PROFILE_VERSION,
@@ -413,26 +363,16 @@ class ReferenceProfile:
                 "kinds": dict(self.kinds) if self.kinds else None,
             },
             "n_rows": self.n_rows_,
-            "columns": meta_columns,
+            "columns": columns,
         }
-        arrays["meta"] = np.array(json.dumps(meta))
+        target = Path(path)
         with target.open("wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
         return target
 
     @classmethod
-    def load(cls, path: PathLike) -> ReferenceProfile:
+    def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
         """Read a profile written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            File written by :meth:`save`.
-
-        Returns
-        -------
-        ReferenceProfile
-            A fitted profile giving the same drift results as the saved one.
 
         Raises
         ------
@@ -448,45 +388,9 @@ class ReferenceProfile:
                 raise ValueError("not a reference profile")
             if meta.get("version") != _PROFILE_VERSION:
                 raise ValueError(f"unsupported profile version {meta.get('version')!r}")
-            params = meta["params"]
-            profile = cls(
-                categorical_max_unique=params["categorical_max_unique"],
-                psi_bins=params["psi_bins"],
-                kinds=params["kinds"],
-            )
-            profiles: dict[str, _ColumnProfile] = {}
-            for i, entry in enumerate(meta["columns"]):
-                numeric = None
-                if f"c{i}_sorted" in data:
-                    values = np.ascontiguousarray(data[f"c{i}_sorted"], dtype=np.float64)
-                    numeric = _NumericProfile(
-                        sorted_values=values,
-                        prefix=_prefix_integral(values),
-                        mean=math.nan if entry["mean"] is None else float(entry["mean"]),
-                        std=math.nan if entry["std"] is None else float(entry["std"]),
-                        psi_edges=data[f"c{i}_psi_edges"].astype(np.float64),
-                        psi_props=data[f"c{i}_psi_props"].astype(np.float64),
-                    )
-                categorical = None
-                if f"c{i}_cat_counts" in data:
-                    counts = data[f"c{i}_cat_counts"].astype(np.int64)
-                    labels = entry["labels"]
-                    cat_values: FloatArray | tuple[str, ...] = (
-                        tuple(str(v) for v in labels)
-                        if labels is not None
-                        else data[f"c{i}_cat_values"].astype(np.float64)
-                    )
-                    categorical = _CategoricalProfile(values=cat_values, counts=counts)
-                profiles[str(entry["name"])] = _ColumnProfile(
-                    name=str(entry["name"]),
-                    kind=check_value("kind", entry["kind"], KINDS),
-                    value_type=entry["value_type"],
-                    n_rows=int(entry["n_rows"]),
-                    n_null=int(entry["n_null"]),
-                    numeric=numeric,
-                    categorical=categorical,
-                )
-            profile._set_learned(profiles, int(meta["n_rows"]))
+            profile = cls(**meta["params"])
+            columns = [_column_from_npz(e, data, f"c{i}") for i, e in enumerate(meta["columns"])]
+            profile._set_learned({c.name: c for c in columns}, int(meta["n_rows"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"cannot load reference profile {source}: {exc}") from exc
         return profile

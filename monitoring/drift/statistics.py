@@ -1,37 +1,24 @@
-"""Two-sample statistics of data drift, each a pure function of two samples.
+"""Two-sample drift statistics against a reference that is sorted once.
 
-* numeric: two-sample Kolmogorov-Smirnov test (statistic and two-sided p-value,
-  equal to :func:`scipy.stats.ks_2samp`), Wasserstein distance normalised by the
-  reference standard deviation, population stability index (PSI) over quantile
-  bins of the reference;
-* categorical: chi-square test of the current counts against the reference
-  proportions, Jensen-Shannon distance (base 2, in ``[0, 1]``);
-* Benjamini-Hochberg adjustment of p-values across columns.
-
-The KS statistic is computed against an already sorted reference: the current
-values are sorted (``O(m log m)``) and merged with the cached sorted reference
-with :func:`numpy.searchsorted`. The merge is pruned: it first evaluates the two
-empirical distribution functions at every ``_MERGE_BLOCK``-th current value and
-then resolves exactly only the blocks in which the KS maximum or a sign change of
-``F_ref - F_cur`` can lie, which keeps the result exact while searching only a
-fraction of the current values.
+The KS statistic and the Wasserstein distance come from one pruned merge of the
+sorted current values with the cached sorted reference (:func:`_merge`), the KS
+p-value follows ``scipy.stats.ks_2samp(method='auto')`` (:func:`_ks_pvalue`), and
+PSI uses reference quantile bins computed at fit time. This is the fast path that
+``benchmarks/bench_drift.py`` measures; the tests hold it to scipy. Chi-square,
+Jensen-Shannon and Benjamini-Hochberg are scipy's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from scipy import special, stats
+from scipy.spatial import distance
 
-from monitoring.exceptions import (
-    DataValidationError,
-)
+from monitoring.exceptions import DataValidationError
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
@@ -48,10 +35,8 @@ _FAR_TAIL: Final[float] = 1e-20
 _FAR_TAIL_MIN_N: Final[int] = 1000
 
 
-def _num(value: float | np.floating[Any] | None) -> float | None:
-    """Return ``value`` as a Python float, or ``None`` when missing or non-finite."""
-    if value is None:
-        return None
+def _num(value: float | np.floating[Any]) -> float | None:
+    """Return ``value`` as a Python float, or ``None`` when it is not finite."""
     out = float(value)
     return out if math.isfinite(out) else None
 
@@ -70,46 +55,26 @@ def _as_float_1d(values: npt.ArrayLike, name: str) -> FloatArray:
 def _finite(arr: FloatArray) -> FloatArray:
     """Return the finite values of ``arr`` (``arr`` itself when all are finite)."""
     mask = np.isfinite(arr)
-    if mask.all():
-        return arr
-    return arr[mask]
+    return arr if mask.all() else arr[mask]
 
 
 def _runs(sorted_values: FloatArray) -> tuple[FloatArray, IntArray]:
-    """Distinct values of a sorted array and the count of values ``<=`` each.
-
-    Parameters
-    ----------
-    sorted_values : ndarray of float64
-        Sorted, NaN-free values.
-
-    Returns
-    -------
-    unique : ndarray of float64
-        The distinct values, increasing.
-    cumulative : ndarray of int64
-        ``cumulative[k]`` is the number of values ``<= unique[k]``.
-    """
+    """Distinct values of a sorted array and, for each, the count of values ``<=`` it."""
     m = sorted_values.size
     if m == 0:
         return sorted_values, np.zeros(0, dtype=np.int64)
     change = sorted_values[1:] != sorted_values[:-1]
     if change.all():
         return sorted_values, np.arange(1, m + 1, dtype=np.int64)
-    ends = np.flatnonzero(change)
-    last = np.append(ends, m - 1)
+    last = np.append(np.flatnonzero(change), m - 1)
     return sorted_values[last], (last + 1).astype(np.int64)
 
 
 def _left_counts(ref: FloatArray, keys: FloatArray, right: IntArray) -> IntArray:
-    """Number of reference values ``< keys`` given the counts of values ``<= keys``.
-
-    Only keys that equal a reference value need a second search.
-    """
+    """Counts of reference values ``< keys`` from the counts ``<= keys`` (``right``)."""
     if keys.size == 0:
         return right
-    prev = ref[np.maximum(right - 1, 0)]
-    tie = (right > 0) & (prev == keys)
+    tie = (right > 0) & (ref[np.maximum(right - 1, 0)] == keys)
     if not tie.any():
         return right
     left = right.copy()
@@ -130,84 +95,50 @@ def _ranges(starts: IntArray, stops: IntArray) -> IntArray:
 
 
 def _prefix_integral(ref_sorted: FloatArray) -> FloatArray:
-    """Running integral of ``n * F_ref`` at the sorted reference values.
-
-    ``out[i] = n * integral from ref[0] to ref[i] of F_ref(x) dx``.
-    """
+    """``n * integral of F_ref`` from ``ref[0]`` to each sorted reference value."""
     n = ref_sorted.size
     out = np.zeros(n, dtype=np.float64)
     if n > 1:
-        steps = np.arange(1, n, dtype=np.float64) * np.diff(ref_sorted)
-        np.cumsum(steps, out=out[1:])
+        np.cumsum(np.arange(1, n, dtype=np.float64) * np.diff(ref_sorted), out=out[1:])
     return out
 
 
 def _integral_at(
     ref: FloatArray, prefix: FloatArray, points: FloatArray, right: IntArray
 ) -> FloatArray:
-    """``n * integral of F_ref`` from ``-inf`` to each point.
-
-    ``right`` holds the number of reference values ``<=`` each point.
-    """
+    """``n * integral of F_ref`` from ``-inf`` to each point (``right``: counts ``<=``)."""
     idx = np.maximum(right - 1, 0)
     out = prefix[idx] + right * (points - ref[idx])
     out[right == 0] = 0.0
     return out
 
 
-@dataclass(frozen=True)
-class _Merge:
-    """Result of merging a current batch with the sorted reference."""
-
-    ks_statistic: float
-    wasserstein: float | None
-
-
 def _merge(
     ref: FloatArray,
-    prefix: FloatArray | None,
+    prefix: FloatArray,
     unique: FloatArray,
     cumulative: IntArray,
     *,
     block: int = _MERGE_BLOCK,
-) -> _Merge:
-    """KS statistic (and Wasserstein distance) of a sorted reference and a batch.
+) -> tuple[float, float]:
+    """KS statistic and Wasserstein-1 distance of a sorted reference and a batch.
 
-    Parameters
-    ----------
-    ref : ndarray of float64
-        Sorted, finite reference values (``n`` of them).
-    prefix : ndarray of float64 or None
-        :func:`_prefix_integral` of ``ref``; ``None`` skips the Wasserstein
-        distance.
-    unique, cumulative : ndarray
-        :func:`_runs` of the sorted current values (``m = cumulative[-1]``).
-    block : int, default 32
-        Number of distinct current values per block of the pruned merge.
+    ``ref`` holds the ``n`` sorted finite reference values and ``prefix`` its
+    :func:`_prefix_integral`; ``unique, cumulative`` are the :func:`_runs` of the
+    sorted current values (``m = cumulative[-1]``). The KS statistic is
+    ``max |F_ref - F_cur|`` bit for bit as :func:`scipy.stats.ks_2samp` computes it
+    (before its exact-mode rounding), the distance ``integral |F_ref - F_cur|``.
 
-    Returns
-    -------
-    _Merge
-        The KS statistic before scipy's exact-mode rounding (bit-identical to
-        ``max |F_ref - F_cur|`` as :func:`scipy.stats.ks_2samp` computes it) and the
-        1-Wasserstein distance.
-
-    Notes
-    -----
-    Both empirical CDFs are step functions, so ``F_ref - F_cur`` only needs to be
-    known at the current values ``u_k`` (right limits ``(#ref <= u_k, #cur <= u_k)``
-    and left limits ``(#ref < u_k, #cur < u_k)``); every such pair is a value
-    scipy evaluates too, so the float maximum is the same.  Blocks of ``block``
-    distinct current values are bounded from their end points; only blocks whose
-    bound can reach the best value found, or inside which ``F_ref - F_cur`` may
-    change sign (needed for ``integral |F_ref - F_cur|``), are searched value by
-    value.  Bounds are compared in exact integer arithmetic (``a*m - b*n``) with a
-    margin that covers float rounding, so pruning never changes the result.
+    ``F_ref - F_cur`` only needs evaluating at the current values (right and left
+    limits), the pairs scipy evaluates too. Blocks of ``block`` distinct current
+    values are bounded from their end points in exact integers (``a*m - b*n``, with
+    a margin for float rounding); only blocks that can hold the maximum or a sign
+    change of ``F_ref - F_cur`` are searched value by value, so pruning never
+    changes the result.
     """
     n = int(ref.size)
     m = int(cumulative[-1])
     k_count = int(unique.size)
-    need_w = prefix is not None
     prune = k_count > 4 * block and n * m < _PRUNE_MAX_NM
     if prune:
         keys = np.arange(0, k_count, block, dtype=np.int64)
@@ -233,10 +164,9 @@ def _merge(
         neg_bound = cumulative[stops - 1] * n - key_right[:-1] * m
         inner = stops - starts > 1
         refine = inner & ((pos_bound >= best - margin) | (neg_bound >= best - margin))
-        if need_w:
-            nonneg = key_right[:-1] * m >= cumulative[stops - 1] * n
-            nonpos = key_left[1:] * m <= cumulative[starts] * n
-            refine |= ~(nonneg | nonpos)
+        nonneg = key_right[:-1] * m >= cumulative[stops - 1] * n
+        nonpos = key_left[1:] * m <= cumulative[starts] * n
+        refine |= ~(nonneg | nonpos)
     else:
         refine = np.ones(starts.size, dtype=np.bool_)
 
@@ -254,9 +184,6 @@ def _merge(
     min_s = float(np.clip(-d_right.min(), 0, 1))
     ks = min_s if min_s > max_s else max_s
 
-    if prefix is None:
-        return _Merge(ks_statistic=ks, wasserstein=None)
-
     # Wasserstein: n * integral |F_ref - F_cur|, block by block
     key_g = _integral_at(ref, prefix, key_u, key_right)
     total = float(key_g[0])  # (-inf, u_0): F_cur = 0
@@ -271,9 +198,6 @@ def _merge(
         sign = np.where(nonneg, 1.0, -1.0)
         total += float(np.sum((sign * block_sum)[plain]))
     if refine.any():
-        right_full = np.empty(k_count, dtype=np.int64)
-        right_full[keys] = key_right
-        right_full[inner_idx] = inner_right
         g_full = np.empty(k_count, dtype=np.float64)
         g_full[keys] = key_g
         g_full[inner_idx] = _integral_at(ref, prefix, inner_u, inner_right)
@@ -289,7 +213,7 @@ def _merge(
         below = level * (split - lo_u) - (split_g - lo_g)
         above = (hi_g - split_g) - level * (hi_u - split)
         total += float(np.sum(below + above))
-    return _Merge(ks_statistic=ks, wasserstein=max(total, 0.0) / n)
+    return ks, max(total, 0.0) / n
 
 
 def _ks_exact_equal(n: int, h: int) -> float:
@@ -308,20 +232,13 @@ def _ks_exact_equal(n: int, h: int) -> float:
 def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
     """``P(D >= h/lcm(n1, n2))`` by following lattice paths inside the band.
 
-    A path from ``(0, 0)`` to ``(n1, n2)`` keeps ``|i/n1 - j/n2| < D`` exactly when
-    ``|i*n2 - j*n1| < h*g`` at every lattice point (``g = gcd(n1, n2)``).  Instead
-    of path counts (whose range within a row exceeds float64) the recursion
-    carries the probabilities of a random walk that steps in ``i`` with
-    probability ``a = rows / (rows + cols)`` and in ``j`` with ``b = 1 - a``: every
-    path to ``(i, j)`` has the same weight ``a**i * b**j``, the mass of a row is
-    centred on the diagonal, and cells whose mass underflows carry no weight for
-    the result.  Each row is ``r(i, j) = a*r(i-1, j) + b*r(i, j-1)`` over the band,
-    a first-order linear filter.  Cells whose mass drops below 1e-24 leave the
-    band: the mass dropped is at most ``rows * cols * 1e-24 <= 1e-16`` and changes
-    the p-value by at most that divided by the walk's chance of ending at
-    ``(rows, cols)`` (about ``1 / sqrt(2 pi (rows + cols) a b)``), below 1e-13.
+    A path keeps ``D`` below the bound while ``|i*n2 - j*n1| < h*gcd(n1, n2)``.
+    Path counts overflow float64, so each row holds the probabilities of a random
+    walk stepping in ``i`` with probability ``a = rows / (rows + cols)``:
+    ``r(i, j) = a*r(i-1, j) + b*r(i, j-1)``, a first-order linear filter. Cells
+    below 1e-24 leave the band, which moves the p-value by less than 1e-13.
     """
-    from scipy.signal import lfilter
+    from scipy.signal import lfilter  # imported here: scipy.signal costs ~0.1 s
 
     rows, cols = (n1, n2) if n1 <= n2 else (n2, n1)
     width = h * math.gcd(n1, n2)
@@ -343,7 +260,6 @@ def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
         if alive.size == 0:
             return 1.0
         buf[lo_new : hi_new + 1] = row
-        # cells carrying less than 1e-24 of probability are dropped from the band
         floor = lo_new + int(alive[0])
         hi_kept = lo_new + int(alive[-1])
         buf[hi_kept + 1 : hi_new + 1] = 0.0
@@ -364,9 +280,8 @@ def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
 def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
     """Two-sided p-value of scipy's ``asymp`` mode, ``kstwo.sf(d, round(en))``.
 
-    For an effective size of at least 1000 the Kolmogorov limit with its
-    first-order finite-size correction is used instead of ``kstwo.sf`` (which can
-    take half a second there); its error is below ``3e-5``.
+    From an effective size of 1000 on, the Kolmogorov limit with its first-order
+    finite-size correction replaces the slow ``kstwo.sf`` (error below 3e-5).
     """
     big, small = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
     en = float(np.round(big * small / (big + small)))
@@ -381,9 +296,9 @@ def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """Statistic and p-value as ``scipy.stats.ks_2samp(method='auto')`` gives them.
 
     Up to :data:`KS_EXACT_MAX_N` values per sample the statistic is rounded to the
-    lattice ``h / lcm(n1, n2)`` and the p-value is exact (except when both unequal
-    samples have 1000 values or more and the asymptotic p-value is below 1e-20,
-    which is then returned); above it the asymptotic distribution is used.
+    lattice ``h / lcm(n1, n2)`` and the p-value is exact, except far in the tail
+    (asymptotic p-value below 1e-20 with two unequal samples of 1000 or more),
+    where the asymptotic value is returned; above it the p-value is asymptotic.
     """
     if max(n1, n2) <= KS_EXACT_MAX_N:
         g = math.gcd(n1, n2)
@@ -395,8 +310,7 @@ def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
         if n1 == n2:
             p = _ks_exact_equal(n1, h)
         else:
-            # deep in the tail the lattice walk only returns rounding noise
-            # (~1e-11) after its longest run; the asymptotic value is as good there
+            # deep in the tail the lattice walk only returns rounding noise (~1e-11)
             if min(n1, n2) >= _FAR_TAIL_MIN_N:
                 tail = _ks_asymptotic(d, n1, n2)
                 if tail < _FAR_TAIL:
@@ -408,255 +322,57 @@ def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     return d, min(max(p, 0.0), 1.0)
 
 
-def ks_statistic_sorted(ref_sorted: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov test against an already sorted reference.
-
-    Parameters
-    ----------
-    ref_sorted : ndarray
-        Reference values sorted ascending, without NaN (not checked: sorting it
-        again is the cost this function exists to avoid).
-    cur : ndarray
-        Current values in any order; NaN are dropped.
-
-    Returns
-    -------
-    statistic : float
-        Equal to ``scipy.stats.ks_2samp(ref, cur).statistic``.
-    p_value : float
-        Two-sided p-value following scipy's ``method='auto'``: exact when both
-        samples have at most 10 000 values, asymptotic otherwise.
-
-    Raises
-    ------
-    DataValidationError
-        When either sample is empty or not one-dimensional numeric.
-    """
-    ref = _as_float_1d(ref_sorted, "ref_sorted")
-    values = _as_float_1d(cur, "cur")
-    values = values[~np.isnan(values)]
-    if ref.size == 0 or values.size == 0:
-        raise DataValidationError("ks_statistic_sorted needs two non-empty samples")
-    unique, cumulative = _runs(np.sort(values))
-    merged = _merge(ref, None, unique, cumulative)
-    return _ks_pvalue(merged.ks_statistic, int(ref.size), int(values.size))
-
-
-def _normalise_wasserstein(distance: float, std: float, mean: float) -> float:
-    """Divide by the reference std; see :func:`wasserstein_normed` for std 0."""
+def _wasserstein_normed(value: float, std: float, mean: float) -> float:
+    """Divide by the reference std; by ``|mean|`` for a constant reference, unless 0."""
     if std > 0.0:
-        return distance / std
+        return value / std
     scale = abs(mean)
-    return distance / scale if scale > 0.0 else distance
+    return value / scale if scale > 0.0 else value
 
 
-def wasserstein_normed(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
-    """Wasserstein-1 distance divided by the reference standard deviation.
-
-    Parameters
-    ----------
-    reference, current : array_like
-        Numeric samples; non-finite values are dropped.
-
-    Returns
-    -------
-    float
-        ``scipy.stats.wasserstein_distance(reference, current) / std`` with the
-        population standard deviation (``ddof=0``) of ``reference``.  The result
-        does not change when both samples are scaled by the same factor.  For a
-        constant reference (std 0) the distance is divided by ``|c|`` of the
-        constant ``c`` instead (a relative distance), or returned as it is when
-        ``c == 0``.
-
-    Raises
-    ------
-    DataValidationError
-        When a sample has no finite value.
-    """
-    ref = np.sort(_finite(_as_float_1d(reference, "reference")))
-    cur = np.sort(_finite(_as_float_1d(current, "current")))
-    if ref.size == 0 or cur.size == 0:
-        raise DataValidationError("wasserstein_normed needs two non-empty samples")
-    unique, cumulative = _runs(cur)
-    merged = _merge(ref, _prefix_integral(ref), unique, cumulative)
-    assert merged.wasserstein is not None
-    return _normalise_wasserstein(merged.wasserstein, float(np.std(ref)), float(np.mean(ref)))
+def _bin_shares(edges: FloatArray, sorted_values: FloatArray) -> FloatArray:
+    """Shares of sorted values in the bins ``(-inf, e_1], (e_1, e_2], ..., (e_k, inf)``."""
+    n = sorted_values.size
+    counts = np.diff(np.searchsorted(sorted_values, edges, side="right"), prepend=0, append=n)
+    return counts / n
 
 
 def _psi_bins(ref_sorted: FloatArray, bins: int) -> tuple[FloatArray, FloatArray]:
-    """Interior PSI bin edges (reference quantiles) and reference proportions.
-
-    Bins are right-closed, ``(-inf, e1], (e1, e2], ..., (e_last, inf)``; duplicate
-    quantiles (ties) merge bins.
-    """
-    n = ref_sorted.size
-    if n == 0:
-        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
+    """PSI bin edges (distinct interior reference quantiles) and reference shares."""
     quantiles = np.quantile(ref_sorted, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-    edges = np.unique(quantiles)
-    counts = np.diff(np.searchsorted(ref_sorted, edges, side="right"), prepend=0, append=n)
-    return edges.astype(np.float64), counts / n
+    edges = np.unique(quantiles).astype(np.float64)
+    return edges, _bin_shares(edges, ref_sorted)
 
 
-def _psi_value(ref_props: FloatArray, cur_props: FloatArray, eps: float) -> float:
-    """Population stability index of two aligned proportion vectors."""
-    p = np.maximum(ref_props, eps)
-    q = np.maximum(cur_props, eps)
+def _psi(ref_shares: FloatArray, edges: FloatArray, cur_sorted: FloatArray) -> float:
+    """Population stability index of sorted current values over the reference bins."""
+    p = np.maximum(ref_shares, PSI_EPS)
+    q = np.maximum(_bin_shares(edges, cur_sorted), PSI_EPS)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def _psi_current(edges: FloatArray, cur_sorted: FloatArray) -> FloatArray:
-    """Proportions of sorted current values in the PSI bins given by ``edges``."""
-    m = cur_sorted.size
-    counts = np.diff(np.searchsorted(cur_sorted, edges, side="right"), prepend=0, append=m)
-    return counts / m
+def _chi_square(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
+    """Chi-square test of aligned current counts against the reference shares.
 
-
-def psi(
-    reference: npt.ArrayLike,
-    current: npt.ArrayLike,
-    *,
-    bins: int = 10,
-    eps: float = PSI_EPS,
-) -> float:
-    """Population stability index over quantile bins of the reference.
-
-    Parameters
-    ----------
-    reference, current : array_like
-        Numeric samples; non-finite values are dropped.
-    bins : int, default 10
-        Number of quantile bins of the reference; the outer bins are open so that
-        current values outside the reference range are counted.  Tied quantiles
-        merge bins (a constant reference has two: ``<= c`` and ``> c``).
-    eps : float, default 1e-4
-        Proportion used in place of an empty bin's 0.
-
-    Returns
-    -------
-    float
-        ``sum((cur - ref) * ln(cur / ref))`` over the bins.
-
-    Raises
-    ------
-    DataValidationError
-        When a sample is empty or ``bins < 2``.
+    A category unseen in the reference would expect 0 values, so 0.5 is then added
+    to every reference count: a few new values are not drift, a large new share is.
+    A single category gives ``(0.0, 1.0)``.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise DataValidationError(f"bins must be an integer >= 2, got {bins!r}")
-    ref = np.sort(_finite(_as_float_1d(reference, "reference")))
-    cur = np.sort(_finite(_as_float_1d(current, "current")))
-    if ref.size == 0 or cur.size == 0:
-        raise DataValidationError("psi needs two non-empty samples")
-    edges, ref_props = _psi_bins(ref, bins)
-    return _psi_value(ref_props, _psi_current(edges, cur), eps)
-
-
-def _chi_square_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
-    """Chi-square statistic and p-value of aligned category counts.
-
-    Expected counts are ``m * ref_counts / n``.  When the current batch has a
-    category the reference never had, a pseudo-count of 0.5 is added to every
-    reference count first (otherwise the expected count is 0 and the statistic
-    infinite), so a handful of new values is not drift but a large new share is.
-    """
-    n = float(ref_counts.sum())
-    m = float(cur_counts.sum())
-    if (cur_counts[ref_counts == 0] > 0).any():
-        ref_counts = ref_counts + 0.5
-        n = float(ref_counts.sum())
-    expected = m * (ref_counts / n)
     if ref_counts.size < 2:
         return 0.0, 1.0
-    keep = expected > 0
-    statistic = float(np.sum((cur_counts[keep] - expected[keep]) ** 2 / expected[keep]))
-    dof = int(keep.sum()) - 1
-    if dof < 1:
-        return statistic, 1.0
-    return statistic, float(stats.chi2.sf(statistic, dof))
+    if (ref_counts == 0).any():
+        ref_counts = ref_counts + 0.5
+    expected = float(cur_counts.sum()) * (ref_counts / float(ref_counts.sum()))
+    result = stats.chisquare(cur_counts, expected)
+    return float(result.statistic), float(result.pvalue)
 
 
-def _js_counts(ref_counts: FloatArray, cur_counts: FloatArray) -> float:
-    """Jensen-Shannon distance (base 2) of aligned category counts."""
-    p = ref_counts / ref_counts.sum()
-    q = cur_counts / cur_counts.sum()
-    mid = (p + q) / 2.0
-    divergence = (
-        float(np.sum(special.rel_entr(p, mid))) + float(np.sum(special.rel_entr(q, mid)))
-    ) / 2.0
-    return math.sqrt(max(divergence / math.log(2.0), 0.0))
-
-
-def _labels_counts(values: npt.ArrayLike | pd.Series) -> dict[Any, int]:
-    """Counts of the non-missing values of a 1-D array-like."""
-    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
-    counts = series.value_counts(dropna=True)
-    return {key: int(c) for key, c in counts.items() if c > 0}
-
-
-def _align(ref: Mapping[Any, float], cur: Mapping[Any, float]) -> tuple[FloatArray, FloatArray]:
-    """Counts of both sides over the union of categories (reference order first)."""
-    keys = list(ref)
-    keys.extend(k for k in cur if k not in ref)
-    return (
-        np.array([ref.get(k, 0) for k in keys], dtype=np.float64),
-        np.array([cur.get(k, 0) for k in keys], dtype=np.float64),
-    )
-
-
-def chi_square(reference: npt.ArrayLike, current: npt.ArrayLike) -> tuple[float, float]:
-    """Chi-square test of the current category counts against the reference.
-
-    Parameters
-    ----------
-    reference, current : array_like
-        Category labels (any hashable values); missing values are dropped.
-
-    Returns
-    -------
-    statistic : float
-        ``sum((observed - expected)**2 / expected)`` over the union of categories,
-        with ``expected = m * reference_share``; equal to
-        ``scipy.stats.chisquare(observed, expected)``.  Categories absent from the
-        reference get a pseudo-count of 0.5 added to every reference count.
-    p_value : float
-        Chi-square survival function with ``categories - 1`` degrees of freedom
-        (1.0 when there is a single category).
-
-    Raises
-    ------
-    DataValidationError
-        When either side has no value.
-    """
-    ref, cur = _align(_labels_counts(reference), _labels_counts(current))
-    if ref.sum() == 0 or cur.sum() == 0:
-        raise DataValidationError("chi_square needs two non-empty samples")
-    return _chi_square_counts(ref, cur)
-
-
-def jensen_shannon(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
-    """Jensen-Shannon distance between the category frequencies, base 2.
-
-    Parameters
-    ----------
-    reference, current : array_like
-        Category labels; missing values are dropped.
-
-    Returns
-    -------
-    float
-        In ``[0, 1]``; equal to ``scipy.spatial.distance.jensenshannon(p, q,
-        base=2)`` of the frequencies over the union of categories.
-
-    Raises
-    ------
-    DataValidationError
-        When either side has no value.
-    """
-    ref, cur = _align(_labels_counts(reference), _labels_counts(current))
-    if ref.sum() == 0 or cur.sum() == 0:
-        raise DataValidationError("jensen_shannon needs two non-empty samples")
-    return _js_counts(ref, cur)
+def _jensen_shannon(ref_counts: FloatArray, cur_counts: FloatArray) -> float:
+    """Jensen-Shannon distance (base 2) between aligned category counts."""
+    with np.errstate(invalid="ignore"):
+        value = float(distance.jensenshannon(ref_counts, cur_counts, base=2))
+    # equal shares can round the divergence a hair below 0, and its root to NaN
+    return 0.0 if math.isnan(value) else value
 
 
 def benjamini_hochberg(
@@ -664,40 +380,23 @@ def benjamini_hochberg(
 ) -> tuple[BoolArray, FloatArray]:
     """Benjamini-Hochberg false-discovery-rate control.
 
-    Parameters
-    ----------
-    p_values : array_like
-        1-D p-values in ``[0, 1]``.
-    alpha : float, default 0.05
-        Target false discovery rate, in ``(0, 1)``.
-
     Returns
     -------
     reject : ndarray of bool
-        ``True`` for the hypotheses rejected by the step-up rule (``p_(i) <= i *
-        alpha / n`` for the largest such ``i`` and all smaller p-values), i.e.
-        ``adjusted <= alpha``.
+        ``adjusted <= alpha``: the hypotheses the step-up rule rejects at false
+        discovery rate ``alpha``.
     adjusted : ndarray of float64
-        Adjusted p-values ``min_{j >= i} p_(j) * n / j``, capped at 1, in the input
-        order.
+        ``scipy.stats.false_discovery_control(p_values, method="bh")``.
 
     Raises
     ------
     DataValidationError
-        When a p-value is outside ``[0, 1]`` or NaN, or ``alpha`` is not in
-        ``(0, 1)``.
+        When a p-value is NaN or outside ``[0, 1]``, or ``alpha`` is not in ``(0, 1)``.
     """
     p = _as_float_1d(p_values, "p_values")
     if not (0.0 < float(alpha) < 1.0):
         raise DataValidationError(f"alpha must be in (0, 1), got {alpha!r}")
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise DataValidationError("p_values must lie in [0, 1]")
-    count = p.size
-    if count == 0:
-        return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * count / np.arange(1, count + 1)
-    adjusted_sorted = np.minimum.accumulate(scaled[::-1])[::-1]
-    adjusted = np.empty(count, dtype=np.float64)
-    adjusted[order] = np.minimum(adjusted_sorted, 1.0)
+    adjusted = np.asarray(stats.false_discovery_control(p, method="bh"), dtype=np.float64)
     return adjusted <= alpha, adjusted
