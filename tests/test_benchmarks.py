@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,3 +62,21 @@ def test_live_performance_benchmark_quick(capsys: pytest.CaptureFixture[str]) ->
     bench_live = _load("bench_live")
     assert bench_live.main(["--quick"]) == 0  # 0: both computations gave the same result
     assert "same result: yes" in capsys.readouterr().out
+
+
+def test_fast_paths_give_the_library_answers() -> None:
+    # The timings of --quick are not measurements; the answers must agree all the same.
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_fastpaths.py"), "--quick", "--json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stdout.strip(), done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    differ = [f"{r['name']} ({r['size']})" for r in report["results"] if not r["same"]]
+    assert not differ, differ
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {r["name"] for r in report["results"]}
+    assert len(names) == 11, names  # every fast path was measured
