@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run setup serve test lint bench
+.PHONY: run setup serve test test-fast lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: serve
 
 test: $(VENV)/.deps
 	$(BIN)/python -m pytest
+
+# The unit layer: everything but tests/e2e (real servers, browsers, killed processes).
+test-fast: $(VENV)/.deps
+	$(BIN)/python -m pytest --ignore=tests/e2e -q
 
 lint: $(VENV)/.deps
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

@@ -85,7 +85,7 @@ def _no_pypi(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     """Tests never reach PyPI: the dependency check sees itself offline."""
     from monitoring.diagnostics import dependencies as depcheck
 
-    if request.module.__name__.endswith("test_depcheck"):
+    if request.module.__name__.endswith("test_dependencies"):
         return  # those tests fake the network themselves
 
     monkeypatch.setattr(depcheck, "fetch_latest_pypi", lambda name, **kw: None)

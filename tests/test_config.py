@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from monitoring.config import Thresholds, load_settings
+from monitoring.config import ColumnOptions, DriftOptions, Thresholds, load_settings
 from monitoring.exceptions import ConfigError
 from tests.conftest import write_config
 
@@ -94,3 +95,87 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="is not valid JSON"):
         load_settings(bad, env={})
+
+
+def test_default_options() -> None:
+    opts = DriftOptions.from_mapping(None)
+    assert opts == DriftOptions.from_mapping({})
+    assert (opts.method, opts.p_value_threshold, opts.distance_threshold) == (
+        "auto",
+        0.05,
+        0.1,
+    )
+    assert (opts.psi_threshold, opts.large_reference_rows, opts.drift_share) == (
+        0.2,
+        1000,
+        0.5,
+    )
+    assert (opts.fdr, opts.fdr_alpha, opts.psi_bins, opts.categorical_max_unique) == (
+        False,
+        0.05,
+        10,
+        10,
+    )
+    assert dict(opts.columns) == {}
+    hash(opts)
+    config = json.loads((Path(__file__).parents[1] / "config.json").read_text())
+    assert DriftOptions.from_mapping(config.get("drift")).method == "auto"
+
+
+def test_column_options_are_parsed() -> None:
+    opts = DriftOptions.from_mapping(
+        {"columns": {"x": {"method": "ks", "threshold": 0.01, "kind": "numeric"}}}
+    )
+    assert opts.column("x") == ColumnOptions("ks", 0.01, "numeric")
+    assert opts.column("y") == ColumnOptions()
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"method": "foo"}, "config key 'drift.method' must be one of ['auto', 'ks'"),
+        ({"p_value_threshold": 1.5}, "drift.p_value_threshold"),
+        (
+            {"p_value_threshold": True},
+            "config key 'drift.p_value_threshold' must be a number, got True",
+        ),
+        ({"distance_threshold": -1}, "drift.distance_threshold"),
+        ({"psi_threshold": float("nan")}, "drift.psi_threshold"),
+        (
+            {"large_reference_rows": 1.5},
+            "config key 'drift.large_reference_rows' must be an integer, got 1.5",
+        ),
+        (
+            {"categorical_max_unique": -1},
+            "config key 'drift.categorical_max_unique' must be zero or more, got -1",
+        ),
+        ({"drift_share": 0}, "drift.drift_share"),
+        ({"fdr": "yes"}, "config key 'drift.fdr' must be bool (true or false), got 'yes'"),
+        ({"fdr_alpha": 0}, "drift.fdr_alpha"),
+        ({"psi_bins": 1}, "config key 'drift.psi_bins' must be at least 2, got 1"),
+        ({"bogus": 1}, "unknown config key 'drift.bogus'; expected one of"),
+        ({"columns": []}, "config key 'drift.columns' must be an object, got []"),
+        ({"columns": {"x": 1}}, "config key 'drift.columns.x' must be an object, got 1"),
+        (
+            {"columns": {"x": {"method": "foo"}}},
+            "config key 'drift.columns.x.method' must be one of ['auto', 'ks', 'wasserstein', "
+            "'psi', 'chisquare', 'jensenshannon'], got 'foo'",
+        ),
+        ({"columns": {"x": {"kind": "text"}}}, "drift.columns.x.kind"),
+        ({"columns": {"x": {"threshold": 0}}}, "drift.columns.x.threshold"),
+        (
+            {"columns": {"x": {"method": "ks", "threshold": 2}}},
+            "drift.columns.x.threshold",
+        ),
+        ({"columns": {"x": {"bogus": 1}}}, "drift.columns.x.bogus"),
+    ],
+)
+def test_invalid_options_name_the_key(mapping: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        DriftOptions.from_mapping(mapping)
+    assert message in str(info.value)
+
+
+def test_options_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="config key 'drift' must be an object"):
+        DriftOptions.from_mapping(["method"])  # type: ignore[arg-type]

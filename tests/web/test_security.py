@@ -8,9 +8,6 @@ import io
 import json
 import logging
 import os
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import pytest
@@ -442,51 +439,6 @@ def test_options_and_head_change_nothing_and_need_no_token(
         assert response.status_code == 200 and "POST" in response.headers["Allow"]
         assert client.head(path).status_code == 405
     assert _state(settings) == before
-
-
-HOLD_LOCK = textwrap.dedent(
-    """
-    import sys, time
-    from monitoring.config import load_settings
-    from monitoring.pipeline import pipeline_lock
-    with pipeline_lock(load_settings(sys.argv[1], env={})):
-        print("locked", flush=True)
-        time.sleep(60)
-    """
-)
-
-
-def test_a_second_run_is_refused_while_another_process_runs(
-    deployed: dict[str, Any], settings: Settings
-) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(settings.config_path)],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        client = _client(settings)
-        for path, body in (("/run", {"force": True}), ("/deploy", None), ("/rollback", None)):
-            _error(client.post(path, headers=AUTH, json=body), 409, "is already running")
-        cli = subprocess.run(
-            [sys.executable, "-m", "monitoring", "--config", str(settings.config_path), "run"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert cli.returncode == 75 and "already running" in cli.stderr
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
-    assert client.post("/ingest", headers=AUTH).status_code == 200  # the lock died with it
-
-
-# -- model artifacts ---------------------------------------------------------------
 
 
 def test_a_tampered_model_is_never_loaded(deployed: dict[str, Any], settings: Settings) -> None:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,7 +11,6 @@ import pytest
 
 from app import create_app
 from monitoring import capture
-from monitoring.capture import journal
 from monitoring.config import Settings
 from monitoring.storage.store import Store
 
@@ -47,20 +42,6 @@ def test_every_prediction_is_captured_with_row_ids(
     assert rows[0]["inputs"] == ROWS[0]
     assert {r["model_version"] for r in rows} == {deployed["model_version"]}
     assert all(r["label"] is None for r in rows)
-
-
-def test_a_large_request_gets_row_ids_in_row_order(api: Any, store: Store) -> None:
-    # 2,500 rows cross the 1,000-row statement chunks of the SQLite writer.
-    rows = [
-        {"lastmonth_activity": i, "lastyear_activity": 7, "number_of_employees": i % 50}
-        for i in range(2500)
-    ]
-    body = api.post("/prediction", json={"data": rows}, headers={"X-Request-ID": "big"}).get_json()
-    captured = capture.captured(store, request_id="big")
-    assert [r["id"] for r in captured] == body["row_ids"]
-    assert body["row_ids"] == list(range(body["row_ids"][0], body["row_ids"][0] + 2500))
-    assert [r["inputs"]["lastmonth_activity"] for r in captured] == list(range(2500))
-    assert [r["prediction"] for r in captured] == body["predictions"]
 
 
 def test_live_f1_from_feedback_matches_a_hand_computation(
@@ -162,209 +143,6 @@ def test_retention_deletes_old_rows(api: Any, settings: Settings, store: Store) 
     later = datetime.now(UTC) + timedelta(days=settings.capture.retention_days + 1)
     assert capture.purge(store, settings, now=later) == 2
     assert capture.captured(store, request_id=body["request_id"]) == []
-
-
-def test_the_capture_writer_checkpoints_purges_and_stops_in_the_background(
-    api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Checkpoints and retention run off the request path, and the thread ends when idle."""
-    import sqlite3
-    import time
-
-    monkeypatch.setattr(journal, "IMPORT_EVERY", 0.02)
-    monkeypatch.setattr(journal, "PURGE_EVERY", 0.0)
-    monkeypatch.setattr(journal, "IDLE_STOP", 0.3)
-    database = store.engine.url.database
-    old = (datetime.now(UTC) - timedelta(days=settings.capture.retention_days + 1)).isoformat()
-    with sqlite3.connect(database) as connection:
-        connection.execute(
-            "INSERT INTO captured_predictions (request_id, row_index, captured_at, inputs,"
-            " prediction) VALUES ('expired', 0, ?, '{}', 0)",
-            (old,),
-        )
-    size_before = Path(database).stat().st_size
-    bodies = [api.post("/prediction", json={"data": ROWS * 50}).get_json() for _ in range(20)]
-
-    def wait_for(condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 10
-        while not condition():
-            assert time.monotonic() < deadline, "the background thread did not act"
-            time.sleep(0.02)
-
-    wait_for(lambda: capture.captured(store, request_id="expired") == [])
-    wait_for(lambda: Path(database).stat().st_size > size_before)  # WAL copied in
-    wait_for(lambda: not any(k[1] == database for k in journal._writers))  # idle: stopped
-    assert all(len(capture.captured(store, request_id=b["request_id"])) == 100 for b in bodies)
-    again = api.post("/prediction", json={"data": ROWS}).get_json()  # a new writer starts
-    assert [r["id"] for r in capture.captured(store, request_id=again["request_id"])] == (
-        again["row_ids"]
-    )
-
-
-CAPTURE_IN_A_PROCESS = """
-import json, os, signal, sys
-import pandas as pd
-from monitoring import capture
-from monitoring.capture import journal
-from monitoring.config import load_settings
-from monitoring.storage.store import Store
-journal.IMPORT_EVERY = float(os.environ.get("TEST_IMPORT_EVERY", journal.IMPORT_EVERY))
-settings = load_settings(sys.argv[1], env={})
-store = Store(settings.database_url)
-frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
-result = {"predictions": [0, 1, 0], "probabilities": [0.1, 0.9, 0.2]}
-ids = {}
-for i in range(int(sys.argv[3])):
-    rid = f"{sys.argv[2]}-{i}"
-    ids[rid] = capture.record(
-        store, settings, request_id=rid, model_version="v", frame=frame, result=result
-    )
-print(json.dumps(ids), flush=True)
-if sys.argv[4] == "kill":
-    os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
-def capture_in_processes(settings: Settings, runs: list[tuple[str, int, str]], **env: str) -> dict:
-    """Run ``record`` in separate processes at once; their request ids -> row ids."""
-    import json
-    import subprocess
-    import sys
-
-    from monitoring.config import PROJECT_ROOT
-
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CAPTURE_IN_A_PROCESS, str(settings.config_path), *map(str, run)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **env},
-        )
-        for run in runs
-    ]
-    ids: dict = {}
-    for proc in procs:
-        out, _ = proc.communicate(timeout=120)
-        ids.update(json.loads(out.strip().splitlines()[-1]))
-    return ids
-
-
-def test_rows_journalled_by_a_killed_process_are_imported_once(
-    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ids = capture_in_processes(settings, [("killed", 5, "kill")])
-    folder = journal.journal_folder(store.engine.url.database)
-    assert len(list(folder.glob("*.jsonl"))) == 1  # nothing imported it yet
-    for rid, row_ids in ids.items():
-        assert [r["id"] for r in capture.captured(store, request_id=rid)] == row_ids
-    # Another process's background thread imports and removes the dead journal.
-    monkeypatch.setattr(journal, "IMPORT_EVERY", 0.02)
-    frame = pd.DataFrame({"x": [1.0]})
-    capture.record(
-        store,
-        settings,
-        request_id="later",
-        model_version="v",
-        frame=frame,
-        result={"predictions": [1], "probabilities": [0.7]},
-    )
-    deadline = time.monotonic() + 10
-    while [p for p in folder.glob("*.jsonl") if not p.name.startswith(f"{os.getpid()}-")]:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    capture.import_journals(store)
-    total = sum(len(capture.captured(store, request_id=rid)) for rid in ids)
-    assert total == 15  # each row exactly once
-
-
-def test_a_finished_journal_longer_than_a_batch_is_imported_whole_before_removal(
-    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The process never imports: its whole journal is left.
-    ids = capture_in_processes(settings, [("dead", 12, "kill")], TEST_IMPORT_EVERY="3600")
-    database = str(store.file)
-    [journal_file] = journal.journal_folder(database).glob("*.jsonl")
-    monkeypatch.setattr(journal, "IMPORT_BATCH", 250)
-    assert journal_file.stat().st_size > 3 * 250  # several batches
-    importer = journal._Importer(database)
-    try:
-        assert importer.cycle(block=False)
-    finally:
-        importer.close()
-    assert not journal_file.exists()
-    with sqlite3.connect(database) as connection:
-        stored = {r[0] for r in connection.execute("SELECT id FROM captured_predictions")}
-    assert stored >= {i for row_ids in ids.values() for i in row_ids}
-
-
-def test_concurrent_processes_get_unique_consecutive_row_ids(
-    settings: Settings, store: Store
-) -> None:
-    ids = capture_in_processes(settings, [("a", 150, "exit"), ("b", 150, "exit")])
-    flat = [i for row_ids in ids.values() for i in row_ids]
-    assert len(flat) == len(set(flat)) == 900
-    for rid, row_ids in ids.items():
-        assert row_ids == list(range(row_ids[0], row_ids[0] + 3))
-        assert [r["id"] for r in capture.captured(store, request_id=rid)] == row_ids
-
-
-def test_a_full_journal_is_replaced_and_nothing_is_lost(
-    api: Any, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(journal, "IMPORT_EVERY", 0.01)
-    monkeypatch.setattr(journal, "ROTATE_BYTES", 2000)
-    monkeypatch.setattr(journal, "IMPORT_BATCH", 700)  # several transactions per import
-    bodies = []
-    for _ in range(60):
-        bodies.append(api.post("/prediction", json={"data": ROWS}).get_json())
-        time.sleep(0.005)
-    for body in bodies:
-        rows = capture.captured(store, request_id=body["request_id"])
-        assert [r["id"] for r in rows] == body["row_ids"]
-
-
-def test_a_journal_line_longer_than_an_import_batch_is_imported(
-    api: Any, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(journal, "IMPORT_BATCH", 64)  # every line is longer
-    bodies = [api.post("/prediction", json={"data": ROWS * k}).get_json() for k in (1, 3, 2)]
-    for body in bodies:
-        rows = capture.captured(store, request_id=body["request_id"])
-        assert [r["id"] for r in rows] == body["row_ids"]
-
-
-def test_the_importer_runs_at_idle_priority_and_writes_at_normal_priority() -> None:
-    import subprocess
-    import sys
-
-    from monitoring.config import PROJECT_ROOT
-
-    code = """
-import os
-from monitoring.capture import journal
-journal.use_idle_priority()
-if journal._idle_priority:
-    assert os.sched_getscheduler(0) == os.SCHED_IDLE
-    with journal._write_priority():
-        assert os.sched_getscheduler(0) == os.SCHED_OTHER
-    assert os.sched_getscheduler(0) == os.SCHED_IDLE
-    print("idle")
-else:
-    assert os.nice(0) == 19
-    print("nice")
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    # The documented rule: idle priority where the process may return to nice 0 for its
-    # writes (root, or RLIMIT_NICE allowing it), else nice 19.
-    import resource
-
-    limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
-    may_return = os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20
-    assert done.stdout.strip() == ("idle" if may_return else "nice")
 
 
 def test_pipeline_uses_live_labels_as_a_model_drift_check(

@@ -1,19 +1,15 @@
-"""Training, scoring, deployment and rollback."""
+"""Deployment: versions, the live pointer, rollback and integrity."""
 
 from __future__ import annotations
 
-import json
 import pickle
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from monitoring.config import Settings
 from monitoring.data.ingestion import ingest
 from monitoring.exceptions import (
-    DataValidationError,
     IntegrityError,
     MissingArtifactError,
     NotDeployedError,
@@ -28,7 +24,7 @@ from monitoring.model.deployment import (
     load_deployed,
     rollback,
 )
-from monitoring.model.scoring import compute_metrics, score
+from monitoring.model.scoring import score
 from monitoring.model.training import train
 from monitoring.storage.store import Store
 
@@ -36,76 +32,6 @@ from monitoring.storage.store import Store
 # five test rows whose labels are [1, 0, 0, 1, 1]: TP = 2 (rows 4, 5), FP = 2 (rows
 # 2, 3), FN = 1 (row 1), TN = 0. F1 = 2TP / (2TP + FP + FN) = 4 / 7.
 PRACTICE_F1 = 4 / 7
-PRACTICE_CONFUSION = [[0, 2], [1, 2]]  # [[TN, FP], [FN, TP]]
-
-
-def test_practice_model_scores_four_sevenths(settings: Settings, store: Store) -> None:
-    ingest(settings, store=store)
-    metadata = train(settings, store=store)
-    metrics = score(settings, store=store)
-    assert metrics["f1"] == pytest.approx(PRACTICE_F1, abs=1e-12)
-    assert metrics["confusion_matrix"] == PRACTICE_CONFUSION
-    assert metrics["precision"] == pytest.approx(0.5)
-    assert metrics["recall"] == pytest.approx(2 / 3)
-    assert metrics["accuracy"] == pytest.approx(0.4)
-    assert (settings.output_model_path / "latestscore.txt").read_text().strip() == str(PRACTICE_F1)
-    [row] = store.scores(dataset="test")
-    assert row["model_version"] == metadata["version"]
-    assert row["f1"] == pytest.approx(PRACTICE_F1)
-
-
-def test_artifact_is_a_plain_pickle_with_metadata(settings: Settings, store: Store) -> None:
-    ingest(settings, store=store)
-    metadata = train(settings, store=store)
-    with open(settings.output_model_path / "trainedmodel.pkl", "rb") as handle:
-        model = pickle.load(handle)  # what course scripts do
-    test = pd.read_csv(settings.test_data_file)
-    assert model.predict(test[list(settings.features)]).tolist() == [0, 1, 1, 1, 1]
-    params = model.get_params()
-    assert (params["C"], params["solver"], params["random_state"]) == (1.0, "liblinear", 0)
-    saved = json.loads((settings.output_model_path / "trainedmodel.json").read_text())
-    assert saved == json.loads(json.dumps(metadata))
-    assert saved["training_data"]["rows"] == 26
-    assert saved["features"] == list(settings.features)
-    assert len(saved["training_data"]["sha256"]) == 64
-    assert {"python", "scikit-learn", "numpy", "pandas"} <= set(saved["library_versions"])
-
-
-def test_training_needs_ingested_data_with_both_classes(settings: Settings, store: Store) -> None:
-    with pytest.raises(MissingArtifactError, match="run 'python -m monitoring ingest' first"):
-        train(settings, store=store)
-    ingest(settings, store=store)
-    final = pd.read_csv(settings.finaldata_file)
-    final.assign(exited=1).to_csv(settings.finaldata_file, index=False)
-    with pytest.raises(DataValidationError, match="needs both classes 0 and 1"):
-        train(settings, store=store)
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_compute_metrics_equals_scikit_learn_exactly(seed: int) -> None:
-    from sklearn import metrics
-
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 60))
-    y_true = (rng.random(n) < [0.0, 0.3, 1.0][seed % 3]).astype(int)
-    y_pred = (rng.random(n) < [0.5, 0.0, 1.0, 0.2][seed % 4]).astype(int)
-    labels = [0, 1]
-    expected = {
-        "f1": metrics.f1_score(y_true, y_pred, labels=labels, zero_division=0),
-        "precision": metrics.precision_score(y_true, y_pred, labels=labels, zero_division=0),
-        "recall": metrics.recall_score(y_true, y_pred, labels=labels, zero_division=0),
-        "accuracy": metrics.accuracy_score(y_true, y_pred),
-        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
-    got = compute_metrics(y_true, y_pred)
-    assert {k: got[k] for k in expected} == expected  # the same floats, not approximately
-    assert got["n_rows"] == n
-
-
-def test_compute_metrics_handles_one_class() -> None:
-    metrics = compute_metrics([1, 1], [1, 0], [0.9, 0.2])
-    assert metrics["roc_auc"] is None
-    assert metrics["f1"] == pytest.approx(2 / 3)
 
 
 def test_deploy_publishes_a_version_and_compat_copies(

@@ -7,15 +7,10 @@ import io
 import json
 import logging
 import re
-import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
@@ -29,7 +24,6 @@ from monitoring.web.logs import (
     sole_json_handler,
 )
 from monitoring.web.metrics import REQUESTS, series
-from tests.helpers import running_gunicorn
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
@@ -217,68 +211,3 @@ def test_refused_requests_get_a_request_id_and_are_counted(
         - value(before, "monitoring_http_requests_total", **labels)
         == 2
     )
-
-
-@pytest.fixture
-def gunicorn_server(
-    settings: Settings, deployed: dict[str, Any], tmp_path: Path
-) -> Iterator[tuple[str, Path]]:
-    """gunicorn with 2 workers and a given PROMETHEUS_MULTIPROC_DIR (stale file in it)."""
-    prom = tmp_path / "prom"
-    prom.mkdir()
-    (prom / "counter_99999999.db").write_bytes(b"stale")  # emptied at server start
-    with running_gunicorn(settings, PROMETHEUS_MULTIPROC_DIR=str(prom)) as (url, _):
-        yield url, prom
-
-
-@pytest.mark.e2e
-def test_metrics_add_up_across_gunicorn_workers(
-    gunicorn_server: tuple[str, Path], deployed: dict[str, Any]
-) -> None:
-    (url, prom), version = gunicorn_server, deployed["model_version"]
-
-    def writers() -> set[str]:
-        return {p.stem.split("_")[-1] for p in prom.glob("counter_*.db")}
-
-    def health(_: int) -> int:
-        response = requests.get(url + "/health", headers={"Connection": "close"}, timeout=30)
-        return response.status_code
-
-    # The second worker may still be importing the app: poke until both have counted.
-    deadline = time.monotonic() + 30
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        while len(writers()) < 2 and time.monotonic() < deadline:
-            list(pool.map(health, range(4)))
-    assert len(writers()) == 2, writers()
-    before = requests.get(url + "/metrics", timeout=10).text
-    pids = set()
-
-    def predict(_: int) -> int:
-        # A new connection each time, from 4 threads at once: while one sync worker
-        # is busy the other accepts, so both workers count.
-        response = requests.post(
-            url + "/prediction", json={"data": ROWS}, headers={"Connection": "close"}, timeout=30
-        )
-        return response.status_code
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        assert list(pool.map(predict, range(12))) == [200] * 12
-    for _ in range(4):
-        health = requests.get(url + "/health", headers={"Connection": "close"}, timeout=10)
-        pids.add(health.headers.get("X-Request-ID"))
-    text = requests.get(url + "/metrics", timeout=10).text
-    ok = {"endpoint": "/prediction", "method": "POST", "status": "200"}
-    assert value(text, "monitoring_http_requests_total", **ok) == 12
-    assert value(text, "monitoring_http_request_duration_seconds_count", **ok) == 12
-    assert value(text, "monitoring_predictions_total", model_version=version) == 24
-    assert value(text, "monitoring_predicted_positive_total", model_version=version) == 12
-    health_ok = {"endpoint": "/health", "method": "GET", "status": "200"}
-    health_delta = value(text, "monitoring_http_requests_total", **health_ok) - value(
-        before, "monitoring_http_requests_total", **health_ok
-    )
-    assert health_delta == 4
-    assert value(text, "monitoring_model_info", model_version=version) == 1
-    assert len(pids) == 4  # every response carried its own request id
-    # Both workers counted (one file per worker pid), the stale file is gone, and
-    # the sums above are across them.
-    assert len(writers()) == 2 and "99999999" not in writers()

@@ -80,3 +80,18 @@ def test_fast_paths_give_the_library_answers() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     names = {r["name"] for r in report["results"]}
     assert len(names) == 11, names  # every fast path was measured
+
+
+def test_benchmark_quick_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = PROJECT_ROOT / "benchmarks" / "bench_drift.py"
+    spec = importlib.util.spec_from_file_location("bench_drift", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_drift", module)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--sizes", "3000", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "10k-row column" in out and "evidently: skipped" in out
+    assert " NO" not in out  # the KS statistics equal scipy's

@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.config import PROJECT_ROOT, Settings
 from tests.helpers import free_port, running_gunicorn
@@ -132,3 +136,87 @@ def test_cronjob_runs_every_ten_minutes_with_absolute_paths() -> None:
     assert "-m monitoring run" in command
     paths = [w for w in fields[5:] if "/" in w and not w.startswith(">")]
     assert paths and all(Path(p).is_absolute() for p in paths)
+
+
+ROWS = [
+    {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
+    {"lastmonth_activity": 14, "lastyear_activity": 2145, "number_of_employees": 99},
+]
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@pytest.fixture
+def gunicorn_server(
+    settings: Settings, deployed: dict[str, Any], tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    """gunicorn with 2 workers and a given PROMETHEUS_MULTIPROC_DIR (stale file in it)."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    (prom / "counter_99999999.db").write_bytes(b"stale")  # emptied at server start
+    with running_gunicorn(settings, PROMETHEUS_MULTIPROC_DIR=str(prom)) as (url, _):
+        yield url, prom
+
+
+@pytest.mark.e2e
+def test_metrics_add_up_across_gunicorn_workers(
+    gunicorn_server: tuple[str, Path], deployed: dict[str, Any]
+) -> None:
+    (url, prom), version = gunicorn_server, deployed["model_version"]
+
+    def writers() -> set[str]:
+        return {p.stem.split("_")[-1] for p in prom.glob("counter_*.db")}
+
+    def health(_: int) -> int:
+        response = requests.get(url + "/health", headers={"Connection": "close"}, timeout=30)
+        return response.status_code
+
+    # The second worker may still be importing the app: poke until both have counted.
+    deadline = time.monotonic() + 30
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        while len(writers()) < 2 and time.monotonic() < deadline:
+            list(pool.map(health, range(4)))
+    assert len(writers()) == 2, writers()
+    before = requests.get(url + "/metrics", timeout=10).text
+    pids = set()
+
+    def predict(_: int) -> int:
+        # A new connection each time, from 4 threads at once: while one sync worker
+        # is busy the other accepts, so both workers count.
+        response = requests.post(
+            url + "/prediction", json={"data": ROWS}, headers={"Connection": "close"}, timeout=30
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(predict, range(12))) == [200] * 12
+    for _ in range(4):
+        health = requests.get(url + "/health", headers={"Connection": "close"}, timeout=10)
+        pids.add(health.headers.get("X-Request-ID"))
+    text = requests.get(url + "/metrics", timeout=10).text
+    ok = {"endpoint": "/prediction", "method": "POST", "status": "200"}
+    assert value(text, "monitoring_http_requests_total", **ok) == 12
+    assert value(text, "monitoring_http_request_duration_seconds_count", **ok) == 12
+    assert value(text, "monitoring_predictions_total", model_version=version) == 24
+    assert value(text, "monitoring_predicted_positive_total", model_version=version) == 12
+    health_ok = {"endpoint": "/health", "method": "GET", "status": "200"}
+    health_delta = value(text, "monitoring_http_requests_total", **health_ok) - value(
+        before, "monitoring_http_requests_total", **health_ok
+    )
+    assert health_delta == 4
+    assert value(text, "monitoring_model_info", model_version=version) == 1
+    assert len(pids) == 4  # every response carried its own request id
+    # Both workers counted (one file per worker pid), the stale file is gone, and
+    # the sums above are across them.
+    assert len(writers()) == 2 and "99999999" not in writers()

@@ -1,0 +1,49 @@
+"""Training: the artifact and what it needs."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pandas as pd
+import pytest
+
+from monitoring.config import Settings
+from monitoring.data.ingestion import ingest
+from monitoring.exceptions import (
+    DataValidationError,
+    MissingArtifactError,
+)
+from monitoring.model.training import train
+from monitoring.storage.store import Store
+
+# The starter model trained on the 26 practice rows predicts [0, 1, 1, 1, 1] for the
+# five test rows whose labels are [1, 0, 0, 1, 1]: TP = 2 (rows 4, 5), FP = 2 (rows
+# 2, 3), FN = 1 (row 1), TN = 0. F1 = 2TP / (2TP + FP + FN) = 4 / 7.
+
+
+def test_artifact_is_a_plain_pickle_with_metadata(settings: Settings, store: Store) -> None:
+    ingest(settings, store=store)
+    metadata = train(settings, store=store)
+    with open(settings.output_model_path / "trainedmodel.pkl", "rb") as handle:
+        model = pickle.load(handle)  # what course scripts do
+    test = pd.read_csv(settings.test_data_file)
+    assert model.predict(test[list(settings.features)]).tolist() == [0, 1, 1, 1, 1]
+    params = model.get_params()
+    assert (params["C"], params["solver"], params["random_state"]) == (1.0, "liblinear", 0)
+    saved = json.loads((settings.output_model_path / "trainedmodel.json").read_text())
+    assert saved == json.loads(json.dumps(metadata))
+    assert saved["training_data"]["rows"] == 26
+    assert saved["features"] == list(settings.features)
+    assert len(saved["training_data"]["sha256"]) == 64
+    assert {"python", "scikit-learn", "numpy", "pandas"} <= set(saved["library_versions"])
+
+
+def test_training_needs_ingested_data_with_both_classes(settings: Settings, store: Store) -> None:
+    with pytest.raises(MissingArtifactError, match="run 'python -m monitoring ingest' first"):
+        train(settings, store=store)
+    ingest(settings, store=store)
+    final = pd.read_csv(settings.finaldata_file)
+    final.assign(exited=1).to_csv(settings.finaldata_file, index=False)
+    with pytest.raises(DataValidationError, match="needs both classes 0 and 1"):
+        train(settings, store=store)

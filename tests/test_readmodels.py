@@ -1,0 +1,95 @@
+"""Read models: cached results follow the files and the store they come from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+
+def test_cached_diagnostics_and_scoring_follow_the_store(
+    deployed: dict[str, Any], client: Any, settings: Any, store: Any
+) -> None:
+    from monitoring.data.ingestion import ingest
+
+    first = client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"]
+    assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first
+    ingest(settings, store=store)
+    assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first + 1
+    assert client.get("/scoring").status_code == 200
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_result_cache_recomputes_when_the_key_changes() -> None:
+    from monitoring.readmodels import ResultCache
+
+    cache, calls = ResultCache(FakeClock()), []
+    assert cache.get("a", 1, lambda: calls.append(1) or len(calls)) == 1
+    assert cache.get("a", 1, lambda: calls.append(1) or len(calls)) == 1
+    assert cache.get("a", 2, lambda: calls.append(1) or len(calls)) == 2
+    assert cache.get("b", 2, lambda: calls.append(1) or len(calls)) == 3  # names are apart
+    cache.forget("a")
+    assert cache.get("a", 2, lambda: calls.append(1) or len(calls)) == 4
+
+
+def test_a_min_age_keeps_a_result_through_key_changes_and_longer_when_costly() -> None:
+    from monitoring.readmodels import REFRESH_COST_FACTOR, ResultCache
+
+    clock = FakeClock()
+    cache, calls = ResultCache(clock), []
+
+    def compute(seconds: float) -> int:
+        clock.now += seconds  # the computation takes this long on the fake clock
+        calls.append(1)
+        return len(calls)
+
+    assert cache.get("s", "k1", lambda: compute(0.0), min_age=1.0) == 1
+    clock.now += 0.9
+    assert cache.get("s", "k2", lambda: compute(0.0), min_age=1.0) == 1  # young enough
+    clock.now += 0.2
+    assert cache.get("s", "k2", lambda: compute(0.5), min_age=1.0) == 2  # took 0.5 s
+    clock.now += REFRESH_COST_FACTOR * 0.5 - 0.5 - 0.1
+    assert cache.get("s", "k3", lambda: compute(0.0), min_age=1.0) == 2  # kept 20 x 0.5 s
+    clock.now += 0.2
+    assert cache.get("s", "k3", lambda: compute(0.0), min_age=1.0) == 3
+
+
+def test_captured_predictions_change_the_store_but_not_its_records(
+    deployed: dict[str, Any], settings: Any, store: Any
+) -> None:
+    """The capture importer writes all the time; what is derived from records stays cached."""
+    from monitoring import capture
+
+    records, everything = store.change_key(records_only=True), store.change_key()
+    frame = pd.DataFrame({"x": [1.0]})
+    result = {"predictions": [1], "probabilities": [0.9]}
+    capture.record(store, settings, request_id="r", model_version="v", frame=frame, result=result)
+    capture.import_journals(store)  # captured_predictions changed
+    assert store.change_key(records_only=True) == records
+    assert store.change_key() != everything
+    store.add_timing("ingestion", 0.5, 10)  # a record
+    assert store.change_key(records_only=True) != records
+
+
+def test_scoring_is_computed_once_until_a_record_changes(
+    deployed: dict[str, Any], settings: Any, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitoring import readmodels
+
+    calls: list[str] = []
+    real = readmodels.model_drift_status
+    monkeypatch.setattr(readmodels, "model_drift_status", lambda *a: calls.append("x") or real(*a))
+    views = readmodels.ReadModels(settings, store)
+    first = views.scoring.current()
+    assert views.scoring.current() == first and calls == ["x"]
+    store.add_score({**store.scores(limit=1)[-1], "id": None, "f1": 0.1})
+    views.scoring.current()
+    assert calls == ["x", "x"]
