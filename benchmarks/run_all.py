@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import re
 import sys
 import time
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python load generator")
+    parser.add_argument("--json", metavar="FILE", help="also write the goals as JSON to FILE")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -89,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = max(len(g.name) for g in goals)
     for goal in goals:
         print(f"  {goal.name:<{width}}  {goal.measured:>22}  {goal.verdict}")
+    if args.json:
+        rows = [{"name": g.name, "measured": g.measured, "verdict": g.verdict} for g in goals]
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     timing = ", ".join(f"{title} {seconds:.0f} s" for title, _, seconds in sections)
     failed = [g for g in goals if g.passed is False]
     print(f"\n{len(goals) - len(failed)}/{len(goals)} goals met ({timing}; total {total:.0f} s)")
