@@ -1,27 +1,16 @@
 """One settings object for the whole service.
 
-``config.json`` is read once into a frozen :class:`Settings`, whose sections are
-frozen dataclasses of their own (:class:`Thresholds`, :class:`ApiSettings`,
-:class:`DriftOptions`, ...). Every path in it is resolved against the folder that
-holds the config file, never against the current working directory, so cron,
-gunicorn and the tests all see the same folders.
+``config.json`` is read once into a frozen :class:`Settings` whose sections are
+frozen dataclasses. Every path is resolved against the folder holding the config
+file, never the working directory, so cron, gunicorn and the tests agree.
 
-Precedence, lowest first: defaults in code, the config file, environment variables.
-
-- ``MONITORING_CONFIG`` picks the config file (default: ``config.json`` next to the
-  project root).
-- ``MONITORING_<KEY>`` overrides the top-level key ``<key>`` (for example
-  ``MONITORING_INPUT_FOLDER_PATH=data/sourcedata``). Values are parsed as JSON when
-  they parse (numbers, lists, objects), otherwise taken as strings. A section
-  given this way replaces the file's section (keys it leaves out take their
-  defaults).
-- ``DATABASE_URL`` overrides ``database_url``.
-- ``MONITORING_API_TOKEN`` (never in the file) is the bearer token required by
-  state-changing endpoints.
-
-An invalid value fails at start with a :class:`~monitoring.exceptions.ConfigError`
-that names the key and the value: ``config key 'api.max_rows' must be a positive
-integer, got -1``.
+Precedence, lowest first: defaults in code, the config file, the environment:
+``MONITORING_CONFIG`` picks the file (default: the project's ``config.json``);
+``MONITORING_<KEY>`` replaces the top-level key ``<key>`` (parsed as JSON when it
+parses, else a string; a section given so replaces the file's); ``DATABASE_URL``
+replaces ``database_url``; ``MONITORING_API_TOKEN`` (never in the file) is the
+bearer token of state-changing endpoints. An invalid value fails at start with a
+:class:`~monitoring.exceptions.ConfigError` naming the key and the value.
 """
 
 from __future__ import annotations
@@ -34,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -65,20 +54,11 @@ _TYPE_NAMES = {bool: "bool (true or false)", int: "an integer", float: "a number
 def check_value(
     key: str, value: Any, kind: Any, test: Callable[[Any], bool] | None = None, rule: str = ""
 ) -> Any:
-    """Return ``value`` converted to ``kind`` if it is one and passes ``test``.
+    """Return ``value`` as ``kind`` if it is one and passes ``test``.
 
-    Parameters
-    ----------
-    key : str
-        Dotted config key for the message (``api.max_rows``).
-    value : object
-    kind : type or tuple of str
-        ``bool``, ``int``, ``float`` (ints accepted), ``str``, or a tuple of the
-        allowed strings.
-    test : callable, optional
-        A further condition on the converted value.
-    rule : str
-        What ``test`` asks, for the message ("a positive integer").
+    ``kind`` is ``bool``, ``int``, ``float`` (ints accepted, converted), ``str`` or
+    a tuple of the allowed strings; ``rule`` says what ``test`` asks ("a positive
+    integer").
 
     Raises
     ------
@@ -101,57 +81,56 @@ def check_value(
     return value
 
 
-def _spec(default: Any, test: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
-    """A section field: its default, and the condition its value must meet."""
-    metadata = {"test": test, "rule": rule}
+def _check_object(key: str, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+
+
+def _spec(
+    default: Any,
+    test: Callable[[Any], bool] | None = None,
+    rule: str = "",
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A section field: its default and what its value must be."""
+    metadata = {"test": test, "rule": rule, "choices": choices}
     if default == {}:  # a mapping: read-only, and left out of the hash
         return field(default_factory=lambda: MappingProxyType({}), hash=False, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
 def _section(cls: type[Any], raw: Any, name: str) -> Any:
-    """Build the frozen section ``cls`` from the mapping ``raw`` (key ``name``)."""
+    """Build the frozen section ``cls`` from the mapping ``raw`` (config key ``name``).
+
+    A mapping field is parsed by ``cls._parse_<field>`` if there is one, other
+    fields by :func:`check_value` with the field's type and :func:`_spec`.
+    """
     if isinstance(raw, cls):
         return raw
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config key '{name}' must be an object, got {raw!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
+    _check_object(name, raw)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
-        if key not in names:
-            raise ConfigError(f"unknown config key '{name}.{key}'; expected one of {names}")
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{name}.{key}'; expected one of {list(fields)}")
     hints = get_type_hints(cls)
     values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in raw:
+    for key, f in fields.items():
+        if key not in raw:
             continue
-        key, value, kind = f"{name}.{f.name}", raw[f.name], hints[f.name]
-        test, rule = f.metadata.get("test"), f.metadata.get("rule", "")
-        parse = getattr(cls, f"_parse_{f.name}", None)
-        if parse is not None:
-            values[f.name] = parse(key, value)
-        elif value is None and type(None) in getattr(kind, "__args__", ()):
-            values[f.name] = None
+        value, kind, dotted = raw[key], hints[key], f"{name}.{key}"
+        if get_origin(kind) is Mapping:
+            _check_object(dotted, value)
+            parse = getattr(cls, f"_parse_{key}", None)
+            values[key] = dict(value) if parse is None else parse(dotted, value)
+        elif value is None and type(None) in get_args(kind):
+            values[key] = None
         else:
-            base = next(a for a in getattr(kind, "__args__", (kind,)) if a is not type(None))
-            values[f.name] = check_value(key, value, base, test, rule)
+            types = [t for t in get_args(kind) or (kind,) if t is not type(None)]
+            expected = f.metadata["choices"] or types[0]
+            values[key] = check_value(
+                dotted, value, expected, f.metadata["test"], f.metadata["rule"]
+            )
     return cls(**values)
-
-
-def _as_plain(section: Any) -> dict[str, Any]:
-    """A section as the JSON mapping it was read from."""
-    out = {}
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        if isinstance(value, Mapping):
-            value = {k: _plain_item(v) for k, v in value.items()}
-        out[f.name] = value if not isinstance(value, tuple) else list(value)
-    return {k: v for k, v in out.items() if v is not None or not isinstance(section, ColumnOptions)}
-
-
-def _plain_item(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _as_plain(value)
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _positive(v: float) -> bool:
@@ -171,20 +150,10 @@ def _open_fraction(v: float) -> bool:
 class ModelSettings:
     """``model``: the estimator and its parameters, checked against scikit-learn."""
 
-    estimator: str = _spec("logistic_regression")
+    estimator: str = _spec("logistic_regression", choices=tuple(ESTIMATOR_CLASSES))
     params: Mapping[str, Any] = field(
         default_factory=lambda: {"C": 1.0, "solver": "liblinear", "random_state": 0}, hash=False
     )
-
-    @staticmethod
-    def _parse_estimator(key: str, value: Any) -> str:
-        return str(check_value(key, value, tuple(ESTIMATOR_CLASSES)))
-
-    @staticmethod
-    def _parse_params(key: str, value: Any) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
-        return dict(value)
 
     def __post_init__(self) -> None:
         cls = ESTIMATOR_CLASSES[self.estimator]
@@ -250,9 +219,7 @@ class ModelCardSettings:
     slices: Mapping[str, tuple[float, ...]] = _spec({})
 
     @staticmethod
-    def _parse_slices(key: str, value: Any) -> Mapping[str, tuple[float, ...]]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+    def _parse_slices(key: str, value: Mapping[str, Any]) -> Mapping[str, tuple[float, ...]]:
         out = {}
         for column, edges in value.items():
             if not isinstance(edges, list):
@@ -269,17 +236,9 @@ class ColumnOptions:
     ``p < threshold``), else a distance or PSI (drift when ``>= threshold``).
     """
 
-    method: str | None = _spec(None)
+    method: str | None = _spec(None, choices=METHODS)
     threshold: float | None = _spec(None, _positive, "positive")
-    kind: str | None = _spec(None)
-
-    @staticmethod
-    def _parse_method(key: str, value: Any) -> str | None:
-        return None if value is None else check_value(key, value, METHODS)
-
-    @staticmethod
-    def _parse_kind(key: str, value: Any) -> str | None:
-        return None if value is None else check_value(key, value, KINDS)
+    kind: str | None = _spec(None, choices=KINDS)
 
 
 _NO_OVERRIDE = ColumnOptions()
@@ -299,7 +258,7 @@ class DriftOptions:
     ``fdr_alpha``).
     """
 
-    method: str = _spec("auto")
+    method: str = _spec("auto", choices=METHODS)
     p_value_threshold: float = _spec(0.05, _open_fraction, "in (0, 1)")
     distance_threshold: float = _spec(0.1, _positive, "positive")
     psi_threshold: float = _spec(0.2, _positive, "positive")
@@ -312,13 +271,7 @@ class DriftOptions:
     columns: Mapping[str, ColumnOptions] = _spec({})
 
     @staticmethod
-    def _parse_method(key: str, value: Any) -> str:
-        return str(check_value(key, value, METHODS))
-
-    @staticmethod
-    def _parse_columns(key: str, value: Any) -> Mapping[str, ColumnOptions]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+    def _parse_columns(key: str, value: Mapping[str, Any]) -> Mapping[str, ColumnOptions]:
         out = {}
         for name, raw in value.items():
             options = _section(ColumnOptions, raw, f"{key}.{name}")
@@ -335,14 +288,7 @@ class DriftOptions:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> DriftOptions:
-        """The options of a ``drift`` mapping (``None``: every default).
-
-        Raises
-        ------
-        ConfigError
-            Naming the key, e.g. ``config key 'drift.columns.x.method' must be one
-            of [...], got 'foo'``.
-        """
+        """The options of a ``drift`` mapping (``None``: every default)."""
         return cls() if data is None else _section(cls, data, "drift")
 
     def column(self, name: str) -> ColumnOptions:
@@ -380,12 +326,7 @@ DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration with every path made absolute.
-
-    Attributes mirror the keys of ``config.json``: the five starter path keys are
-    :class:`~pathlib.Path` objects resolved against ``root``, the sections are
-    frozen dataclasses.
-    """
+    """Validated configuration: the keys of ``config.json``, paths made absolute."""
 
     root: Path
     config_path: Path | None
@@ -435,37 +376,22 @@ class Settings:
         """Folders an API client may name a dataset in."""
         return (self.input_folder_path, self.output_folder_path, self.test_data_path)
 
+    def relative(self, path: Path) -> str:
+        """``path`` relative to ``root`` if it is inside it, else as it is."""
+        return str(path.relative_to(self.root) if path.is_relative_to(self.root) else path)
+
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a validated copy with some top-level keys replaced."""
-        raw = {**self.to_dict(), **changes}
+        raw = {key: getattr(self, key) for key in DEFAULTS}
+        for key in PATH_KEYS:
+            raw[key] = str(raw[key])
+        raw["features"], raw["id_columns"] = list(self.features), list(self.id_columns)
         return settings_from_mapping(
-            raw, root=self.root, config_path=self.config_path, api_token=self.api_token
+            {**raw, **changes},
+            root=self.root,
+            config_path=self.config_path,
+            api_token=self.api_token,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able view of the settings (paths relative to ``root``)."""
-        out: dict[str, Any] = {}
-        for key in DEFAULTS:
-            value = getattr(self, key)
-            if key in PATH_KEYS:
-                value = str(
-                    value.relative_to(self.root) if value.is_relative_to(self.root) else value
-                )
-            elif key in SECTIONS:
-                value = _as_plain(value)
-            out[key] = list(value) if isinstance(value, tuple) else value
-        return out
-
-
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``; sections are merged key by key (not ``model.params``)."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "params":
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
 
 
 def _str_list(raw: Mapping[str, Any], key: str, *, allow_empty: bool) -> tuple[str, ...]:
@@ -499,18 +425,10 @@ def settings_from_mapping(
     config_path: Path | None = None,
     api_token: str | None = None,
 ) -> Settings:
-    """Validate a mapping of config keys and build :class:`Settings`.
+    """Validate a mapping of config keys (missing ones take their defaults).
 
-    Parameters
-    ----------
-    raw : mapping
-        Keys of ``config.json``; missing keys take their defaults.
-    root : Path
-        Folder relative paths are resolved against.
-    config_path : Path, optional
-        The file the mapping came from, for messages.
-    api_token : str, optional
-        Bearer token for state-changing endpoints.
+    Relative paths are resolved against ``root``; ``api_token`` is the bearer
+    token of state-changing endpoints.
 
     Raises
     ------
@@ -520,7 +438,7 @@ def settings_from_mapping(
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; expected one of {sorted(DEFAULTS)}")
-    merged = _merge(DEFAULTS, raw)
+    merged = {**DEFAULTS, **raw}
     root = root.resolve()
     paths: dict[str, Any] = {}
     for key in PATH_KEYS:
@@ -557,15 +475,15 @@ def settings_from_mapping(
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in DEFAULTS:
-        name = f"MONITORING_{key.upper()}"
-        if name in env:
-            text = env[name]
-            try:
-                out[key] = json.loads(text)
-            except json.JSONDecodeError:
-                out[key] = text
-            if key in PATH_KEYS or key == "database_url":
-                out[key] = text
+        text = env.get(f"MONITORING_{key.upper()}")
+        if text is None:
+            continue
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+        if key in PATH_KEYS or key == "database_url":
+            out[key] = text
     if env.get("DATABASE_URL"):
         out["database_url"] = env["DATABASE_URL"]
     return out
@@ -582,12 +500,11 @@ def load_settings(
     Parameters
     ----------
     path : path-like, optional
-        Config file. Defaults to ``$MONITORING_CONFIG`` or the project's
-        ``config.json``.
+        Config file (default: ``$MONITORING_CONFIG``, else the project's ``config.json``).
     env : mapping, optional
         Environment to read overrides from (default ``os.environ``).
     overrides : mapping, optional
-        Keys applied last (used by tests and the CLI).
+        Keys applied last.
 
     Raises
     ------

@@ -1,27 +1,16 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-:func:`ingest` reads the folder, validates each file, merges the files (exact
-duplicate rows dropped, the first kept, as ``pandas.DataFrame.drop_duplicates``
-does on their concatenation) and writes the outputs atomically:
+:func:`ingest` validates each file (a bad one is rejected with a message naming
+file and column; the others are still ingested), drops exact duplicate rows as
+``drop_duplicates`` on their concatenation would (first kept), and atomically
+writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per source file),
+``finaldata.profile.json`` (so the API never re-reads the data) and one record
+store row per file.
 
-- ``finaldata.csv``: the merged data (exact duplicate rows dropped, first kept);
-- ``ingestedfiles.txt``: one CSV line per source file (kept for compatibility);
-- ``finaldata.profile.json``: summary statistics and missing-data shares, so the
-  API serves them without re-reading the data;
-- one row per source file in the record store.
-
-A file with missing or extra columns or non-numeric values is rejected with a
-message naming the file and column; the other files are still ingested.
-
-Ingestion streams: each file (a CSV file in pieces of :data:`CHUNK_ROWS` rows)
-is read, validated, de-duplicated against the rows kept so far and appended to
-the output before the next piece is read (a worker thread parses the next piece
-and formats the previous one meanwhile). Peak memory is that of a few pieces
-plus, per kept row, its 16-byte key
-(:class:`SeenRows`) and its feature values for the profile, not that of the
-whole merged data. Rows are compared by a 128-bit hash of their values
-(:func:`row_keys`); two different rows share a key with probability about
-``n**2 / 2**129``, below 1e-20 even at a billion rows.
+It streams: each piece (:data:`CHUNK_ROWS` rows of a CSV file) is validated,
+de-duplicated by its rows' 128-bit keys (:class:`SeenRows`) and appended before the
+next is read, so peak memory is a few pieces plus 16 bytes and the feature values
+per kept row, not the merged data.
 """
 
 from __future__ import annotations
@@ -46,11 +35,7 @@ import pyarrow.csv as pa_csv
 from monitoring.config import Settings
 from monitoring.data.profile import ProfileParts
 from monitoring.data.rowkeys import _EXACT_FLOAT, SeenRows
-from monitoring.data.validation import (
-    check_binary_target,
-    check_columns,
-    to_numeric_columns,
-)
+from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.exceptions import DataValidationError, MonitoringError
 from monitoring.storage.files import (
     atomic_write,
@@ -103,13 +88,9 @@ class IngestionResult:
 def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
     """Check one input file's columns and types; return it in config column order.
 
-    Feature values may be missing (missing data is reported, not refused), but
-    every present value must be numeric and the target must be 0/1.
-
-    Raises
-    ------
-    DataValidationError
-        Naming the file and the column.
+    Missing feature values are allowed (reported, not refused); present ones must
+    be numeric and the target 0/1, else :class:`DataValidationError` names the
+    file and column.
     """
     check_columns(frame, settings.columns, input_name=input_name)
     numeric_columns = [*settings.features, settings.target]
@@ -143,17 +124,9 @@ def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) ->
     """Write ``frame`` as CSV without its index, byte-for-byte as ``DataFrame.to_csv``.
 
     Integer, float and string columns go through Arrow's multi-threaded CSV writer
-    (about 8x faster than pandas at a million rows): floats are formatted by numpy
-    as pandas does (shortest repr, ``inf``, empty for NaN) and strings are written
-    unquoted. A frame that would need quoting (a string holding a comma, quote or
-    line break), a single column, or another dtype is written by pandas instead.
-
-    Parameters
-    ----------
-    frame : DataFrame
-    handle : binary file object
-    header : bool, default True
-        Write the header line (False to append rows to a file that has one).
+    (about 8x faster than pandas at a million rows), floats formatted by numpy as
+    pandas does. A frame that needs quoting, has a single column or another dtype
+    is written by pandas.
     """
     names = [str(c) for c in frame.columns]
     plain = len(names) > 1 and len(frame) > 0 and all(_CSV_PLAIN.fullmatch(n) for n in names)
@@ -238,13 +211,6 @@ def find_new_files(settings: Settings, record_path: Path) -> list[Path]:
     return new
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 class _Restart(Exception):
     """A column turned out to be float in a later file: write everything again."""
 
@@ -253,8 +219,6 @@ class _Restart(Exception):
 
 
 CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
-
-
 _END = object()  # marks the end of a file in the stream of pieces
 
 
@@ -357,9 +321,8 @@ def _merge_files(
     Raises
     ------
     _Restart
-        When an accepted file makes a column float after earlier rows were
-        written as integers (the merged column must be float throughout, as
-        pandas' concat makes it).
+        When an accepted file makes a column float after earlier rows were written
+        as integers (the merged column is float throughout, as pandas' concat makes it).
     DataValidationError
         If no file could be ingested.
     """
@@ -380,7 +343,7 @@ def _merge_files(
             if record.get("file_name") != path.name:  # a new file starts
                 record = {
                     "file_name": path.name,
-                    "source_path": _relative(path, settings.root),
+                    "source_path": settings.relative(path),
                     "ingested_at": now,
                     "sha256": digest,
                     "rows_read": 0,
@@ -447,27 +410,13 @@ def _merge_files(
 
 
 def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult:
-    """Ingest every data file in the input folder.
-
-    Each file is read, validated and de-duplicated against the rows kept so far,
-    then appended to a temporary ``finaldata.csv`` that replaces the old one only
-    when every file is done.
-
-    Parameters
-    ----------
-    settings : Settings
-    store : Store, optional
-        Record store (default: the one ``settings.database_url`` names).
-
-    Returns
-    -------
-    IngestionResult
+    """Ingest every data file in the input folder (see the module docstring).
 
     Raises
     ------
     MonitoringError
-        If the folder holds no data file, or every file was rejected; the outputs
-        of the previous ingestion are then left untouched.
+        If the folder holds no data file or every file was rejected; the previous
+        ingestion's outputs are then left untouched.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
