@@ -56,25 +56,19 @@ def check_value(
 ) -> Any:
     """Return ``value`` as ``kind`` if it is one and passes ``test``.
 
-    ``kind`` is ``bool``, ``int``, ``float`` (ints accepted, converted), ``str`` or
-    a tuple of the allowed strings; ``rule`` says what ``test`` asks ("a positive
-    integer").
-
-    Raises
-    ------
-    ConfigError
-        ``config key '<key>' must be <rule>, got <value>``.
+    ``kind`` is ``bool``, ``int``, ``float`` (finite; ints accepted), ``str`` or a
+    tuple of the allowed strings; ``rule`` says what ``test`` asks. Otherwise raise
+    ``ConfigError("config key '<key>' must be <rule>, got <value>")``.
     """
     if isinstance(kind, tuple):
         ok = isinstance(value, str) and value in kind
         rule = rule or f"one of {list(kind)}"
-    elif kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
     else:
-        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-    if ok and kind is float:
-        value = float(value)
+        types = (int, float) if kind is float else kind
+        ok = isinstance(value, types) and (kind is bool or not isinstance(value, bool))
+        if ok and kind is float:
+            value = float(value)
+            ok = math.isfinite(value)
     if not ok or (test is not None and not test(value)):
         expected = rule if ok or isinstance(kind, tuple) else _TYPE_NAMES[kind]
         raise ConfigError(f"config key '{key}' must be {expected}, got {value!r}")
@@ -100,10 +94,10 @@ def _spec(
 
 
 def _section(cls: type[Any], raw: Any, name: str) -> Any:
-    """Build the frozen section ``cls`` from the mapping ``raw`` (config key ``name``).
+    """Build section ``cls`` from the mapping ``raw`` at config key ``name``.
 
-    A mapping field is parsed by ``cls._parse_<field>`` if there is one, other
-    fields by :func:`check_value` with the field's type and :func:`_spec`.
+    A mapping field is parsed by ``cls._parse_<field>`` if there is one; the others
+    by :func:`check_value`, with the field's type and :func:`_spec`.
     """
     if isinstance(raw, cls):
         return raw
@@ -133,18 +127,6 @@ def _section(cls: type[Any], raw: Any, name: str) -> Any:
     return cls(**values)
 
 
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _fraction(v: float) -> bool:
-    return 0 <= v <= 1
-
-
-def _open_fraction(v: float) -> bool:
-    return 0 < v < 1
-
-
 # -- the sections ----------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelSettings:
@@ -169,8 +151,8 @@ class ModelSettings:
 class Thresholds:
     """``thresholds``: the model-drift tolerance and the champion/challenger gate."""
 
-    model_drift_tolerance: float = _spec(0.05, _fraction, "between 0 and 1")
-    gate_margin: float = _spec(0.0, _fraction, "between 0 and 1")
+    model_drift_tolerance: float = _spec(0.05, lambda v: 0 <= v <= 1, "between 0 and 1")
+    gate_margin: float = _spec(0.0, lambda v: 0 <= v <= 1, "between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -179,7 +161,7 @@ class Policy:
 
     retrain_on_model_drift: bool = _spec(True)
     retrain_on_data_drift: bool = _spec(True)
-    retrain_every_hours: float | None = _spec(None, _positive, "positive or null")
+    retrain_every_hours: float | None = _spec(None, lambda v: v > 0, "positive or null")
 
 
 @dataclass(frozen=True)
@@ -188,15 +170,15 @@ class DiagnosticsSettings:
 
     timing_runs: int = _spec(3, lambda v: v >= 1, "at least 1")
     dependency_cache_seconds: float = _spec(86400.0, lambda v: v >= 0, "zero or more")
-    dependency_deadline_seconds: float = _spec(3.0, _positive, "positive")
+    dependency_deadline_seconds: float = _spec(3.0, lambda v: v > 0, "positive")
 
 
 @dataclass(frozen=True)
 class ApiSettings:
     """``api``: request limits and who may call what."""
 
-    max_content_length: int = _spec(16 * 1024 * 1024, _positive, "a positive integer")
-    max_rows: int = _spec(100_000, _positive, "a positive integer")
+    max_content_length: int = _spec(16 * 1024 * 1024, lambda v: v > 0, "a positive integer")
+    max_rows: int = _spec(100_000, lambda v: v > 0, "a positive integer")
     require_token_for_reads: bool = _spec(False)
     allow_unauthenticated_admin: bool = _spec(False)
 
@@ -206,8 +188,8 @@ class CaptureSettings:
     """``capture``: which predictions are recorded, for how long, and when labels count."""
 
     enabled: bool = _spec(True)
-    sample_rate: float = _spec(1.0, _fraction, "between 0 and 1")
-    retention_days: float = _spec(30.0, _positive, "positive")
+    sample_rate: float = _spec(1.0, lambda v: 0 <= v <= 1, "between 0 and 1")
+    retention_days: float = _spec(30.0, lambda v: v > 0, "positive")
     min_labelled_rows: int = _spec(30, lambda v: v >= 0, "zero or more")
 
 
@@ -237,7 +219,7 @@ class ColumnOptions:
     """
 
     method: str | None = _spec(None, choices=METHODS)
-    threshold: float | None = _spec(None, _positive, "positive")
+    threshold: float | None = _spec(None, lambda v: v > 0, "positive")
     kind: str | None = _spec(None, choices=KINDS)
 
 
@@ -259,14 +241,14 @@ class DriftOptions:
     """
 
     method: str = _spec("auto", choices=METHODS)
-    p_value_threshold: float = _spec(0.05, _open_fraction, "in (0, 1)")
-    distance_threshold: float = _spec(0.1, _positive, "positive")
-    psi_threshold: float = _spec(0.2, _positive, "positive")
+    p_value_threshold: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
+    distance_threshold: float = _spec(0.1, lambda v: v > 0, "positive")
+    psi_threshold: float = _spec(0.2, lambda v: v > 0, "positive")
     large_reference_rows: int = _spec(1000, lambda v: v >= 0, "zero or more")
     categorical_max_unique: int = _spec(10, lambda v: v >= 0, "zero or more")
     drift_share: float = _spec(0.5, lambda v: 0 < v <= 1, "in (0, 1]")
     fdr: bool = _spec(False)
-    fdr_alpha: float = _spec(0.05, _open_fraction, "in (0, 1)")
+    fdr_alpha: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
     psi_bins: int = _spec(10, lambda v: v >= 2, "at least 2")
     columns: Mapping[str, ColumnOptions] = _spec({})
 
@@ -280,7 +262,7 @@ class DriftOptions:
                     f"{key}.{name}.threshold",
                     options.threshold,
                     float,
-                    _open_fraction,
+                    lambda v: 0 < v < 1,
                     "in (0, 1) for a p-value test",
                 )
             out[str(name)] = options
@@ -296,16 +278,6 @@ class DriftOptions:
         return self.columns.get(name, _NO_OVERRIDE)
 
 
-SECTIONS: dict[str, type[Any]] = {
-    "model": ModelSettings,
-    "thresholds": Thresholds,
-    "policy": Policy,
-    "drift": DriftOptions,
-    "diagnostics": DiagnosticsSettings,
-    "api": ApiSettings,
-    "capture": CaptureSettings,
-    "model_card": ModelCardSettings,
-}
 PATH_DEFAULTS = {
     "input_folder_path": "data/practicedata",
     "output_folder_path": "data/ingesteddata",
@@ -314,14 +286,6 @@ PATH_DEFAULTS = {
     "prod_deployment_path": "models/production_deployment",
 }
 PATH_KEYS = tuple(PATH_DEFAULTS)
-DEFAULTS: dict[str, Any] = {
-    **PATH_DEFAULTS,
-    "database_url": "sqlite:///models/monitoring.db",
-    "features": ["lastmonth_activity", "lastyear_activity", "number_of_employees"],
-    "target": "exited",
-    "id_columns": ["corporation"],
-    **{name: {} for name in SECTIONS},
-}
 
 
 @dataclass(frozen=True)
@@ -394,6 +358,21 @@ class Settings:
         )
 
 
+SECTIONS: dict[str, type[Any]] = {  # the fields of Settings that are dataclasses
+    name: kind
+    for name, kind in get_type_hints(Settings).items()
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind)
+}
+DEFAULTS: dict[str, Any] = {
+    **PATH_DEFAULTS,
+    "database_url": "sqlite:///models/monitoring.db",
+    "features": ["lastmonth_activity", "lastyear_activity", "number_of_employees"],
+    "target": "exited",
+    "id_columns": ["corporation"],
+    **{name: {} for name in SECTIONS},
+}
+
+
 def _str_list(raw: Mapping[str, Any], key: str, *, allow_empty: bool) -> tuple[str, ...]:
     value = raw[key]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -427,13 +406,8 @@ def settings_from_mapping(
 ) -> Settings:
     """Validate a mapping of config keys (missing ones take their defaults).
 
-    Relative paths are resolved against ``root``; ``api_token`` is the bearer
-    token of state-changing endpoints.
-
-    Raises
-    ------
-    ConfigError
-        Naming the first invalid key and its value.
+    Relative paths are resolved against ``root``; :class:`ConfigError` names the
+    first invalid key and its value.
     """
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
@@ -495,21 +469,9 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Read the config file, apply environment overrides and validate.
-
-    Parameters
-    ----------
-    path : path-like, optional
-        Config file (default: ``$MONITORING_CONFIG``, else the project's ``config.json``).
-    env : mapping, optional
-        Environment to read overrides from (default ``os.environ``).
-    overrides : mapping, optional
-        Keys applied last.
-
-    Raises
-    ------
-    ConfigError
-        If the file is missing, is not JSON, or a key is invalid.
+    """Read the config file, apply the overrides of ``env`` (default ``os.environ``)
+    and then ``overrides``, and validate; :class:`ConfigError` if the file is
+    missing, not JSON, or a key is invalid.
     """
     env = os.environ if env is None else env
     if path is None:

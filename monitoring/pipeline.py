@@ -1,25 +1,17 @@
 """The full process: check for new data, detect drift, retrain, gate, redeploy, report.
 
-One run, under an exclusive lock (a second concurrent run is refused):
+One run at a time (an exclusive lock), recorded with what it found, did and why:
 
-1. **New data?** Data files in the input folder whose name and content hash are
-   neither in the deployed ingestion record nor already evaluated by an earlier
-   run. None, and no scheduled retrain due: stop.
+1. **New data**: input files (name and content hash) neither in the deployed
+   ingestion record nor evaluated by an earlier run; none, and no retrain due: stop.
 2. **Ingest** them.
-3. **Model drift**: score the *deployed* model on the newly ingested labelled data
-   and compare with its score on its own training data (same metric, same kind of
-   data) with a tolerance. Its F1 on captured ``/prediction`` traffic labelled
-   through ``/feedback`` is evidence, and a second check once there are at least
-   ``capture.min_labelled_rows`` labelled rows.
-4. **Data drift**: per-column tests of the new data against the deployed model's
-   training data.
-5. **Decide** with the configured policy (model drift, data drift, schedule).
-6. **Retrain, score, gate**: the challenger is deployed only if its F1 on the
-   held-out test data is not worse than the champion's on the same data by more
-   than ``thresholds.gate_margin``; otherwise it is rejected and the champion stays.
+3. **Model drift**: the deployed model's F1 on the new data against its training F1,
+   and on labelled ``/prediction`` traffic once ``capture.min_labelled_rows`` rows.
+4. **Data drift** of the new data against the training data.
+5. **Decide** by the configured policy (model drift, data drift, schedule).
+6. **Retrain and gate**: the challenger is deployed unless its test F1 is worse
+   than the champion's by more than ``thresholds.gate_margin``.
 7. **Report** on whatever model is live.
-
-Every run is recorded with what it found, what it did and why.
 """
 
 from __future__ import annotations
@@ -59,22 +51,16 @@ def pipeline_lock(settings: Settings) -> Any:
     return exclusive_lock(settings.prod_deployment_path / ".pipeline.lock")
 
 
-def _evaluated_files(store: Store) -> set[tuple[str, str]]:
-    """(name, sha256) of files earlier runs ingested and decided not to deploy on."""
-    seen: set[tuple[str, str]] = set()
-    for run in store.runs(limit=200):
-        if run["status"] == "completed" and run["outcome"] in SKIP_OUTCOMES:
-            for f in (run["evidence"] or {}).get("new_files", []):
-                seen.add((f["file_name"], f["sha256"]))
-    return seen
-
-
 def new_data(settings: Settings, store: Store) -> list[dict[str, str]]:
-    """Files the live model has not seen and no earlier run has evaluated."""
-    record = current_folder(settings) / RECORD_FILE
-    evaluated = _evaluated_files(store)
+    """Files the live model has not seen and no earlier run decided not to deploy on."""
+    evaluated = {
+        (f["file_name"], f["sha256"])
+        for run in store.runs(limit=200)
+        if run["status"] == "completed" and run["outcome"] in SKIP_OUTCOMES
+        for f in (run["evidence"] or {}).get("new_files", [])
+    }
     out = []
-    for path in find_new_files(settings, record):
+    for path in find_new_files(settings, current_folder(settings) / RECORD_FILE):
         entry = {"file_name": path.name, "sha256": sha256_file(path)}
         if (entry["file_name"], entry["sha256"]) not in evaluated:
             out.append(entry)
@@ -208,26 +194,12 @@ def run_full_process(
     progress: Progress = _quiet,
     after_deploy: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run the full process once and record it.
+    """Run the full process once; return the run record (``outcome``, ``reason``, ...).
 
-    Parameters
-    ----------
-    force : bool
-        Retrain even without new data or drift (the gate still applies).
-    progress : callable
-        Receives one line per step.
-    after_deploy : callable, optional
-        Called after a deployment (e.g. the report), its result kept as evidence.
-
-    Returns
-    -------
-    dict
-        The run record: ``id``, ``outcome``, ``reason`` and ``evidence``.
-
-    Raises
-    ------
-    AlreadyRunningError
-        If another run holds the lock.
+    ``force`` retrains even without new data or drift (the gate still applies);
+    ``progress`` receives a line per step; ``after_deploy`` (the report) runs after
+    a deployment, its result kept as evidence. Raises :class:`AlreadyRunningError`
+    if another run holds the lock.
     """
     store = store or Store(settings.database_url)
     with pipeline_lock(settings):
@@ -238,18 +210,12 @@ def run_full_process(
             outcome, reason = _run(settings, store, evidence, force=force, progress=progress)
             if outcome in ("deployed", "initial_deploy") and after_deploy is not None:
                 evidence["report"] = after_deploy()
-        except MonitoringError as exc:
-            store.finish_run(
-                run_id, status="failed", outcome="failed", reason=exc.message, evidence=evidence
-            )
-            raise
         except BaseException as exc:
+            reason = (
+                exc.message if isinstance(exc, MonitoringError) else f"{type(exc).__name__}: {exc}"
+            )
             store.finish_run(
-                run_id,
-                status="failed",
-                outcome="failed",
-                reason=f"{type(exc).__name__}: {exc}",
-                evidence=evidence,
+                run_id, status="failed", outcome="failed", reason=reason, evidence=evidence
             )
             raise
         store.finish_run(

@@ -181,8 +181,7 @@ def format_record(records: Sequence[dict[str, Any]]) -> str:
 def read_record(path: Path) -> list[dict[str, str]]:
     """Parse an ``ingestedfiles.txt``; a missing file is an empty record.
 
-    Older plain-list records (one path per line) are understood too: each line
-    becomes an entry with only ``file_name`` set.
+    An older plain list (one path per line) gives entries with only ``file_name``.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -201,14 +200,12 @@ def find_new_files(settings: Settings, record_path: Path) -> list[Path]:
     so a file replaced in place with new content is new data too.
     """
     seen = {(r.get("file_name"), r.get("sha256") or None) for r in read_record(record_path)}
-    names_only = {name for name, digest in seen if digest is None}
-    new = []
-    for path in list_tables(settings.input_folder_path):
-        if path.name in names_only:
-            continue
-        if (path.name, sha256_file(path)) not in seen:
-            new.append(path)
-    return new
+    names_only = {name for name, digest in seen if digest is None}  # older records
+    return [
+        path
+        for path in list_tables(settings.input_folder_path)
+        if path.name not in names_only and (path.name, sha256_file(path)) not in seen
+    ]
 
 
 class _Restart(Exception):
@@ -225,8 +222,8 @@ _END = object()  # marks the end of a file in the stream of pieces
 def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str, Any]]:
     """``(path, sha256, piece)`` for each piece of each file, then ``(path, sha256, _END)``.
 
-    A piece is a DataFrame, or the DataValidationError that stopped the file.
-    Files added to ``skip`` (rejected meanwhile) are not read further.
+    A piece is a DataFrame or the DataValidationError that stopped the file; files
+    added to ``skip`` (rejected meanwhile) are not read further.
     """
     for path in paths:
         digest = sha256_file(path)
@@ -243,9 +240,8 @@ def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str,
 def _read_ahead(items: Iterator[Any], worker: ThreadPoolExecutor) -> Iterator[Any]:
     """Iterate ``items`` with the next piece already being produced by ``worker``.
 
-    End-of-file markers come with the piece that follows them, so the worker
-    starts on the next file's first piece while this thread is still busy with
-    the previous file's last one.
+    End-of-file markers come with the piece after them, so the worker starts on the
+    next file while this thread still works on the previous file's last piece.
     """
 
     def up_to_a_piece() -> list[Any]:
@@ -318,13 +314,9 @@ def _merge_files(
     A file is accepted or rejected as a whole: a piece that fails validation
     undoes the file's earlier pieces (output, keys and profile parts).
 
-    Raises
-    ------
-    _Restart
-        When an accepted file makes a column float after earlier rows were written
-        as integers (the merged column is float throughout, as pandas' concat makes it).
-    DataValidationError
-        If no file could be ingested.
+    Raises :class:`_Restart` when an accepted file makes a column float after earlier
+    rows were written as integers (the merged column is float throughout, as pandas'
+    concat makes it), :class:`DataValidationError` if no file could be ingested.
     """
     numeric = [*settings.features, settings.target]
     seen = SeenRows()
