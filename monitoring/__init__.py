@@ -1,14 +1,11 @@
 """Model monitoring for a deployed churn-risk classifier.
 
-Subpackages by capability, each importing only those after it: ``web`` and
-``cli`` (HTTP API, command line), ``pipeline`` (new data, drift, retrain, gate,
-deploy), ``reports``, ``readmodels`` (what the API serves), ``capture`` (live
-predictions and labels), ``diagnostics``, ``model``, ``data``, ``drift``,
-``config``, ``storage``, ``exceptions``.
-
-The names below are the public API, each loaded from its module on first use (so
-``import monitoring.config`` stays cheap). The command line is ``python -m
-monitoring``; the HTTP API is ``app.create_app``.
+Subpackages by capability, each importing only the ones after it (the import-linter
+contract in pyproject.toml): web, cli, pipeline, reports, readmodels, capture,
+diagnostics, model, data, drift, config, storage, exceptions. The names below are
+the public API, each loaded on first use so ``import monitoring.config`` stays
+cheap. The command line is ``python -m monitoring``; the HTTP API is
+``app.create_app``.
 """
 
 from __future__ import annotations

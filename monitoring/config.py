@@ -1,16 +1,11 @@
-"""One settings object for the whole service.
+"""One settings object for the whole service (keys: README, *Configuration*).
 
-``config.json`` is read once into a frozen :class:`Settings` whose sections are
-frozen dataclasses. Every path is resolved against the folder holding the config
-file, never the working directory, so cron, gunicorn and the tests agree.
-
-Precedence, lowest first: defaults in code, the config file, the environment:
-``MONITORING_CONFIG`` picks the file (default: the project's ``config.json``);
-``MONITORING_<KEY>`` replaces the top-level key ``<key>`` (parsed as JSON when it
-parses, else a string; a section given so replaces the file's); ``DATABASE_URL``
-replaces ``database_url``; ``MONITORING_API_TOKEN`` (never in the file) is the
-bearer token of state-changing endpoints. An invalid value fails at start with a
-:class:`~monitoring.exceptions.ConfigError` naming the key and the value.
+``config.json`` (or ``$MONITORING_CONFIG``) is read once into a frozen
+:class:`Settings` of frozen sections, paths resolved against the config file's
+folder, never the working directory. ``MONITORING_<KEY>`` replaces a top-level key
+(as JSON if it parses), ``DATABASE_URL`` replaces ``database_url``, and
+``MONITORING_API_TOKEN`` comes only from the environment. An invalid value fails at
+start with a :class:`~monitoring.exceptions.ConfigError` naming the key and value.
 """
 
 from __future__ import annotations
@@ -96,9 +91,8 @@ def _spec(
 def _section(cls: type[Any], raw: Any, name: str) -> Any:
     """Build section ``cls`` from the mapping ``raw`` at config key ``name``.
 
-    A mapping field is parsed by ``cls._parse_<field>`` if there is one; the others
-    by :func:`check_value`, with the field's type and :func:`_spec`.
-    """
+    Mapping fields are parsed by ``cls._parse_<field>`` if there is one, the others
+    by :func:`check_value` with the field's type and :func:`_spec`."""
     if isinstance(raw, cls):
         return raw
     _check_object(name, raw)
@@ -212,33 +206,17 @@ class ModelCardSettings:
 
 @dataclass(frozen=True)
 class ColumnOptions:
-    """``drift.columns.<name>``: a column's own method, threshold or kind.
-
-    ``threshold`` is a p-value for ``ks`` and ``chisquare`` (drift when
-    ``p < threshold``), else a distance or PSI (drift when ``>= threshold``).
-    """
+    """``drift.columns.<name>``: a column's own method, threshold (a p-value for
+    ``ks`` and ``chisquare``, else a distance or PSI) or kind."""
 
     method: str | None = _spec(None, choices=METHODS)
     threshold: float | None = _spec(None, lambda v: v > 0, "positive")
     kind: str | None = _spec(None, choices=KINDS)
 
 
-_NO_OVERRIDE = ColumnOptions()
-
-
 @dataclass(frozen=True)
 class DriftOptions:
-    """``drift``: the data-drift tests; the defaults follow Evidently.
-
-    ``method`` ``"auto"`` tests a reference of at most ``large_reference_rows`` rows
-    with p-values (KS / chi-square, drift when ``p < p_value_threshold``) and a
-    larger one with distances (normed Wasserstein / Jensen-Shannon, drift when
-    ``>= distance_threshold``). Integer columns with at most
-    ``categorical_max_unique`` distinct reference values are categorical. The
-    dataset drifts when the share of drifted columns reaches ``drift_share``;
-    ``fdr`` decides on Benjamini-Hochberg adjusted p-values instead (at
-    ``fdr_alpha``).
-    """
+    """``drift``: the data-drift tests; the defaults follow Evidently (README, *Data drift*)."""
 
     method: str = _spec("auto", choices=METHODS)
     p_value_threshold: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
@@ -275,7 +253,7 @@ class DriftOptions:
 
     def column(self, name: str) -> ColumnOptions:
         """Overrides of column ``name`` (all ``None`` when it has none)."""
-        return self.columns.get(name, _NO_OVERRIDE)
+        return self.columns.get(name, ColumnOptions())
 
 
 PATH_DEFAULTS = {
@@ -350,11 +328,9 @@ class Settings:
         for key in PATH_KEYS:
             raw[key] = str(raw[key])
         raw["features"], raw["id_columns"] = list(self.features), list(self.id_columns)
+        raw.update(changes)
         return settings_from_mapping(
-            {**raw, **changes},
-            root=self.root,
-            config_path=self.config_path,
-            api_token=self.api_token,
+            raw, root=self.root, config_path=self.config_path, api_token=self.api_token
         )
 
 
@@ -398,11 +374,7 @@ def _database_url(value: Any, root: Path) -> str:
 
 
 def settings_from_mapping(
-    raw: Mapping[str, Any],
-    *,
-    root: Path,
-    config_path: Path | None = None,
-    api_token: str | None = None,
+    raw: Mapping[str, Any], *, root: Path, config_path: Path | None, api_token: str | None
 ) -> Settings:
     """Validate a mapping of config keys (missing ones take their defaults).
 

@@ -1,17 +1,10 @@
 """The full process: check for new data, detect drift, retrain, gate, redeploy, report.
 
-One run at a time (an exclusive lock), recorded with what it found, did and why:
-
-1. **New data**: input files (name and content hash) neither in the deployed
-   ingestion record nor evaluated by an earlier run; none, and no retrain due: stop.
-2. **Ingest** them.
-3. **Model drift**: the deployed model's F1 on the new data against its training F1,
-   and on labelled ``/prediction`` traffic once ``capture.min_labelled_rows`` rows.
-4. **Data drift** of the new data against the training data.
-5. **Decide** by the configured policy (model drift, data drift, schedule).
-6. **Retrain and gate**: the challenger is deployed unless its test F1 is worse
-   than the champion's by more than ``thresholds.gate_margin``.
-7. **Report** on whatever model is live.
+One run at a time (an exclusive lock), recorded with what it found, did and why
+(steps: README, *The full process*). Files count as new by name and content hash
+unless the deployed ingestion record or an earlier run that did not deploy has
+seen them; a challenger is deployed unless its test F1 is worse than the
+champion's by more than ``thresholds.gate_margin``.
 """
 
 from __future__ import annotations
@@ -40,10 +33,6 @@ from monitoring.storage.store import Store
 Progress = Callable[[str], None]
 
 SKIP_OUTCOMES = ("no_drift", "rejected")
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 def pipeline_lock(settings: Settings) -> Any:
@@ -128,31 +117,20 @@ def decide(
     settings: Settings, *, model_drift: bool, data_drift: bool, scheduled: bool, forced: bool
 ) -> list[str]:
     """Reasons to retrain under the configured policy (empty: do not retrain)."""
-    reasons = []
-    if model_drift and settings.policy.retrain_on_model_drift:
-        reasons.append("model drift")
-    if data_drift and settings.policy.retrain_on_data_drift:
-        reasons.append("data drift")
-    if scheduled:
-        reasons.append("scheduled retrain")
-    if forced:
-        reasons.append("forced")
-    return reasons
+    policy = settings.policy
+    due = {
+        "model drift": model_drift and policy.retrain_on_model_drift,
+        "data drift": data_drift and policy.retrain_on_data_drift,
+        "scheduled retrain": scheduled,
+        "forced": forced,
+    }
+    return [reason for reason, yes in due.items() if yes]
 
 
 def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str, Any]:
-    """Champion/challenger gate: accept unless the challenger is worse by > margin.
-
-    Examples
-    --------
-    >>> gate(0.8, 0.75, margin=0.1)["accepted"]
-    True
-    >>> gate(0.8, 0.75, margin=0.0)["accepted"]
-    False
-    """
-    accepted = challenger_f1 >= champion_f1 - margin
+    """Champion/challenger gate: accept unless the challenger is worse by > margin."""
     return {
-        "accepted": bool(accepted),
+        "accepted": bool(challenger_f1 >= champion_f1 - margin),
         "champion_f1": champion_f1,
         "challenger_f1": challenger_f1,
         "margin": margin,
@@ -167,7 +145,9 @@ def publish(settings: Settings, store: Store) -> dict[str, Any]:
     return deployed
 
 
-def bootstrap(settings: Settings, store: Store, progress: Progress = _quiet) -> dict[str, Any]:
+def bootstrap(
+    settings: Settings, store: Store, progress: Progress = lambda _: None
+) -> dict[str, Any]:
     """First deployment: ingest, train, score and deploy with no gate."""
     progress("ingesting")
     ingestion = ingest(settings, store=store)
@@ -191,15 +171,14 @@ def run_full_process(
     *,
     store: Store | None = None,
     force: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = lambda _: None,
     after_deploy: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the full process once; return the run record (``outcome``, ``reason``, ...).
 
     ``force`` retrains even without new data or drift (the gate still applies);
-    ``progress`` receives a line per step; ``after_deploy`` (the report) runs after
-    a deployment, its result kept as evidence. Raises :class:`AlreadyRunningError`
-    if another run holds the lock.
+    ``after_deploy`` (the report) runs after a deployment, its result kept as
+    evidence. :class:`AlreadyRunningError` if another run holds the lock.
     """
     store = store or Store(settings.database_url)
     with pipeline_lock(settings):

@@ -1,16 +1,12 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-:func:`ingest` validates each file (a bad one is rejected with a message naming
-file and column; the others are still ingested), drops exact duplicate rows as
-``drop_duplicates`` on their concatenation would (first kept), and atomically
-writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per source file),
-``finaldata.profile.json`` (so the API never re-reads the data) and one record
-store row per file.
-
-It streams: each piece (:data:`CHUNK_ROWS` rows of a CSV file) is validated,
-de-duplicated by its rows' 128-bit keys (:class:`SeenRows`) and appended before the
-next is read, so peak memory is a few pieces plus 16 bytes and the feature values
-per kept row, not the merged data.
+:func:`ingest` rejects a bad file (naming file and column) and ingests the others,
+drops duplicate rows as ``drop_duplicates`` on their concatenation would, and
+atomically writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per file),
+``finaldata.profile.json`` and a record-store row per file. It streams: each piece
+(:data:`CHUNK_ROWS` rows) is validated, de-duplicated by its rows' 128-bit keys
+(:class:`SeenRows`) and appended before the next is read, so peak memory is a few
+pieces plus 16 bytes and the feature values per kept row.
 """
 
 from __future__ import annotations
@@ -88,14 +84,11 @@ class IngestionResult:
 def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
     """Check one input file's columns and types; return it in config column order.
 
-    Missing feature values are allowed (reported, not refused); present ones must
-    be numeric and the target 0/1, else :class:`DataValidationError` names the
-    file and column.
-    """
+    Values may be missing (reported, not refused); present ones must be numeric and
+    the target's 0 or 1."""
     check_columns(frame, settings.columns, input_name=input_name)
     numeric_columns = [*settings.features, settings.target]
-    # int64 columns are numeric, finite and whole already; only the others are
-    # converted and checked.
+    # int64 columns are numeric, finite and whole already: only the others are checked.
     others = [c for c in numeric_columns if frame[c].dtype != np.int64]
     numeric = to_numeric_columns(frame, others, input_name=input_name, allow_missing=True)
     out: dict[str, pd.Series] = {}
@@ -123,11 +116,9 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
 def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) -> None:
     """Write ``frame`` as CSV without its index, byte-for-byte as ``DataFrame.to_csv``.
 
-    Integer, float and string columns go through Arrow's multi-threaded CSV writer
-    (about 8x faster than pandas at a million rows), floats formatted by numpy as
-    pandas does. A frame that needs quoting, has a single column or another dtype
-    is written by pandas.
-    """
+    Integer, float and string columns go through Arrow's CSV writer (8x faster at a
+    million rows), floats formatted by numpy as pandas does; a frame that needs
+    quoting, has one column or another dtype is written by pandas."""
     names = [str(c) for c in frame.columns]
     plain = len(names) > 1 and len(frame) > 0 and all(_CSV_PLAIN.fullmatch(n) for n in names)
     arrays = []
@@ -171,10 +162,9 @@ _CSV_PLAIN = re.compile(r"[^,\"\r\n]+")
 def format_record(records: Sequence[dict[str, Any]]) -> str:
     """Render ingestion records as the CSV text of ``ingestedfiles.txt``."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RECORD_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for record in records:
-        writer.writerow({k: record.get(k, "") for k in RECORD_FIELDS})
+    writer.writerows(records)
     return buffer.getvalue()
 
 
@@ -209,10 +199,7 @@ def find_new_files(settings: Settings, record_path: Path) -> list[Path]:
 
 
 class _Restart(Exception):
-    """A column turned out to be float in a later file: write everything again."""
-
-    def __init__(self, float_columns: frozenset[str]) -> None:
-        self.float_columns = float_columns
+    """A column turned out to be float (``args[0]``: the float columns): write again."""
 
 
 CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
@@ -311,12 +298,9 @@ def _merge_files(
 ) -> ProfileParts:
     """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
 
-    A file is accepted or rejected as a whole: a piece that fails validation
-    undoes the file's earlier pieces (output, keys and profile parts).
-
-    Raises :class:`_Restart` when an accepted file makes a column float after earlier
-    rows were written as integers (the merged column is float throughout, as pandas'
-    concat makes it), :class:`DataValidationError` if no file could be ingested.
+    A file is accepted or rejected as a whole: a piece that fails validation undoes
+    the file's earlier pieces. :class:`_Restart` when a column turns float after rows
+    were written as integers (pandas' concat makes it float throughout).
     """
     numeric = [*settings.features, settings.target]
     seen = SeenRows()
@@ -392,8 +376,7 @@ def _merge_files(
                 file_writes_int |= {c for c in numeric if c not in file_floats}
             file_parts.add(kept)
         output.flush()
-    accepted = [r for r in records if r["status"] == "accepted"]
-    if not accepted:
+    if not any(r["status"] == "accepted" for r in records):
         reasons = "; ".join(r["message"] for r in records)
         raise DataValidationError(
             f"no file in {settings.input_folder_path} could be ingested: {reasons}"
@@ -402,13 +385,10 @@ def _merge_files(
 
 
 def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult:
-    """Ingest every data file in the input folder (see the module docstring).
+    """Ingest every data file in the input folder.
 
-    Raises
-    ------
-    MonitoringError
-        If the folder holds no data file or every file was rejected; the previous
-        ingestion's outputs are then left untouched.
+    :class:`MonitoringError` if the folder holds no data file or every file was
+    rejected; the previous ingestion's outputs are then left untouched.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
@@ -431,7 +411,7 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
                 )
                 return
             except _Restart as restart:
-                float_columns = restart.float_columns
+                float_columns = restart.args[0]
                 handle.seek(0)
                 handle.truncate()
 

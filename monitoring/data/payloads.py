@@ -38,16 +38,9 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     """Resolve a client-supplied dataset path, confined to the data folders.
 
     Relative paths are tried against the project root, then each data folder (so
-    ``testdata.csv`` and ``data/testdata/testdata.csv`` both work).
-
-    Raises
-    ------
-    BadRequestError
-        If ``raw`` is not a non-empty string.
-    ForbiddenPathError
-        If it resolves outside every data folder (``..``, absolute, symlinks out).
-    NotFoundError
-        If it is inside a data folder but does not exist.
+    ``testdata.csv`` and ``data/testdata/testdata.csv`` both work). A path outside
+    every data folder (``..``, absolute, symlinks out) is a
+    :class:`ForbiddenPathError`, a missing one inside a :class:`NotFoundError`.
     """
     if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
         raise BadRequestError("dataset_path must be a non-empty string")
@@ -133,9 +126,6 @@ def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records)
 
 
-_PLAIN_NUMBERS = {int, float}
-
-
 def _plain_matrix(records: list[Any], features: Sequence[str]) -> np.ndarray | None:
     """The float64 matrix of rows that hold exactly the features as finite numbers.
 
@@ -151,7 +141,7 @@ def _plain_matrix(records: list[Any], features: Sequence[str]) -> np.ndarray | N
             rows.append([row[column] for column in features])
     except KeyError:
         return None
-    if not {type(v) for values in rows for v in values} <= _PLAIN_NUMBERS:
+    if not {type(v) for values in rows for v in values} <= {int, float}:
         return None
     try:
         matrix = np.array(rows, dtype=np.float64)

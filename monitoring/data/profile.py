@@ -1,8 +1,7 @@
 """The data profile: summary statistics and missing data of the ingested data.
 
 :func:`profile_frame` profiles a DataFrame in memory; :class:`ProfileParts`
-collects what the profile needs while ingestion streams the data, so the profile
-is saved at ingestion and the API never re-reads the data.
+collects the profile while ingestion streams the data.
 """
 
 from __future__ import annotations
@@ -32,11 +31,6 @@ def quartiles(values: np.ndarray) -> list[float]:
     Integer arrays of modest range are counted (``np.bincount``), not partitioned:
     about 10x faster at a million values. ``np.quantile`` itself interpolates the
     two order statistics around each quantile, so the result is the same float.
-
-    Examples
-    --------
-    >>> quartiles(np.array([1, 2, 3, 10]))
-    [1.75, 2.5, 4.75]
     """
     n = len(values)
     low = int(values.min()) if n and values.dtype.kind in "iu" else 0
@@ -56,10 +50,8 @@ def quartiles(values: np.ndarray) -> list[float]:
 
 
 def column_summary(values: np.ndarray) -> dict[str, Any]:
-    """Count, mean, median, sample std (ddof=1), min, quartiles and max of numbers.
-
-    ``values`` holds no missing values; the statistics equal pandas' and numpy's.
-    """
+    """Count, mean, median, sample std (ddof=1), min, quartiles and max of numbers
+    without missing values (equal to pandas' and numpy's)."""
     if not len(values):
         return {"count": 0, **dict.fromkeys(_STATS)}
     numbers = values.astype(np.float64)

@@ -48,11 +48,8 @@ def _mix(h: np.ndarray, word: np.ndarray, mixer: tuple[np.uint64, ...]) -> None:
 
 
 def _string_words(values: pd.Series) -> list[np.ndarray]:
-    """Two words per string, of its UTF-8 bytes alone; a missing value has its own.
-
-    Strings up to 256 bytes are hashed in 8-byte words, vectorised; longer ones
-    by BLAKE2b, one by one.
-    """
+    """Two words per string, of its UTF-8 bytes alone (vectorised in 8-byte words up
+    to 256 bytes, else BLAKE2b); a missing value has its own."""
     array = pa.array(values.array)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()

@@ -67,10 +67,8 @@ def _row(frame: pd.DataFrame, position: int) -> int:
 def to_numeric_columns(
     frame: pd.DataFrame, columns: Sequence[str], *, input_name: str, allow_missing: bool
 ) -> pd.DataFrame:
-    """Return ``frame[columns]`` as float64, naming the first non-numeric cell.
-
-    Empty cells are refused unless ``allow_missing``; infinite values always are.
-    """
+    """Return ``frame[columns]`` as float64, naming the first non-numeric, infinite or
+    (unless ``allow_missing``) empty cell."""
     out = {}
     for column in columns:
         values = frame[column]
