@@ -333,7 +333,7 @@ def _merge_files(
             if path in skip:
                 continue
             if piece is _END:
-                if file_floats & written_as_int:
+                if file_floats & (written_as_int | file_writes_int):
                     raise _Restart(frozenset(file_floats))
                 float_columns = frozenset(file_floats)
                 written_as_int |= file_writes_int
