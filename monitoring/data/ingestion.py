@@ -84,8 +84,8 @@ class IngestionResult:
 def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
     """Check one input file's columns and types; return it in config column order.
 
-    Values may be missing (reported, not refused); present ones must be numeric and
-    the target's 0 or 1."""
+    Values may be missing (reported, not refused); present ones must be numeric, the
+    target's 0 or 1."""
     check_columns(frame, settings.columns, input_name=input_name)
     numeric_columns = [*settings.features, settings.target]
     # int64 columns are numeric, finite and whole already: only the others are checked.

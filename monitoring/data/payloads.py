@@ -129,8 +129,8 @@ def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame
 def _plain_matrix(records: list[Any], features: Sequence[str]) -> np.ndarray | None:
     """The float64 matrix of rows that hold exactly the features as finite numbers.
 
-    ``None`` for anything else (extra or missing keys, bool, None, NaN, infinity,
-    integers beyond float range): the caller then runs its full checks.
+    ``None`` for anything else (extra or missing keys, other types such as bool, NaN,
+    infinity, integers beyond float range): the caller then runs its full checks.
     """
     width = len(features)
     rows = []
