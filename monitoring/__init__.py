@@ -1,21 +1,11 @@
 """Model monitoring for a deployed churn-risk classifier.
 
-Subpackages by capability, each layer importing only the ones below it:
-
-- :mod:`~monitoring.web` and :mod:`~monitoring.cli`: the HTTP API and the command line;
-- :mod:`~monitoring.pipeline`: the full process (new data, drift, retrain, gate, deploy);
-- :mod:`~monitoring.reports`: report, dashboard, model card;
-- :mod:`~monitoring.readmodels`: what the API serves, cached per process;
-- :mod:`~monitoring.capture`: captured predictions, feedback labels, live performance;
-- :mod:`~monitoring.diagnostics`: step timings, dependency check;
-- :mod:`~monitoring.model`: artifact, training, scoring, deployment;
-- :mod:`~monitoring.data`: validation, request payloads, ingestion, data profile;
-- :mod:`~monitoring.drift`: data drift and model drift;
-- :mod:`~monitoring.config`, :mod:`~monitoring.storage`, :mod:`~monitoring.exceptions`.
-
-The names below are the public API, importable from ``monitoring`` directly; each
-is loaded on first use, so ``import monitoring.config`` stays cheap. The command
-line is ``python -m monitoring``; the HTTP API is ``app.create_app``.
+Subpackages by capability, each importing only the ones after it (the import-linter
+contract in pyproject.toml): web, cli, pipeline, reports, readmodels, capture,
+diagnostics, model, data, drift, config, storage, exceptions. The names below are
+the public API, each loaded on first use so ``import monitoring.config`` stays
+cheap. The command line is ``python -m monitoring``; the HTTP API is
+``app.create_app``.
 """
 
 from __future__ import annotations

@@ -39,50 +39,42 @@ def _say(message: str) -> None:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     result = ingest(settings)
-    for record in result.records:
-        if record["status"] == "rejected":
-            _say(f"rejected {record['file_name']}: {record['message']}")
+    for record in result.rejected:
+        _say(f"rejected {record['file_name']}: {record['message']}")
     _say(f"read {result.rows_read} rows, kept {result.rows_kept} -> {settings.finaldata_file}")
     return result.to_dict()
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     metadata = train(settings)
     _say(f"trained model {metadata['version']} -> {settings.output_model_path}")
     return metadata
 
 
 def cmd_score(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     metrics = score(settings)
     _say(f"F1 {metrics['f1']:.4f} on {metrics['n_rows']} test rows")
     return metrics
 
 
 def cmd_deploy(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     result = publish(settings, Store(settings.database_url))
     _say(f"deployed {result['model_version']} (previous: {result['previous_version']})")
     return result
 
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     result = rollback(settings, to_version=args.to)
     _say(f"rolled back to {result['model_version']} (was {result['previous_version']})")
     return result
 
 
 def cmd_versions(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     return {"versions": list_versions(settings)}
 
 
 def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     runs = args.runs or settings.diagnostics.timing_runs
     _say(f"timing ingestion and training, {runs} run(s) each")
     timing = time_steps(settings, runs=runs, progress=lambda i, n: _say(f"  run {i}/{n} done"))
@@ -102,7 +94,6 @@ def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     result = generate_report(settings)
     for path in result["files"]:
         _say(f"wrote {path}")
@@ -110,7 +101,6 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_drift(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     report = ReadModels(settings).drift.record()
     _say(
         f"dataset drift: {report['dataset_drift']} "
@@ -120,7 +110,6 @@ def cmd_drift(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_setup(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     live = current_version(settings)
     if args.if_needed and live is not None:
         _say(f"model {live} is already deployed; nothing to set up")
@@ -132,7 +121,6 @@ def cmd_setup(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     def after_deploy() -> dict[str, Any]:
         report = generate_report(settings)
         if args.api_url:
@@ -145,7 +133,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-
     return {"runs": Store(settings.database_url).runs(limit=args.limit)}
 
 
@@ -212,12 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         result = args.func(settings, args)
-    except AlreadyRunningError as exc:
-        _say(f"error: {exc.message}")
-        return EXIT_BUSY
     except MonitoringError as exc:
         _say(f"error: {exc.message}")
-        return EXIT_FAILED
+        return EXIT_BUSY if isinstance(exc, AlreadyRunningError) else EXIT_FAILED
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -1,27 +1,11 @@
-"""One settings object for the whole service.
+"""One settings object for the whole service (keys: README, *Configuration*).
 
-``config.json`` is read once into a frozen :class:`Settings`, whose sections are
-frozen dataclasses of their own (:class:`Thresholds`, :class:`ApiSettings`,
-:class:`DriftOptions`, ...). Every path in it is resolved against the folder that
-holds the config file, never against the current working directory, so cron,
-gunicorn and the tests all see the same folders.
-
-Precedence, lowest first: defaults in code, the config file, environment variables.
-
-- ``MONITORING_CONFIG`` picks the config file (default: ``config.json`` next to the
-  project root).
-- ``MONITORING_<KEY>`` overrides the top-level key ``<key>`` (for example
-  ``MONITORING_INPUT_FOLDER_PATH=data/sourcedata``). Values are parsed as JSON when
-  they parse (numbers, lists, objects), otherwise taken as strings. A section
-  given this way replaces the file's section (keys it leaves out take their
-  defaults).
-- ``DATABASE_URL`` overrides ``database_url``.
-- ``MONITORING_API_TOKEN`` (never in the file) is the bearer token required by
-  state-changing endpoints.
-
-An invalid value fails at start with a :class:`~monitoring.exceptions.ConfigError`
-that names the key and the value: ``config key 'api.max_rows' must be a positive
-integer, got -1``.
+``config.json`` (or ``$MONITORING_CONFIG``) is read once into a frozen
+:class:`Settings` of frozen sections, paths resolved against the config file's
+folder, never the working directory. ``MONITORING_<KEY>`` replaces a top-level key
+(as JSON if it parses), ``DATABASE_URL`` replaces ``database_url``, and
+``MONITORING_API_TOKEN`` comes only from the environment. An invalid value fails at
+start with a :class:`~monitoring.exceptions.ConfigError` naming the key and value.
 """
 
 from __future__ import annotations
@@ -34,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import sklearn
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
@@ -65,105 +49,76 @@ _TYPE_NAMES = {bool: "bool (true or false)", int: "an integer", float: "a number
 def check_value(
     key: str, value: Any, kind: Any, test: Callable[[Any], bool] | None = None, rule: str = ""
 ) -> Any:
-    """Return ``value`` converted to ``kind`` if it is one and passes ``test``.
+    """Return ``value`` as ``kind`` if it is one and passes ``test``.
 
-    Parameters
-    ----------
-    key : str
-        Dotted config key for the message (``api.max_rows``).
-    value : object
-    kind : type or tuple of str
-        ``bool``, ``int``, ``float`` (ints accepted), ``str``, or a tuple of the
-        allowed strings.
-    test : callable, optional
-        A further condition on the converted value.
-    rule : str
-        What ``test`` asks, for the message ("a positive integer").
-
-    Raises
-    ------
-    ConfigError
-        ``config key '<key>' must be <rule>, got <value>``.
+    ``kind`` is ``bool``, ``int``, ``float`` (finite; ints accepted), ``str`` or a
+    tuple of the allowed strings; ``rule`` says what ``test`` asks. Otherwise raise
+    ``ConfigError("config key '<key>' must be <rule>, got <value>")``.
     """
     if isinstance(kind, tuple):
         ok = isinstance(value, str) and value in kind
         rule = rule or f"one of {list(kind)}"
-    elif kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and math.isfinite(value)
     else:
-        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-    if ok and kind is float:
-        value = float(value)
+        types = (int, float) if kind is float else kind
+        ok = isinstance(value, types) and (kind is bool or not isinstance(value, bool))
+        if ok and kind is float:
+            value = float(value)
+            ok = math.isfinite(value)
     if not ok or (test is not None and not test(value)):
         expected = rule if ok or isinstance(kind, tuple) else _TYPE_NAMES[kind]
         raise ConfigError(f"config key '{key}' must be {expected}, got {value!r}")
     return value
 
 
-def _spec(default: Any, test: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
-    """A section field: its default, and the condition its value must meet."""
-    metadata = {"test": test, "rule": rule}
+def _check_object(key: str, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+
+
+def _spec(
+    default: Any,
+    test: Callable[[Any], bool] | None = None,
+    rule: str = "",
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A section field: its default and what its value must be."""
+    metadata = {"test": test, "rule": rule, "choices": choices}
     if default == {}:  # a mapping: read-only, and left out of the hash
         return field(default_factory=lambda: MappingProxyType({}), hash=False, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
 def _section(cls: type[Any], raw: Any, name: str) -> Any:
-    """Build the frozen section ``cls`` from the mapping ``raw`` (key ``name``)."""
+    """Build section ``cls`` from the mapping ``raw`` at config key ``name``.
+
+    Mapping fields are parsed by ``cls._parse_<field>`` if there is one, the others
+    by :func:`check_value` with the field's type and :func:`_spec`."""
     if isinstance(raw, cls):
         return raw
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config key '{name}' must be an object, got {raw!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
+    _check_object(name, raw)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
-        if key not in names:
-            raise ConfigError(f"unknown config key '{name}.{key}'; expected one of {names}")
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{name}.{key}'; expected one of {list(fields)}")
     hints = get_type_hints(cls)
     values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in raw:
+    for key, f in fields.items():
+        if key not in raw:
             continue
-        key, value, kind = f"{name}.{f.name}", raw[f.name], hints[f.name]
-        test, rule = f.metadata.get("test"), f.metadata.get("rule", "")
-        parse = getattr(cls, f"_parse_{f.name}", None)
-        if parse is not None:
-            values[f.name] = parse(key, value)
-        elif value is None and type(None) in getattr(kind, "__args__", ()):
-            values[f.name] = None
+        value, kind, dotted = raw[key], hints[key], f"{name}.{key}"
+        if get_origin(kind) is Mapping:
+            _check_object(dotted, value)
+            parse = getattr(cls, f"_parse_{key}", None)
+            values[key] = dict(value) if parse is None else parse(dotted, value)
+        elif value is None and type(None) in get_args(kind):
+            values[key] = None
         else:
-            base = next(a for a in getattr(kind, "__args__", (kind,)) if a is not type(None))
-            values[f.name] = check_value(key, value, base, test, rule)
+            types = [t for t in get_args(kind) or (kind,) if t is not type(None)]
+            expected = f.metadata["choices"] or types[0]
+            values[key] = check_value(
+                dotted, value, expected, f.metadata["test"], f.metadata["rule"]
+            )
     return cls(**values)
-
-
-def _as_plain(section: Any) -> dict[str, Any]:
-    """A section as the JSON mapping it was read from."""
-    out = {}
-    for f in dataclasses.fields(section):
-        value = getattr(section, f.name)
-        if isinstance(value, Mapping):
-            value = {k: _plain_item(v) for k, v in value.items()}
-        out[f.name] = value if not isinstance(value, tuple) else list(value)
-    return {k: v for k, v in out.items() if v is not None or not isinstance(section, ColumnOptions)}
-
-
-def _plain_item(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _as_plain(value)
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _fraction(v: float) -> bool:
-    return 0 <= v <= 1
-
-
-def _open_fraction(v: float) -> bool:
-    return 0 < v < 1
 
 
 # -- the sections ----------------------------------------------------------------
@@ -171,20 +126,10 @@ def _open_fraction(v: float) -> bool:
 class ModelSettings:
     """``model``: the estimator and its parameters, checked against scikit-learn."""
 
-    estimator: str = _spec("logistic_regression")
+    estimator: str = _spec("logistic_regression", choices=tuple(ESTIMATOR_CLASSES))
     params: Mapping[str, Any] = field(
         default_factory=lambda: {"C": 1.0, "solver": "liblinear", "random_state": 0}, hash=False
     )
-
-    @staticmethod
-    def _parse_estimator(key: str, value: Any) -> str:
-        return str(check_value(key, value, tuple(ESTIMATOR_CLASSES)))
-
-    @staticmethod
-    def _parse_params(key: str, value: Any) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
-        return dict(value)
 
     def __post_init__(self) -> None:
         cls = ESTIMATOR_CLASSES[self.estimator]
@@ -200,8 +145,8 @@ class ModelSettings:
 class Thresholds:
     """``thresholds``: the model-drift tolerance and the champion/challenger gate."""
 
-    model_drift_tolerance: float = _spec(0.05, _fraction, "between 0 and 1")
-    gate_margin: float = _spec(0.0, _fraction, "between 0 and 1")
+    model_drift_tolerance: float = _spec(0.05, lambda v: 0 <= v <= 1, "between 0 and 1")
+    gate_margin: float = _spec(0.0, lambda v: 0 <= v <= 1, "between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -210,7 +155,7 @@ class Policy:
 
     retrain_on_model_drift: bool = _spec(True)
     retrain_on_data_drift: bool = _spec(True)
-    retrain_every_hours: float | None = _spec(None, _positive, "positive or null")
+    retrain_every_hours: float | None = _spec(None, lambda v: v > 0, "positive or null")
 
 
 @dataclass(frozen=True)
@@ -219,15 +164,15 @@ class DiagnosticsSettings:
 
     timing_runs: int = _spec(3, lambda v: v >= 1, "at least 1")
     dependency_cache_seconds: float = _spec(86400.0, lambda v: v >= 0, "zero or more")
-    dependency_deadline_seconds: float = _spec(3.0, _positive, "positive")
+    dependency_deadline_seconds: float = _spec(3.0, lambda v: v > 0, "positive")
 
 
 @dataclass(frozen=True)
 class ApiSettings:
     """``api``: request limits and who may call what."""
 
-    max_content_length: int = _spec(16 * 1024 * 1024, _positive, "a positive integer")
-    max_rows: int = _spec(100_000, _positive, "a positive integer")
+    max_content_length: int = _spec(16 * 1024 * 1024, lambda v: v > 0, "a positive integer")
+    max_rows: int = _spec(100_000, lambda v: v > 0, "a positive integer")
     require_token_for_reads: bool = _spec(False)
     allow_unauthenticated_admin: bool = _spec(False)
 
@@ -237,8 +182,8 @@ class CaptureSettings:
     """``capture``: which predictions are recorded, for how long, and when labels count."""
 
     enabled: bool = _spec(True)
-    sample_rate: float = _spec(1.0, _fraction, "between 0 and 1")
-    retention_days: float = _spec(30.0, _positive, "positive")
+    sample_rate: float = _spec(1.0, lambda v: 0 <= v <= 1, "between 0 and 1")
+    retention_days: float = _spec(30.0, lambda v: v > 0, "positive")
     min_labelled_rows: int = _spec(30, lambda v: v >= 0, "zero or more")
 
 
@@ -250,9 +195,7 @@ class ModelCardSettings:
     slices: Mapping[str, tuple[float, ...]] = _spec({})
 
     @staticmethod
-    def _parse_slices(key: str, value: Any) -> Mapping[str, tuple[float, ...]]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+    def _parse_slices(key: str, value: Mapping[str, Any]) -> Mapping[str, tuple[float, ...]]:
         out = {}
         for column, edges in value.items():
             if not isinstance(edges, list):
@@ -263,62 +206,32 @@ class ModelCardSettings:
 
 @dataclass(frozen=True)
 class ColumnOptions:
-    """``drift.columns.<name>``: a column's own method, threshold or kind.
+    """``drift.columns.<name>``: a column's own method, threshold (a p-value for
+    ``ks`` and ``chisquare``, else a distance or PSI) or kind."""
 
-    ``threshold`` is a p-value for ``ks`` and ``chisquare`` (drift when
-    ``p < threshold``), else a distance or PSI (drift when ``>= threshold``).
-    """
-
-    method: str | None = _spec(None)
-    threshold: float | None = _spec(None, _positive, "positive")
-    kind: str | None = _spec(None)
-
-    @staticmethod
-    def _parse_method(key: str, value: Any) -> str | None:
-        return None if value is None else check_value(key, value, METHODS)
-
-    @staticmethod
-    def _parse_kind(key: str, value: Any) -> str | None:
-        return None if value is None else check_value(key, value, KINDS)
-
-
-_NO_OVERRIDE = ColumnOptions()
+    method: str | None = _spec(None, choices=METHODS)
+    threshold: float | None = _spec(None, lambda v: v > 0, "positive")
+    kind: str | None = _spec(None, choices=KINDS)
 
 
 @dataclass(frozen=True)
 class DriftOptions:
-    """``drift``: the data-drift tests; the defaults follow Evidently.
+    """``drift``: the data-drift tests; the defaults follow Evidently (README, *Data drift*)."""
 
-    ``method`` ``"auto"`` tests a reference of at most ``large_reference_rows`` rows
-    with p-values (KS / chi-square, drift when ``p < p_value_threshold``) and a
-    larger one with distances (normed Wasserstein / Jensen-Shannon, drift when
-    ``>= distance_threshold``). Integer columns with at most
-    ``categorical_max_unique`` distinct reference values are categorical. The
-    dataset drifts when the share of drifted columns reaches ``drift_share``;
-    ``fdr`` decides on Benjamini-Hochberg adjusted p-values instead (at
-    ``fdr_alpha``).
-    """
-
-    method: str = _spec("auto")
-    p_value_threshold: float = _spec(0.05, _open_fraction, "in (0, 1)")
-    distance_threshold: float = _spec(0.1, _positive, "positive")
-    psi_threshold: float = _spec(0.2, _positive, "positive")
+    method: str = _spec("auto", choices=METHODS)
+    p_value_threshold: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
+    distance_threshold: float = _spec(0.1, lambda v: v > 0, "positive")
+    psi_threshold: float = _spec(0.2, lambda v: v > 0, "positive")
     large_reference_rows: int = _spec(1000, lambda v: v >= 0, "zero or more")
     categorical_max_unique: int = _spec(10, lambda v: v >= 0, "zero or more")
     drift_share: float = _spec(0.5, lambda v: 0 < v <= 1, "in (0, 1]")
     fdr: bool = _spec(False)
-    fdr_alpha: float = _spec(0.05, _open_fraction, "in (0, 1)")
+    fdr_alpha: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
     psi_bins: int = _spec(10, lambda v: v >= 2, "at least 2")
     columns: Mapping[str, ColumnOptions] = _spec({})
 
     @staticmethod
-    def _parse_method(key: str, value: Any) -> str:
-        return str(check_value(key, value, METHODS))
-
-    @staticmethod
-    def _parse_columns(key: str, value: Any) -> Mapping[str, ColumnOptions]:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be an object, got {value!r}")
+    def _parse_columns(key: str, value: Mapping[str, Any]) -> Mapping[str, ColumnOptions]:
         out = {}
         for name, raw in value.items():
             options = _section(ColumnOptions, raw, f"{key}.{name}")
@@ -327,7 +240,7 @@ class DriftOptions:
                     f"{key}.{name}.threshold",
                     options.threshold,
                     float,
-                    _open_fraction,
+                    lambda v: 0 < v < 1,
                     "in (0, 1) for a p-value test",
                 )
             out[str(name)] = options
@@ -335,31 +248,14 @@ class DriftOptions:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> DriftOptions:
-        """The options of a ``drift`` mapping (``None``: every default).
-
-        Raises
-        ------
-        ConfigError
-            Naming the key, e.g. ``config key 'drift.columns.x.method' must be one
-            of [...], got 'foo'``.
-        """
+        """The options of a ``drift`` mapping (``None``: every default)."""
         return cls() if data is None else _section(cls, data, "drift")
 
     def column(self, name: str) -> ColumnOptions:
         """Overrides of column ``name`` (all ``None`` when it has none)."""
-        return self.columns.get(name, _NO_OVERRIDE)
+        return self.columns.get(name, ColumnOptions())
 
 
-SECTIONS: dict[str, type[Any]] = {
-    "model": ModelSettings,
-    "thresholds": Thresholds,
-    "policy": Policy,
-    "drift": DriftOptions,
-    "diagnostics": DiagnosticsSettings,
-    "api": ApiSettings,
-    "capture": CaptureSettings,
-    "model_card": ModelCardSettings,
-}
 PATH_DEFAULTS = {
     "input_folder_path": "data/practicedata",
     "output_folder_path": "data/ingesteddata",
@@ -368,24 +264,11 @@ PATH_DEFAULTS = {
     "prod_deployment_path": "models/production_deployment",
 }
 PATH_KEYS = tuple(PATH_DEFAULTS)
-DEFAULTS: dict[str, Any] = {
-    **PATH_DEFAULTS,
-    "database_url": "sqlite:///models/monitoring.db",
-    "features": ["lastmonth_activity", "lastyear_activity", "number_of_employees"],
-    "target": "exited",
-    "id_columns": ["corporation"],
-    **{name: {} for name in SECTIONS},
-}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration with every path made absolute.
-
-    Attributes mirror the keys of ``config.json``: the five starter path keys are
-    :class:`~pathlib.Path` objects resolved against ``root``, the sections are
-    frozen dataclasses.
-    """
+    """Validated configuration: the keys of ``config.json``, paths made absolute."""
 
     root: Path
     config_path: Path | None
@@ -435,37 +318,35 @@ class Settings:
         """Folders an API client may name a dataset in."""
         return (self.input_folder_path, self.output_folder_path, self.test_data_path)
 
+    def relative(self, path: Path) -> str:
+        """``path`` relative to ``root`` if it is inside it, else as it is."""
+        return str(path.relative_to(self.root) if path.is_relative_to(self.root) else path)
+
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a validated copy with some top-level keys replaced."""
-        raw = {**self.to_dict(), **changes}
+        raw = {key: getattr(self, key) for key in DEFAULTS}
+        for key in PATH_KEYS:
+            raw[key] = str(raw[key])
+        raw["features"], raw["id_columns"] = list(self.features), list(self.id_columns)
+        raw.update(changes)
         return settings_from_mapping(
             raw, root=self.root, config_path=self.config_path, api_token=self.api_token
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able view of the settings (paths relative to ``root``)."""
-        out: dict[str, Any] = {}
-        for key in DEFAULTS:
-            value = getattr(self, key)
-            if key in PATH_KEYS:
-                value = str(
-                    value.relative_to(self.root) if value.is_relative_to(self.root) else value
-                )
-            elif key in SECTIONS:
-                value = _as_plain(value)
-            out[key] = list(value) if isinstance(value, tuple) else value
-        return out
 
-
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``; sections are merged key by key (not ``model.params``)."""
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "params":
-            out[key] = _merge(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
+SECTIONS: dict[str, type[Any]] = {  # the fields of Settings that are dataclasses
+    name: kind
+    for name, kind in get_type_hints(Settings).items()
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind)
+}
+DEFAULTS: dict[str, Any] = {
+    **PATH_DEFAULTS,
+    "database_url": "sqlite:///models/monitoring.db",
+    "features": ["lastmonth_activity", "lastyear_activity", "number_of_employees"],
+    "target": "exited",
+    "id_columns": ["corporation"],
+    **{name: {} for name in SECTIONS},
+}
 
 
 def _str_list(raw: Mapping[str, Any], key: str, *, allow_empty: bool) -> tuple[str, ...]:
@@ -493,34 +374,17 @@ def _database_url(value: Any, root: Path) -> str:
 
 
 def settings_from_mapping(
-    raw: Mapping[str, Any],
-    *,
-    root: Path,
-    config_path: Path | None = None,
-    api_token: str | None = None,
+    raw: Mapping[str, Any], *, root: Path, config_path: Path | None, api_token: str | None
 ) -> Settings:
-    """Validate a mapping of config keys and build :class:`Settings`.
+    """Validate a mapping of config keys (missing ones take their defaults).
 
-    Parameters
-    ----------
-    raw : mapping
-        Keys of ``config.json``; missing keys take their defaults.
-    root : Path
-        Folder relative paths are resolved against.
-    config_path : Path, optional
-        The file the mapping came from, for messages.
-    api_token : str, optional
-        Bearer token for state-changing endpoints.
-
-    Raises
-    ------
-    ConfigError
-        Naming the first invalid key and its value.
+    Relative paths are resolved against ``root``; :class:`ConfigError` names the
+    first invalid key and its value.
     """
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
         raise ConfigError(f"unknown config key '{unknown[0]}'; expected one of {sorted(DEFAULTS)}")
-    merged = _merge(DEFAULTS, raw)
+    merged = {**DEFAULTS, **raw}
     root = root.resolve()
     paths: dict[str, Any] = {}
     for key in PATH_KEYS:
@@ -557,15 +421,15 @@ def settings_from_mapping(
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in DEFAULTS:
-        name = f"MONITORING_{key.upper()}"
-        if name in env:
-            text = env[name]
-            try:
-                out[key] = json.loads(text)
-            except json.JSONDecodeError:
-                out[key] = text
-            if key in PATH_KEYS or key == "database_url":
-                out[key] = text
+        text = env.get(f"MONITORING_{key.upper()}")
+        if text is None:
+            continue
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+        if key in PATH_KEYS or key == "database_url":
+            out[key] = text
     if env.get("DATABASE_URL"):
         out["database_url"] = env["DATABASE_URL"]
     return out
@@ -577,22 +441,9 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Read the config file, apply environment overrides and validate.
-
-    Parameters
-    ----------
-    path : path-like, optional
-        Config file. Defaults to ``$MONITORING_CONFIG`` or the project's
-        ``config.json``.
-    env : mapping, optional
-        Environment to read overrides from (default ``os.environ``).
-    overrides : mapping, optional
-        Keys applied last (used by tests and the CLI).
-
-    Raises
-    ------
-    ConfigError
-        If the file is missing, is not JSON, or a key is invalid.
+    """Read the config file, apply the overrides of ``env`` (default ``os.environ``)
+    and then ``overrides``, and validate; :class:`ConfigError` if the file is
+    missing, not JSON, or a key is invalid.
     """
     env = os.environ if env is None else env
     if path is None:

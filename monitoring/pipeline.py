@@ -1,25 +1,10 @@
 """The full process: check for new data, detect drift, retrain, gate, redeploy, report.
 
-One run, under an exclusive lock (a second concurrent run is refused):
-
-1. **New data?** Data files in the input folder whose name and content hash are
-   neither in the deployed ingestion record nor already evaluated by an earlier
-   run. None, and no scheduled retrain due: stop.
-2. **Ingest** them.
-3. **Model drift**: score the *deployed* model on the newly ingested labelled data
-   and compare with its score on its own training data (same metric, same kind of
-   data) with a tolerance. Its F1 on captured ``/prediction`` traffic labelled
-   through ``/feedback`` is evidence, and a second check once there are at least
-   ``capture.min_labelled_rows`` labelled rows.
-4. **Data drift**: per-column tests of the new data against the deployed model's
-   training data.
-5. **Decide** with the configured policy (model drift, data drift, schedule).
-6. **Retrain, score, gate**: the challenger is deployed only if its F1 on the
-   held-out test data is not worse than the champion's on the same data by more
-   than ``thresholds.gate_margin``; otherwise it is rejected and the champion stays.
-7. **Report** on whatever model is live.
-
-Every run is recorded with what it found, what it did and why.
+One run at a time (an exclusive lock), recorded with what it found, did and why
+(steps: README, *The full process*). Files count as new by name and content hash
+unless the deployed ingestion record or an earlier run that did not deploy has
+seen them; a challenger is deployed unless its test F1 is worse than the
+champion's by more than ``thresholds.gate_margin``.
 """
 
 from __future__ import annotations
@@ -50,31 +35,21 @@ Progress = Callable[[str], None]
 SKIP_OUTCOMES = ("no_drift", "rejected")
 
 
-def _quiet(_: str) -> None:
-    return None
-
-
 def pipeline_lock(settings: Settings) -> Any:
     """The lock that lets only one pipeline run happen at a time."""
     return exclusive_lock(settings.prod_deployment_path / ".pipeline.lock")
 
 
-def _evaluated_files(store: Store) -> set[tuple[str, str]]:
-    """(name, sha256) of files earlier runs ingested and decided not to deploy on."""
-    seen: set[tuple[str, str]] = set()
-    for run in store.runs(limit=200):
-        if run["status"] == "completed" and run["outcome"] in SKIP_OUTCOMES:
-            for f in (run["evidence"] or {}).get("new_files", []):
-                seen.add((f["file_name"], f["sha256"]))
-    return seen
-
-
 def new_data(settings: Settings, store: Store) -> list[dict[str, str]]:
-    """Files the live model has not seen and no earlier run has evaluated."""
-    record = current_folder(settings) / RECORD_FILE
-    evaluated = _evaluated_files(store)
+    """Files the live model has not seen and no earlier run decided not to deploy on."""
+    evaluated = {
+        (f["file_name"], f["sha256"])
+        for run in store.runs(limit=200)
+        if run["status"] == "completed" and run["outcome"] in SKIP_OUTCOMES
+        for f in (run["evidence"] or {}).get("new_files", [])
+    }
     out = []
-    for path in find_new_files(settings, record):
+    for path in find_new_files(settings, current_folder(settings) / RECORD_FILE):
         entry = {"file_name": path.name, "sha256": sha256_file(path)}
         if (entry["file_name"], entry["sha256"]) not in evaluated:
             out.append(entry)
@@ -142,31 +117,20 @@ def decide(
     settings: Settings, *, model_drift: bool, data_drift: bool, scheduled: bool, forced: bool
 ) -> list[str]:
     """Reasons to retrain under the configured policy (empty: do not retrain)."""
-    reasons = []
-    if model_drift and settings.policy.retrain_on_model_drift:
-        reasons.append("model drift")
-    if data_drift and settings.policy.retrain_on_data_drift:
-        reasons.append("data drift")
-    if scheduled:
-        reasons.append("scheduled retrain")
-    if forced:
-        reasons.append("forced")
-    return reasons
+    policy = settings.policy
+    due = {
+        "model drift": model_drift and policy.retrain_on_model_drift,
+        "data drift": data_drift and policy.retrain_on_data_drift,
+        "scheduled retrain": scheduled,
+        "forced": forced,
+    }
+    return [reason for reason, yes in due.items() if yes]
 
 
 def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str, Any]:
-    """Champion/challenger gate: accept unless the challenger is worse by > margin.
-
-    Examples
-    --------
-    >>> gate(0.8, 0.75, margin=0.1)["accepted"]
-    True
-    >>> gate(0.8, 0.75, margin=0.0)["accepted"]
-    False
-    """
-    accepted = challenger_f1 >= champion_f1 - margin
+    """Champion/challenger gate: accept unless the challenger is worse by > margin."""
     return {
-        "accepted": bool(accepted),
+        "accepted": bool(challenger_f1 >= champion_f1 - margin),
         "champion_f1": champion_f1,
         "challenger_f1": challenger_f1,
         "margin": margin,
@@ -181,7 +145,9 @@ def publish(settings: Settings, store: Store) -> dict[str, Any]:
     return deployed
 
 
-def bootstrap(settings: Settings, store: Store, progress: Progress = _quiet) -> dict[str, Any]:
+def bootstrap(
+    settings: Settings, store: Store, progress: Progress = lambda _: None
+) -> dict[str, Any]:
     """First deployment: ingest, train, score and deploy with no gate."""
     progress("ingesting")
     ingestion = ingest(settings, store=store)
@@ -205,29 +171,14 @@ def run_full_process(
     *,
     store: Store | None = None,
     force: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = lambda _: None,
     after_deploy: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run the full process once and record it.
+    """Run the full process once; return the run record (``outcome``, ``reason``, ...).
 
-    Parameters
-    ----------
-    force : bool
-        Retrain even without new data or drift (the gate still applies).
-    progress : callable
-        Receives one line per step.
-    after_deploy : callable, optional
-        Called after a deployment (e.g. the report), its result kept as evidence.
-
-    Returns
-    -------
-    dict
-        The run record: ``id``, ``outcome``, ``reason`` and ``evidence``.
-
-    Raises
-    ------
-    AlreadyRunningError
-        If another run holds the lock.
+    ``force`` retrains even without new data or drift (the gate still applies);
+    ``after_deploy`` (the report) runs after a deployment, its result kept as
+    evidence. :class:`AlreadyRunningError` if another run holds the lock.
     """
     store = store or Store(settings.database_url)
     with pipeline_lock(settings):
@@ -238,18 +189,12 @@ def run_full_process(
             outcome, reason = _run(settings, store, evidence, force=force, progress=progress)
             if outcome in ("deployed", "initial_deploy") and after_deploy is not None:
                 evidence["report"] = after_deploy()
-        except MonitoringError as exc:
-            store.finish_run(
-                run_id, status="failed", outcome="failed", reason=exc.message, evidence=evidence
-            )
-            raise
         except BaseException as exc:
+            reason = (
+                exc.message if isinstance(exc, MonitoringError) else f"{type(exc).__name__}: {exc}"
+            )
             store.finish_run(
-                run_id,
-                status="failed",
-                outcome="failed",
-                reason=f"{type(exc).__name__}: {exc}",
-                evidence=evidence,
+                run_id, status="failed", outcome="failed", reason=reason, evidence=evidence
             )
             raise
         store.finish_run(

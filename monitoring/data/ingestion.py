@@ -1,27 +1,12 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-:func:`ingest` reads the folder, validates each file, merges the files (exact
-duplicate rows dropped, the first kept, as ``pandas.DataFrame.drop_duplicates``
-does on their concatenation) and writes the outputs atomically:
-
-- ``finaldata.csv``: the merged data (exact duplicate rows dropped, first kept);
-- ``ingestedfiles.txt``: one CSV line per source file (kept for compatibility);
-- ``finaldata.profile.json``: summary statistics and missing-data shares, so the
-  API serves them without re-reading the data;
-- one row per source file in the record store.
-
-A file with missing or extra columns or non-numeric values is rejected with a
-message naming the file and column; the other files are still ingested.
-
-Ingestion streams: each file (a CSV file in pieces of :data:`CHUNK_ROWS` rows)
-is read, validated, de-duplicated against the rows kept so far and appended to
-the output before the next piece is read (a worker thread parses the next piece
-and formats the previous one meanwhile). Peak memory is that of a few pieces
-plus, per kept row, its 16-byte key
-(:class:`SeenRows`) and its feature values for the profile, not that of the
-whole merged data. Rows are compared by a 128-bit hash of their values
-(:func:`row_keys`); two different rows share a key with probability about
-``n**2 / 2**129``, below 1e-20 even at a billion rows.
+:func:`ingest` rejects a bad file (naming file and column) and ingests the others,
+drops duplicate rows as ``drop_duplicates`` on their concatenation would, and
+atomically writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per file),
+``finaldata.profile.json`` and a record-store row per file. It streams: each piece
+(:data:`CHUNK_ROWS` rows) is validated, de-duplicated by its rows' 128-bit keys
+(:class:`SeenRows`) and appended before the next is read, so peak memory is a few
+pieces plus 16 bytes and the feature values per kept row.
 """
 
 from __future__ import annotations
@@ -46,11 +31,7 @@ import pyarrow.csv as pa_csv
 from monitoring.config import Settings
 from monitoring.data.profile import ProfileParts
 from monitoring.data.rowkeys import _EXACT_FLOAT, SeenRows
-from monitoring.data.validation import (
-    check_binary_target,
-    check_columns,
-    to_numeric_columns,
-)
+from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.exceptions import DataValidationError, MonitoringError
 from monitoring.storage.files import (
     atomic_write,
@@ -103,18 +84,11 @@ class IngestionResult:
 def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
     """Check one input file's columns and types; return it in config column order.
 
-    Feature values may be missing (missing data is reported, not refused), but
-    every present value must be numeric and the target must be 0/1.
-
-    Raises
-    ------
-    DataValidationError
-        Naming the file and the column.
-    """
+    Values may be missing (reported, not refused); present ones must be numeric, the
+    target's 0 or 1."""
     check_columns(frame, settings.columns, input_name=input_name)
     numeric_columns = [*settings.features, settings.target]
-    # int64 columns are numeric, finite and whole already; only the others are
-    # converted and checked.
+    # int64 columns are numeric, finite and whole already: only the others are checked.
     others = [c for c in numeric_columns if frame[c].dtype != np.int64]
     numeric = to_numeric_columns(frame, others, input_name=input_name, allow_missing=True)
     out: dict[str, pd.Series] = {}
@@ -142,19 +116,9 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
 def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) -> None:
     """Write ``frame`` as CSV without its index, byte-for-byte as ``DataFrame.to_csv``.
 
-    Integer, float and string columns go through Arrow's multi-threaded CSV writer
-    (about 8x faster than pandas at a million rows): floats are formatted by numpy
-    as pandas does (shortest repr, ``inf``, empty for NaN) and strings are written
-    unquoted. A frame that would need quoting (a string holding a comma, quote or
-    line break), a single column, or another dtype is written by pandas instead.
-
-    Parameters
-    ----------
-    frame : DataFrame
-    handle : binary file object
-    header : bool, default True
-        Write the header line (False to append rows to a file that has one).
-    """
+    Integer, float and string columns go through Arrow's CSV writer (8x faster at a
+    million rows), floats formatted by numpy as pandas does; a frame that needs
+    quoting, has one column or another dtype is written by pandas."""
     names = [str(c) for c in frame.columns]
     plain = len(names) > 1 and len(frame) > 0 and all(_CSV_PLAIN.fullmatch(n) for n in names)
     arrays = []
@@ -198,18 +162,16 @@ _CSV_PLAIN = re.compile(r"[^,\"\r\n]+")
 def format_record(records: Sequence[dict[str, Any]]) -> str:
     """Render ingestion records as the CSV text of ``ingestedfiles.txt``."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RECORD_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for record in records:
-        writer.writerow({k: record.get(k, "") for k in RECORD_FIELDS})
+    writer.writerows(records)
     return buffer.getvalue()
 
 
 def read_record(path: Path) -> list[dict[str, str]]:
     """Parse an ``ingestedfiles.txt``; a missing file is an empty record.
 
-    Older plain-list records (one path per line) are understood too: each line
-    becomes an entry with only ``file_name`` set.
+    An older plain list (one path per line) gives entries with only ``file_name``.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -228,41 +190,27 @@ def find_new_files(settings: Settings, record_path: Path) -> list[Path]:
     so a file replaced in place with new content is new data too.
     """
     seen = {(r.get("file_name"), r.get("sha256") or None) for r in read_record(record_path)}
-    names_only = {name for name, digest in seen if digest is None}
-    new = []
-    for path in list_tables(settings.input_folder_path):
-        if path.name in names_only:
-            continue
-        if (path.name, sha256_file(path)) not in seen:
-            new.append(path)
-    return new
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+    names_only = {name for name, digest in seen if digest is None}  # older records
+    return [
+        path
+        for path in list_tables(settings.input_folder_path)
+        if path.name not in names_only and (path.name, sha256_file(path)) not in seen
+    ]
 
 
 class _Restart(Exception):
-    """A column turned out to be float in a later file: write everything again."""
-
-    def __init__(self, float_columns: frozenset[str]) -> None:
-        self.float_columns = float_columns
+    """A column turned out to be float (``args[0]``: the float columns): write again."""
 
 
 CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
-
-
 _END = object()  # marks the end of a file in the stream of pieces
 
 
 def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str, Any]]:
     """``(path, sha256, piece)`` for each piece of each file, then ``(path, sha256, _END)``.
 
-    A piece is a DataFrame, or the DataValidationError that stopped the file.
-    Files added to ``skip`` (rejected meanwhile) are not read further.
+    A piece is a DataFrame or the DataValidationError that stopped the file; files
+    added to ``skip`` (rejected meanwhile) are not read further.
     """
     for path in paths:
         digest = sha256_file(path)
@@ -279,9 +227,8 @@ def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str,
 def _read_ahead(items: Iterator[Any], worker: ThreadPoolExecutor) -> Iterator[Any]:
     """Iterate ``items`` with the next piece already being produced by ``worker``.
 
-    End-of-file markers come with the piece that follows them, so the worker
-    starts on the next file's first piece while this thread is still busy with
-    the previous file's last one.
+    End-of-file markers come with the piece after them, so the worker starts on the
+    next file while this thread still works on the previous file's last piece.
     """
 
     def up_to_a_piece() -> list[Any]:
@@ -351,17 +298,9 @@ def _merge_files(
 ) -> ProfileParts:
     """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
 
-    A file is accepted or rejected as a whole: a piece that fails validation
-    undoes the file's earlier pieces (output, keys and profile parts).
-
-    Raises
-    ------
-    _Restart
-        When an accepted file makes a column float after earlier rows were
-        written as integers (the merged column must be float throughout, as
-        pandas' concat makes it).
-    DataValidationError
-        If no file could be ingested.
+    A file is accepted or rejected as a whole: a piece that fails validation undoes
+    the file's earlier pieces. :class:`_Restart` when a column turns float after rows
+    were written as integers (pandas' concat makes it float throughout).
     """
     numeric = [*settings.features, settings.target]
     seen = SeenRows()
@@ -380,7 +319,7 @@ def _merge_files(
             if record.get("file_name") != path.name:  # a new file starts
                 record = {
                     "file_name": path.name,
-                    "source_path": _relative(path, settings.root),
+                    "source_path": settings.relative(path),
                     "ingested_at": now,
                     "sha256": digest,
                     "rows_read": 0,
@@ -394,7 +333,7 @@ def _merge_files(
             if path in skip:
                 continue
             if piece is _END:
-                if file_floats & written_as_int:
+                if file_floats & (written_as_int | file_writes_int):
                     raise _Restart(frozenset(file_floats))
                 float_columns = frozenset(file_floats)
                 written_as_int |= file_writes_int
@@ -437,8 +376,7 @@ def _merge_files(
                 file_writes_int |= {c for c in numeric if c not in file_floats}
             file_parts.add(kept)
         output.flush()
-    accepted = [r for r in records if r["status"] == "accepted"]
-    if not accepted:
+    if not any(r["status"] == "accepted" for r in records):
         reasons = "; ".join(r["message"] for r in records)
         raise DataValidationError(
             f"no file in {settings.input_folder_path} could be ingested: {reasons}"
@@ -449,25 +387,8 @@ def _merge_files(
 def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult:
     """Ingest every data file in the input folder.
 
-    Each file is read, validated and de-duplicated against the rows kept so far,
-    then appended to a temporary ``finaldata.csv`` that replaces the old one only
-    when every file is done.
-
-    Parameters
-    ----------
-    settings : Settings
-    store : Store, optional
-        Record store (default: the one ``settings.database_url`` names).
-
-    Returns
-    -------
-    IngestionResult
-
-    Raises
-    ------
-    MonitoringError
-        If the folder holds no data file, or every file was rejected; the outputs
-        of the previous ingestion are then left untouched.
+    :class:`MonitoringError` if the folder holds no data file or every file was
+    rejected; the previous ingestion's outputs are then left untouched.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
@@ -490,7 +411,7 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
                 )
                 return
             except _Restart as restart:
-                float_columns = restart.float_columns
+                float_columns = restart.args[0]
                 handle.seek(0)
                 handle.truncate()
 

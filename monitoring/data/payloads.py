@@ -37,18 +37,10 @@ FLOAT_MAX = 1.7976931348623157e308  # sys.float_info.max
 def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     """Resolve a client-supplied dataset path, confined to the data folders.
 
-    Relative paths are tried against the project root, then against each data
-    folder (so ``testdata.csv`` and ``data/testdata/testdata.csv`` both work).
-
-    Raises
-    ------
-    BadRequestError
-        If ``raw`` is not a non-empty string.
-    ForbiddenPathError
-        If it resolves outside every data folder (``..``, absolute paths,
-        symlinks pointing out).
-    NotFoundError
-        If it is inside a data folder but does not exist.
+    Relative paths are tried against the project root, then each data folder (so
+    ``testdata.csv`` and ``data/testdata/testdata.csv`` both work). A path outside
+    every data folder (``..``, absolute, symlinks out) is a
+    :class:`ForbiddenPathError`, a missing one inside a :class:`NotFoundError`.
     """
     if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
         raise BadRequestError("dataset_path must be a non-empty string")
@@ -72,7 +64,7 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
                 )
             return real
     if primary is None:
-        names = [str(_relative(f, settings.root)) for f in settings.data_folders]
+        names = [settings.relative(f) for f in settings.data_folders]
         raise ForbiddenPathError(
             f"dataset_path '{raw}' is outside the data folders; it must name a file in "
             f"one of {names}"
@@ -80,27 +72,11 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     raise NotFoundError(f"dataset_path '{raw}' does not exist in the data folders")
 
 
-def _relative(path: Path, root: Path) -> Path:
-    try:
-        return path.relative_to(root)
-    except ValueError:
-        return path
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame:
-    """Build a frame from JSON records, checking that every feature is a number.
+    """Build a frame from JSON records: a list of row objects or an object of columns.
 
-    Accepts a list of objects (one per row) or an object of equal-length lists
-    (one per column).
-
-    Raises
-    ------
-    DataValidationError
-        Naming the row and column of the first value that is not a number.
+    Raises :class:`DataValidationError` naming the row and column of the first
+    feature value that is not a finite number.
     """
     if isinstance(records, dict):
         if not all(isinstance(v, list) for v in records.values()):
@@ -134,7 +110,7 @@ def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame
             value = row.get(column)
             if value is None:
                 continue  # missing: reported by the model's column checks
-            if not _is_number(value):
+            if not isinstance(value, int | float) or isinstance(value, bool):
                 raise DataValidationError(
                     f"request body: column '{column}' must be a number; row {i} has {value!r}"
                 )
@@ -150,15 +126,11 @@ def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records)
 
 
-_PLAIN_NUMBERS = {int, float}
-
-
 def _plain_matrix(records: list[Any], features: Sequence[str]) -> np.ndarray | None:
     """The float64 matrix of rows that hold exactly the features as finite numbers.
 
-    ``None`` for anything else (extra or missing keys, other types, bool, None,
-    NaN, infinity, integers beyond float range): :func:`frame_from_records` then
-    runs its full checks, which name the offending row and column.
+    ``None`` for anything else (extra or missing keys, other types such as bool, NaN,
+    infinity, integers beyond float range): the caller then runs its full checks.
     """
     width = len(features)
     rows = []
@@ -169,7 +141,7 @@ def _plain_matrix(records: list[Any], features: Sequence[str]) -> np.ndarray | N
             rows.append([row[column] for column in features])
     except KeyError:
         return None
-    if not {type(v) for values in rows for v in values} <= _PLAIN_NUMBERS:
+    if not {type(v) for values in rows for v in values} <= {int, float}:
         return None
     try:
         matrix = np.array(rows, dtype=np.float64)
@@ -186,21 +158,14 @@ def _column_index(features: tuple[str, ...]) -> pd.Index:
 
 
 def frame_from_csv(data: bytes, *, input_name: str) -> pd.DataFrame:
-    """Parse CSV bytes.
-
-    Raises
-    ------
-    BadRequestError
-        If the body is empty or not CSV.
-    """
+    """Parse CSV bytes; :class:`BadRequestError` if they are empty or not CSV."""
     if not data.strip():
         raise BadRequestError(f"{input_name}: is empty; send CSV with a header row")
     try:
-        frame = pd.read_csv(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadRequestError(f"{input_name}: is not valid CSV: {first}") from None
-    return frame
 
 
 def frame_from_upload(upload: FileStorage) -> tuple[pd.DataFrame, str]:
@@ -226,13 +191,7 @@ def frame_from_upload(upload: FileStorage) -> tuple[pd.DataFrame, str]:
 
 
 def frame_from_request(request: Any, settings: Settings) -> tuple[pd.DataFrame, str]:
-    """The DataFrame a request carries, and a name for it in messages.
-
-    Raises
-    ------
-    BadRequestError, UnsupportedMediaTypeError, DataValidationError,
-    ForbiddenPathError, NotFoundError
-    """
+    """The DataFrame a request carries, and a name for it in messages."""
     mimetype = request.mimetype or ""
     features = settings.features
     if mimetype == "application/json" or mimetype.endswith("+json"):

@@ -1,9 +1,7 @@
 """The data profile: summary statistics and missing data of the ingested data.
 
-Pure functions of a DataFrame (:func:`summary_statistics`, :func:`missing_data`,
-:func:`profile_frame`), and :class:`ProfileParts`, which collects what the profile
-needs while ingestion streams the data. The profile is saved at ingestion time, so
-the API never re-reads the data on a request.
+:func:`profile_frame` profiles a DataFrame in memory; :class:`ProfileParts`
+collects the profile while ingestion streams the data.
 """
 
 from __future__ import annotations
@@ -30,15 +28,9 @@ _QUARTILES = (0.25, 0.5, 0.75)
 def quartiles(values: np.ndarray) -> list[float]:
     """``np.quantile(values, [0.25, 0.5, 0.75])`` (linear), faster for integers.
 
-    Integer arrays of modest range are counted (``np.bincount``) instead of
-    partitioned, about 10x faster at a million values. The two order statistics
-    around each quantile are then interpolated by ``np.quantile`` itself, so the
-    result is the same float.
-
-    Examples
-    --------
-    >>> quartiles(np.array([1, 2, 3, 10]))
-    [1.75, 2.5, 4.75]
+    Integer arrays of modest range are counted (``np.bincount``), not partitioned:
+    about 10x faster at a million values. ``np.quantile`` itself interpolates the
+    two order statistics around each quantile, so the result is the same float.
     """
     n = len(values)
     low = int(values.min()) if n and values.dtype.kind in "iu" else 0
@@ -58,11 +50,8 @@ def quartiles(values: np.ndarray) -> list[float]:
 
 
 def column_summary(values: np.ndarray) -> dict[str, Any]:
-    """Count, mean, median, sample std (ddof=1), min, quartiles and max of numbers.
-
-    ``values`` holds no missing values; the statistics equal pandas' (``mean``,
-    ``std``) and numpy's (``quantile``).
-    """
+    """Count, mean, median, sample std (ddof=1), min, quartiles and max of numbers
+    without missing values (equal to pandas' and numpy's)."""
     if not len(values):
         return {"count": 0, **dict.fromkeys(_STATS)}
     numbers = values.astype(np.float64)
@@ -79,66 +68,40 @@ def column_summary(values: np.ndarray) -> dict[str, Any]:
     }
 
 
-def summary_statistics(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    """Mean, median, sample std (ddof=1), min, quartiles and max of each column.
+def _profile(
+    rows: int, summary: list[dict[str, Any]], missing: Mapping[Any, int]
+) -> dict[str, Any]:
+    """The profile of ``rows`` rows: feature ``summary``, ``missing`` counts per column."""
+    shares = [
+        {
+            "column": str(column),
+            "missing_share": float(count / rows) if rows else 0.0,
+            "missing_count": int(count),
+        }
+        for column, count in missing.items()
+    ]
+    return {"computed_at": utcnow(), "rows": rows, "summary": summary, "missing": shares}
 
-    Missing values are skipped; a column with no values gets None statistics.
 
-    Examples
-    --------
-    >>> summary_statistics(pd.DataFrame({"x": [1, 2, 3, 10]}), ["x"])[0]["median"]
-    2.5
-    """
-    out = []
-    for column in columns:
+def profile_frame(frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """Summary statistics of the features (missing values skipped), missing data of
+    every column."""
+    summary = []
+    for column in settings.features:
         values = frame[column]
         if values.dtype.kind in "iu":
             numbers = values.to_numpy()
         else:
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
             numbers = numbers[~np.isnan(numbers)]
-        out.append({"column": column, **column_summary(numbers)})
-    return out
-
-
-def missing_data(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Share (a fraction from 0 to 1) and count of missing values in each column.
-
-    Examples
-    --------
-    >>> missing_data(pd.DataFrame({"x": [1.0, None, 3.0, None]}))
-    [{'column': 'x', 'missing_share': 0.5, 'missing_count': 2}]
-    """
-    return missing_shares(frame.isna().sum().to_dict(), len(frame))
-
-
-def missing_shares(counts: Mapping[Any, int], rows: int) -> list[dict[str, Any]]:
-    """:func:`missing_data` from missing counts per column and the row count."""
-    return [
-        {
-            "column": str(column),
-            "missing_share": float(count / rows) if rows else 0.0,
-            "missing_count": int(count),
-        }
-        for column, count in counts.items()
-    ]
-
-
-def profile_frame(frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
-    """Summary statistics of the features and missing data of every column."""
-    return {
-        "computed_at": utcnow(),
-        "rows": int(len(frame)),
-        "summary": summary_statistics(frame, list(settings.features)),
-        "missing": missing_data(frame),
-    }
+        summary.append({"column": column, **column_summary(numbers)})
+    return _profile(len(frame), summary, frame.isna().sum().to_dict())
 
 
 class ProfileParts:
     """What the data profile needs of the kept rows: feature values, missing counts."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.features: dict[str, list[np.ndarray]] = {c: [] for c in settings.features}
         self.missing = dict.fromkeys(settings.columns, 0)
         self.rows = 0
@@ -163,19 +126,13 @@ class ProfileParts:
             parts.append(values)
 
     def profile(self) -> dict[str, Any]:
-
         summary = []
         for column, parts in self.features.items():
             values = np.concatenate(parts) if parts else np.empty(0)
             if values.dtype.kind == "f" or values.dtype == object:
                 values = values.astype(np.float64)
             summary.append({"column": column, **column_summary(values)})
-        return {
-            "computed_at": utcnow(),
-            "rows": self.rows,
-            "summary": summary,
-            "missing": missing_shares(self.missing, self.rows),
-        }
+        return _profile(self.rows, summary, self.missing)
 
     def absorb(self, other: ProfileParts) -> None:
         """Add the parts of ``other`` (a file's, once it is accepted)."""

@@ -48,11 +48,8 @@ def _mix(h: np.ndarray, word: np.ndarray, mixer: tuple[np.uint64, ...]) -> None:
 
 
 def _string_words(values: pd.Series) -> list[np.ndarray]:
-    """Two words per string that depend on that string alone (its UTF-8 bytes).
-
-    Strings up to 256 bytes are hashed in 8-byte words, vectorised; longer ones
-    by BLAKE2b, one by one. A missing value gets its own word.
-    """
+    """Two words per string, of its UTF-8 bytes alone (vectorised in 8-byte words up
+    to 256 bytes, else BLAKE2b); a missing value has its own."""
     array = pa.array(values.array)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -122,11 +119,7 @@ def _column_words(values: pd.Series) -> list[np.ndarray]:
 
 
 def row_keys(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """A 128-bit key of each row's values, as two uint64 arrays.
-
-    Rows with equal values (numbers compared as numbers: ``3`` equals ``3.0``;
-    missing values equal each other) get equal keys; different rows get
-    different keys except with probability about ``2**-128`` per pair.
+    """A 128-bit key of each row's values, as two uint64 arrays (see the module).
 
     Examples
     --------
@@ -175,10 +168,9 @@ def _contains(ra: np.ndarray, rb: np.ndarray, qa: np.ndarray, qb: np.ndarray) ->
 class SeenRows:
     """The keys of the rows kept so far, for de-duplication across batches.
 
-    Keys are held in a few runs sorted by their first half, of halving sizes, so
-    adding ``k`` rows and looking them up costs ``O(k log n)``; a bit filter on
-    the top bits of the keys spares most new rows the look-up. Memory is 16 bytes
-    per kept row plus the 4 MiB filter.
+    Keys are held in runs sorted by their first half, of halving sizes, so adding
+    and looking up ``k`` rows costs ``O(k log n)``; a bit filter on the keys' top
+    bits spares most new rows the look-up. Memory: 16 bytes a row plus 4 MiB.
 
     Examples
     --------
@@ -204,8 +196,7 @@ class SeenRows:
         self._compact()
 
     def rollback(self) -> None:
-        """Forget the batches admitted since :meth:`mark` (their filter bits stay
-        set, which only costs a few extra look-ups)."""
+        """Forget the batches admitted since :meth:`mark` (their filter bits stay set)."""
         del self._runs[self._mark :]
         self._mark = 0
 

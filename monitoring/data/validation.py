@@ -1,8 +1,7 @@
-"""Checks applied where data enters the system, with messages that name the input.
+"""Checks where data enters the system.
 
-Each checker either returns a cleaned value or raises
-:class:`~monitoring.exceptions.DataValidationError` saying which input, which
-column, what was expected and what was found.
+Each raises :class:`~monitoring.exceptions.DataValidationError` saying which input,
+which column, what was expected and what was found.
 """
 
 from __future__ import annotations
@@ -24,19 +23,9 @@ def _listing(items: Sequence[object]) -> str:
 
 
 def check_columns(
-    frame: pd.DataFrame,
-    required: Sequence[str],
-    *,
-    input_name: str,
-    allow_extra: bool = False,
+    frame: pd.DataFrame, required: Sequence[str], *, input_name: str, allow_extra: bool = False
 ) -> None:
-    """Check that ``frame`` has every column in ``required`` (and no others).
-
-    Raises
-    ------
-    DataValidationError
-        Listing the missing (or extra) columns.
-    """
+    """Raise unless ``frame`` has every column in ``required``, once (and no others)."""
     present = [str(c) for c in frame.columns]
     missing = [c for c in required if c not in present]
     if missing:
@@ -69,36 +58,17 @@ def _to_float(value: object) -> float:
 
 
 def _row(frame: pd.DataFrame, position: int) -> int:
-    """The row number to report: the integer index label (a chunk of a file keeps
-    its rows' numbers in the file), else the position."""
+    """The row number to report: the integer index label (a piece of a file keeps
+    its rows' numbers), else the position."""
     label = frame.index[position]
     return int(label) if isinstance(label, int | np.integer) else position
 
 
 def to_numeric_columns(
-    frame: pd.DataFrame,
-    columns: Sequence[str],
-    *,
-    input_name: str,
-    allow_missing: bool,
+    frame: pd.DataFrame, columns: Sequence[str], *, input_name: str, allow_missing: bool
 ) -> pd.DataFrame:
-    """Return ``frame[columns]`` as float64, rejecting non-numeric cells.
-
-    Parameters
-    ----------
-    frame : DataFrame
-    columns : sequence of str
-        Columns to convert, in output order.
-    input_name : str
-        Name of the input for messages (a file name, "request body").
-    allow_missing : bool
-        Whether empty cells (NaN) are accepted. Infinite values never are.
-
-    Raises
-    ------
-    DataValidationError
-        Naming the first offending column, row and value.
-    """
+    """Return ``frame[columns]`` as float64, naming the first non-numeric, infinite or
+    (unless ``allow_missing``) empty cell."""
     out = {}
     for column in columns:
         values = frame[column]

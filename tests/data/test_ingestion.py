@@ -314,6 +314,20 @@ def test_a_later_float_column_rewrites_earlier_integer_rows(
     assert [r["rows_kept"] for r in result.records] == [2, 1]
 
 
+def test_a_column_turning_float_in_a_later_piece_of_the_same_file(
+    make_settings, project: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingestion, "CHUNK_ROWS", 2)
+    folder = project / "data" / "pieces"
+    folder.mkdir()
+    (folder / "a.csv").write_text(GOOD + "aaaa,1,2,3,0\nbbbb,4,5,6,1\ncccc,7,8.5,9,0\n")
+    settings = make_settings(input_folder_path="data/pieces")
+    ingest(settings, store=store)
+    assert settings.finaldata_file.read_text() == GOOD + (
+        "aaaa,1,2.0,3,0\nbbbb,4,5.0,6,1\ncccc,7,8.5,9,0\n"
+    )
+
+
 @pytest.mark.parametrize(
     "frame",
     [
