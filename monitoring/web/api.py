@@ -1,9 +1,6 @@
 """HTTP views: thin wrappers that parse the request and call :mod:`monitoring`.
 
-Every response is JSON. Errors share one shape::
-
-    {"error": "<HTTP reason phrase>", "message": "<what was wrong>", "status": <code>}
-
+Every response is JSON (errors in the one shape of :mod:`monitoring.web.errors`).
 Read-only endpoints are GET; nothing that changes state answers to GET or OPTIONS.
 """
 
@@ -31,10 +28,31 @@ def views() -> ReadModels:
     return current_app.extensions["readmodels"]
 
 
-def _check_rows(frame: Any) -> None:
+def _frame() -> tuple[Any, str]:
+    """The rows of the request body (or ``?dataset_path=``), within ``MAX_ROWS``."""
+    frame, name = frame_from_request(request, views().settings)
     limit = current_app.config["MAX_ROWS"]
     if len(frame) > limit:
         raise RowLimitError(f"request has {len(frame)} rows; the limit is {limit}")
+    return frame, name
+
+
+def _limit() -> int:
+    """The ``limit`` query parameter, within the bounds :data:`LIMIT` documents."""
+    bounds = LIMIT["schema"]
+    raw = request.args.get("limit")
+    if raw is None:
+        return bounds["default"]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DataValidationError(
+            f"query parameter 'limit' must be an integer, got {raw!r}"
+        ) from None
+    low, high = bounds["minimum"], bounds["maximum"]
+    if not low <= value <= high:
+        raise DataValidationError(f"query parameter 'limit' must be between {low} and {high}")
+    return value
 
 
 @bp.post("/prediction")
@@ -47,18 +65,23 @@ def _check_rows(frame: Any) -> None:
     body=DATA_BODY,
 )
 def prediction() -> Any:
-    """Predict with the deployed model.
+    """Predict, count the rows for the metrics and capture them when sampled.
 
-    Body: JSON ``{"data": [rows]}`` / a JSON list of rows, ``{"dataset_path": ...}``
-    (a file in the data folders), a ``text/csv`` body, or a multipart ``file``.
-    Errors: 400 unparseable body, 403 path outside the data folders, 404 missing
-    dataset, 413 too large, 415 content type, 422 invalid columns or values,
-    503 no model deployed.
+    The body adds ``request_id`` and, for a captured request, ``row_ids`` (one per
+    row, for ``POST /feedback``).
     """
     v = views()
-    frame, name = frame_from_request(request, v.settings)
-    _check_rows(frame)
-    return after_prediction(v, frame, v.model.predict(frame, input_name=name))
+    frame, name = _frame()
+    result = v.model.predict(frame, input_name=name)
+    version = str(result.get("model_version"))
+    count_predictions(version, result["predictions"])
+    rid = request_id() or new_request_id()
+    body = {**result, "request_id": rid}
+    if should_capture(v.settings):
+        body["row_ids"] = record(
+            v.store, v.settings, request_id=rid, model_version=version, frame=frame, result=result
+        )
+    return body
 
 
 @bp.get("/scoring")
@@ -69,12 +92,7 @@ def prediction() -> Any:
     errors=(503,),
 )
 def scoring() -> Any:
-    """The deployed model's F1 (and other metrics) on the test data; no side effects.
-
-    ``live_performance`` adds each model version's metrics on captured traffic
-    labelled through ``POST /feedback`` (refreshed at most once a second, and no
-    sooner than 20x the time its last computation took).
-    """
+    """``live_performance``: each version's metrics on traffic labelled by ``POST /feedback``."""
     scores = views().scoring
     return {**scores.current(), "live_performance": scores.live()}
 
@@ -87,7 +105,6 @@ def scoring() -> Any:
     errors=(503,),
 )
 def summarystats() -> Any:
-    """Mean, median, std, min, quartiles and max of each feature of the ingested data."""
     return views().profile.summary()
 
 
@@ -98,7 +115,6 @@ def summarystats() -> Any:
     ok="Diagnostics",
 )
 def diagnostics() -> Any:
-    """Missing data, step timings and the dependency check (all cached)."""
     return views().diagnostics.current()
 
 
@@ -110,7 +126,6 @@ def diagnostics() -> Any:
     errors=(422, 503),
 )
 def drift_latest() -> Any:
-    """Data drift of the latest ingested data against the deployed model's training data."""
     return views().drift.latest()
 
 
@@ -124,9 +139,7 @@ def drift_latest() -> Any:
     body=DATA_BODY,
 )
 def drift_batch() -> Any:
-    """Data drift of the batch in the body (same formats as ``/prediction``); recorded."""
-    frame, name = frame_from_request(request, views().settings)
-    _check_rows(frame)
+    frame, name = _frame()
     return views().drift.record(frame, input_name=name)
 
 
@@ -139,10 +152,8 @@ def drift_batch() -> Any:
     params=[LIMIT, query("full", STR, "1/true/yes: include the per-column tables.")],
 )
 def drift_history() -> Any:
-    """Recorded drift reports, newest first (``?limit=``, ``?full=1`` for the tables)."""
-    limit = _int_arg("limit", 50, 1, 1000)
     full = request.args.get("full", "0") in ("1", "true", "yes")
-    return {"reports": views().store.drift_reports(limit=limit, full=full)}
+    return {"reports": views().store.drift_reports(limit=_limit(), full=full)}
 
 
 @bp.get("/runs")
@@ -154,18 +165,12 @@ def drift_history() -> Any:
     params=[LIMIT],
 )
 def runs() -> Any:
-    """Recorded pipeline runs with their decisions and evidence, newest first."""
-    return {"runs": views().store.runs(limit=_int_arg("limit", 50, 1, 1000))}
+    return {"runs": views().store.runs(limit=_limit())}
 
 
 @bp.get("/versions")
-@doc(
-    "Model versions",
-    "Every deployed model version and the deployment history.",
-    ok="Versions",
-)
+@doc("Model versions", "Every deployed model version and the deployment history.", ok="Versions")
 def versions() -> Any:
-    """Every deployed model version, and which one is live."""
     v = views()
     return {"versions": list_versions(v.settings), "deployments": v.store.deployments()}
 
@@ -178,42 +183,4 @@ def versions() -> Any:
     tag="ops",
 )
 def health() -> Any:
-    """Liveness, and the deployed model version (``status`` is ``no_model`` before setup)."""
     return views().model.health()
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise DataValidationError(
-            f"query parameter '{name}' must be an integer, got {raw!r}"
-        ) from None
-    if not low <= value <= high:
-        raise DataValidationError(f"query parameter '{name}' must be between {low} and {high}")
-    return value
-
-
-def after_prediction(views: ReadModels, frame: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """Count a prediction for the metrics and capture it; return the response body.
-
-    Adds ``request_id`` and, when the request was captured, ``row_ids`` (one per
-    row, for ``POST /feedback``).
-    """
-    version = str(result.get("model_version"))
-    count_predictions(version, result["predictions"])
-    rid = request_id() or new_request_id()
-    body = {**result, "request_id": rid}
-    if should_capture(views.settings):
-        body["row_ids"] = record(
-            views.store,
-            views.settings,
-            request_id=rid,
-            model_version=version,
-            frame=frame,
-            result=result,
-        )
-    return body

@@ -1,25 +1,11 @@
-"""The OpenAPI 3.1 document of the API (``GET /openapi.json``), generated from the
-routes, and an offline HTML page rendered from it on the server (``GET /docs``: a
-Jinja2 template, no JavaScript, no CDN).
+"""The OpenAPI 3.1 document (``GET /openapi.json``), generated from the routes, and an
+offline HTML page rendered from it (``GET /docs``: a Jinja2 template, no JavaScript).
 
-Each view declares its operation with :func:`doc`, under its route::
-
-    @bp.get("/metrics")
-    @doc("Prometheus metrics", "Counters and histograms.", ok=text("text/plain"), tag="ops")
-    def metrics() -> Any: ...
-
-:func:`spec` walks the app's URL map: paths and methods come from the rules, the
-operation from the view's declaration, the schemas from
-:mod:`monitoring.web.schemas`. A route without a declaration, or a declared view
-that no route serves, makes :func:`spec` raise, so the document cannot drift from
-the routes. ``tests/test_openapi.py`` fuzzes every operation against its documented
-responses.
-
-Why not apispec, spectree or flask-smorest: the last two want pydantic or marshmallow
-models and parse the request themselves, while our views take JSON, CSV or a file
-upload through :mod:`monitoring.data.payloads`; apispec alone would still need the
-hand-written schemas below plus a plugin reading YAML out of docstrings. A decorator
-and a walk over the URL map are all the generation needs.
+Each view declares its operation with :func:`doc` under its route; :func:`spec` walks
+the URL map for paths and methods and raises when a route has no declaration or a
+declared view has no route, so the document cannot drift from the routes. (apispec,
+spectree and flask-smorest want model classes or YAML in docstrings; our views parse
+JSON, CSV or uploads through :mod:`monitoring.data.payloads`.)
 """
 
 from __future__ import annotations
@@ -40,7 +26,6 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 # Every endpoint may answer these (unknown method, access control, server trouble).
 COMMON_ERRORS = (401, 403, 405, 500)
-ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 INFO = {
     "title": "Churn-risk model monitoring",
     "version": "1.0.0",
@@ -67,18 +52,13 @@ def doc(
 
     Parameters
     ----------
-    summary, description : str
     ok : str or dict
-        The 200 response: the name of a schema in :data:`SCHEMAS`, an inline JSON
-        schema, or :func:`~monitoring.web.schemas.text` for a non-JSON body.
+        The 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
+        :func:`~monitoring.web.schemas.text` for a non-JSON body.
     errors : iterable of int
-        Error statuses besides :data:`COMMON_ERRORS`; all use the ``Error`` schema.
-    params : iterable of dict
-        Query parameters (OpenAPI parameter objects).
-    body : dict, optional
-        OpenAPI request body object.
-    tag : str
-        Group on the docs page.
+        Error statuses besides :data:`COMMON_ERRORS`, all with the ``Error`` schema.
+    params, body
+        OpenAPI query parameter objects and request body object.
     admin : bool
         State-changing: needs the bearer token.
 
@@ -96,7 +76,7 @@ def doc(
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {media: {"schema": schema}}}
     }
-    for status in sorted(set(errors) | set(COMMON_ERRORS)):
+    for status in sorted({*errors, *COMMON_ERRORS}):
         responses[str(status)] = {
             "description": HTTP_STATUS_CODES.get(status, "Error"),
             "content": {"application/json": {"schema": ref("Error")}},
@@ -111,7 +91,7 @@ def doc(
     if body is not None:
         op["requestBody"] = dict(body)
     if admin:
-        op["security"] = ADMIN_SECURITY
+        op["security"] = [{"bearer": []}]
 
     def declare(view: View) -> View:
         setattr(view, _OPERATION, op)
@@ -127,8 +107,8 @@ def spec() -> dict[str, Any]:
     Raises
     ------
     RuntimeError
-        A route has no :func:`doc` declaration, or a declared view has no route
-        (every declared view of a module that holds one of the app's blueprints).
+        A route has no :func:`doc` declaration, or a declared view of a module holding
+        one of the app's blueprints has no route.
     """
     paths: dict[str, dict[str, Any]] = {}
     undeclared = []
@@ -149,14 +129,11 @@ def spec() -> dict[str, Any]:
         for view in _declared
         if view.__module__ in modules and view not in routed
     ]
-    problems = [
-        f"{what}: {', '.join(items)}"
-        for what, items in (
-            ("routes without a @doc declaration", undeclared),
-            ("@doc-declared views that no route serves", unrouted),
-        )
-        if items
-    ]
+    problems = []
+    if undeclared:
+        problems.append(f"routes without a @doc declaration: {', '.join(undeclared)}")
+    if unrouted:
+        problems.append(f"@doc-declared views that no route serves: {', '.join(unrouted)}")
     if problems:
         raise RuntimeError(f"the OpenAPI document does not match the routes: {'; '.join(problems)}")
     return {
@@ -173,14 +150,13 @@ def spec() -> dict[str, Any]:
 @bp.get("/openapi.json", endpoint="spec")
 @doc("This document", "OpenAPI 3.1.", ok="OpenAPI", tag="ops")
 def openapi_json() -> Any:
-    """The OpenAPI document."""
     return spec()
 
 
 @bp.get("/docs")
 @doc("API documentation", "This document as HTML.", ok=text("text/html"), tag="ops")
 def docs() -> Any:
-    """The API documentation as one HTML page (works offline; rendered once per process)."""
+    """The document as one offline HTML page, rendered once per process."""
     cache = current_app.extensions.setdefault("openapi_html", {})
     if "page" not in cache:
         document = spec()
