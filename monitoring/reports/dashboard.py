@@ -1,10 +1,9 @@
 """The ``/dashboard`` page, also written as ``report.html``.
 
-:func:`collect_context` gathers what the page shows from the read models
-(:mod:`monitoring.readmodels`), :func:`render_page` fills ``templates/page.html``
-with it and its figures, :func:`dashboard_html` caches the page until
-:func:`cache_key` changes. Nothing here writes state; the drift table is not
-recorded.
+:func:`collect_context` gathers what the page shows from the read models,
+:func:`render_page` fills ``templates/page.html`` with it and its figures, and
+:func:`dashboard_html` caches the page until :func:`cache_key` changes. Nothing here
+writes state; the drift table is not recorded.
 """
 
 from __future__ import annotations
@@ -28,21 +27,12 @@ from monitoring.storage.files import file_identity, read_table
 _CACHE: dict[str, tuple[Any, str]] = {}
 
 
-def collect_context(views: ReadModels, *, runs: int = 10) -> dict[str, Any]:
+def collect_context(views: ReadModels) -> dict[str, Any]:
     """Everything the page shows, as plain data (plus arrays for the histograms).
 
-    Parameters
-    ----------
-    views : ReadModels
-    runs : int
-        How many recent pipeline runs to show.
-
-    Returns
-    -------
-    dict
-        Table rows (``versions``, ``deployments`` newest first, ``live``, ``runs``,
-        ``missing``), ``model``, ``test_score``, ``drift``, ``model_card``,
-        ``scores`` and ``histograms`` for the plots, and the ``errors`` met.
+    Table rows (``versions``, ``deployments`` newest first, ``live``, the 10 latest
+    ``runs``, ``missing``), ``model``, ``test_score``, ``drift``, ``model_card``,
+    ``scores`` and ``histograms`` for the plots, and the ``errors`` met.
     """
     settings, store = views.settings, views.store
     ctx: dict[str, Any] = {
@@ -51,7 +41,7 @@ def collect_context(views: ReadModels, *, runs: int = 10) -> dict[str, Any]:
         "scores": store.scores(),
         "runs": [
             {**r, "new_files": len((r.get("evidence") or {}).get("new_files") or [])}
-            for r in store.runs(limit=runs)
+            for r in store.runs(limit=10)
         ],
         "live": [{"model_version": v, **m} for v, m in live_performance(store).items()],
         "missing": views.profile.missing(),

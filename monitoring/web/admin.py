@@ -115,22 +115,22 @@ def _locked(step: Callable[[ReadModels], dict[str, Any]]) -> dict[str, Any]:
         return step(m)
 
 
-def _admin_doc(summary: str, description: str, ok: str, body: Any = None) -> Callable[[View], View]:
-    return doc(summary, description, ok=ok, errors=ADMIN_ERRORS, tag="admin", admin=True, body=body)
+def _admin_doc(summary: str, ok: str, body: Any = None) -> Callable[[View], View]:
+    return doc(summary, ok=ok, errors=ADMIN_ERRORS, tag="admin", admin=True, body=body)
 
 
 @bp.post("/ingest")
-@_admin_doc("Ingest", "Merge every data file of the input folder into finaldata.csv.", "Ingestion")
+@_admin_doc("Ingest", "Ingestion")
 def ingest() -> Any:
+    """Merge every data file of the input folder into finaldata.csv."""
     _options({})
     return _locked(lambda m: run_ingest(m.settings, store=m.store).to_dict())
 
 
 @bp.post("/retrain")
-@_admin_doc(
-    "Retrain", "Train on the ingested data and score on the test data; does not deploy.", "Retrain"
-)
+@_admin_doc("Retrain", "Retrain")
 def retrain() -> Any:
+    """Train on the ingested data and score on the test data; does not deploy."""
     _options({})
 
     def step(m: ReadModels) -> dict[str, Any]:
@@ -141,36 +141,25 @@ def retrain() -> Any:
 
 
 @bp.post("/deploy")
-@_admin_doc(
-    "Deploy",
-    "Deploy the trained, scored model (checksum verified before it goes live).",
-    "Deployment",
-)
+@_admin_doc("Deploy", "Deployment")
 def deploy() -> Any:
+    """Deploy the trained, scored model (checksum verified before it goes live)."""
     _options({})
     return _locked(lambda m: publish(m.settings, m.store))
 
 
 @bp.post("/rollback")
-@_admin_doc(
-    "Roll back",
-    "Make an earlier version live; default: the one before the live one.",
-    "Deployment",
-    json_body(ref("RollbackRequest")),
-)
+@_admin_doc("Roll back", "Deployment", json_body(ref("RollbackRequest")))
 def rollback() -> Any:
+    """Make an earlier version live; default: the one before the live one."""
     version = _options({"version": str}).get("version")
     return _locked(lambda m: run_rollback(m.settings, to_version=version, store=m.store))
 
 
 @bp.post("/run")
-@_admin_doc(
-    "Full process",
-    "New data, drift, retrain, gate, redeploy, report. 409 while another run holds the lock.",
-    "Run",
-    json_body(ref("RunRequest")),
-)
+@_admin_doc("Full process", "Run", json_body(ref("RunRequest")))
 def run() -> Any:
+    """New data, drift, retrain, gate, redeploy, report. 409 while another run holds the lock."""
     force = _options({"force": bool}).get("force")
     m = views()
     current_app.logger.info("pipeline run requested over the API (force=%s)", force)

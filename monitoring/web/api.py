@@ -2,6 +2,7 @@
 
 Every response is JSON (errors in the one shape of :mod:`monitoring.web.errors`).
 Read-only endpoints are GET; nothing that changes state answers to GET or OPTIONS.
+A view's docstring opens with its OpenAPI description (:func:`~monitoring.web.openapi.doc`).
 """
 
 from __future__ import annotations
@@ -58,17 +59,16 @@ def _limit() -> int:
 @bp.post("/prediction")
 @doc(
     "Predict with the deployed model",
-    "Classes and positive-class probabilities for each row.",
     ok="Prediction",
     errors=DATA_ERRORS,
     params=[PATH_QUERY],
     body=DATA_BODY,
 )
 def prediction() -> Any:
-    """Predict, count the rows for the metrics and capture them when sampled.
+    """Classes and positive-class probabilities for each row.
 
-    The body adds ``request_id`` and, for a captured request, ``row_ids`` (one per
-    row, for ``POST /feedback``).
+    Counts the rows for the metrics and captures them when sampled; the body adds
+    ``request_id`` and, when captured, ``row_ids`` (one per row, for ``POST /feedback``).
     """
     v = views()
     frame, name = _frame()
@@ -85,60 +85,41 @@ def prediction() -> Any:
 
 
 @bp.get("/scoring")
-@doc(
-    "Score of the deployed model",
-    "F1 and other metrics on the test data, with the model-drift verdict.",
-    ok="Scoring",
-    errors=(503,),
-)
+@doc("Score of the deployed model", ok="Scoring", errors=(503,))
 def scoring() -> Any:
-    """``live_performance``: each version's metrics on traffic labelled by ``POST /feedback``."""
+    """F1 and other metrics on the test data, with the model-drift verdict.
+
+    ``live_performance``: each version's metrics on traffic labelled by ``POST /feedback``.
+    """
     scores = views().scoring
     return {**scores.current(), "live_performance": scores.live()}
 
 
 @bp.get("/summarystats")
-@doc(
-    "Summary statistics",
-    "Mean, median, std, min, quartiles and max of each feature of the ingested data.",
-    ok="SummaryStats",
-    errors=(503,),
-)
+@doc("Summary statistics", ok="SummaryStats", errors=(503,))
 def summarystats() -> Any:
+    """Mean, median, std, min, quartiles and max of each feature of the ingested data."""
     return views().profile.summary()
 
 
 @bp.get("/diagnostics")
-@doc(
-    "Diagnostics",
-    "Missing data, step timings and the dependency check (cached).",
-    ok="Diagnostics",
-)
+@doc("Diagnostics", ok="Diagnostics")
 def diagnostics() -> Any:
+    """Missing data, step timings and the dependency check (cached)."""
     return views().diagnostics.current()
 
 
 @bp.get("/drift")
-@doc(
-    "Drift of the ingested data",
-    "Data drift of the latest ingested data against the training data; not recorded.",
-    ok="DriftReport",
-    errors=(422, 503),
-)
+@doc("Drift of the ingested data", ok="DriftReport", errors=(422, 503))
 def drift_latest() -> Any:
+    """Data drift of the latest ingested data against the training data; not recorded."""
     return views().drift.latest()
 
 
 @bp.post("/drift")
-@doc(
-    "Drift of a batch",
-    "Data drift of the rows in the body (same formats as /prediction); recorded.",
-    ok="DriftReport",
-    errors=DATA_ERRORS,
-    params=[PATH_QUERY],
-    body=DATA_BODY,
-)
+@doc("Drift of a batch", ok="DriftReport", errors=DATA_ERRORS, params=[PATH_QUERY], body=DATA_BODY)
 def drift_batch() -> Any:
+    """Data drift of the rows in the body (same formats as /prediction); recorded."""
     frame, name = _frame()
     return views().drift.record(frame, input_name=name)
 
@@ -146,41 +127,33 @@ def drift_batch() -> Any:
 @bp.get("/drift/history")
 @doc(
     "Drift history",
-    "Recorded drift reports, newest first.",
     ok="DriftHistory",
     errors=(422,),
     params=[LIMIT, query("full", STR, "1/true/yes: include the per-column tables.")],
 )
 def drift_history() -> Any:
+    """Recorded drift reports, newest first."""
     full = request.args.get("full", "0") in ("1", "true", "yes")
     return {"reports": views().store.drift_reports(limit=_limit(), full=full)}
 
 
 @bp.get("/runs")
-@doc(
-    "Pipeline runs",
-    "Recorded pipeline runs with their decisions and evidence, newest first.",
-    ok="Runs",
-    errors=(422,),
-    params=[LIMIT],
-)
+@doc("Pipeline runs", ok="Runs", errors=(422,), params=[LIMIT])
 def runs() -> Any:
+    """Recorded pipeline runs with their decisions and evidence, newest first."""
     return {"runs": views().store.runs(limit=_limit())}
 
 
 @bp.get("/versions")
-@doc("Model versions", "Every deployed model version and the deployment history.", ok="Versions")
+@doc("Model versions", ok="Versions")
 def versions() -> Any:
+    """Every deployed model version and the deployment history."""
     v = views()
     return {"versions": list_versions(v.settings), "deployments": v.store.deployments()}
 
 
 @bp.get("/health")
-@doc(
-    "Liveness",
-    "Always open (no token). 'no_model' before the first deployment.",
-    ok="Health",
-    tag="ops",
-)
+@doc("Liveness", ok="Health", tag="ops")
 def health() -> Any:
+    """Always open (no token). 'no_model' before the first deployment."""
     return views().model.health()

@@ -1,15 +1,17 @@
 """The OpenAPI 3.1 document (``GET /openapi.json``), generated from the routes, and an
 offline HTML page rendered from it (``GET /docs``: a Jinja2 template, no JavaScript).
 
-Each view declares its operation with :func:`doc` under its route; :func:`spec` walks
-the URL map for paths and methods and raises when a route has no declaration or a
-declared view has no route, so the document cannot drift from the routes. (apispec,
-spectree and flask-smorest want model classes or YAML in docstrings; our views parse
-JSON, CSV or uploads through :mod:`monitoring.data.payloads`.)
+Each view declares its operation with :func:`doc` under its route; the description is
+the first paragraph of its docstring. :func:`spec` walks the URL map for paths and
+methods and raises when a route has no declaration or a declared view has no route, so
+the document cannot drift from the routes. (apispec, spectree and flask-smorest want
+model classes or YAML; our views parse JSON, CSV or uploads through
+:mod:`monitoring.data.payloads`.)
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -39,7 +41,7 @@ _declared: list[Callable[..., Any]] = []  # every view doc() saw, to find unrout
 
 def doc(
     summary: str,
-    description: str,
+    description: str | None = None,
     *,
     ok: Schema | str,
     errors: Iterable[int] = (),
@@ -52,6 +54,8 @@ def doc(
 
     Parameters
     ----------
+    description : str, optional
+        Default: the first paragraph of the view's docstring.
     ok : str or dict
         The 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
         :func:`~monitoring.web.schemas.text` for a non-JSON body.
@@ -65,7 +69,7 @@ def doc(
     Raises
     ------
     ValueError
-        ``ok`` names no schema of :data:`SCHEMAS`.
+        ``ok`` names no schema of :data:`SCHEMAS`, or there is no description.
     """
     if isinstance(ok, str):
         if ok not in SCHEMAS:
@@ -81,20 +85,17 @@ def doc(
             "description": HTTP_STATUS_CODES.get(status, "Error"),
             "content": {"application/json": {"schema": ref("Error")}},
         }
-    op: dict[str, Any] = {
-        "summary": summary,
-        "description": description,
-        "tags": [tag],
-        "parameters": list(params),
-        "responses": responses,
-    }
+    extra: dict[str, Any] = {"tags": [tag], "parameters": list(params), "responses": responses}
     if body is not None:
-        op["requestBody"] = dict(body)
+        extra["requestBody"] = dict(body)
     if admin:
-        op["security"] = [{"bearer": []}]
+        extra["security"] = [{"bearer": []}]
 
     def declare(view: View) -> View:
-        setattr(view, _OPERATION, op)
+        text = description or " ".join((inspect.getdoc(view) or "").split("\n\n")[0].split())
+        if not text:
+            raise ValueError(f"doc({summary!r}): give a description or a docstring")
+        setattr(view, _OPERATION, {"summary": summary, "description": text, **extra})
         _declared.append(view)
         return view
 
@@ -148,15 +149,19 @@ def spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json", endpoint="spec")
-@doc("This document", "OpenAPI 3.1.", ok="OpenAPI", tag="ops")
+@doc("This document", ok="OpenAPI", tag="ops")
 def openapi_json() -> Any:
+    """OpenAPI 3.1."""
     return spec()
 
 
 @bp.get("/docs")
-@doc("API documentation", "This document as HTML.", ok=text("text/html"), tag="ops")
+@doc("API documentation", ok=text("text/html"), tag="ops")
 def docs() -> Any:
-    """The document as one offline HTML page, rendered once per process."""
+    """This document as HTML.
+
+    One offline page, rendered once per process.
+    """
     cache = current_app.extensions.setdefault("openapi_html", {})
     if "page" not in cache:
         document = spec()

@@ -21,13 +21,9 @@ bp = Blueprint("ops", __name__)
 
 
 @bp.get("/metrics")
-@doc(
-    "Prometheus metrics",
-    "Request, prediction and pipeline metrics in the Prometheus text format.",
-    ok=text("text/plain"),
-    tag="ops",
-)
+@doc("Prometheus metrics", ok=text("text/plain"), tag="ops")
 def metrics() -> Any:
+    """Request, prediction and pipeline metrics in the Prometheus text format."""
     v = views()
     return Response(render_metrics(v.settings, v.store), mimetype=CONTENT_TYPE_LATEST)
 
@@ -35,7 +31,6 @@ def metrics() -> Any:
 @bp.post("/feedback")
 @doc(
     "Ground-truth feedback",
-    "Labels for captured predictions, by request id or row id (all or nothing).",
     ok=obj(("labelled_rows",), labelled_rows=INT, request_ids=array(STR), row_ids=array(INT)),
     errors=(400, 404, 413, 415, 422),
     body=json_body(
@@ -45,8 +40,11 @@ def metrics() -> Any:
     ),
 )
 def feedback() -> Any:
-    """``labels`` are one per row of that request, in order; unknown ids give 404 (all
-    listed, nothing stored), invalid labels or a wrong label count 422."""
+    """Labels for captured predictions, by request id or row id (all or nothing).
+
+    ``labels`` are one per row of that request, in order; unknown ids give 404 (all
+    listed, nothing stored), invalid labels or a wrong label count 422.
+    """
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequestError("feedback must be a JSON body")
@@ -54,14 +52,9 @@ def feedback() -> Any:
 
 
 @bp.get("/dashboard")
-@doc(
-    "Dashboard",
-    "The monitoring dashboard as one self-contained HTML page.",
-    ok=text("text/html"),
-    errors=(503,),
-    tag="ops",
-)
+@doc("Dashboard", ok=text("text/html"), errors=(503,), tag="ops")
 def dashboard() -> Any:
+    """The monitoring dashboard as one self-contained HTML page."""
     return Response(dashboard_html(views()), mimetype="text/html")
 
 
