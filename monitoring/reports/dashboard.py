@@ -98,14 +98,11 @@ def render_page(
 def cache_key(views: ReadModels) -> Any:
     """Identity of what the page shows: model, ingested data, latest run, labels."""
     settings, store = views.settings, views.store
-    latest_run = store.runs(limit=1)
-    latest_score = store.scores(limit=1)
     return (
         current_version(settings),
         file_identity(settings.finaldata_file),
-        latest_run[0]["id"] if latest_run else None,
-        latest_run[0]["status"] if latest_run else None,
-        latest_score[-1]["id"] if latest_score else None,
+        [(run["id"], run["status"]) for run in store.runs(limit=1)],
+        [score["id"] for score in store.scores(limit=1)],
         len(store.deployments()),
         labelled_count(store),
     )

@@ -84,12 +84,13 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     score = read_score(folder) or {}
     training = meta.get("training_data", {})
     caveats = []
+    empty = pd.DataFrame(columns=[*artifact.features, settings.target])  # gives no slices
     try:
         test = read_test_data(settings)
     except MissingArtifactError as exc:  # the card must not block a deployment
-        test = pd.DataFrame(columns=[*artifact.features, settings.target])
+        test = empty
         caveats.append(f"no test data for slices: {exc.message}")
-    train: pd.DataFrame | None = None
+    train = empty
     path = settings.finaldata_file
     if path.is_file() and sha256_file(path) == training.get("sha256"):
         train = read_table(path)
@@ -108,17 +109,12 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
         "training-data metrics are in-sample and optimistic; compare models on the test data"
     )
     slices: dict[str, Any] = {}
-    reference = train if train is not None else test
     for column in artifact.features:
-        edges = slice_edges(settings, reference, column)
+        edges = slice_edges(settings, test if train.empty else train, column)
         slices[column] = {
             "edges": edges,
             "test": slice_metrics(artifact, test, settings.target, column, edges),
-            "training": (
-                slice_metrics(artifact, train, settings.target, column, edges)
-                if train is not None
-                else []
-            ),
+            "training": slice_metrics(artifact, train, settings.target, column, edges),
         }
         small = [s["slice"] for s in slices[column]["test"] if s["n_rows"] < SMALL_SLICE]
         if small:

@@ -18,16 +18,9 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from flask import Response, g, request
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from sqlalchemy import func, select
 
 from monitoring.capture.feedback import live_performance
@@ -49,9 +42,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 PREDICTIONS = Counter(
-    "monitoring_predictions",
-    "Rows predicted by /prediction, by model version.",
-    ["model_version"],
+    "monitoring_predictions", "Rows predicted by /prediction, by model version.", ["model_version"]
 )
 POSITIVES = Counter(
     "monitoring_predicted_positive",
