@@ -52,9 +52,9 @@ class ResultCache:
     def get(self, name: str, key: Any, compute: Callable[[], Any], *, min_age: float = 0.0) -> Any:
         """``compute()`` unless the value cached as ``name`` was computed for ``key``.
 
-        With ``min_age`` a cached value is kept that many seconds whatever the key
-        (and at least :data:`REFRESH_COST_FACTOR` times as long as it took): for
-        summaries of tables that grow all the time.
+        With ``min_age`` (for summaries of ever-growing tables) a value is kept that many
+        seconds whatever the key, and at least :data:`REFRESH_COST_FACTOR` times as long
+        as it took.
         """
         entry = self._entries.get(name)
         now = self.clock()
@@ -83,8 +83,7 @@ class LiveModel:
     """The deployed model of this process, reloaded when ``CURRENT`` changes."""
 
     def __init__(self, settings: Settings, cache: ResultCache) -> None:
-        self.settings = settings
-        self.cache = cache
+        self.settings, self.cache = settings, cache
         self._current_file = settings.prod_deployment_path / CURRENT_FILE  # stat per use
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Artifact] | None = None
@@ -138,8 +137,7 @@ class ScoringView:
         return self.cache.get("scoring", key, lambda: self._scoring(artifact))
 
     def live(self) -> dict[str, Any]:
-        """Metrics of each version on labelled captured traffic, refreshed at most once a
-        second (less often when computing them takes long)."""
+        """Metrics of each version on labelled captured traffic refreshed at most once a second."""
         key = store_key(self.store, self.cache.clock)
         return self.cache.get(
             "live_performance", key, lambda: live_performance(self.store), min_age=1.0
@@ -197,11 +195,8 @@ class DiagnosticsView:
         self.cache = profile.cache
 
     def current(self) -> dict[str, Any]:
-        timings = self.cache.get(
-            "timings",
-            store_key(self.store, self.cache.clock, records_only=True),
-            lambda: recorded_timings(self.store),
-        )
+        key = store_key(self.store, self.cache.clock, records_only=True)
+        timings = self.cache.get("timings", key, lambda: recorded_timings(self.store))
         return {
             "missing_data": self.profile.missing(),
             "missing_data_unit": "share of rows, 0 to 1",
@@ -215,11 +210,8 @@ class DiagnosticsView:
         a refresh written by any process (or the CLI) is shown on the next request."""
         requirements = self.settings.root / "requirements.txt"
         cache_file = self.settings.output_model_path / DEPENDENCY_CACHE
-        key = (
-            file_identity(requirements),
-            file_identity(cache_file),
-            int(self.cache.clock() // DEPENDENCY_TTL_SECONDS),
-        )
+        ttl_slot = int(self.cache.clock() // DEPENDENCY_TTL_SECONDS)
+        key = (file_identity(requirements), file_identity(cache_file), ttl_slot)
         report: dict[str, Any] = self.cache.get(
             "dependencies",
             key,

@@ -45,11 +45,8 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
         ],
         "live": [{"model_version": v, **m} for v, m in live_performance(store).items()],
         "missing": views.profile.missing(),
-        "model": None,
-        "drift": None,
+        **dict.fromkeys(("model", "drift", "test_score", "model_card")),  # with a model only
         "histograms": {},
-        "test_score": None,
-        "model_card": None,
         "errors": [],
     }
     try:

@@ -48,10 +48,6 @@ def _bearer_ok(token: str) -> bool:
     return secrets.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def _unauthorized(message: str) -> Any:
-    return error_response(401, message, [("WWW-Authenticate", 'Bearer realm="monitoring"')])
-
-
 def check_access(settings: Settings, endpoint: str | None, blueprint: str | None) -> Any:
     """The error response for a request that may not proceed, or None.
 
@@ -59,23 +55,20 @@ def check_access(settings: Settings, endpoint: str | None, blueprint: str | None
     """
     if endpoint is None or endpoint in ALWAYS_OPEN:
         return None
-    token = settings.api_token
-    if blueprint == bp.name:
-        if token is None:
-            if settings.api.allow_unauthenticated_admin:
-                return None
-            return error_response(403, ADMIN_DISABLED)
-        if not _bearer_ok(token):
-            return _unauthorized("admin endpoints need 'Authorization: Bearer <token>'")
+    admin = blueprint == bp.name
+    if not (admin or settings.api.require_token_for_reads):
         return None
-    if settings.api.require_token_for_reads:
-        if token is None:
-            return error_response(
-                403, "reads require a token (api.require_token_for_reads) but none is set"
-            )
-        if not _bearer_ok(token):
-            return _unauthorized("this service needs 'Authorization: Bearer <token>'")
-    return None
+    token = settings.api_token
+    if token is None:
+        if admin and settings.api.allow_unauthenticated_admin:
+            return None
+        reads = "reads require a token (api.require_token_for_reads) but none is set"
+        return error_response(403, ADMIN_DISABLED if admin else reads)
+    if _bearer_ok(token):
+        return None
+    who = "admin endpoints need" if admin else "this service needs"
+    challenge = [("WWW-Authenticate", 'Bearer realm="monitoring"')]
+    return error_response(401, f"{who} 'Authorization: Bearer <token>'", challenge)
 
 
 @bp.before_app_request

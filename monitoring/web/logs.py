@@ -1,9 +1,7 @@
-"""Request ids and structured JSON logs.
+"""Request ids and structured JSON logs (outside tests: one JSON object per line, stdout).
 
-Every request gets an id (an incoming ``X-Request-ID`` when it is sane, otherwise a new
-one), returned in the ``X-Request-ID`` response header and put on every log line written
-while the request is handled. Outside tests the root logger writes one JSON object per
-line to stdout.
+Every request gets an id (its ``X-Request-ID`` when sane, else a new one), returned in the
+``X-Request-ID`` header and put on every log line written while it is handled.
 """
 
 from __future__ import annotations
@@ -28,9 +26,7 @@ _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")  # whole value (ful
 
 def request_id() -> str | None:
     """The current request's id, or None outside a request."""
-    if has_request_context():
-        return g.get("request_id")
-    return None
+    return g.get("request_id") if has_request_context() else None
 
 
 def new_request_id() -> str:
@@ -94,11 +90,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class JsonLogHandler(logging.StreamHandler):
-    """A stream handler with a :class:`JsonFormatter` and a :class:`RequestIdFilter`.
-
-    :meth:`write_fields` writes a line built without a :class:`~logging.LogRecord`
-    (the per-request access line).
-    """
+    """A stream handler with a :class:`JsonFormatter` and a :class:`RequestIdFilter`."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
@@ -106,10 +98,8 @@ class JsonLogHandler(logging.StreamHandler):
         self.addFilter(RequestIdFilter())
 
     def write_fields(self, fields: dict[str, Any]) -> None:
-        """Write ``fields`` as one JSON line, the way :meth:`emit` writes a record.
-
-        ``fields`` holds what :class:`JsonFormatter` would write, in its order.
-        """
+        """Write a line built without a record (the access line) the way :meth:`emit` would:
+        ``fields`` holds what :class:`JsonFormatter` would write, in its order."""
         self.acquire()
         try:
             self.stream.write(_ENCODER.encode(fields) + self.terminator)

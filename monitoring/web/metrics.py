@@ -82,8 +82,7 @@ def finish_request(response: Response) -> Response:
     seconds = time.perf_counter() - started
     rule = request.url_rule
     endpoint = rule.rule if rule is not None else "<unmatched>"
-    method = request.method
-    code = response.status_code
+    method, code = request.method, response.status_code
     status = str(code)
     series(REQUESTS, endpoint, method, status).inc()
     series(LATENCY, endpoint, method, status).observe(seconds)
@@ -104,8 +103,7 @@ class StateCollector(Collector):
     """Metrics read from the files and the record store when scraped."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings = settings
-        self.store = store
+        self.settings, self.store = settings, store
 
     def collect(self) -> Iterator[Metric]:
         version = current_version(self.settings)

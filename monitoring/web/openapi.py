@@ -52,24 +52,12 @@ def doc(
 ) -> Callable[[View], View]:
     """Declare the OpenAPI operation of the view it decorates.
 
-    Parameters
-    ----------
-    description : str, optional
-        Default: the first paragraph of the view's docstring.
-    ok : str or dict
-        The 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
-        :func:`~monitoring.web.schemas.text` for a non-JSON body.
-    errors : iterable of int
-        Error statuses besides :data:`COMMON_ERRORS`, all with the ``Error`` schema.
-    params, body
-        OpenAPI query parameter objects and request body object.
-    admin : bool
-        State-changing: needs the bearer token.
-
-    Raises
-    ------
-    ValueError
-        ``ok`` names no schema of :data:`SCHEMAS`, or there is no description.
+    ``description`` defaults to the first paragraph of the view's docstring. ``ok`` is
+    the 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
+    :func:`~monitoring.web.schemas.text` for a non-JSON body. ``errors`` are the error
+    statuses besides :data:`COMMON_ERRORS`; ``params`` and ``body`` OpenAPI parameter and
+    request body objects; ``admin`` operations need the bearer token. Raises
+    :class:`ValueError` for an unknown schema name or a missing description.
     """
     if isinstance(ok, str):
         if ok not in SCHEMAS:
@@ -103,14 +91,8 @@ def doc(
 
 
 def spec() -> dict[str, Any]:
-    """The OpenAPI document of the current app's routes.
-
-    Raises
-    ------
-    RuntimeError
-        A route has no :func:`doc` declaration, or a declared view of a module holding
-        one of the app's blueprints has no route.
-    """
+    """The OpenAPI document of the current app's routes; :class:`RuntimeError` when a route
+    has no :func:`doc` or a declared view (of a module with a blueprint) has no route."""
     paths: dict[str, dict[str, Any]] = {}
     undeclared = []
     for rule in current_app.url_map.iter_rules():
@@ -158,11 +140,8 @@ def openapi_json() -> Any:
 @bp.get("/docs")
 @doc("API documentation", ok=text("text/html"), tag="ops")
 def docs() -> Any:
-    """This document as HTML.
-
-    One offline page, rendered once per process.
-    """
-    cache = current_app.extensions.setdefault("openapi_html", {})
+    """This document as HTML."""
+    cache = current_app.extensions.setdefault("openapi_html", {})  # rendered once per process
     if "page" not in cache:
         document = spec()
         pretty = {n: json.dumps(s, indent=2) for n, s in document["components"]["schemas"].items()}

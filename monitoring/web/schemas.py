@@ -36,15 +36,9 @@ def text(media_type: str) -> Schema:
     return {"x-media-type": media_type, "type": "string"}
 
 
-def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+def query(name: str, schema: Schema, about: str) -> dict[str, Any]:
     """An optional query parameter (OpenAPI parameter object)."""
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
 
 
 def json_body(schema: Schema, description: str = "Optional JSON object.") -> dict[str, Any]:
@@ -59,6 +53,8 @@ NUM: Schema = {"type": "number"}
 BOOL: Schema = {"type": "boolean"}
 ANY_OBJ: Schema = {"type": "object"}
 NULL_NUM, NULL_STR = nullable(NUM), nullable(STR)
+ROWS = array(ref("Row"))
+COLUMNS: Schema = {"type": "object", "additionalProperties": array({})}  # {column: [values]}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -73,15 +69,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "PredictionRequest": {
         "oneOf": [
-            obj(
-                ("data",),
-                data={
-                    "anyOf": [
-                        array(ref("Row")),
-                        {"type": "object", "additionalProperties": array({})},
-                    ]
-                },
-            ),
+            obj(("data",), data={"anyOf": [ROWS, COLUMNS]}),
             obj(
                 ("dataset_path",),
                 dataset_path={
@@ -89,7 +77,7 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "A file in the input, ingested or test data folder.",
                 },
             ),
-            array(ref("Row")),
+            ROWS,
         ]
     },
     "Prediction": obj(
