@@ -109,6 +109,7 @@ def _locked(step: Callable[[ReadModels], dict[str, Any]]) -> dict[str, Any]:
 
 
 def _admin_doc(summary: str, ok: str, body: Any = None) -> Callable[[View], View]:
+    """:func:`doc` for an admin operation: the bearer token and the admin error statuses."""
     return doc(summary, ok=ok, errors=ADMIN_ERRORS, tag="admin", admin=True, body=body)
 
 
