@@ -239,7 +239,7 @@ def access_log(lines: int) -> Iterator[Case]:
     with Flask("bench").test_request_context(path, method=method):  # as in a request
         g.request_id = rid = new_request_id()
 
-        def ours() -> str:  # _access_log's way
+        def ours() -> str:  # access_log's way
             handler = sole_json_handler(logger, logging.INFO)
             assert handler is not None
             handler.write_fields(

@@ -1,18 +1,12 @@
 """Read models: what the API, the dashboard and the report show, cached per process.
 
-:class:`ReadModels` is built once per process (per gunicorn worker) and holds one
-small read model per thing served:
-
-- :class:`LiveModel`: the deployed model (``/prediction``, ``/health``), reloaded
-  when the ``CURRENT`` file changes (a ``stat`` per use), so a redeploy is served
-  on the next request without a restart;
-- :class:`ScoringView` (``/scoring``), :class:`ProfileView` (``/summarystats``),
-  :class:`DiagnosticsView` (``/diagnostics``) and :class:`DriftView` (``/drift``).
-
-Each caches what it derives in one :class:`ResultCache`, keyed on the identity of
-the files or the store state it comes from, so a request never re-reads data or
-re-runs a step. Nothing here writes production files; only ``POST /drift`` records
-its report.
+:class:`ReadModels` is built once per process (per gunicorn worker) and holds one read
+model per thing served: :class:`LiveModel` (``/prediction``, ``/health``; reloaded when
+the ``CURRENT`` file changes, so a redeploy is served without a restart),
+:class:`ScoringView`, :class:`ProfileView`, :class:`DiagnosticsView` and
+:class:`DriftView`. Each caches what it derives in one :class:`ResultCache`, keyed on the
+identity of the files or store state it comes from. Nothing here writes production
+files; only ``POST /drift`` records its report.
 """
 
 from __future__ import annotations
@@ -49,13 +43,7 @@ NOT_INGESTED = "no data has been ingested yet; run 'python -m monitoring ingest'
 
 
 class ResultCache:
-    """Results kept until their key changes.
-
-    Parameters
-    ----------
-    clock : callable, default time.monotonic
-        Seconds, for ``min_age``.
-    """
+    """Results kept until their key changes; ``clock`` gives seconds for ``min_age``."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -64,9 +52,9 @@ class ResultCache:
     def get(self, name: str, key: Any, compute: Callable[[], Any], *, min_age: float = 0.0) -> Any:
         """``compute()`` unless the value cached as ``name`` was computed for ``key``.
 
-        With ``min_age`` a cached value is kept that many seconds whatever the key
-        (and at least :data:`REFRESH_COST_FACTOR` times as long as it took): for
-        summaries of tables that grow all the time.
+        With ``min_age`` (for summaries of ever-growing tables) a value is kept that many
+        seconds whatever the key, and at least :data:`REFRESH_COST_FACTOR` times as long
+        as it took.
         """
         entry = self._entries.get(name)
         now = self.clock()
@@ -95,20 +83,13 @@ class LiveModel:
     """The deployed model of this process, reloaded when ``CURRENT`` changes."""
 
     def __init__(self, settings: Settings, cache: ResultCache) -> None:
-        self.settings = settings
-        self.cache = cache
-        self._current_file = settings.prod_deployment_path / CURRENT_FILE  # stat per request
+        self.settings, self.cache = settings, cache
+        self._current_file = settings.prod_deployment_path / CURRENT_FILE  # stat per use
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Artifact] | None = None
 
     def artifact(self) -> Artifact:
-        """The live model.
-
-        Raises
-        ------
-        NotDeployedError
-            If nothing is deployed.
-        """
+        """The live model; :class:`NotDeployedError` if nothing is deployed."""
         key = file_identity(self._current_file)
         if key is None:
             raise NotDeployedError(
@@ -156,8 +137,7 @@ class ScoringView:
         return self.cache.get("scoring", key, lambda: self._scoring(artifact))
 
     def live(self) -> dict[str, Any]:
-        """Metrics of each version on labelled captured traffic, refreshed at most once a
-        second (less often when it takes long to compute)."""
+        """Metrics of each version on labelled captured traffic refreshed at most once a second."""
         key = store_key(self.store, self.cache.clock)
         return self.cache.get(
             "live_performance", key, lambda: live_performance(self.store), min_age=1.0
@@ -211,19 +191,12 @@ class DiagnosticsView:
     """``/diagnostics``: missing data, recorded step timings, the dependency check."""
 
     def __init__(self, settings: Settings, store: Store, profile: ProfileView) -> None:
-        self.settings, self.store, self.profile, self.cache = (
-            settings,
-            store,
-            profile,
-            profile.cache,
-        )
+        self.settings, self.store, self.profile = settings, store, profile
+        self.cache = profile.cache
 
     def current(self) -> dict[str, Any]:
-        timings = self.cache.get(
-            "timings",
-            store_key(self.store, self.cache.clock, records_only=True),
-            lambda: recorded_timings(self.store),
-        )
+        key = store_key(self.store, self.cache.clock, records_only=True)
+        timings = self.cache.get("timings", key, lambda: recorded_timings(self.store))
         return {
             "missing_data": self.profile.missing(),
             "missing_data_unit": "share of rows, 0 to 1",
@@ -237,11 +210,8 @@ class DiagnosticsView:
         a refresh written by any process (or the CLI) is shown on the next request."""
         requirements = self.settings.root / "requirements.txt"
         cache_file = self.settings.output_model_path / DEPENDENCY_CACHE
-        key = (
-            file_identity(requirements),
-            file_identity(cache_file),
-            int(self.cache.clock() // DEPENDENCY_TTL_SECONDS),
-        )
+        ttl_slot = int(self.cache.clock() // DEPENDENCY_TTL_SECONDS)
+        key = (file_identity(requirements), file_identity(cache_file), ttl_slot)
         report: dict[str, Any] = self.cache.get(
             "dependencies",
             key,
@@ -278,10 +248,7 @@ class DriftView:
         )
 
     def record(self, frame: pd.DataFrame | None = None, *, input_name: str = "") -> dict[str, Any]:
-        """Drift of ``frame`` (default: the ingested data), stored in the record store.
-
-        Returns the report with its ``id``.
-        """
+        """Drift of ``frame`` (default: the ingested data), recorded; the report with its ``id``."""
         if frame is None:
             report = self.latest()
         else:
@@ -308,14 +275,7 @@ class DriftView:
 
 
 class ReadModels:
-    """Every read model of one process, sharing one cache.
-
-    Parameters
-    ----------
-    settings : Settings
-    store : Store, optional
-        Default: the store ``settings.database_url`` names.
-    """
+    """Every read model of one process, sharing one cache (default store: ``database_url``)."""
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings

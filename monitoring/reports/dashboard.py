@@ -1,10 +1,9 @@
 """The ``/dashboard`` page, also written as ``report.html``.
 
-:func:`collect_context` gathers what the page shows from the read models
-(:mod:`monitoring.readmodels`), :func:`render_page` fills ``templates/page.html``
-with it and its figures, :func:`dashboard_html` caches the page until
-:func:`cache_key` changes. Nothing here writes state; the drift table is not
-recorded.
+:func:`collect_context` gathers what the page shows from the read models,
+:func:`render_page` fills ``templates/page.html`` with it and its figures, and
+:func:`dashboard_html` caches the page until :func:`cache_key` changes. Nothing here
+writes state; the drift table is not recorded.
 """
 
 from __future__ import annotations
@@ -28,21 +27,12 @@ from monitoring.storage.files import file_identity, read_table
 _CACHE: dict[str, tuple[Any, str]] = {}
 
 
-def collect_context(views: ReadModels, *, runs: int = 10) -> dict[str, Any]:
+def collect_context(views: ReadModels) -> dict[str, Any]:
     """Everything the page shows, as plain data (plus arrays for the histograms).
 
-    Parameters
-    ----------
-    views : ReadModels
-    runs : int
-        How many recent pipeline runs to show.
-
-    Returns
-    -------
-    dict
-        Table rows (``versions``, ``deployments`` newest first, ``live``, ``runs``,
-        ``missing``), ``model``, ``test_score``, ``drift``, ``model_card``,
-        ``scores`` and ``histograms`` for the plots, and the ``errors`` met.
+    Table rows (``versions``, ``deployments`` newest first, ``live``, the 10 latest
+    ``runs``, ``missing``), ``model``, ``test_score``, ``drift``, ``model_card``,
+    ``scores`` and ``histograms`` for the plots, and the ``errors`` met.
     """
     settings, store = views.settings, views.store
     ctx: dict[str, Any] = {
@@ -51,15 +41,12 @@ def collect_context(views: ReadModels, *, runs: int = 10) -> dict[str, Any]:
         "scores": store.scores(),
         "runs": [
             {**r, "new_files": len((r.get("evidence") or {}).get("new_files") or [])}
-            for r in store.runs(limit=runs)
+            for r in store.runs(limit=10)
         ],
         "live": [{"model_version": v, **m} for v, m in live_performance(store).items()],
         "missing": views.profile.missing(),
-        "model": None,
-        "drift": None,
+        **dict.fromkeys(("model", "drift", "test_score", "model_card")),  # with a model only
         "histograms": {},
-        "test_score": None,
-        "model_card": None,
         "errors": [],
     }
     try:
@@ -108,14 +95,11 @@ def render_page(
 def cache_key(views: ReadModels) -> Any:
     """Identity of what the page shows: model, ingested data, latest run, labels."""
     settings, store = views.settings, views.store
-    latest_run = store.runs(limit=1)
-    latest_score = store.scores(limit=1)
     return (
         current_version(settings),
         file_identity(settings.finaldata_file),
-        latest_run[0]["id"] if latest_run else None,
-        latest_run[0]["status"] if latest_run else None,
-        latest_score[-1]["id"] if latest_score else None,
+        [(run["id"], run["status"]) for run in store.runs(limit=1)],
+        [score["id"] for score in store.scores(limit=1)],
         len(store.deployments()),
         labelled_count(store),
     )

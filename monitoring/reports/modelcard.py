@@ -1,14 +1,10 @@
 """Model card: what a deployed model is, what it was trained on, how good it is where.
 
-:func:`write_model_card` is called by :func:`monitoring.pipeline.publish` once
-the version folder is published, so every deployed version has its card
-(``modelcards/<version>.md`` and ``.json`` beside ``versions/``). The report and
-the dashboard include it.
-
-Per-slice metrics: each feature is cut into ``model_card.quantile_buckets``
-buckets at quantiles of the training data, unless ``model_card.slices`` gives the
-cut points of a column explicitly (``{"column": [edge, ...]}``). Every slice is
-evaluated on the test data and on the training data.
+:func:`monitoring.pipeline.publish` writes the card of every version it deploys
+(``modelcards/<version>.md`` and ``.json`` beside ``versions/``); the report and the
+dashboard include it. Per-slice metrics, on the test and the training data: each
+feature is cut into ``model_card.quantile_buckets`` buckets at training-data
+quantiles, unless ``model_card.slices`` gives a column's cut points.
 """
 
 from __future__ import annotations
@@ -61,7 +57,6 @@ def slice_metrics(
     artifact: Artifact, frame: pd.DataFrame, target: str, column: str, edges: list[float]
 ) -> list[dict[str, Any]]:
     """Metrics of ``artifact`` on each bucket of ``column`` in a labelled frame."""
-
     frame = frame.dropna(subset=[*artifact.features, target])
     if frame.empty:
         return []
@@ -84,18 +79,18 @@ def slice_metrics(
 
 def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     """The model card of the trained, scored artifact in ``folder``."""
-
     artifact = load_artifact(folder)
     meta = artifact.metadata
     score = read_score(folder) or {}
     training = meta.get("training_data", {})
     caveats = []
+    empty = pd.DataFrame(columns=[*artifact.features, settings.target])  # gives no slices
     try:
         test = read_test_data(settings)
     except MissingArtifactError as exc:  # the card must not block a deployment
-        test = pd.DataFrame(columns=[*artifact.features, settings.target])
+        test = empty
         caveats.append(f"no test data for slices: {exc.message}")
-    train: pd.DataFrame | None = None
+    train = empty
     path = settings.finaldata_file
     if path.is_file() and sha256_file(path) == training.get("sha256"):
         train = read_table(path)
@@ -114,17 +109,12 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
         "training-data metrics are in-sample and optimistic; compare models on the test data"
     )
     slices: dict[str, Any] = {}
-    reference = train if train is not None else test
     for column in artifact.features:
-        edges = slice_edges(settings, reference, column)
+        edges = slice_edges(settings, test if train.empty else train, column)
         slices[column] = {
             "edges": edges,
             "test": slice_metrics(artifact, test, settings.target, column, edges),
-            "training": (
-                slice_metrics(artifact, train, settings.target, column, edges)
-                if train is not None
-                else []
-            ),
+            "training": slice_metrics(artifact, train, settings.target, column, edges),
         }
         small = [s["slice"] for s in slices[column]["test"] if s["n_rows"] < SMALL_SLICE]
         if small:
@@ -154,11 +144,6 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     }
 
 
-def render_model_card(card: dict[str, Any]) -> str:
-    """The model card as Markdown (``templates/modelcard.md``)."""
-    return render("modelcard.md", card=card)
-
-
 def model_card_folder(settings: Settings) -> Path:
     """``<prod_deployment_path>/modelcards``: one card per deployed version."""
     return settings.prod_deployment_path / MODEL_CARDS_DIR
@@ -167,12 +152,11 @@ def model_card_folder(settings: Settings) -> Path:
 def write_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
     """Write the card of the artifact in ``folder`` and return it.
 
-    Written as ``modelcards/<version>.md`` and ``.json`` under the production
-    folder (the version folders themselves are never changed), and as
-    ``modelcard.md`` in ``output_model_path`` next to the report.
+    Written as ``modelcards/<version>.md`` and ``.json`` (the version folders are never
+    changed) and as ``modelcard.md`` in ``output_model_path``, next to the report.
     """
     card = build_model_card(settings, folder)
-    text = render_model_card(card)
+    text = render("modelcard.md", card=card)
     target = model_card_folder(settings)
     version = card["model"]["version"]
     atomic_write_json(target / f"{version}.json", card)
@@ -185,5 +169,5 @@ def read_model_card(settings: Settings, version: str) -> str | None:
     """The Markdown model card of a deployed version, or None."""
     try:
         return (model_card_folder(settings) / f"{version}.md").read_text(encoding="utf-8")
-    except (FileNotFoundError, OSError):
+    except OSError:
         return None

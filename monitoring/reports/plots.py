@@ -40,10 +40,8 @@ def confusion_matrix_figure(score: dict[str, Any], version: str) -> Figure:
     ConfusionMatrixDisplay(np.asarray(score["confusion_matrix"])).plot(
         ax=ax, cmap="Blues", values_format="d", text_kw={"fontsize": 14}
     )
-    ax.set_title(
-        f"model {version}\nF1 {format_value(score.get('f1'))} on {score.get('n_rows')} test rows",
-        fontsize=9,
-    )
+    f1 = format_value(score.get("f1"))
+    ax.set_title(f"model {version}\nF1 {f1} on {score.get('n_rows')} test rows", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -1,15 +1,19 @@
 """The combined report of the deployed model: :func:`generate_report` writes every file.
 
-In ``output_model_path``: ``confusionmatrix.png`` (the deployed model on the test
-data), ``report.json`` (what the API shows), ``report.md``
-(``templates/report.md``), ``report.html`` (the dashboard page plus predictions
-and summary statistics) and ``report.pdf`` (the same figures). The confusion
-matrix is drawn once and used in the PNG, the HTML and the PDF.
+In ``output_model_path``: ``confusionmatrix.png`` (the deployed model on the test data),
+``report.json`` (what the API shows), ``report.md``, ``report.html`` (the dashboard page
+plus predictions and summary statistics) and ``report.pdf`` (the same figures). The
+confusion matrix is drawn once for the PNG, the HTML and the PDF.
 """
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
+
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 
 from monitoring.config import Settings
 from monitoring.model.deployment import load_deployed
@@ -18,8 +22,7 @@ from monitoring.readmodels import ReadModels
 from monitoring.reports.dashboard import collect_context, render_page
 from monitoring.reports.formatting import render
 from monitoring.reports.modelcard import read_model_card
-from monitoring.reports.pdf import write_pdf
-from monitoring.reports.plots import build_figures, confusion_matrix_figure, png
+from monitoring.reports.plots import build_figures, confusion_matrix_figure, new_figure, png
 from monitoring.storage.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from monitoring.storage.store import utcnow
 
@@ -48,18 +51,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     return render("report.md", report=report)
 
 
+def write_pdf(path: Path, ctx: dict[str, Any], figures: dict[str, Figure], *, title: str) -> Path:
+    """Write ``report.pdf``: a summary page (``templates/pdf-summary.txt``), then each figure."""
+    summary = render("pdf-summary.txt", ctx=ctx, title=title)
+    buffer = io.BytesIO()
+    with PdfPages(buffer) as pdf:
+        page = new_figure(8.27, 11.69)  # A4
+        page.text(0.06, 0.95, summary, va="top", family="monospace", fontsize=9)
+        pdf.savefig(page)
+        for fig in figures.values():
+            pdf.savefig(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
 def generate_report(settings: Settings) -> dict[str, Any]:
-    """Write the confusion matrix and the combined report for the deployed model.
+    """Write the confusion matrix and the combined report of the deployed model.
 
-    Returns
-    -------
-    dict
-        ``model_version`` and the ``files`` written.
-
-    Raises
-    ------
-    NotDeployedError
-        If nothing is deployed.
+    Returns ``model_version`` and the ``files`` written; :class:`NotDeployedError` if
+    nothing is deployed.
     """
     artifact = load_deployed(settings)
     metrics = evaluate(

@@ -1,20 +1,13 @@
-"""State-changing endpoints and the bearer-token check.
+"""State-changing endpoints (``POST /ingest``, ``/retrain``, ``/deploy``, ``/rollback``,
+``/run``: the functions the CLI calls) and the bearer-token check of every request.
 
-``POST /ingest``, ``/retrain``, ``/deploy``, ``/rollback`` and ``/run`` call the
-same functions as the CLI. They answer to POST only, so no GET, HEAD or OPTIONS
-request (a crawler, a link preview, a CORS preflight) can change anything.
-
-Authentication (``Authorization: Bearer <token>``):
-
-- ``MONITORING_API_TOKEN`` set: admin endpoints need the token (401 without it or
-  with a wrong one, compared in constant time; the token is never logged or
-  echoed). With ``api.require_token_for_reads`` the read endpoints need it too;
-  ``/health``, ``/openapi.json`` and ``/docs`` always stay open.
-- no token set: admin endpoints refuse with 403 (safe default) unless
-  ``api.allow_unauthenticated_admin`` is true (for a loopback-only deployment).
-
-Every admin operation holds the pipeline lock, so it never overlaps a pipeline
-run, the CLI or another admin call: the second one gets 409.
+POST only, so no GET, HEAD or OPTIONS (a crawler, a link preview, a CORS preflight) can
+change anything. With ``MONITORING_API_TOKEN`` set, admin endpoints need
+``Authorization: Bearer <token>`` (compared in constant time, never logged or echoed),
+and so do reads with ``api.require_token_for_reads``; ``/health``, ``/openapi.json`` and
+``/docs`` stay open. Without a token admin endpoints answer 403 unless
+``api.allow_unauthenticated_admin`` (loopback-only services). Every admin operation holds
+the pipeline lock: one overlapping a run, the CLI or another admin call gets 409.
 """
 
 from __future__ import annotations
@@ -32,10 +25,11 @@ from monitoring.model.deployment import rollback as run_rollback
 from monitoring.model.scoring import score
 from monitoring.model.training import train
 from monitoring.pipeline import pipeline_lock, publish, run_full_process
+from monitoring.readmodels import ReadModels
 from monitoring.reports.reporting import generate_report
 from monitoring.web.api import views
 from monitoring.web.errors import error_response
-from monitoring.web.openapi import doc
+from monitoring.web.openapi import View, doc
 from monitoring.web.schemas import ADMIN_ERRORS, json_body, ref
 
 bp = Blueprint("admin", __name__)
@@ -48,47 +42,33 @@ ADMIN_DISABLED = (
 
 
 def _bearer_ok(token: str) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return False
     return secrets.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def _unauthorized(message: str) -> Any:
-    return error_response(401, message, [("WWW-Authenticate", 'Bearer realm="monitoring"')])
-
-
 def check_access(settings: Settings, endpoint: str | None, blueprint: str | None) -> Any:
     """The error response for a request that may not proceed, or None.
 
-    Parameters
-    ----------
-    settings : Settings
-    endpoint : str or None
-        Flask endpoint name (``None`` for unknown URLs, which fall through to 404/405).
-    blueprint : str or None
-        Blueprint of the endpoint.
+    ``endpoint`` is None for unknown URLs, which fall through to 404/405.
     """
     if endpoint is None or endpoint in ALWAYS_OPEN:
         return None
-    token = settings.api_token
-    if blueprint == bp.name:
-        if token is None:
-            if settings.api.allow_unauthenticated_admin:
-                return None
-            return error_response(403, ADMIN_DISABLED)
-        if not _bearer_ok(token):
-            return _unauthorized("admin endpoints need 'Authorization: Bearer <token>'")
+    admin = blueprint == bp.name
+    if not (admin or settings.api.require_token_for_reads):
         return None
-    if settings.api.require_token_for_reads:
-        if token is None:
-            return error_response(
-                403, "reads require a token (api.require_token_for_reads) but none is set"
-            )
-        if not _bearer_ok(token):
-            return _unauthorized("this service needs 'Authorization: Bearer <token>'")
-    return None
+    token = settings.api_token
+    if token is None:
+        if admin and settings.api.allow_unauthenticated_admin:
+            return None
+        reads = "reads require a token (api.require_token_for_reads) but none is set"
+        return error_response(403, ADMIN_DISABLED if admin else reads)
+    if _bearer_ok(token):
+        return None
+    who = "admin endpoints need" if admin else "this service needs"
+    challenge = [("WWW-Authenticate", 'Bearer realm="monitoring"')]
+    return error_response(401, f"{who} 'Authorization: Bearer <token>'", challenge)
 
 
 @bp.before_app_request
@@ -98,10 +78,9 @@ def _authenticate() -> Any:
     return check_access(views().settings, request.endpoint, request.blueprint)
 
 
-def _options(allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+def _options(allowed: dict[str, type]) -> dict[str, Any]:
     """The optional JSON object body of an admin call, checked against ``allowed``."""
-    data = request.get_data()
-    if not data.strip():
+    if not request.get_data().strip():
         return {}
     if not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         raise UnsupportedMediaTypeError(
@@ -115,114 +94,72 @@ def _options(allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
         raise BadRequestError(
             f"unknown field(s) {unknown}; this endpoint takes {sorted(allowed) or 'no fields'}"
         )
-    for key, types in allowed.items():
+    for key, kind in allowed.items():
         value = body.get(key)
-        if value is not None and not isinstance(value, types):
-            names = "/".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-            raise BadRequestError(f"field '{key}' must be {names} or null, got {value!r}")
+        if value is not None and not isinstance(value, kind):
+            raise BadRequestError(f"field '{key}' must be {kind.__name__} or null, got {value!r}")
     return body
 
 
-def _locked(step: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _locked(step: Callable[[ReadModels], dict[str, Any]]) -> dict[str, Any]:
+    """``step(views())`` under the pipeline lock."""
+    m = views()
+    with pipeline_lock(m.settings):
+        return step(m)
 
-    with pipeline_lock(views().settings):
-        return step()
+
+def _admin_doc(summary: str, ok: str, body: Any = None) -> Callable[[View], View]:
+    """:func:`doc` for an admin operation: the bearer token and the admin error statuses."""
+    return doc(summary, ok=ok, errors=ADMIN_ERRORS, tag="admin", admin=True, body=body)
 
 
 @bp.post("/ingest")
-@doc(
-    "Ingest",
-    "Merge every data file of the input folder into finaldata.csv.",
-    ok="Ingestion",
-    errors=ADMIN_ERRORS,
-    tag="admin",
-    admin=True,
-)
+@_admin_doc("Ingest", "Ingestion")
 def ingest() -> Any:
-    """Merge every data file of the input folder into ``finaldata.csv``."""
-
+    """Merge every data file of the input folder into finaldata.csv."""
     _options({})
-    m = views()
-    return _locked(lambda: run_ingest(m.settings, store=m.store).to_dict())
+    return _locked(lambda m: run_ingest(m.settings, store=m.store).to_dict())
 
 
 @bp.post("/retrain")
-@doc(
-    "Retrain",
-    "Train on the ingested data and score on the test data; does not deploy.",
-    ok="Retrain",
-    errors=ADMIN_ERRORS,
-    tag="admin",
-    admin=True,
-)
+@_admin_doc("Retrain", "Retrain")
 def retrain() -> Any:
-    """Train on the ingested data and score on the test data (not deployed)."""
-
+    """Train on the ingested data and score on the test data; does not deploy."""
     _options({})
-    m = views()
 
-    def step() -> dict[str, Any]:
+    def step(m: ReadModels) -> dict[str, Any]:
         metadata = train(m.settings, store=m.store)
-        metrics = score(m.settings, store=m.store)
-        return {"model_version": metadata["version"], "score": metrics}
+        return {"model_version": metadata["version"], "score": score(m.settings, store=m.store)}
 
     return _locked(step)
 
 
 @bp.post("/deploy")
-@doc(
-    "Deploy",
-    "Deploy the trained, scored model (checksum verified before it goes live).",
-    ok="Deployment",
-    errors=ADMIN_ERRORS,
-    tag="admin",
-    admin=True,
-)
+@_admin_doc("Deploy", "Deployment")
 def deploy() -> Any:
-    """Deploy the trained, scored model."""
-
+    """Deploy the trained, scored model (checksum verified before it goes live)."""
     _options({})
-    m = views()
-    return _locked(lambda: publish(m.settings, m.store))
+    return _locked(lambda m: publish(m.settings, m.store))
 
 
 @bp.post("/rollback")
-@doc(
-    "Roll back",
-    "Make an earlier version live; default: the one before the live one.",
-    ok="Deployment",
-    errors=ADMIN_ERRORS,
-    tag="admin",
-    admin=True,
-    body=json_body(ref("RollbackRequest")),
-)
+@_admin_doc("Roll back", "Deployment", json_body(ref("RollbackRequest")))
 def rollback() -> Any:
-    """Make an earlier version live (``{"version": ...}``; default: the previous one)."""
-
-    body = _options({"version": str})
-    m = views()
-    return _locked(lambda: run_rollback(m.settings, to_version=body.get("version"), store=m.store))
+    """Make an earlier version live; default: the one before the live one."""
+    version = _options({"version": str}).get("version")
+    return _locked(lambda m: run_rollback(m.settings, to_version=version, store=m.store))
 
 
 @bp.post("/run")
-@doc(
-    "Full process",
-    "New data, drift, retrain, gate, redeploy, report. 409 while another run holds the lock.",
-    ok="Run",
-    errors=ADMIN_ERRORS,
-    tag="admin",
-    admin=True,
-    body=json_body(ref("RunRequest")),
-)
+@_admin_doc("Full process", "Run", json_body(ref("RunRequest")))
 def run() -> Any:
-    """The full process (``{"force": bool}``); 409 while another run holds the lock."""
-
-    body = _options({"force": bool})
+    """New data, drift, retrain, gate, redeploy, report. 409 while another run holds the lock."""
+    force = _options({"force": bool}).get("force")
     m = views()
-    current_app.logger.info("pipeline run requested over the API (force=%s)", body.get("force"))
+    current_app.logger.info("pipeline run requested over the API (force=%s)", force)
     return run_full_process(
         m.settings,
         store=m.store,
-        force=bool(body.get("force")),
+        force=bool(force),
         after_deploy=lambda: generate_report(m.settings),
     )

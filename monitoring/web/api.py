@@ -1,10 +1,8 @@
 """HTTP views: thin wrappers that parse the request and call :mod:`monitoring`.
 
-Every response is JSON. Errors share one shape::
-
-    {"error": "<HTTP reason phrase>", "message": "<what was wrong>", "status": <code>}
-
+Every response is JSON (errors in the one shape of :mod:`monitoring.web.errors`).
 Read-only endpoints are GET; nothing that changes state answers to GET or OPTIONS.
+A view's docstring opens with its OpenAPI description (:func:`~monitoring.web.openapi.doc`).
 """
 
 from __future__ import annotations
@@ -31,189 +29,131 @@ def views() -> ReadModels:
     return current_app.extensions["readmodels"]
 
 
-def _check_rows(frame: Any) -> None:
+def _frame() -> tuple[Any, str]:
+    """The rows of the request body (or ``?dataset_path=``), within ``MAX_ROWS``."""
+    frame, name = frame_from_request(request, views().settings)
     limit = current_app.config["MAX_ROWS"]
     if len(frame) > limit:
         raise RowLimitError(f"request has {len(frame)} rows; the limit is {limit}")
+    return frame, name
+
+
+def _limit() -> int:
+    """The ``limit`` query parameter, within the bounds :data:`LIMIT` documents."""
+    bounds = LIMIT["schema"]
+    raw = request.args.get("limit")
+    if raw is None:
+        return bounds["default"]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DataValidationError(
+            f"query parameter 'limit' must be an integer, got {raw!r}"
+        ) from None
+    low, high = bounds["minimum"], bounds["maximum"]
+    if not low <= value <= high:
+        raise DataValidationError(f"query parameter 'limit' must be between {low} and {high}")
+    return value
 
 
 @bp.post("/prediction")
 @doc(
     "Predict with the deployed model",
-    "Classes and positive-class probabilities for each row.",
     ok="Prediction",
     errors=DATA_ERRORS,
     params=[PATH_QUERY],
     body=DATA_BODY,
 )
 def prediction() -> Any:
-    """Predict with the deployed model.
+    """Classes and positive-class probabilities for each row.
 
-    Body: JSON ``{"data": [rows]}`` / a JSON list of rows, ``{"dataset_path": ...}``
-    (a file in the data folders), a ``text/csv`` body, or a multipart ``file``.
-    Errors: 400 unparseable body, 403 path outside the data folders, 404 missing
-    dataset, 413 too large, 415 content type, 422 invalid columns or values,
-    503 no model deployed.
+    Counts the rows for the metrics and captures them when sampled; the body adds
+    ``request_id`` and, when captured, ``row_ids`` (one per row, for ``POST /feedback``).
     """
     v = views()
-    frame, name = frame_from_request(request, v.settings)
-    _check_rows(frame)
-    return after_prediction(v, frame, v.model.predict(frame, input_name=name))
+    frame, name = _frame()
+    result = v.model.predict(frame, input_name=name)
+    version = str(result.get("model_version"))
+    count_predictions(version, result["predictions"])
+    rid = request_id() or new_request_id()
+    body = {**result, "request_id": rid}
+    if should_capture(v.settings):
+        body["row_ids"] = record(
+            v.store, v.settings, request_id=rid, model_version=version, frame=frame, result=result
+        )
+    return body
 
 
 @bp.get("/scoring")
-@doc(
-    "Score of the deployed model",
-    "F1 and other metrics on the test data, with the model-drift verdict.",
-    ok="Scoring",
-    errors=(503,),
-)
+@doc("Score of the deployed model", ok="Scoring", errors=(503,))
 def scoring() -> Any:
-    """The deployed model's F1 (and other metrics) on the test data; no side effects.
+    """F1 and other metrics on the test data, with the model-drift verdict.
 
-    ``live_performance`` adds each model version's metrics on captured traffic
-    labelled through ``POST /feedback`` (refreshed at most once a second, and no
-    sooner than 20x the time its last computation took).
+    ``live_performance``: each version's metrics on traffic labelled by ``POST /feedback``.
     """
     scores = views().scoring
     return {**scores.current(), "live_performance": scores.live()}
 
 
 @bp.get("/summarystats")
-@doc(
-    "Summary statistics",
-    "Mean, median, std, min, quartiles and max of each feature of the ingested data.",
-    ok="SummaryStats",
-    errors=(503,),
-)
+@doc("Summary statistics", ok="SummaryStats", errors=(503,))
 def summarystats() -> Any:
     """Mean, median, std, min, quartiles and max of each feature of the ingested data."""
     return views().profile.summary()
 
 
 @bp.get("/diagnostics")
-@doc(
-    "Diagnostics",
-    "Missing data, step timings and the dependency check (cached).",
-    ok="Diagnostics",
-)
+@doc("Diagnostics", ok="Diagnostics")
 def diagnostics() -> Any:
-    """Missing data, step timings and the dependency check (all cached)."""
+    """Missing data, step timings and the dependency check (cached)."""
     return views().diagnostics.current()
 
 
 @bp.get("/drift")
-@doc(
-    "Drift of the ingested data",
-    "Data drift of the latest ingested data against the training data; not recorded.",
-    ok="DriftReport",
-    errors=(422, 503),
-)
+@doc("Drift of the ingested data", ok="DriftReport", errors=(422, 503))
 def drift_latest() -> Any:
-    """Data drift of the latest ingested data against the deployed model's training data."""
+    """Data drift of the latest ingested data against the training data; not recorded."""
     return views().drift.latest()
 
 
 @bp.post("/drift")
-@doc(
-    "Drift of a batch",
-    "Data drift of the rows in the body (same formats as /prediction); recorded.",
-    ok="DriftReport",
-    errors=DATA_ERRORS,
-    params=[PATH_QUERY],
-    body=DATA_BODY,
-)
+@doc("Drift of a batch", ok="DriftReport", errors=DATA_ERRORS, params=[PATH_QUERY], body=DATA_BODY)
 def drift_batch() -> Any:
-    """Data drift of the batch in the body (same formats as ``/prediction``); recorded."""
-    frame, name = frame_from_request(request, views().settings)
-    _check_rows(frame)
+    """Data drift of the rows in the body (same formats as /prediction); recorded."""
+    frame, name = _frame()
     return views().drift.record(frame, input_name=name)
 
 
 @bp.get("/drift/history")
 @doc(
     "Drift history",
-    "Recorded drift reports, newest first.",
     ok="DriftHistory",
     errors=(422,),
     params=[LIMIT, query("full", STR, "1/true/yes: include the per-column tables.")],
 )
 def drift_history() -> Any:
-    """Recorded drift reports, newest first (``?limit=``, ``?full=1`` for the tables)."""
-    limit = _int_arg("limit", 50, 1, 1000)
+    """Recorded drift reports, newest first."""
     full = request.args.get("full", "0") in ("1", "true", "yes")
-    return {"reports": views().store.drift_reports(limit=limit, full=full)}
+    return {"reports": views().store.drift_reports(limit=_limit(), full=full)}
 
 
 @bp.get("/runs")
-@doc(
-    "Pipeline runs",
-    "Recorded pipeline runs with their decisions and evidence, newest first.",
-    ok="Runs",
-    errors=(422,),
-    params=[LIMIT],
-)
+@doc("Pipeline runs", ok="Runs", errors=(422,), params=[LIMIT])
 def runs() -> Any:
     """Recorded pipeline runs with their decisions and evidence, newest first."""
-    return {"runs": views().store.runs(limit=_int_arg("limit", 50, 1, 1000))}
+    return {"runs": views().store.runs(limit=_limit())}
 
 
 @bp.get("/versions")
-@doc(
-    "Model versions",
-    "Every deployed model version and the deployment history.",
-    ok="Versions",
-)
+@doc("Model versions", ok="Versions")
 def versions() -> Any:
-    """Every deployed model version, and which one is live."""
+    """Every deployed model version and the deployment history."""
     v = views()
     return {"versions": list_versions(v.settings), "deployments": v.store.deployments()}
 
 
 @bp.get("/health")
-@doc(
-    "Liveness",
-    "Always open (no token). 'no_model' before the first deployment.",
-    ok="Health",
-    tag="ops",
-)
+@doc("Liveness", ok="Health", tag="ops")
 def health() -> Any:
-    """Liveness, and the deployed model version (``status`` is ``no_model`` before setup)."""
+    """Always open (no token). 'no_model' before the first deployment."""
     return views().model.health()
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise DataValidationError(
-            f"query parameter '{name}' must be an integer, got {raw!r}"
-        ) from None
-    if not low <= value <= high:
-        raise DataValidationError(f"query parameter '{name}' must be between {low} and {high}")
-    return value
-
-
-def after_prediction(views: ReadModels, frame: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """Count a prediction for the metrics and capture it; return the response body.
-
-    Adds ``request_id`` and, when the request was captured, ``row_ids`` (one per
-    row, for ``POST /feedback``).
-    """
-    version = str(result.get("model_version"))
-    count_predictions(version, result["predictions"])
-    rid = request_id() or new_request_id()
-    body = {**result, "request_id": rid}
-    if should_capture(views.settings):
-        body["row_ids"] = record(
-            views.store,
-            views.settings,
-            request_id=rid,
-            model_version=version,
-            frame=frame,
-            result=result,
-        )
-    return body

@@ -1,8 +1,6 @@
-"""One JSON error shape for every response of the API::
+"""One JSON error shape for every response of the API, and JSON OPTIONS answers::
 
-    {"error": "<HTTP reason phrase>", "message": "<what was wrong>", "status": <code>}
-
-OPTIONS answers are JSON too.
+{"error": "<HTTP reason phrase>", "message": "<what was wrong>", "status": <code>}
 """
 
 from __future__ import annotations
@@ -18,35 +16,27 @@ from monitoring.exceptions import MonitoringError
 
 
 def error_response(status: int, message: str, headers: Any = None) -> Any:
-    """The one JSON error shape of the API."""
+    """The one JSON error shape of the API, with the ``(name, value)`` ``headers``."""
     body = {"error": HTTP_STATUS_CODES.get(status, "Error"), "message": message, "status": status}
     response = jsonify(body)
     response.status_code = status
-    if headers:
-        for key, value in headers:
-            if key.lower() not in ("content-type", "content-length"):
-                response.headers[key] = value
+    for key, value in headers or ():
+        if key.lower() not in ("content-type", "content-length"):
+            response.headers[key] = value
     return response
 
 
-def register_options_json(app: Flask) -> None:
-    """Answer Flask's automatic OPTIONS with JSON too: ``{"allow": [...]}``.
-
-    The view is never run for OPTIONS (Flask answers it from the URL map), so a
-    CORS preflight cannot trigger anything.
-    """
+def init_app(app: Flask) -> None:
+    """Map our exceptions and every HTTP error to the JSON error shape; OPTIONS to JSON."""
 
     @app.after_request
     def _options_json(response: Any) -> Any:
+        # Flask answers OPTIONS from the URL map without running the view, so a CORS
+        # preflight cannot trigger anything; only the body changes: {"allow": [...]}.
         if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
-            allowed = sorted(response.allow)
-            response.set_data(json.dumps({"allow": allowed}))
+            response.set_data(json.dumps({"allow": sorted(response.allow)}))
             response.mimetype = "application/json"
         return response
-
-
-def register_errorhandlers(app: Flask) -> None:
-    """Map our exceptions and every HTTP error to the JSON error shape."""
 
     @app.errorhandler(MonitoringError)
     def _monitoring_error(exc: MonitoringError) -> Any:
@@ -72,9 +62,3 @@ def register_errorhandlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Any:
         app.logger.exception("unhandled error")
         return error_response(500, "internal error; see the server log")
-
-
-def init_app(app: Flask) -> None:
-    """JSON for every error and for OPTIONS answers."""
-    register_errorhandlers(app)
-    register_options_json(app)

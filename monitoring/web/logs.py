@@ -1,9 +1,7 @@
-"""Request ids and structured JSON logs.
+"""Request ids and structured JSON logs (outside tests: one JSON object per line, stdout).
 
-Every request gets an id (an incoming ``X-Request-ID`` when it is sane, otherwise
-a new one), returned in the ``X-Request-ID`` response header and put on every log
-line written while the request is handled. Outside tests the root logger writes
-one JSON object per line to stdout.
+Every request gets an id (its ``X-Request-ID`` when sane, else a new one), returned in the
+``X-Request-ID`` header and put on every log line written while it is handled.
 """
 
 from __future__ import annotations
@@ -26,27 +24,21 @@ _REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # the same header in the WSGI environ
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")  # whole value (fullmatch)
 
 
-# Live (per-process, summed across workers in multiprocess mode) metrics. Module
-# level: one set per process, shared by every app built in it.
 def request_id() -> str | None:
     """The current request's id, or None outside a request."""
-    if has_request_context():
-        return g.get("request_id")
-    return None
+    return g.get("request_id") if has_request_context() else None
 
 
 def new_request_id() -> str:
-    """A fresh request id: a random version-4 UUID as 32 hex digits.
-
-    The same as ``uuid.uuid4().hex``, without building a :class:`uuid.UUID`.
-    """
+    """A fresh request id: ``uuid.uuid4().hex`` without building a :class:`uuid.UUID`."""
     raw = bytearray(os.urandom(16))
     raw[6] = raw[6] & 0x0F | 0x40  # version 4
     raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
     return raw.hex()
 
 
-def _incoming_request_id() -> str:
+def incoming_request_id() -> str:
+    """The request's sane ``X-Request-ID``, or a new id."""
     given = request.environ.get(_REQUEST_ID_ENVIRON)
     if given and _SANE_ID.fullmatch(given):
         return given
@@ -97,21 +89,8 @@ class JsonFormatter(logging.Formatter):
         return _ENCODER.encode(out)
 
 
-JsonFormatter.converter = time.gmtime
-
-
 class JsonLogHandler(logging.StreamHandler):
-    """The JSON-lines handler of :func:`configure_json_logging`.
-
-    A :class:`~logging.StreamHandler` with a :class:`JsonFormatter` and a
-    :class:`RequestIdFilter`, plus :meth:`write_fields` to write a line that was
-    built without a :class:`~logging.LogRecord` (the per-request access line).
-
-    Parameters
-    ----------
-    stream : file-like, optional
-        Default: ``sys.stderr``, as for :class:`~logging.StreamHandler`.
-    """
+    """A stream handler with a :class:`JsonFormatter` and a :class:`RequestIdFilter`."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
@@ -119,11 +98,8 @@ class JsonLogHandler(logging.StreamHandler):
         self.addFilter(RequestIdFilter())
 
     def write_fields(self, fields: dict[str, Any]) -> None:
-        """Write ``fields`` as one JSON line, the way :meth:`emit` writes a record.
-
-        ``fields`` must hold what :class:`JsonFormatter` would put in the line, in
-        its order: time, level, logger, message, request_id, then the extras.
-        """
+        """Write a line built without a record (the access line) the way :meth:`emit` would:
+        ``fields`` holds what :class:`JsonFormatter` would write, in its order."""
         self.acquire()
         try:
             self.stream.write(_ENCODER.encode(fields) + self.terminator)
@@ -139,13 +115,10 @@ class JsonLogHandler(logging.StreamHandler):
 def sole_json_handler(logger: logging.Logger, level: int) -> JsonLogHandler | None:
     """The one handler a ``level`` record of ``logger`` would reach, if a plain JSON one.
 
-    When a handler is returned, writing the line with
-    :meth:`JsonLogHandler.write_fields` gives the same output as logging it: the
-    record would reach exactly that :class:`JsonLogHandler` (at ``level`` or below,
-    with its own formatter and filter) and ``logger`` has no filters. Any other
-    set-up (another handler, as tests and embedding applications add, a custom
-    formatter, a logger filter) gives None: log through ``logger`` then. The caller
-    checks ``logger.isEnabledFor(level)``.
+    Writing with its :meth:`JsonLogHandler.write_fields` then gives the same line as
+    logging. Any other set-up (another handler, as tests and embedding applications
+    add, a custom formatter or filter) gives None: log through ``logger`` then. The
+    caller checks ``logger.isEnabledFor(level)``.
     """
     if logger.filters:
         return None
@@ -179,12 +152,11 @@ def configure_json_logging(level: int = logging.INFO) -> logging.Handler:
     return handler
 
 
-# -- request hooks ---------------------------------------------------------------
-def _access_log(rid: str | None, method: str, path: str, status: int, seconds: float) -> None:
-    """Log the access line: ``"GET /health 200"`` with the fields as extras.
+def access_log(rid: str | None, method: str, path: str, status: int, seconds: float) -> None:
+    """Log the access line ``"GET /health 200"`` with the fields as extras.
 
-    Written straight to the JSON handler when it is the only place the line goes
-    (production); otherwise through the ``monitoring.request`` logger.
+    Written straight to the JSON handler when that is the only place the line goes
+    (production), otherwise through :data:`log`.
     """
     duration_ms = round(seconds * 1000, 3)
     handler = sole_json_handler(log, logging.INFO)

@@ -1,27 +1,12 @@
-"""Operational monitoring: Prometheus metrics, JSON logs with request ids, ops routes.
+"""Prometheus metrics: request and prediction counts, and state read at scrape time.
 
-:func:`init_app` is the one call the app factory makes. It adds
-
-- a request id to every request (an incoming ``X-Request-ID`` when it is sane,
-  otherwise a new one), returned in the ``X-Request-ID`` response header and put
-  on every log line written while the request is handled;
-- structured JSON logs on stdout (one object per line) unless the app is testing;
-- request count and latency metrics per endpoint, method and status;
-- the routes ``GET /metrics``, ``POST /feedback`` and ``GET /dashboard``.
-
-Metrics under gunicorn
-----------------------
-With several workers each process counts on its own. When
-``PROMETHEUS_MULTIPROC_DIR`` is set (``gunicorn.conf.py`` makes a fresh folder on
-every server start and marks dead workers), prometheus-client writes the live
-metrics to memory-mapped files there and ``/metrics`` sums them across workers.
-Without it (tests, the CLI) the normal in-process registry is used.
-
-Metrics that describe *state* (deployed model, latest drift verdict, age of the
-ingested data, pipeline run outcomes, live F1) are not counted by the workers:
-:class:`StateCollector` reads them from the files and the record store at scrape
-time, so they are right whichever worker answers and include pipeline runs made
-by the CLI process.
+With several gunicorn workers each process counts on its own; when
+``PROMETHEUS_MULTIPROC_DIR`` is set (``gunicorn.conf.py`` makes a fresh folder on every
+start and marks dead workers) prometheus-client keeps the live metrics in memory-mapped
+files there and ``/metrics`` sums them. Metrics of *state* (deployed model, latest drift
+verdict, age of the ingested data, pipeline run outcomes, live F1) are not counted:
+:class:`StateCollector` reads them from the files and the record store when scraped, so
+they are right whichever worker answers and include runs made by the CLI.
 """
 
 from __future__ import annotations
@@ -33,16 +18,9 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from flask import Response, g, request
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from sqlalchemy import func, select
 
 from monitoring.capture.feedback import live_performance
@@ -50,7 +28,7 @@ from monitoring.config import Settings
 from monitoring.model.deployment import current_version
 from monitoring.storage.store import Store
 from monitoring.storage.store import runs as store_runs
-from monitoring.web.logs import REQUEST_ID_HEADER, _access_log, _incoming_request_id, log
+from monitoring.web.logs import REQUEST_ID_HEADER, access_log, incoming_request_id, log
 
 REQUESTS = Counter(
     "monitoring_http_requests",
@@ -64,9 +42,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 PREDICTIONS = Counter(
-    "monitoring_predictions",
-    "Rows predicted by /prediction, by model version.",
-    ["model_version"],
+    "monitoring_predictions", "Rows predicted by /prediction, by model version.", ["model_version"]
 )
 POSITIVES = Counter(
     "monitoring_predicted_positive",
@@ -81,11 +57,7 @@ _SERIES: dict[tuple[Any, ...], Any] = {}
 
 
 def series(metric: _Metric, *labels: str) -> _Metric:
-    """``metric.labels(*labels)``, looked up once per process and label set.
-
-    The same object ``.labels()`` returns (prometheus-client keeps every child
-    too), without its argument checks and lock on each request.
-    """
+    """``metric.labels(*labels)`` (the same child), without its checks and lock per call."""
     key = (metric, *labels)
     child = _SERIES.get(key)
     if child is None:
@@ -93,18 +65,14 @@ def series(metric: _Metric, *labels: str) -> _Metric:
     return child
 
 
-def multiprocess_dir() -> str | None:
-    """``PROMETHEUS_MULTIPROC_DIR`` when set (multiprocess mode), else None."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-# -- request ids and JSON logs ---------------------------------------------------
 def start_request() -> None:
-    g.request_id = _incoming_request_id()
+    """Before each request: its id and start time."""
+    g.request_id = incoming_request_id()
     g.started = time.perf_counter()
 
 
 def finish_request(response: Response) -> Response:
+    """After each request: the id header, the request metrics and the access line."""
     started = g.get("started")
     rid = g.get("request_id")
     if rid is not None:
@@ -114,13 +82,12 @@ def finish_request(response: Response) -> Response:
     seconds = time.perf_counter() - started
     rule = request.url_rule
     endpoint = rule.rule if rule is not None else "<unmatched>"
-    method = request.method
-    code = response.status_code
+    method, code = request.method, response.status_code
     status = str(code)
     series(REQUESTS, endpoint, method, status).inc()
     series(LATENCY, endpoint, method, status).observe(seconds)
     if log.isEnabledFor(logging.INFO):
-        _access_log(rid, method, request.path, code, seconds)
+        access_log(rid, method, request.path, code, seconds)
     return response
 
 
@@ -132,22 +99,13 @@ def count_predictions(model_version: str, predictions: list[int]) -> None:
         series(POSITIVES, model_version).inc(positives)
 
 
-# -- state read at scrape time ---------------------------------------------------
 class StateCollector(Collector):
-    """Metrics read from the files and the record store when scraped.
-
-    Parameters
-    ----------
-    settings : Settings
-    store : Store
-    """
+    """Metrics read from the files and the record store when scraped."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings = settings
-        self.store = store
+        self.settings, self.store = settings, store
 
     def collect(self) -> Iterator[Metric]:
-
         version = current_version(self.settings)
         info = GaugeMetricFamily(
             "monitoring_model_info",
@@ -188,17 +146,11 @@ class StateCollector(Collector):
             "Recorded pipeline runs by outcome (from the record store).",
             labels=["outcome"],
         )
-        outcomes: dict[str, int] = {}
-        table = store_runs
-        query = select(table.c.outcome, table.c.status, func.count()).group_by(
-            table.c.outcome, table.c.status
-        )
+        outcome = func.coalesce(store_runs.c.outcome, store_runs.c.status)  # "running" until done
         with self.store.engine.connect() as conn:
-            for outcome, status, n in conn.execute(query):
-                key = outcome or status  # "running" until a run finishes
-                outcomes[key] = outcomes.get(key, 0) + int(n)
-        for outcome, n in sorted(outcomes.items()):
-            runs.add_metric([outcome], float(n))
+            rows = conn.execute(select(outcome, func.count()).group_by(outcome)).all()
+        for name, n in sorted(rows):
+            runs.add_metric([name], float(n))
         yield runs
 
         live_f1 = GaugeMetricFamily(
@@ -223,7 +175,7 @@ def render_metrics(settings: Settings, store: Store) -> bytes:
     """The Prometheus text exposition of the live and the state metrics."""
     state = CollectorRegistry(auto_describe=False)
     state.register(StateCollector(settings, store))
-    folder = multiprocess_dir()
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     live = REGISTRY
     if folder:
         live = CollectorRegistry()

@@ -1,29 +1,17 @@
-"""The OpenAPI 3.1 document of the API (``GET /openapi.json``), generated from the
-routes, and an offline HTML page rendered from it on the server (``GET /docs``: a
-Jinja2 template, no JavaScript, no CDN).
+"""The OpenAPI 3.1 document (``GET /openapi.json``), generated from the routes, and an
+offline HTML page rendered from it (``GET /docs``: a Jinja2 template, no JavaScript).
 
-Each view declares its operation with :func:`doc`, under its route::
-
-    @bp.get("/metrics")
-    @doc("Prometheus metrics", "Counters and histograms.", ok=text("text/plain"), tag="ops")
-    def metrics() -> Any: ...
-
-:func:`spec` walks the app's URL map: paths and methods come from the rules, the
-operation from the view's declaration, the schemas from
-:mod:`monitoring.web.schemas`. A route without a declaration, or a declared view
-that no route serves, makes :func:`spec` raise, so the document cannot drift from
-the routes. ``tests/test_openapi.py`` fuzzes every operation against its documented
-responses.
-
-Why not apispec, spectree or flask-smorest: the last two want pydantic or marshmallow
-models and parse the request themselves, while our views take JSON, CSV or a file
-upload through :mod:`monitoring.data.payloads`; apispec alone would still need the
-hand-written schemas below plus a plugin reading YAML out of docstrings. A decorator
-and a walk over the URL map are all the generation needs.
+Each view declares its operation with :func:`doc` under its route; the description is
+the first paragraph of its docstring. :func:`spec` walks the URL map for paths and
+methods and raises when a route has no declaration or a declared view has no route, so
+the document cannot drift from the routes. (apispec, spectree and flask-smorest want
+model classes or YAML; our views parse JSON, CSV or uploads through
+:mod:`monitoring.data.payloads`.)
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -40,7 +28,6 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 # Every endpoint may answer these (unknown method, access control, server trouble).
 COMMON_ERRORS = (401, 403, 405, 500)
-ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 INFO = {
     "title": "Churn-risk model monitoring",
     "version": "1.0.0",
@@ -54,7 +41,7 @@ _declared: list[Callable[..., Any]] = []  # every view doc() saw, to find unrout
 
 def doc(
     summary: str,
-    description: str,
+    description: str | None = None,
     *,
     ok: Schema | str,
     errors: Iterable[int] = (),
@@ -65,27 +52,12 @@ def doc(
 ) -> Callable[[View], View]:
     """Declare the OpenAPI operation of the view it decorates.
 
-    Parameters
-    ----------
-    summary, description : str
-    ok : str or dict
-        The 200 response: the name of a schema in :data:`SCHEMAS`, an inline JSON
-        schema, or :func:`~monitoring.web.schemas.text` for a non-JSON body.
-    errors : iterable of int
-        Error statuses besides :data:`COMMON_ERRORS`; all use the ``Error`` schema.
-    params : iterable of dict
-        Query parameters (OpenAPI parameter objects).
-    body : dict, optional
-        OpenAPI request body object.
-    tag : str
-        Group on the docs page.
-    admin : bool
-        State-changing: needs the bearer token.
-
-    Raises
-    ------
-    ValueError
-        ``ok`` names no schema of :data:`SCHEMAS`.
+    ``description`` defaults to the first paragraph of the view's docstring. ``ok`` is
+    the 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
+    :func:`~monitoring.web.schemas.text` for a non-JSON body. ``errors`` are the error
+    statuses besides :data:`COMMON_ERRORS`; ``params`` and ``body`` OpenAPI parameter and
+    request body objects; ``admin`` operations need the bearer token. Raises
+    :class:`ValueError` for an unknown schema name or a missing description.
     """
     if isinstance(ok, str):
         if ok not in SCHEMAS:
@@ -96,25 +68,22 @@ def doc(
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {media: {"schema": schema}}}
     }
-    for status in sorted(set(errors) | set(COMMON_ERRORS)):
+    for status in sorted({*errors, *COMMON_ERRORS}):
         responses[str(status)] = {
             "description": HTTP_STATUS_CODES.get(status, "Error"),
             "content": {"application/json": {"schema": ref("Error")}},
         }
-    op: dict[str, Any] = {
-        "summary": summary,
-        "description": description,
-        "tags": [tag],
-        "parameters": list(params),
-        "responses": responses,
-    }
+    extra: dict[str, Any] = {"tags": [tag], "parameters": list(params), "responses": responses}
     if body is not None:
-        op["requestBody"] = dict(body)
+        extra["requestBody"] = dict(body)
     if admin:
-        op["security"] = ADMIN_SECURITY
+        extra["security"] = [{"bearer": []}]
 
     def declare(view: View) -> View:
-        setattr(view, _OPERATION, op)
+        text = description or " ".join((inspect.getdoc(view) or "").split("\n\n")[0].split())
+        if not text:
+            raise ValueError(f"doc({summary!r}): give a description or a docstring")
+        setattr(view, _OPERATION, {"summary": summary, "description": text, **extra})
         _declared.append(view)
         return view
 
@@ -122,14 +91,8 @@ def doc(
 
 
 def spec() -> dict[str, Any]:
-    """The OpenAPI document of the current app's routes.
-
-    Raises
-    ------
-    RuntimeError
-        A route has no :func:`doc` declaration, or a declared view has no route
-        (every declared view of a module that holds one of the app's blueprints).
-    """
+    """The OpenAPI document of the current app's routes; :class:`RuntimeError` when a route
+    has no :func:`doc` or a declared view (of a module with a blueprint) has no route."""
     paths: dict[str, dict[str, Any]] = {}
     undeclared = []
     for rule in current_app.url_map.iter_rules():
@@ -149,14 +112,11 @@ def spec() -> dict[str, Any]:
         for view in _declared
         if view.__module__ in modules and view not in routed
     ]
-    problems = [
-        f"{what}: {', '.join(items)}"
-        for what, items in (
-            ("routes without a @doc declaration", undeclared),
-            ("@doc-declared views that no route serves", unrouted),
-        )
-        if items
-    ]
+    problems = []
+    if undeclared:
+        problems.append(f"routes without a @doc declaration: {', '.join(undeclared)}")
+    if unrouted:
+        problems.append(f"@doc-declared views that no route serves: {', '.join(unrouted)}")
     if problems:
         raise RuntimeError(f"the OpenAPI document does not match the routes: {'; '.join(problems)}")
     return {
@@ -171,17 +131,17 @@ def spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json", endpoint="spec")
-@doc("This document", "OpenAPI 3.1.", ok="OpenAPI", tag="ops")
+@doc("This document", ok="OpenAPI", tag="ops")
 def openapi_json() -> Any:
-    """The OpenAPI document."""
+    """OpenAPI 3.1."""
     return spec()
 
 
 @bp.get("/docs")
-@doc("API documentation", "This document as HTML.", ok=text("text/html"), tag="ops")
+@doc("API documentation", ok=text("text/html"), tag="ops")
 def docs() -> Any:
-    """The API documentation as one HTML page (works offline; rendered once per process)."""
-    cache = current_app.extensions.setdefault("openapi_html", {})
+    """This document as HTML."""
+    cache = current_app.extensions.setdefault("openapi_html", {})  # rendered once per process
     if "page" not in cache:
         document = spec()
         pretty = {n: json.dumps(s, indent=2) for n, s in document["components"]["schemas"].items()}

@@ -1,15 +1,17 @@
-"""Operations routes: ``GET /metrics``, ``POST /feedback``, ``GET /dashboard``."""
+"""Operations routes (``GET /metrics``, ``POST /feedback``, ``GET /dashboard``) and the
+request hooks: request ids, JSON logs, request metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitoring.capture.feedback import apply_feedback
 from monitoring.exceptions import BadRequestError
 from monitoring.reports.dashboard import dashboard_html
+from monitoring.web.api import views
 from monitoring.web.logs import configure_json_logging
 from monitoring.web.metrics import finish_request, render_metrics, start_request
 from monitoring.web.openapi import doc
@@ -18,27 +20,17 @@ from monitoring.web.schemas import ANY_OBJ, INT, STR, array, json_body, obj, tex
 bp = Blueprint("ops", __name__)
 
 
-def _views() -> Any:
-    return current_app.extensions["readmodels"]
-
-
 @bp.get("/metrics")
-@doc(
-    "Prometheus metrics",
-    "Request, prediction and pipeline metrics in the Prometheus text format.",
-    ok=text("text/plain"),
-    tag="ops",
-)
+@doc("Prometheus metrics", ok=text("text/plain"), tag="ops")
 def metrics() -> Any:
-    """Prometheus metrics (text exposition format)."""
-    v = _views()
+    """Request, prediction and pipeline metrics in the Prometheus text format."""
+    v = views()
     return Response(render_metrics(v.settings, v.store), mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.post("/feedback")
 @doc(
     "Ground-truth feedback",
-    "Labels for captured predictions, by request id or row id (all or nothing).",
     ok=obj(("labelled_rows",), labelled_rows=INT, request_ids=array(STR), row_ids=array(INT)),
     errors=(400, 404, 413, 415, 422),
     body=json_body(
@@ -48,32 +40,22 @@ def metrics() -> Any:
     ),
 )
 def feedback() -> Any:
-    """Ground-truth labels for captured predictions, by request id or row id.
+    """Labels for captured predictions, by request id or row id (all or nothing).
 
-    Body: ``{"request_id": "...", "labels": [0, 1, ...]}`` (one label per row of
-    that request, in order), ``{"row_id": 17, "label": 1}``, or
-    ``{"feedback": [items]}``. Errors: 400 unparseable body, 404 unknown ids
-    (all listed; nothing stored), 422 invalid labels or wrong label count.
+    ``labels`` are one per row of that request, in order; unknown ids give 404 (all
+    listed, nothing stored), invalid labels or a wrong label count 422.
     """
-
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequestError("feedback must be a JSON body")
-    return apply_feedback(_views().store, body)
+    return apply_feedback(views().store, body)
 
 
 @bp.get("/dashboard")
-@doc(
-    "Dashboard",
-    "The monitoring dashboard as one self-contained HTML page.",
-    ok=text("text/html"),
-    errors=(503,),
-    tag="ops",
-)
+@doc("Dashboard", ok=text("text/html"), errors=(503,), tag="ops")
 def dashboard() -> Any:
-    """The monitoring dashboard: one self-contained HTML page (cached)."""
-
-    return Response(dashboard_html(_views()), mimetype="text/html")
+    """The monitoring dashboard as one self-contained HTML page."""
+    return Response(dashboard_html(views()), mimetype="text/html")
 
 
 def init_app(app: Flask) -> None:

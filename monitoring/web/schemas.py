@@ -36,24 +36,15 @@ def text(media_type: str) -> Schema:
     return {"x-media-type": media_type, "type": "string"}
 
 
-def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+def query(name: str, schema: Schema, about: str) -> dict[str, Any]:
     """An optional query parameter (OpenAPI parameter object)."""
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": about}
 
 
 def json_body(schema: Schema, description: str = "Optional JSON object.") -> dict[str, Any]:
     """An optional JSON request body."""
-    return {
-        "required": False,
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-    }
+    content = {"application/json": {"schema": schema}}
+    return {"required": False, "description": description, "content": content}
 
 
 STR: Schema = {"type": "string"}
@@ -61,6 +52,9 @@ INT: Schema = {"type": "integer"}
 NUM: Schema = {"type": "number"}
 BOOL: Schema = {"type": "boolean"}
 ANY_OBJ: Schema = {"type": "object"}
+NULL_NUM, NULL_STR = nullable(NUM), nullable(STR)
+ROWS = array(ref("Row"))
+COLUMNS: Schema = {"type": "object", "additionalProperties": array({})}  # {column: [values]}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": {
@@ -75,15 +69,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "PredictionRequest": {
         "oneOf": [
-            obj(
-                ("data",),
-                data={
-                    "anyOf": [
-                        array(ref("Row")),
-                        {"type": "object", "additionalProperties": array({})},
-                    ]
-                },
-            ),
+            obj(("data",), data={"anyOf": [ROWS, COLUMNS]}),
             obj(
                 ("dataset_path",),
                 dataset_path={
@@ -91,7 +77,7 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "A file in the input, ingested or test data folder.",
                 },
             ),
-            array(ref("Row")),
+            ROWS,
         ]
     },
     "Prediction": obj(
@@ -104,17 +90,13 @@ SCHEMAS: dict[str, Schema] = {
     "Scoring": obj(
         ("model_version", "model_score", "metric", "dataset", "f1"),
         model_version=STR,
-        model_score=nullable(NUM),
+        model_score=NULL_NUM,
         metric=STR,
         dataset=STR,
-        f1=nullable(NUM),
-        precision=nullable(NUM),
-        recall=nullable(NUM),
-        accuracy=nullable(NUM),
-        roc_auc=nullable(NUM),
+        **dict.fromkeys(("f1", "precision", "recall", "accuracy", "roc_auc"), NULL_NUM),
         n_rows=nullable(INT),
         confusion_matrix=nullable(array(array(INT))),
-        scored_at=nullable(STR),
+        scored_at=NULL_STR,
         model_drift=ANY_OBJ,
     ),
     "SummaryStats": obj(
@@ -149,21 +131,21 @@ SCHEMAS: dict[str, Schema] = {
         ("id", "status", "outcome"),
         id=INT,
         status=STR,
-        outcome=nullable(STR),
-        reason=nullable(STR),
+        outcome=NULL_STR,
+        reason=NULL_STR,
         evidence=nullable(ANY_OBJ),
     ),
     "Versions": obj(
         ("versions", "deployments"),
         versions=array(
-            obj(("version", "live"), version=STR, live=BOOL, f1=nullable(NUM), trained_at={})
+            obj(("version", "live"), version=STR, live=BOOL, f1=NULL_NUM, trained_at={})
         ),
         deployments=array(ANY_OBJ),
     ),
     "Health": obj(
         ("status", "model_version", "time"),
         status={"type": "string", "enum": ["ok", "no_model"]},
-        model_version=nullable(STR),
+        model_version=NULL_STR,
         time=NUM,
     ),
     "Ingestion": obj(
@@ -179,14 +161,11 @@ SCHEMAS: dict[str, Schema] = {
     "Deployment": obj(
         ("model_version", "previous_version"),
         model_version=STR,
-        previous_version=nullable(STR),
-        f1=nullable(NUM),
+        previous_version=NULL_STR,
+        f1=NULL_NUM,
         folder=STR,
     ),
-    "RollbackRequest": {
-        **obj(version=nullable(STR)),
-        "additionalProperties": False,
-    },
+    "RollbackRequest": {**obj(version=NULL_STR), "additionalProperties": False},
     "RunRequest": {**obj(force=nullable(BOOL)), "additionalProperties": False},
     "OpenAPI": obj(("openapi", "paths"), openapi=STR, paths=ANY_OBJ),
 }

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings
+from monitoring.web import openapi
 from monitoring.web.openapi import doc, spec
 
 TOKEN = "fuzz-token-0123456789"
@@ -120,6 +121,24 @@ def test_a_declared_view_without_a_route_makes_spec_fail(settings: Settings) -> 
 def test_an_unknown_schema_name_fails_at_declaration() -> None:
     with pytest.raises(ValueError, match=r"ok='Helth'\): no such schema"):
         doc("Typo", "A schema name that does not exist.", ok="Helth")
+
+
+def test_the_description_defaults_to_the_docstrings_first_paragraph(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(openapi, "_declared", [])  # no stray view for the other tests
+
+    @doc("Described", ok="Health")
+    def view() -> Any:
+        """First sentence,
+        wrapped.
+
+        Notes for developers only.
+        """
+
+    assert view.openapi_operation["description"] == "First sentence, wrapped."
+    with pytest.raises(ValueError, match=r"doc\('Bare'\): give a description or a docstring"):
+        doc("Bare", ok="Health")(lambda: None)
 
 
 def test_every_operation_documents_200_and_the_error_shape(document: dict[str, Any]) -> None:
