@@ -1,11 +1,10 @@
 """Data drift: every column of a new batch against the reference profile.
 
-Numeric columns get the KS test, the normed Wasserstein distance and PSI;
-categorical ones (labels, or integers with few distinct values) chi-square and
-Jensen-Shannon. ``method: "auto"`` picks the test the way Evidently does. Missing
-values (and ``+-inf`` in numeric columns) are reported as null rates and left out
-of the tests. Results are plain JSON: ``None`` for "not applicable" and for
-non-finite numbers.
+Numeric columns get KS, the normed Wasserstein distance and PSI; categorical ones
+(labels, or integers with few distinct values) chi-square and Jensen-Shannon.
+``method: "auto"`` picks the test the way Evidently does. Missing values (and
+``+-inf`` in numeric columns) are reported as null rates, left out of the tests.
+Results are plain JSON, ``None`` for "not applicable" and non-finite numbers.
 """
 
 from __future__ import annotations
@@ -69,7 +68,6 @@ _RESULT_KEYS: Final[dict[str, tuple[str, str | None]]] = {
 def _resolve_method(
     profile: _ColumnProfile, col: ColumnOptions, opts: DriftOptions, n_ref_rows: int
 ) -> str:
-    """The method a column is tested with."""
     if col.method is not None and col.method != "auto":
         if col.method in NUMERIC_METHODS and profile.value_type != "numeric":
             raise ConfigError(
@@ -90,7 +88,6 @@ def _resolve_method(
 
 
 def _resolve_threshold(method: str, name: str, col: ColumnOptions, opts: DriftOptions) -> float:
-    """Threshold of the column's method."""
     if col.threshold is not None:
         if method in P_VALUE_METHODS and col.threshold >= 1.0:
             raise ConfigError(
@@ -106,7 +103,7 @@ def _resolve_threshold(method: str, name: str, col: ColumnOptions, opts: DriftOp
 
 
 def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dict[str, Any]:
-    """Per-column result with every key present."""
+    """Per-column result with every key present, nothing tested yet."""
     return {
         "column": profile.name,
         "kind": profile.kind,
@@ -135,10 +132,9 @@ def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dic
 def _categorical_stats(
     profile: _ColumnProfile, labels: dict[str, int] | None, cur_sorted: FloatArray | None
 ) -> tuple[float, float, float]:
-    """Chi-square statistic, p-value and JS distance of one column.
+    """Chi-square statistic, p-value and JS distance from label counts or sorted values.
 
-    Takes the label counts of a label column or the sorted values of a numeric one,
-    and counts both sides over the union of categories (reference ones first).
+    Both sides are counted over the union of categories, reference ones first.
     """
     cat = profile.categorical
     if labels is not None:
@@ -169,7 +165,6 @@ def _check_column(
     opts: DriftOptions,
     n_ref_rows: int,
 ) -> dict[str, Any]:
-    """Test one column and return its result entry."""
     col = opts.column(profile.name)
     method = _resolve_method(profile, col, opts, n_ref_rows)
     threshold = _resolve_threshold(method, profile.name, col, opts)
@@ -242,39 +237,25 @@ def detect_data_drift(
     columns: Sequence[str] | None = None,
     options: DriftOptions | None = None,
 ) -> dict[str, Any]:
-    """Compare every column of a current batch with the reference.
+    """Compare ``columns`` (default: all reference columns) of a batch with the reference.
 
     Parameters
     ----------
     reference : ReferenceProfile or pandas.DataFrame
-        A fitted profile (only the current batch is then processed; its column
-        kinds and PSI bins apply), or the reference data, profiled with ``options``.
+        A fitted profile (its column kinds and PSI bins apply; only the batch is
+        processed), or the reference data, profiled with ``options``.
     current : pandas.DataFrame
         The new batch; extra columns are ignored.
-    columns : sequence of str or None, default None
-        Columns to check; all reference columns when ``None``.
-    options : DriftOptions or None, default None
-        Settings; defaults when ``None``.
 
     Returns
     -------
     dict
-        JSON-serialisable report::
-
-            {"dataset_drift": bool, "drift_share": float, "share_threshold": float,
-             "n_columns": int, "n_drifted": int, "drifted_columns": [str, ...],
-             "n_reference": int, "n_current": int, "fdr": bool,
-             "columns": [{"column", "kind", "method", "statistic", "p_value",
-                          "adjusted_p_value", "threshold", "drifted", "status",
-                          "null_rate_reference", "null_rate_current",
-                          "null_rate_change", "n_reference", "n_current",
-                          "ks_statistic", "ks_p_value", "wasserstein_normed", "psi",
-                          "chi_square", "chi_square_p_value", "jensen_shannon"}, ...]}
-
-        ``n_reference``/``n_current`` count rows at the top level and non-missing
-        values per column. A column has the statistics of its kind (and of a method
-        forced on it), ``None`` for the others; a column whose ``status`` is not
-        ``ok``/``constant_reference`` is not tested but counts in ``n_columns``.
+        ``dataset_drift``, ``drift_share``, ``share_threshold``, ``n_columns``,
+        ``n_drifted``, ``drifted_columns``, ``n_reference`` and ``n_current`` (rows),
+        ``fdr``, and ``columns``: per column, the keys of :func:`_empty_result` (there
+        ``n_*`` count non-missing values). A column has the statistics of its kind
+        and of a method forced on it, ``None`` for others; one whose ``status`` is
+        not ``ok``/``constant_reference`` is untested but counts in ``n_columns``.
 
     Raises
     ------

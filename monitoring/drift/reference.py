@@ -48,10 +48,7 @@ class _NumericProfile:
 
 @dataclass(frozen=True)
 class _CategoricalProfile:
-    """Category counts of one reference column.
-
-    ``values`` is sorted float64 for numeric columns, a tuple of labels otherwise.
-    """
+    """Category counts of one reference column (sorted float64 values, or labels)."""
 
     values: FloatArray | tuple[str, ...]
     counts: IntArray
@@ -71,7 +68,6 @@ class _ColumnProfile:
 
     @property
     def n_valid(self) -> int:
-        """Number of non-missing reference values."""
         return self.n_rows - self.n_null
 
 
@@ -119,7 +115,6 @@ def _label_counts(series: pd.Series) -> dict[str, int]:
 
 
 def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfile:
-    """Summarise sorted finite values."""
     if sorted_values.size == 0:
         empty = np.zeros(0, dtype=np.float64)
         return _NumericProfile(empty, empty, math.nan, math.nan, empty, empty)
@@ -129,7 +124,6 @@ def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfil
 
 
 def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
-    """Category counts of sorted numeric values."""
     values, cumulative = _runs(sorted_values)
     return _CategoricalProfile(values=values.copy(), counts=np.diff(cumulative, prepend=0))
 
@@ -137,7 +131,6 @@ def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
 def _profile_column(
     series: pd.Series, name: str, *, kind: str | None, max_unique: int, psi_bins: int
 ) -> _ColumnProfile:
-    """Build the profile of one reference column."""
     dtype = series.dtype
     n_rows = int(series.size)
     if (_is_label_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and kind != "numeric":
@@ -222,9 +215,10 @@ def _column_from_npz(entry: dict[str, Any], data: dict[str, Any], key: str) -> _
 class ReferenceProfile:
     """Per-column summary of the reference data, computed once.
 
-    Follows the scikit-learn conventions: ``__init__`` only stores its parameters,
-    :meth:`fit` learns the attributes ending in ``_`` and returns ``self``, and
-    using an unfitted profile raises :class:`NotFittedError`.
+    Follows scikit-learn's conventions: ``__init__`` only stores its parameters,
+    :meth:`fit` learns ``columns_``, ``kinds_``, ``n_rows_`` and ``profiles_`` (the
+    per-column summaries) and returns ``self``; an unfitted profile raises
+    :class:`NotFittedError`.
 
     Parameters
     ----------
@@ -236,21 +230,8 @@ class ReferenceProfile:
     kinds : Mapping[str, str] or None, default None
         ``"numeric"`` or ``"categorical"`` per column instead of the dtype rule.
 
-    Attributes
-    ----------
-    columns_ : list of str
-        Profiled columns, in order.
-    kinds_ : dict of str to str
-        Kind of each column.
-    n_rows_ : int
-        Rows of the reference data.
-    profiles_ : dict of str to _ColumnProfile
-        Per-column summaries: null count, sorted non-missing values, mean and
-        population std, PSI bin edges and shares, category counts.
-
     Examples
     --------
-    >>> import pandas as pd
     >>> ref = pd.DataFrame({"x": [0.1, 0.5, 0.9, 1.3], "c": ["a", "b", "a", "a"]})
     >>> ReferenceProfile().fit(ref).kinds_
     {'x': 'numeric', 'c': 'categorical'}
@@ -281,14 +262,7 @@ class ReferenceProfile:
     def fit(
         self, reference_df: pd.DataFrame, columns: Sequence[str] | None = None
     ) -> ReferenceProfile:
-        """Profile the reference data.
-
-        Parameters
-        ----------
-        reference_df : pandas.DataFrame
-            The data the deployed model was trained on.
-        columns : sequence of str or None, default None
-            Columns to profile; all of them when ``None``.
+        """Profile ``columns`` (default: all) of the data the model was trained on.
 
         Raises
         ------
@@ -328,7 +302,6 @@ class ReferenceProfile:
         return self
 
     def _set_learned(self, profiles: dict[str, _ColumnProfile], n_rows: int) -> None:
-        """Store the learned attributes."""
         self.profiles_ = profiles
         self.columns_ = list(profiles)
         self.kinds_ = {name: p.kind for name, p in profiles.items()}
@@ -343,10 +316,7 @@ class ReferenceProfile:
             )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the profile to one ``.npz`` file at ``path`` (no suffix added), no pickle.
-
-        The file holds the arrays plus JSON metadata; returns the path written.
-        """
+        """Write the profile to exactly ``path``: ``.npz`` arrays plus JSON, no pickle."""
         self._check_fitted()
         arrays: dict[str, Any] = {}
         columns = []
