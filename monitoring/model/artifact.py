@@ -1,15 +1,10 @@
 """The model artifact: building, saving, loading and predicting.
 
-An artifact is a folder holding
-
-- ``trainedmodel.pkl``: the fitted scikit-learn estimator (the course's file name,
-  so ``pickle.load`` on it still works for course scripts);
-- ``trainedmodel.json``: metadata (version, features, training data hash, library
-  versions, the SHA-256 of the pickle, timestamp).
-
-Pickles execute code when loaded, so :func:`load_artifact` only reads folders the
-service itself wrote and refuses a pickle whose SHA-256 differs from the one
-recorded when it was trained.
+An artifact folder holds ``trainedmodel.pkl`` (the fitted estimator, under the
+course's file name) and ``trainedmodel.json`` (version, features, training-data
+hash, library versions, the pickle's SHA-256, timestamp). Pickles run code when
+loaded, so :func:`load_artifact` only reads folders the service wrote and refuses
+a pickle whose SHA-256 is not the recorded one.
 """
 
 from __future__ import annotations
@@ -61,8 +56,7 @@ class Artifact:
     def feature_matrix(self, frame: pd.DataFrame, *, input_name: str) -> np.ndarray:
         """Validate ``frame`` and return its feature columns as a float64 array.
 
-        Extra columns (ids, the target) are ignored; missing, non-numeric,
-        missing-valued or infinite features are refused.
+        Extra columns are ignored; missing, non-numeric or non-finite features refused.
         """
         if len(frame) and list(frame.columns) == self.features:
             # Fast path for a frame of exactly the numeric features (what the JSON
@@ -94,13 +88,11 @@ class Artifact:
     def positive_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Positive-class probabilities of a :meth:`feature_matrix` result.
 
-        A binary :class:`~sklearn.linear_model.LogisticRegression` is evaluated
-        straight from ``coef_`` and ``intercept_`` (``expit(X @ coef_.T +
-        intercept_)``), skipping scikit-learn's per-call validation, most of the
-        time of a 10-row prediction. The result equals ``predict_proba`` within one
-        float rounding (<= 4.5e-16): the BLAS sum order follows the memory layout
-        of the values, which depends on how the frame was built. Any other
-        estimator gets its ``predict_proba`` with ``assume_finite``.
+        A binary ``LogisticRegression`` is evaluated as ``expit(X @ coef_.T +
+        intercept_)``, skipping scikit-learn's per-call validation (most of a 10-row
+        prediction's time); this equals ``predict_proba`` within one float rounding
+        (<= 4.5e-16), as the BLAS sum order follows the values' memory layout. Other
+        estimators get ``predict_proba`` with ``assume_finite``.
         """
         estimator = self.estimator
         coef = getattr(estimator, "coef_", None)
@@ -128,11 +120,10 @@ def library_versions() -> dict[str, str]:
 
 
 def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write the pickle then its metadata, each atomically; return the metadata.
+    """Write the pickle, then the metadata naming its SHA-256, each atomically.
 
-    The metadata is written last and names the pickle's SHA-256, so a reader that
-    finds metadata always finds the pickle it describes (a crash in between
-    leaves the old metadata, whose hash then no longer matches: detected on load).
+    A crash in between leaves old metadata whose hash no longer matches, detected
+    on load. Returns the metadata written.
     """
     data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
     metadata = {**metadata, "sha256": sha256_bytes(data), "model_file": MODEL_FILE}
@@ -142,13 +133,7 @@ def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dic
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
-    """Metadata of the artifact in ``folder``.
-
-    Raises
-    ------
-    MissingArtifactError
-        If there is none.
-    """
+    """Metadata of the artifact in ``folder``; MissingArtifactError if there is none."""
     metadata = read_json(folder / METADATA_FILE)
     if not isinstance(metadata, dict) or "version" not in metadata:
         raise MissingArtifactError(
@@ -158,7 +143,7 @@ def read_metadata(folder: Path) -> dict[str, Any]:
 
 
 def load_artifact(folder: Path) -> Artifact:
-    """Load and verify the artifact in ``folder``.
+    """Load the artifact in ``folder``, checking the pickle against its recorded SHA-256.
 
     Raises
     ------

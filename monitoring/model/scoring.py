@@ -1,12 +1,9 @@
-"""Scoring: how good a model is on labelled data.
+"""Scoring: how good a model is on labelled data (every metric: higher is better).
 
 F1 of the positive class (1) on the test data is the reference metric, as in the
-course. Precision, recall, accuracy and ROC AUC come with it, plus the confusion
-matrix. All metrics are scores: higher is better.
-
-:func:`compute_metrics` is pure; :func:`score` is the edge that loads the trained
-model and the test data, writes ``latestscore.txt`` (the bare F1, compatible with
-the course) and ``scores.json``, and appends to the score history.
+course; precision, recall, accuracy, ROC AUC and the confusion matrix come with it.
+:func:`score` writes ``latestscore.txt`` (the bare F1, as the course reads it) and
+``scores.json`` beside the model and appends to the score history.
 """
 
 from __future__ import annotations
@@ -46,20 +43,11 @@ METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc")
 def compute_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Classification metrics for binary labels (positive class 1).
+    """Classification metrics of binary labels (positive class 1).
 
-    Parameters
-    ----------
-    y_true, y_pred : array of 0/1
-    y_score : array of float, optional
-        Positive-class probabilities, for ROC AUC. ROC AUC is None when it is
-        undefined (only one class in ``y_true``) or no scores are given.
-
-    Returns
-    -------
-    dict
-        ``f1``, ``precision``, ``recall``, ``accuracy``, ``roc_auc``,
-        ``confusion_matrix`` as ``[[tn, fp], [fn, tp]]`` and ``n_rows``.
+    Returns ``f1``, ``precision``, ``recall``, ``accuracy``, ``roc_auc`` (None
+    without ``y_score`` or with one class in ``y_true``), ``confusion_matrix``
+    (``[[tn, fp], [fn, tp]]``) and ``n_rows``.
 
     Examples
     --------
@@ -72,10 +60,12 @@ def compute_metrics(
     roc_auc = None
     if y_score is not None and len(np.unique(y_true)) == 2:
         roc_auc = float(roc_auc_score(y_true, y_score))
-    if y_true.size and y_true.shape == y_pred.shape and _all_binary(y_true, y_pred):
+    binary = all(bool(((a == 0) | (a == 1)).all()) for a in (y_true, y_pred))
+    if y_true.size and y_true.shape == y_pred.shape and binary:
         # From the confusion counts, with scikit-learn's divisions: identical floats
         # at a fraction of the cost of its five validated calls.
-        (tn, fp), (fn, tp) = matrix = _confusion_counts(y_true, y_pred).tolist()
+        counts = np.bincount(2 * y_true + y_pred, minlength=4).reshape(2, 2)
+        (tn, fp), (fn, tp) = matrix = counts.tolist()
         f1 = _ratio(2.0 * tp, float(tp + fn) + float(tp + fp))
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         accuracy = (tp + tn) / y_true.size
@@ -97,34 +87,19 @@ def compute_metrics(
     }
 
 
-def _all_binary(*arrays: np.ndarray) -> bool:
-    return all(bool(((a == 0) | (a == 1)).all()) for a in arrays)
-
-
-def _confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """``[[tn, fp], [fn, tp]]`` of 0/1 arrays, as scikit-learn's ``confusion_matrix``."""
-    return np.bincount(2 * y_true + y_pred, minlength=4).reshape(2, 2)
-
-
 def _ratio(numerator: float, denominator: float) -> float:
-    """``numerator / denominator`` as a float; 0.0 when the denominator is 0
-    (scikit-learn's ``zero_division=0``)."""
+    """``numerator / denominator``; 0.0 for a zero denominator (``zero_division=0``)."""
     return float(numerator) / float(denominator) if denominator else 0.0
-
-
-def labelled_frame(frame: pd.DataFrame, target: str, *, input_name: str) -> pd.Series:
-    """Return the 0/1 target of a labelled frame, refusing missing labels."""
-    check_columns(frame, [target], input_name=input_name, allow_extra=True)
-    y = to_numeric_columns(frame, [target], input_name=input_name, allow_missing=False)[target]
-    check_binary_target(y, input_name=input_name, column=target)
-    return y.astype(int)
 
 
 def evaluate(
     artifact: Artifact, frame: pd.DataFrame, target: str, *, input_name: str
 ) -> dict[str, Any]:
-    """Metrics of ``artifact`` on a labelled ``frame``."""
-    y_true = labelled_frame(frame, target, input_name=input_name).to_numpy()
+    """Metrics of ``artifact`` on a ``frame`` labelled in ``target`` (no label missing)."""
+    check_columns(frame, [target], input_name=input_name, allow_extra=True)
+    y = to_numeric_columns(frame, [target], input_name=input_name, allow_missing=False)[target]
+    check_binary_target(y, input_name=input_name, column=target)
+    y_true = y.to_numpy().astype(int)
     result = artifact.predict(frame, input_name=input_name)
     return compute_metrics(
         y_true, np.asarray(result["predictions"]), np.asarray(result["probabilities"])
@@ -158,17 +133,8 @@ def score(
 ) -> dict[str, Any]:
     """Score the trained model on the test data and record it.
 
-    Parameters
-    ----------
-    settings : Settings
-    store : Store, optional
-    model_folder : Path, optional
-        Artifact folder (default ``output_model_path``).
-
-    Returns
-    -------
-    dict
-        The metrics, plus ``model_version``.
+    ``model_folder`` defaults to ``output_model_path``; returns the metrics plus
+    ``model_version``.
     """
     store = store or Store(settings.database_url)
     folder = model_folder or settings.output_model_path
@@ -196,6 +162,5 @@ def score(
 
 def read_score(folder: Path) -> dict[str, Any] | None:
     """The metrics saved next to an artifact, or None."""
-
     data = read_json(folder / SCORES_JSON)
     return data if isinstance(data, dict) else None

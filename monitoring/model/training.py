@@ -1,9 +1,8 @@
 """Training: fit the configured model on ``finaldata.csv`` and save the artifact.
 
-Besides the model, training saves what later steps need about its training data:
-the data's SHA-256, the in-sample score (the like-for-like baseline for model
-drift on newly ingested batches) and the drift reference profile, computed once
-here so each drift check only costs the new batch.
+With the model go the training data's SHA-256, the in-sample score (the baseline
+for model drift on newly ingested batches) and the drift reference profile,
+computed once here so each drift check only costs the new batch.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from monitoring.data.validation import check_binary_target, check_columns, to_nu
 from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.model.artifact import Artifact, build_estimator, library_versions, save_artifact
-from monitoring.model.scoring import compute_metrics
+from monitoring.model.scoring import compute_metrics, score_record
 from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
 
@@ -29,12 +28,7 @@ REFERENCE_PROFILE = "reference_profile"
 def training_matrix(
     frame: pd.DataFrame, settings: Settings, *, input_name: str
 ) -> tuple[pd.DataFrame, pd.Series, int]:
-    """Features and target of ``frame``, with incomplete rows dropped.
-
-    Returns
-    -------
-    X : DataFrame of float64, y : Series of int, dropped : int
-        ``dropped`` counts rows left out for a missing feature or target.
+    """Features ``X`` (float64), target ``y`` (int) and the count of incomplete rows dropped.
 
     Raises
     ------
@@ -63,12 +57,7 @@ def new_version(data_sha256: str) -> str:
 
 
 def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
-    """Train on ``finaldata.csv`` and save the artifact in ``output_model_path``.
-
-    Returns
-    -------
-    dict
-        The artifact's metadata.
+    """Train on ``finaldata.csv``, save the artifact in ``output_model_path``, return its metadata.
 
     Raises
     ------
@@ -124,18 +113,9 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
             "library_versions": library_versions(),
         },
     )
-    seconds = time.perf_counter() - started
-    store.add_timing("training", seconds, len(X))
-    store.add_score(
-        {
-            "scored_at": utcnow(),
-            "model_version": version,
-            "dataset": "training",
-            "dataset_sha256": data_sha,
-            "n_rows": in_sample["n_rows"],
-            **{k: in_sample[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc")},
-        }
-    )
+    store.add_timing("training", time.perf_counter() - started, len(X))
+    artifact = Artifact(estimator, metadata, folder)
+    store.add_score(score_record(artifact, in_sample, dataset="training", dataset_sha256=data_sha))
     return metadata
 
 
