@@ -55,7 +55,7 @@ STATUSES: Final[tuple[str, ...]] = (
     "empty_current",
     "all_null_current",
 )
-# Result keys of each method's statistic and p-value.
+# Result keys of each method's statistic and p-value, in the order results list them.
 _RESULT_KEYS: Final[dict[str, tuple[str, str | None]]] = {
     "ks": ("ks_statistic", "ks_p_value"),
     "wasserstein": ("wasserstein_normed", None),
@@ -119,13 +119,7 @@ def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dic
         "null_rate_change": None,
         "n_reference": profile.n_valid,
         "n_current": 0,
-        "ks_statistic": None,
-        "ks_p_value": None,
-        "wasserstein_normed": None,
-        "psi": None,
-        "chi_square": None,
-        "chi_square_p_value": None,
-        "jensen_shannon": None,
+        **dict.fromkeys(key for keys in _RESULT_KEYS.values() for key in keys if key),
     }
 
 
@@ -160,10 +154,7 @@ def _categorical_stats(
 
 
 def _check_column(
-    profile: _ColumnProfile,
-    series: pd.Series,
-    opts: DriftOptions,
-    n_ref_rows: int,
+    profile: _ColumnProfile, series: pd.Series, opts: DriftOptions, n_ref_rows: int
 ) -> dict[str, Any]:
     col = opts.column(profile.name)
     method = _resolve_method(profile, col, opts, n_ref_rows)
@@ -276,8 +267,7 @@ def detect_data_drift(
         reference._check_fitted()
         profile, known = reference, set(reference.columns_)
     elif isinstance(reference, pd.DataFrame):
-        fit_columns = _column_list(reference, columns, "reference")
-        profile = ReferenceProfile.from_options(opts).fit(reference, fit_columns)
+        profile = ReferenceProfile.from_options(opts).fit(reference, columns)
         known = set(reference.columns)
     else:
         raise DataValidationError(

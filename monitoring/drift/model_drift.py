@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from scipy import stats
 
 from monitoring.drift.statistics import FloatArray, _as_float_1d, _num
 from monitoring.exceptions import ConfigError, DataValidationError
 
 
-def _history(values: Iterable[float] | npt.ArrayLike, name: str) -> FloatArray:
-    """Validated 1-D array of finite scores from any iterable of numbers."""
-    data: Any = values
-    if not isinstance(values, np.ndarray | pd.Series | list | tuple):
-        data = list(cast(Iterable[float], values))
-    arr = _as_float_1d(data, name)
+def _history(values: npt.ArrayLike, name: str) -> FloatArray:
+    """Validated 1-D array of finite scores."""
+    arr = _as_float_1d(values, name)
     if not np.isfinite(arr).all():
         raise DataValidationError(f"{name} must hold finite scores")
     return arr
@@ -46,7 +41,7 @@ def _score(value: float, name: str) -> float:
 
 def _against_history(
     method: str,
-    history: Sequence[float] | npt.ArrayLike,
+    history: npt.ArrayLike,
     new: float,
     higher_is_better: bool,
     min_size: int,
@@ -78,7 +73,7 @@ def _decide(out: dict[str, Any], new: float, threshold: float) -> None:
 
 
 def raw_drift(
-    history: Sequence[float] | npt.ArrayLike, new: float, *, higher_is_better: bool = True
+    history: npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
     """Drift when the new score is worse than the best so far (the ``threshold``).
 
@@ -92,7 +87,7 @@ def raw_drift(
 
 
 def parametric_drift(
-    history: Sequence[float] | npt.ArrayLike, new: float, *, higher_is_better: bool = True
+    history: npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
     """Drift when the new score is more than two standard deviations worse than the mean.
 
@@ -109,7 +104,7 @@ def parametric_drift(
 
 
 def iqr_drift(
-    history: Sequence[float] | npt.ArrayLike, new: float, *, higher_is_better: bool = True
+    history: npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
     """Drift when the new score is beyond the 1.5 IQR fence on the worse side.
 
@@ -168,10 +163,7 @@ def training_f1_drift(baseline: float, new_f1: float, *, tolerance: float) -> di
 
 
 def compare_score_histories(
-    a: Sequence[float] | npt.ArrayLike,
-    b: Sequence[float] | npt.ArrayLike,
-    *,
-    alpha: float = 0.05,
+    a: npt.ArrayLike, b: npt.ArrayLike, *, alpha: float = 0.05
 ) -> dict[str, Any]:
     """Welch t-test (``scipy.stats.ttest_ind(a, b, equal_var=False)``) of two histories.
 
@@ -254,11 +246,7 @@ def model_drift_status(settings: Any, store: Any, artifact: Any) -> dict[str, An
 
 
 def live_model_drift(
-    live: dict[str, Any] | None,
-    *,
-    baseline: float | None,
-    tolerance: float,
-    min_labelled_rows: int,
+    live: dict[str, Any] | None, *, baseline: float | None, tolerance: float, min_labelled_rows: int
 ) -> dict[str, Any]:
     """Model-drift check of the deployed model on its labelled captured traffic.
 

@@ -249,9 +249,8 @@ class ReferenceProfile:
         self.kinds = kinds
 
     @classmethod
-    def from_options(cls, options: DriftOptions | None = None) -> ReferenceProfile:
-        """Unfitted profile with the settings of ``options`` (kinds, bins, ...)."""
-        opts = options if options is not None else DriftOptions()
+    def from_options(cls, opts: DriftOptions) -> ReferenceProfile:
+        """Unfitted profile with the settings of ``opts`` (kinds, bins, ...)."""
         kinds = {name: c.kind for name, c in opts.columns.items() if c.kind is not None}
         return cls(
             categorical_max_unique=opts.categorical_max_unique,
@@ -272,13 +271,8 @@ class ReferenceProfile:
         ConfigError
             When a parameter is invalid.
         """
-        max_unique = check_value(
-            "categorical_max_unique",
-            self.categorical_max_unique,
-            int,
-            lambda v: v >= 0,
-            "zero or more",
-        )
+        max_unique = self.categorical_max_unique
+        check_value("categorical_max_unique", max_unique, int, lambda v: v >= 0, "zero or more")
         bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
         kinds = {
             name: check_value(f"kinds.{name}", kind, KINDS)
@@ -290,11 +284,7 @@ class ReferenceProfile:
             )
         profiles = {
             name: _profile_column(
-                reference_df[name],
-                name,
-                kind=kinds.get(name),
-                max_unique=max_unique,
-                psi_bins=bins,
+                reference_df[name], name, kind=kinds.get(name), max_unique=max_unique, psi_bins=bins
             )
             for name in _column_list(reference_df, columns, "reference")
         }
@@ -342,13 +332,7 @@ class ReferenceProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
-        """Read a profile written by :meth:`save`.
-
-        Raises
-        ------
-        IntegrityError
-            When the file is not a readable profile.
-        """
+        """Read a profile written by :meth:`save`; IntegrityError if it is not one."""
         source = Path(path)
         try:
             with np.load(source, allow_pickle=False) as archive:

@@ -20,9 +20,7 @@ from monitoring.exceptions import DataValidationError
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
-BoolArray: TypeAlias = npt.NDArray[np.bool_]
-# Proportion used instead of 0 for an empty PSI bin.
-PSI_EPS: Final[float] = 1e-4
+PSI_EPS: Final[float] = 1e-4  # share used instead of 0 for an empty PSI bin
 # As scipy.stats.ks_2samp(method='auto'): exact p-value up to this size.
 KS_EXACT_MAX_N: Final[int] = 10_000
 _KSTWO_MAX_N: Final[int] = 1_000
@@ -119,15 +117,13 @@ def _merge(
     *,
     block: int = _MERGE_BLOCK,
 ) -> tuple[float, float]:
-    """KS statistic and Wasserstein-1 distance of a sorted reference and a batch.
+    """KS statistic (bit for bit ``ks_2samp``'s) and Wasserstein-1 distance.
 
-    ``prefix`` is the :func:`_prefix_integral` of ``ref``; ``unique, cumulative``
-    the :func:`_runs` of the sorted batch. The KS statistic is bit for bit
-    ``ks_2samp``'s (before exact-mode rounding). ``F_ref - F_cur`` is evaluated at
-    the batch values (left and right limits), in blocks of ``block`` distinct
-    values bounded from their end points in exact integers (``a*m - b*n``, with a
-    rounding margin); only blocks that can hold the maximum or a sign change are
-    searched value by value, so pruning never changes the result.
+    ``ref`` is sorted, ``prefix`` its :func:`_prefix_integral`, ``unique, cumulative``
+    the :func:`_runs` of the sorted batch. Blocks of ``block`` distinct batch values
+    are bounded from their end points in exact integers (``a*m - b*n``, plus a
+    rounding margin); only blocks that can hold the maximum or a sign change of
+    ``F_ref - F_cur`` are searched value by value, so pruning never changes the result.
     """
     n = int(ref.size)
     m = int(cumulative[-1])
@@ -223,12 +219,11 @@ def _ks_exact_equal(n: int, h: int) -> float:
 
 
 def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
-    """``P(D >= h/lcm(n1, n2))`` by following lattice paths inside the band.
+    """``P(D >= h/lcm(n1, n2))`` from lattice paths with ``|i*n2 - j*n1| < h*gcd``.
 
-    Paths stay inside while ``|i*n2 - j*n1| < h*gcd(n1, n2)``. Path counts overflow
-    float64, so rows hold probabilities of a random walk stepping in ``i`` with
-    probability ``a = rows / (rows + cols)``: ``r(i, j) = a*r(i-1, j) + b*r(i, j-1)``,
-    a first-order linear filter. Dropping cells below 1e-24 moves the p-value < 1e-13.
+    Rows hold random-walk probabilities (path counts overflow float64), so each row
+    is a first-order linear filter of the previous one. Dropping cells below 1e-24
+    moves the p-value by less than 1e-13.
     """
     from scipy.signal import lfilter  # imported here: scipy.signal costs ~0.1 s
 
@@ -270,10 +265,10 @@ def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
 
 
 def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
-    """Two-sided p-value of scipy's ``asymp`` mode, ``kstwo.sf(d, round(en))``.
+    """Scipy's ``asymp`` p-value ``kstwo.sf(d, round(en))``.
 
-    From an effective size of 1000 on, the Kolmogorov limit with a first-order
-    correction replaces the slow ``kstwo.sf`` (error below 3e-5).
+    From ``en = 1000`` on, the corrected Kolmogorov limit replaces the slow
+    ``kstwo.sf`` (error below 3e-5).
     """
     big, small = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
     en = float(np.round(big * small / (big + small)))
@@ -287,9 +282,9 @@ def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
 def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """Statistic and p-value as ``scipy.stats.ks_2samp(method='auto')`` gives them.
 
-    Up to :data:`KS_EXACT_MAX_N` values per sample the statistic is rounded to the
-    lattice ``h / lcm(n1, n2)`` and the p-value is exact, except far in the tail
-    (asymptotic value below 1e-20, unequal samples of 1000 or more); above, asymptotic.
+    Up to :data:`KS_EXACT_MAX_N` values per sample the statistic is rounded to
+    ``h / lcm(n1, n2)`` and the p-value is exact; above that, and in the far tail
+    (asymptotic value < 1e-20, unequal samples of 1000+), it is asymptotic.
     """
     if max(n1, n2) <= KS_EXACT_MAX_N:
         g = math.gcd(n1, n2)
@@ -367,10 +362,8 @@ def _jensen_shannon(ref_counts: FloatArray, cur_counts: FloatArray) -> float:
 
 def benjamini_hochberg(
     p_values: npt.ArrayLike, alpha: float = 0.05
-) -> tuple[BoolArray, FloatArray]:
-    """Benjamini-Hochberg: ``(adjusted <= alpha, adjusted)``.
-
-    ``adjusted`` is ``scipy.stats.false_discovery_control(p_values, method="bh")``.
+) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    """Benjamini-Hochberg: ``(adjusted <= alpha, adjusted)``, scipy's adjusted p-values.
 
     Raises
     ------
