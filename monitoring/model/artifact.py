@@ -33,8 +33,7 @@ METADATA_FILE = "trainedmodel.json"
 
 def build_estimator(model: ModelSettings) -> ClassifierMixin:
     """An unfitted instance of the configured (and already checked) estimator."""
-    estimator: ClassifierMixin = ESTIMATOR_CLASSES[model.estimator](**model.params)
-    return estimator
+    return ESTIMATOR_CLASSES[model.estimator](**model.params)
 
 
 @dataclass(frozen=True)
@@ -75,8 +74,7 @@ class Artifact:
 
     def predict(self, frame: pd.DataFrame, *, input_name: str = "input") -> dict[str, Any]:
         """Predicted classes and positive-class probabilities for each row."""
-        matrix = self.feature_matrix(frame, input_name=input_name)
-        proba = self.positive_proba(matrix)
+        proba = self.positive_proba(self.feature_matrix(frame, input_name=input_name))
         classes = self.estimator.classes_
         # Same rule as predict() for binary classifiers: class 1 when p > 0.5.
         labels = classes[(proba > 0.5).astype(int)]
@@ -95,14 +93,9 @@ class Artifact:
         estimators get ``predict_proba`` with ``assume_finite``.
         """
         estimator = self.estimator
-        coef = getattr(estimator, "coef_", None)
-        if (
-            type(estimator) is LogisticRegression
-            and coef is not None
-            and coef.shape == (1, matrix.shape[1])
-            and len(estimator.classes_) == 2
-        ):
-            scores = (matrix @ coef.T + estimator.intercept_).reshape(-1)
+        # a binary logistic regression has one row of coefficients
+        if type(estimator) is LogisticRegression and estimator.coef_.shape == (1, matrix.shape[1]):
+            scores = (matrix @ estimator.coef_.T + estimator.intercept_).reshape(-1)
             return np.asarray(expit(scores, out=scores))
         frame = pd.DataFrame(matrix, columns=self.features)
         with sklearn.config_context(assume_finite=True):

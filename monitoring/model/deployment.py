@@ -79,28 +79,24 @@ def load_deployed(settings: Settings) -> Artifact:
 
 def list_versions(settings: Settings) -> list[dict[str, Any]]:
     """Every deployed version with its metadata summary, oldest first."""
-    root = versions_root(settings)
     live = current_version(settings)
     out = []
-    if root.is_dir():
-        for folder in sorted(
-            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        ):
-            try:
-                metadata = read_metadata(folder)
-            except MissingArtifactError:
-                continue
-            score = read_score(folder) or {}
-            out.append(
-                {
-                    "version": folder.name,
-                    "trained_at": metadata.get("trained_at"),
-                    "estimator": metadata.get("estimator"),
-                    "training_data_sha256": metadata.get("training_data", {}).get("sha256"),
-                    "f1": score.get("f1"),
-                    "live": folder.name == live,
-                }
-            )
+    for folder in sorted(versions_root(settings).glob("[!.]*/")):  # not the ".staging" ones
+        try:
+            metadata = read_metadata(folder)
+        except MissingArtifactError:
+            continue
+        score = read_score(folder) or {}
+        out.append(
+            {
+                "version": folder.name,
+                "trained_at": metadata.get("trained_at"),
+                "estimator": metadata.get("estimator"),
+                "training_data_sha256": metadata.get("training_data", {}).get("sha256"),
+                "f1": score.get("f1"),
+                "live": folder.name == live,
+            }
+        )
     return out
 
 

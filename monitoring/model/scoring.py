@@ -145,16 +145,8 @@ def score(
     metrics = evaluate(artifact, frame, settings.target, input_name=settings.test_data_file.name)
     digest = sha256_file(settings.test_data_file)
     record = score_record(artifact, metrics, dataset="test", dataset_sha256=digest)
-    atomic_write_json(
-        folder / SCORES_JSON,
-        {
-            **metrics,
-            "model_version": artifact.version,
-            "dataset": "test",
-            "dataset_sha256": digest,
-            "scored_at": record["scored_at"],
-        },
-    )
+    saved = {k: record[k] for k in ("model_version", "dataset", "dataset_sha256", "scored_at")}
+    atomic_write_json(folder / SCORES_JSON, {**metrics, **saved})
     atomic_write_text(folder / SCORE_FILE, f"{metrics['f1']}\n")
     store.add_score(record)
     return {**metrics, "model_version": artifact.version}
