@@ -1,10 +1,8 @@
 """Data drift: every column of a new batch against the reference profile.
 
 Numeric columns get KS, the normed Wasserstein distance and PSI; categorical ones
-(labels, or integers with few distinct values) chi-square and Jensen-Shannon.
-``method: "auto"`` picks the test the way Evidently does. Missing values (and
-``+-inf`` in numeric columns) are reported as null rates, left out of the tests.
-Results are plain JSON, ``None`` for "not applicable" and non-finite numbers.
+chi-square and Jensen-Shannon; ``method: "auto"`` picks as Evidently does. Missing
+values (and ``+-inf``) are reported as null rates, left out of the tests.
 """
 
 from __future__ import annotations
@@ -230,23 +228,14 @@ def detect_data_drift(
 ) -> dict[str, Any]:
     """Compare ``columns`` (default: all reference columns) of a batch with the reference.
 
-    Parameters
-    ----------
-    reference : ReferenceProfile or pandas.DataFrame
-        A fitted profile (its column kinds and PSI bins apply; only the batch is
-        processed), or the reference data, profiled with ``options``.
-    current : pandas.DataFrame
-        The new batch; extra columns are ignored.
-
-    Returns
-    -------
-    dict
-        ``dataset_drift``, ``drift_share``, ``share_threshold``, ``n_columns``,
-        ``n_drifted``, ``drifted_columns``, ``n_reference`` and ``n_current`` (rows),
-        ``fdr``, and ``columns``: per column, the keys of :func:`_empty_result` (there
-        ``n_*`` count non-missing values). A column has the statistics of its kind
-        and of a method forced on it, ``None`` for others; one whose ``status`` is
-        not ``ok``/``constant_reference`` is untested but counts in ``n_columns``.
+    ``reference`` is a fitted profile (its kinds and PSI bins apply; only ``current`` is
+    processed) or the reference data, profiled with ``options``. Returns plain JSON
+    (``None`` for "not applicable" and non-finite numbers): ``dataset_drift``,
+    ``drift_share``, ``share_threshold``, ``n_columns``, ``n_drifted``,
+    ``drifted_columns``, ``n_reference`` and ``n_current`` (rows), ``fdr``, and
+    ``columns``, each with the keys of :func:`_empty_result` (``n_*`` counting
+    non-missing values): the statistics of its kind and of a method forced on it. A
+    column whose ``status`` is not ``ok``/``constant_reference`` is untested but counts.
 
     Raises
     ------

@@ -1,8 +1,7 @@
 """Model drift: is the deployed model's score worse than it should be?
 
-Tests of a new score against earlier scores (raw, parametric, IQR) or a baseline
-with a tolerance, a Welch t-test between score histories, and the service's
-verdicts for the deployed model (all F1 against its F1 on the training data).
+Score tests (raw, parametric, IQR, tolerance), a Welch t-test between histories,
+and the deployed model's verdicts: F1 against its F1 on the training data.
 """
 
 from __future__ import annotations
@@ -47,10 +46,7 @@ def _against_history(
     min_size: int,
     *extra_keys: str,
 ) -> tuple[FloatArray, float, dict[str, Any]]:
-    """Validated scores and the undecided result (``extra_keys`` None).
-
-    Status ``"insufficient_history"`` below ``min_size`` scores.
-    """
+    """Validated scores and the undecided result (status by ``min_size``)."""
     h = _history(history, "history")
     x = _score(new, "new")
     out = {
@@ -77,8 +73,8 @@ def raw_drift(
 ) -> dict[str, Any]:
     """Drift when the new score is worse than the best so far (the ``threshold``).
 
-    Returns ``method`` ``"raw"``, ``drift``, ``new``, ``threshold``, ``history_size``,
-    ``higher_is_better`` and ``status`` (``"insufficient_history"`` when empty).
+    Keys: ``method``, ``drift``, ``new``, ``threshold``, ``history_size``,
+    ``higher_is_better``, ``status`` (``"insufficient_history"`` when empty).
     """
     h, x, out = _against_history("raw", history, new, higher_is_better, 1)
     if out["status"] == "ok":
@@ -89,10 +85,9 @@ def raw_drift(
 def parametric_drift(
     history: npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
-    """Drift when the new score is more than two standard deviations worse than the mean.
+    """Drift when the new score is more than two std (``ddof=1``) worse than the mean.
 
-    Returns the keys of :func:`raw_drift` plus ``mean`` and ``std`` (``ddof=1``);
-    ``threshold = mean - 2*std`` (``+`` when lower is better). Needs two scores.
+    Adds ``mean`` and ``std`` to the keys of :func:`raw_drift`; needs two scores.
     """
     h, x, out = _against_history("parametric", history, new, higher_is_better, 2, "mean", "std")
     if out["status"] == "ok":
@@ -106,11 +101,10 @@ def parametric_drift(
 def iqr_drift(
     history: npt.ArrayLike, new: float, *, higher_is_better: bool = True
 ) -> dict[str, Any]:
-    """Drift when the new score is beyond the 1.5 IQR fence on the worse side.
+    """Drift beyond the fence ``q1 - 1.5*iqr`` (``q3 + 1.5*iqr`` if lower is better).
 
-    Returns the keys of :func:`raw_drift` plus ``q1``, ``q3`` and ``iqr`` (linear
-    ``numpy.percentile``); ``threshold = q1 - 1.5*iqr`` (``q3 + 1.5*iqr`` when lower
-    is better). Needs four scores, so the quartiles have one each side of the median.
+    Adds ``q1``, ``q3`` and ``iqr`` (linear percentiles) to the keys of :func:`raw_drift`;
+    needs four scores, so the quartiles have one each side of the median.
     """
     h, x, out = _against_history("iqr", history, new, higher_is_better, 4, "q1", "q3", "iqr")
     if out["status"] == "ok":
@@ -126,14 +120,10 @@ def tolerance_drift(
 ) -> dict[str, Any]:
     """Drift when the new score is worse than the baseline by more than ``tolerance``.
 
-    A degradation within ``1e-12`` (relative) of the tolerance counts as within, so
-    ``0.80 -> 0.75`` at ``0.05`` is no drift. ``threshold`` in the result is the
-    worst score still accepted; ``degradation`` is negative for a better score.
-
-    Raises
-    ------
-    ConfigError
-        When ``tolerance`` is negative or not finite.
+    A degradation within ``1e-12`` (relative) of it counts as within, so ``0.80 ->
+    0.75`` at ``0.05`` is no drift. ``threshold`` is the worst score still accepted;
+    ``degradation`` is negative for a better score. Raises ConfigError for a
+    negative or non-finite ``tolerance``.
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
         raise ConfigError(f"tolerance must be a number, got {tolerance!r}")
@@ -167,9 +157,8 @@ def compare_score_histories(
 ) -> dict[str, Any]:
     """Welch t-test (``scipy.stats.ttest_ind(a, b, equal_var=False)``) of two histories.
 
-    Status ``"insufficient_history"`` with fewer than two scores on a side;
-    ``"zero_variance"`` when both sides are constant (no statistic; ``significant``
-    tells whether the means differ).
+    Status ``"insufficient_history"`` below two scores a side; ``"zero_variance"``
+    when both are constant (no statistic; ``significant``: the means differ).
     """
     if not (0.0 < float(alpha) < 1.0):
         raise ConfigError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -206,9 +195,8 @@ def compare_score_histories(
 def model_drift_status(settings: Any, store: Any, artifact: Any) -> dict[str, Any]:
     """Model-drift verdict of the deployed model (``artifact``), with the tests behind it.
 
-    The verdict is :func:`tolerance_drift` of its F1 on the newest ingested batch
-    against the training-data F1; the raw, parametric and IQR tests on the test-set
-    F1 of earlier versions are evidence beside it.
+    The verdict: its F1 on the newest ingested batch within the tolerance of its
+    training-data F1; evidence: raw, parametric and IQR on earlier versions' test F1.
     """
     latest_by_version: dict[str, float] = {}
     for row in store.scores(dataset="test"):
@@ -250,9 +238,8 @@ def live_model_drift(
 ) -> dict[str, Any]:
     """Model-drift check of the deployed model on its labelled captured traffic.
 
-    :func:`training_f1_drift` of the F1 on labelled rows of ``live`` (the version's
-    entry of ``capture.live_performance``); with fewer than ``min_labelled_rows``
-    it is evidence only (``checked`` false, no drift).
+    :func:`training_f1_drift` of the F1 in ``live``, its ``capture.live_performance``
+    entry; below ``min_labelled_rows`` labelled rows, evidence only (no drift).
     """
     perf = live or {"n_captured": 0, "n_labelled": 0}
     out: dict[str, Any] = {"metric": "f1", "min_labelled_rows": min_labelled_rows, "live": perf}

@@ -1,8 +1,7 @@
 """The reference profile: what a drift check needs to know about the training data.
 
-:class:`ReferenceProfile` summarises each reference column once (sorted values,
-PSI bins, category counts), at training time, so a check against it only costs
-work on the new batch. It is saved beside the model as one ``.npz`` file.
+Each column is summarised once at training time (sorted values, PSI bins, category
+counts) and saved beside the model as one ``.npz``: a check only costs the batch.
 """
 
 from __future__ import annotations
@@ -215,10 +214,8 @@ def _column_from_npz(entry: dict[str, Any], data: dict[str, Any], key: str) -> _
 class ReferenceProfile:
     """Per-column summary of the reference data, computed once.
 
-    Follows scikit-learn's conventions: ``__init__`` only stores its parameters,
-    :meth:`fit` learns ``columns_``, ``kinds_``, ``n_rows_`` and ``profiles_`` (the
-    per-column summaries) and returns ``self``; an unfitted profile raises
-    :class:`NotFittedError`.
+    scikit-learn style: :meth:`fit` learns ``columns_``, ``kinds_``, ``n_rows_`` and
+    ``profiles_`` and returns ``self``; an unfitted profile raises NotFittedError.
 
     Parameters
     ----------
@@ -263,13 +260,8 @@ class ReferenceProfile:
     ) -> ReferenceProfile:
         """Profile ``columns`` (default: all) of the data the model was trained on.
 
-        Raises
-        ------
-        DataValidationError
-            When ``reference_df`` is not a DataFrame, a column is missing or
-            duplicated, or a column forced numeric has non-numeric values.
-        ConfigError
-            When a parameter is invalid.
+        Raises DataValidationError for a non-DataFrame, a missing or duplicated column or
+        non-numeric values in a column forced numeric; ConfigError for a bad parameter.
         """
         max_unique = self.categorical_max_unique
         check_value("categorical_max_unique", max_unique, int, lambda v: v >= 0, "zero or more")

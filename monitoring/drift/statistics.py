@@ -1,9 +1,8 @@
 """Two-sample drift statistics against a reference that is sorted once.
 
-KS statistic and Wasserstein distance come from one pruned merge of the sorted
-batch with the cached sorted reference (:func:`_merge`), the KS p-value follows
-``scipy.stats.ks_2samp(method='auto')``, PSI uses quantile bins fixed at fit time:
-the fast path ``benchmarks/bench_drift.py`` measures, held to scipy by the tests.
+KS and Wasserstein come from one pruned merge with the cached sorted reference, the
+KS p-value follows ``ks_2samp(method='auto')``, PSI uses bins fixed at fit time: the
+fast path ``benchmarks/bench_drift.py`` measures, held to scipy by the tests.
 """
 
 from __future__ import annotations
@@ -221,9 +220,8 @@ def _ks_exact_equal(n: int, h: int) -> float:
 def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
     """``P(D >= h/lcm(n1, n2))`` from lattice paths with ``|i*n2 - j*n1| < h*gcd``.
 
-    Rows hold random-walk probabilities (path counts overflow float64), so each row
-    is a first-order linear filter of the previous one. Dropping cells below 1e-24
-    moves the p-value by less than 1e-13.
+    Rows hold random-walk probabilities (path counts overflow float64), each row a
+    linear filter of the last; dropping cells below 1e-24 moves the result < 1e-13.
     """
     from scipy.signal import lfilter  # imported here: scipy.signal costs ~0.1 s
 
@@ -267,8 +265,7 @@ def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
 def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
     """Scipy's ``asymp`` p-value ``kstwo.sf(d, round(en))``.
 
-    From ``en = 1000`` on, the corrected Kolmogorov limit replaces the slow
-    ``kstwo.sf`` (error below 3e-5).
+    From ``en = 1000`` on, the corrected Kolmogorov limit replaces it (error < 3e-5).
     """
     big, small = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
     en = float(np.round(big * small / (big + small)))
@@ -282,9 +279,8 @@ def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
 def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """Statistic and p-value as ``scipy.stats.ks_2samp(method='auto')`` gives them.
 
-    Up to :data:`KS_EXACT_MAX_N` values per sample the statistic is rounded to
-    ``h / lcm(n1, n2)`` and the p-value is exact; above that, and in the far tail
-    (asymptotic value < 1e-20, unequal samples of 1000+), it is asymptotic.
+    Up to :data:`KS_EXACT_MAX_N` values a sample, ``d`` is rounded to the lattice
+    ``h / lcm(n1, n2)`` and the p-value exact; above, and far in the tail, asymptotic.
     """
     if max(n1, n2) <= KS_EXACT_MAX_N:
         g = math.gcd(n1, n2)
@@ -338,10 +334,10 @@ def _psi(ref_shares: FloatArray, edges: FloatArray, cur_sorted: FloatArray) -> f
 
 
 def _chi_square(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
-    """Chi-square test of aligned current counts against the reference shares.
+    """Chi-square test of aligned counts; one category gives ``(0.0, 1.0)``.
 
-    A category unseen in the reference adds 0.5 to every reference count (a few
-    new values are not drift, a large new share is); one category gives ``(0, 1)``.
+    A category unseen in the reference adds 0.5 to every reference count: a few new
+    values are not drift, a large new share is.
     """
     if ref_counts.size < 2:
         return 0.0, 1.0
@@ -365,10 +361,7 @@ def benjamini_hochberg(
 ) -> tuple[npt.NDArray[np.bool_], FloatArray]:
     """Benjamini-Hochberg: ``(adjusted <= alpha, adjusted)``, scipy's adjusted p-values.
 
-    Raises
-    ------
-    DataValidationError
-        When a p-value is NaN or outside ``[0, 1]``, or ``alpha`` is not in ``(0, 1)``.
+    Raises DataValidationError for a p-value outside ``[0, 1]`` or ``alpha`` outside ``(0, 1)``.
     """
     p = _as_float_1d(p_values, "p_values")
     if not (0.0 < float(alpha) < 1.0):

@@ -1,10 +1,9 @@
 """The model artifact: building, saving, loading and predicting.
 
-An artifact folder holds ``trainedmodel.pkl`` (the fitted estimator, under the
-course's file name) and ``trainedmodel.json`` (version, features, training-data
-hash, library versions, the pickle's SHA-256, timestamp). Pickles run code when
-loaded, so :func:`load_artifact` only reads folders the service wrote and refuses
-a pickle whose SHA-256 is not the recorded one.
+A folder with ``trainedmodel.pkl`` (the estimator, under the course's file name)
+and ``trainedmodel.json`` (version, features, training-data hash, library versions,
+the pickle's SHA-256). Pickles run code, so :func:`load_artifact` refuses one whose
+SHA-256 is not the recorded one.
 """
 
 from __future__ import annotations
@@ -113,10 +112,9 @@ def library_versions() -> dict[str, str]:
 
 
 def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write the pickle, then the metadata naming its SHA-256, each atomically.
+    """Write the pickle, then the metadata naming its SHA-256, atomically; return it.
 
-    A crash in between leaves old metadata whose hash no longer matches, detected
-    on load. Returns the metadata written.
+    A crash in between leaves old metadata whose hash no longer matches.
     """
     data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
     metadata = {**metadata, "sha256": sha256_bytes(data), "model_file": MODEL_FILE}
@@ -136,14 +134,10 @@ def read_metadata(folder: Path) -> dict[str, Any]:
 
 
 def load_artifact(folder: Path) -> Artifact:
-    """Load the artifact in ``folder``, checking the pickle against its recorded SHA-256.
+    """Load the artifact in ``folder``.
 
-    Raises
-    ------
-    MissingArtifactError
-        If the folder holds no model.
-    IntegrityError
-        If the pickle's SHA-256 differs from the recorded one or it cannot be read.
+    Raises MissingArtifactError without a model, IntegrityError when the pickle's
+    SHA-256 is not the recorded one or it cannot be read.
     """
     metadata = read_metadata(folder)
     try:

@@ -157,9 +157,7 @@ def _record(
 def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     """Deploy the model in ``output_model_path`` with its score and ingestion record.
 
-    Returns ``model_version``, ``previous_version``, ``f1`` and ``folder``; raises
-    MissingArtifactError if the model is not trained, not scored, or nothing was
-    ingested.
+    Raises MissingArtifactError if it is not trained or scored, or nothing was ingested.
     """
     store = store or Store(settings.database_url)
     source = settings.output_model_path
@@ -193,26 +191,25 @@ def rollback(
 ) -> dict[str, Any]:
     """Make an earlier version live again.
 
-    ``to_version`` defaults to the newest version older than the live one, so
-    repeated rollbacks walk back in time.
-
-    Raises
-    ------
-    NotDeployedError
-        If nothing is deployed.
-    NotFoundError
-        If the version does not exist or there is no earlier version.
+    ``to_version`` defaults to the newest one older than the live one, so repeated
+    rollbacks walk back in time. Raises NotDeployedError if nothing is deployed,
+    NotFoundError if the version does not exist or there is no older one.
     """
     store = store or Store(settings.database_url)
     with _lock(settings):
         live = current_version(settings)
         if live is None:
             raise NotDeployedError("no model is deployed yet; nothing to roll back")
-        if to_version is None:
-            to_version = _previous_version(settings, live)
+        known = [v["version"] for v in list_versions(settings)]
+        if to_version is None:  # versions sort by time
+            older = [version for version in known if version < live]
+            if not older:
+                raise NotFoundError(
+                    f"no version older than '{live}' is deployed; nothing to roll back to"
+                )
+            to_version = older[-1]
         folder = version_folder(settings, to_version)
         if not folder.is_dir():
-            known = [v["version"] for v in list_versions(settings)]
             raise NotFoundError(f"model version '{to_version}' is not deployed; known: {known}")
         artifact = load_artifact(folder)
         _switch(settings, to_version)
@@ -220,11 +217,3 @@ def rollback(
         sha256 = artifact.metadata.get("sha256")
         _record(store, "rollback", to_version, live, score.get("f1"), sha256)
     return {"model_version": to_version, "previous_version": live, "f1": score.get("f1")}
-
-
-def _previous_version(settings: Settings, live: str) -> str:
-    """The newest deployed version older than ``live`` (versions sort by time)."""
-    older = [v["version"] for v in list_versions(settings) if v["version"] < live]
-    if not older:
-        raise NotFoundError(f"no version older than '{live}' is deployed; nothing to roll back to")
-    return older[-1]

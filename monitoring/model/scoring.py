@@ -1,9 +1,8 @@
 """Scoring: how good a model is on labelled data (every metric: higher is better).
 
-F1 of the positive class (1) on the test data is the reference metric, as in the
-course; precision, recall, accuracy, ROC AUC and the confusion matrix come with it.
-:func:`score` writes ``latestscore.txt`` (the bare F1, as the course reads it) and
-``scores.json`` beside the model and appends to the score history.
+F1 of class 1 on the test data is the reference metric, as in the course.
+:func:`score` writes ``latestscore.txt`` (the bare F1) and ``scores.json`` beside
+the model and appends to the score history.
 """
 
 from __future__ import annotations
@@ -45,9 +44,8 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Classification metrics of binary labels (positive class 1).
 
-    Returns ``f1``, ``precision``, ``recall``, ``accuracy``, ``roc_auc`` (None
-    without ``y_score`` or with one class in ``y_true``), ``confusion_matrix``
-    (``[[tn, fp], [fn, tp]]``) and ``n_rows``.
+    ``roc_auc`` is None without ``y_score`` or with one class in ``y_true``;
+    ``confusion_matrix`` is ``[[tn, fp], [fn, tp]]``.
 
     Examples
     --------
@@ -131,10 +129,9 @@ def score_record(
 def score(
     settings: Settings, *, store: Store | None = None, model_folder: Path | None = None
 ) -> dict[str, Any]:
-    """Score the trained model on the test data and record it.
+    """Score the model in ``model_folder`` (or ``output_model_path``) on the test data.
 
-    ``model_folder`` defaults to ``output_model_path``; returns the metrics plus
-    ``model_version``.
+    Writes ``scores.json`` and ``latestscore.txt`` beside it; appends to the history.
     """
     store = store or Store(settings.database_url)
     folder = model_folder or settings.output_model_path

@@ -1,8 +1,7 @@
 """Training: fit the configured model on ``finaldata.csv`` and save the artifact.
 
-With the model go the training data's SHA-256, the in-sample score (the baseline
-for model drift on newly ingested batches) and the drift reference profile,
-computed once here so each drift check only costs the new batch.
+Saved with it: the data's SHA-256, the in-sample score (the model-drift baseline)
+and the drift reference profile, so each drift check only costs the new batch.
 """
 
 from __future__ import annotations
@@ -28,13 +27,9 @@ REFERENCE_PROFILE = "reference_profile"
 def training_matrix(
     frame: pd.DataFrame, settings: Settings, *, input_name: str
 ) -> tuple[pd.DataFrame, pd.Series, int]:
-    """Features ``X`` (float64), target ``y`` (int) and the count of incomplete rows dropped.
+    """Features (float64), 0/1 target and count of incomplete rows dropped.
 
-    Raises
-    ------
-    DataValidationError
-        If columns are missing, values are not numeric, or fewer than two classes
-        remain.
+    Raises DataValidationError for missing columns, non-numeric values or one class.
     """
     columns = [*settings.features, settings.target]
     check_columns(frame, columns, input_name=input_name, allow_extra=True)
@@ -57,14 +52,10 @@ def new_version(data_sha256: str) -> str:
 
 
 def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
-    """Train on ``finaldata.csv``, save the artifact in ``output_model_path``, return its metadata.
+    """Train on ``finaldata.csv`` and save the artifact; return its metadata.
 
-    Raises
-    ------
-    MissingArtifactError
-        If nothing has been ingested yet.
-    DataValidationError
-        If the ingested data cannot be trained on.
+    Raises MissingArtifactError if nothing was ingested, DataValidationError if the
+    data cannot be trained on.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
@@ -77,22 +68,19 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     frame = read_table(path)
     X, y, dropped = training_matrix(frame, settings, input_name=path.name)
 
-    estimator = build_estimator(settings.model)
-    estimator.fit(X, y)
+    estimator = build_estimator(settings.model).fit(X, y)
 
     folder = settings.output_model_path
     folder.mkdir(parents=True, exist_ok=True)
-    profile = ReferenceProfile.from_options(settings.drift).fit(X)
-    profile.save(folder / REFERENCE_PROFILE)
+    ReferenceProfile.from_options(settings.drift).fit(X).save(folder / REFERENCE_PROFILE)
 
     proba = estimator.predict_proba(X)[:, 1]
     in_sample = compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba)
-    version = new_version(data_sha)
     metadata = save_artifact(
         folder,
         estimator,
         {
-            "version": version,
+            "version": new_version(data_sha),
             "trained_at": utcnow(),
             "estimator": type(estimator).__name__,
             "params": estimator.get_params(),
