@@ -124,10 +124,7 @@ def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dic
 def _categorical_stats(
     profile: _ColumnProfile, labels: dict[str, int] | None, cur_sorted: FloatArray | None
 ) -> tuple[float, float, float]:
-    """Chi-square statistic, p-value and JS distance from label counts or sorted values.
-
-    Both sides are counted over the union of categories, reference ones first.
-    """
+    """Chi-square, its p-value and JS distance over the union of categories."""
     cat = profile.categorical
     if labels is not None:
         assert cat is not None and isinstance(cat.values, tuple)
@@ -237,15 +234,9 @@ def detect_data_drift(
     non-missing values): the statistics of its kind and of a method forced on it. A
     column whose ``status`` is not ``ok``/``constant_reference`` is untested but counts.
 
-    Raises
-    ------
-    DataValidationError
-        When an input is not a DataFrame, ``current`` lacks checked columns, or a
-        numeric column holds non-numeric values.
-    ConfigError
-        When a per-column override does not fit the data.
-    NotFittedError
-        When ``reference`` is an unfitted profile.
+    Raises DataValidationError when an input is not a DataFrame, ``current`` lacks a
+    checked column or a numeric column holds non-numbers; ConfigError when a column
+    override does not fit the data; NotFittedError for an unfitted profile.
     """
     opts = options if options is not None else DriftOptions()
     if not isinstance(current, pd.DataFrame):

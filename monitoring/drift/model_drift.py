@@ -183,8 +183,7 @@ def compare_score_histories(
         out["status"] = "zero_variance"
         out["significant"] = bool(x[0] != y[0])
         return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):
         result = stats.ttest_ind(x, y, equal_var=False)
     out["statistic"] = _num(result.statistic)
     out["p_value"] = _num(result.pvalue)
@@ -244,11 +243,8 @@ def live_model_drift(
     perf = live or {"n_captured": 0, "n_labelled": 0}
     out: dict[str, Any] = {"metric": "f1", "min_labelled_rows": min_labelled_rows, "live": perf}
     if perf["n_labelled"] < min_labelled_rows or baseline is None or perf.get("f1") is None:
-        out.update(
-            checked=False,
-            drift=False,
-            reason=f"{perf['n_labelled']} labelled live rows; at least {min_labelled_rows} needed",
-        )
+        reason = f"{perf['n_labelled']} labelled live rows; at least {min_labelled_rows} needed"
+        out.update(checked=False, drift=False, reason=reason)
         return out
     out.update(training_f1_drift(float(baseline), float(perf["f1"]), tolerance=tolerance))
     out["checked"] = True

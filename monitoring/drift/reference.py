@@ -216,16 +216,9 @@ class ReferenceProfile:
 
     scikit-learn style: :meth:`fit` learns ``columns_``, ``kinds_``, ``n_rows_`` and
     ``profiles_`` and returns ``self``; an unfitted profile raises NotFittedError.
-
-    Parameters
-    ----------
-    categorical_max_unique : int, default 10
-        Integer-valued numeric columns with at most this many distinct values are
-        categorical.
-    psi_bins : int, default 10
-        Number of PSI quantile bins.
-    kinds : Mapping[str, str] or None, default None
-        ``"numeric"`` or ``"categorical"`` per column instead of the dtype rule.
+    Integer-valued numeric columns with at most ``categorical_max_unique`` distinct
+    values are categorical, unless ``kinds`` gives a column's kind; PSI uses
+    ``psi_bins`` quantile bins.
 
     Examples
     --------

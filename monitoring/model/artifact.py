@@ -52,10 +52,7 @@ class Artifact:
         return list(self.metadata["features"])
 
     def feature_matrix(self, frame: pd.DataFrame, *, input_name: str) -> np.ndarray:
-        """Validate ``frame`` and return its feature columns as a float64 array.
-
-        Extra columns are ignored; missing, non-numeric or non-finite features refused.
-        """
+        """Validated float64 feature columns of ``frame`` (other columns ignored)."""
         if len(frame) and list(frame.columns) == self.features:
             # Fast path for a frame of exactly the numeric features (what the JSON
             # payload parser builds); the checks below keep their messages.

@@ -8,10 +8,9 @@ Layout of ``prod_deployment_path``::
     latestscore.txt        > copies of the live version's files, for course tools
     ingestedfiles.txt     /
 
-A deployment builds ``versions/<version>`` under a temporary name, checks that its
-model loads and matches its checksum, renames it into place, and only then
-switches ``CURRENT``, so a crash leaves ``CURRENT`` naming a complete version, old
-or new. Rolling back is switching ``CURRENT`` to an earlier folder.
+A deployment builds ``versions/<version>`` under a temporary name, checks its model
+loads and matches its checksum, renames it into place and only then switches
+``CURRENT``: a crash leaves it naming a complete version. Rollback switches back.
 """
 
 from __future__ import annotations

@@ -97,11 +97,8 @@ def evaluate(
     check_columns(frame, [target], input_name=input_name, allow_extra=True)
     y = to_numeric_columns(frame, [target], input_name=input_name, allow_missing=False)[target]
     check_binary_target(y, input_name=input_name, column=target)
-    y_true = y.to_numpy().astype(int)
     result = artifact.predict(frame, input_name=input_name)
-    return compute_metrics(
-        y_true, np.asarray(result["predictions"]), np.asarray(result["probabilities"])
-    )
+    return compute_metrics(y.to_numpy(), result["predictions"], result["probabilities"])
 
 
 def read_test_data(settings: Settings) -> pd.DataFrame:
