@@ -19,8 +19,8 @@ import pandas as pd
 from monitoring.capture import live_performance
 from monitoring.config import Settings
 from monitoring.data.ingestion import find_new_files, ingest
-from monitoring.drift import detect_data_drift, tolerance_drift
-from monitoring.drift.model_drift import live_model_drift
+from monitoring.drift import detect_data_drift
+from monitoring.drift.model_drift import live_model_drift, training_f1_drift
 from monitoring.exceptions import MonitoringError
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.model.deployment import RECORD_FILE, current_folder, current_version, deploy
@@ -84,13 +84,9 @@ def check_model_drift(
     metrics = evaluate(champion, labelled, settings.target, input_name=name)
     store.add_score(score_record(champion, metrics, dataset="ingested", dataset_sha256=digest))
     baseline = float(champion.metadata["training_score"]["f1"])
-    verdict = tolerance_drift(
-        baseline, metrics["f1"], tolerance=settings.thresholds.model_drift_tolerance
-    )
+    tolerance = settings.thresholds.model_drift_tolerance
     return {
-        **verdict,
-        "metric": "f1",
-        "baseline_dataset": "training data",
+        **training_f1_drift(baseline, metrics["f1"], tolerance=tolerance),
         "new_dataset": "newly ingested data",
         "rows_dropped_missing": dropped,
         "new_metrics": metrics,

@@ -1,13 +1,8 @@
 """Data drift and model drift.
 
-- :mod:`~monitoring.drift.statistics`: the two-sample statistics behind the
-  checks, and Benjamini-Hochberg;
-- :mod:`~monitoring.drift.reference`: :class:`ReferenceProfile`, the training
-  data summarised once;
-- :mod:`~monitoring.drift.data_drift`: :func:`detect_data_drift`, every column of
-  a batch against the reference;
-- :mod:`~monitoring.drift.model_drift`: score-based model-drift tests and the
-  service's verdict.
+:func:`detect_data_drift` tests a batch against a :class:`ReferenceProfile` of the
+training data (statistics in :mod:`~monitoring.drift.statistics`);
+:mod:`~monitoring.drift.model_drift` holds score-based tests and the service's verdict.
 """
 
 from monitoring.drift.data_drift import STATUSES, detect_data_drift

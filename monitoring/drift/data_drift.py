@@ -1,11 +1,8 @@
 """Data drift: every column of a new batch against the reference profile.
 
-Numeric columns get the KS test, the normed Wasserstein distance and PSI;
-categorical ones (labels, or integers with few distinct values) chi-square and
-Jensen-Shannon. ``method: "auto"`` picks the test the way Evidently does. Missing
-values (and ``+-inf`` in numeric columns) are reported as null rates and left out
-of the tests. Results are plain JSON: ``None`` for "not applicable" and for
-non-finite numbers.
+Numeric columns get KS, the normed Wasserstein distance and PSI; categorical ones
+chi-square and Jensen-Shannon; ``method: "auto"`` picks as Evidently does. Missing
+values (and ``+-inf``) are reported as null rates, left out of the tests.
 """
 
 from __future__ import annotations
@@ -56,7 +53,7 @@ STATUSES: Final[tuple[str, ...]] = (
     "empty_current",
     "all_null_current",
 )
-# Result keys of each method's statistic and p-value.
+# Result keys of each method's statistic and p-value, in the order results list them.
 _RESULT_KEYS: Final[dict[str, tuple[str, str | None]]] = {
     "ks": ("ks_statistic", "ks_p_value"),
     "wasserstein": ("wasserstein_normed", None),
@@ -69,7 +66,6 @@ _RESULT_KEYS: Final[dict[str, tuple[str, str | None]]] = {
 def _resolve_method(
     profile: _ColumnProfile, col: ColumnOptions, opts: DriftOptions, n_ref_rows: int
 ) -> str:
-    """The method a column is tested with."""
     if col.method is not None and col.method != "auto":
         if col.method in NUMERIC_METHODS and profile.value_type != "numeric":
             raise ConfigError(
@@ -90,7 +86,6 @@ def _resolve_method(
 
 
 def _resolve_threshold(method: str, name: str, col: ColumnOptions, opts: DriftOptions) -> float:
-    """Threshold of the column's method."""
     if col.threshold is not None:
         if method in P_VALUE_METHODS and col.threshold >= 1.0:
             raise ConfigError(
@@ -106,7 +101,7 @@ def _resolve_threshold(method: str, name: str, col: ColumnOptions, opts: DriftOp
 
 
 def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dict[str, Any]:
-    """Per-column result with every key present."""
+    """Per-column result with every key present, nothing tested yet."""
     return {
         "column": profile.name,
         "kind": profile.kind,
@@ -122,24 +117,14 @@ def _empty_result(profile: _ColumnProfile, method: str, threshold: float) -> dic
         "null_rate_change": None,
         "n_reference": profile.n_valid,
         "n_current": 0,
-        "ks_statistic": None,
-        "ks_p_value": None,
-        "wasserstein_normed": None,
-        "psi": None,
-        "chi_square": None,
-        "chi_square_p_value": None,
-        "jensen_shannon": None,
+        **dict.fromkeys(key for keys in _RESULT_KEYS.values() for key in keys if key),
     }
 
 
 def _categorical_stats(
     profile: _ColumnProfile, labels: dict[str, int] | None, cur_sorted: FloatArray | None
 ) -> tuple[float, float, float]:
-    """Chi-square statistic, p-value and JS distance of one column.
-
-    Takes the label counts of a label column or the sorted values of a numeric one,
-    and counts both sides over the union of categories (reference ones first).
-    """
+    """Chi-square, its p-value and JS distance over the union of categories."""
     cat = profile.categorical
     if labels is not None:
         assert cat is not None and isinstance(cat.values, tuple)
@@ -164,12 +149,8 @@ def _categorical_stats(
 
 
 def _check_column(
-    profile: _ColumnProfile,
-    series: pd.Series,
-    opts: DriftOptions,
-    n_ref_rows: int,
+    profile: _ColumnProfile, series: pd.Series, opts: DriftOptions, n_ref_rows: int
 ) -> dict[str, Any]:
-    """Test one column and return its result entry."""
     col = opts.column(profile.name)
     method = _resolve_method(profile, col, opts, n_ref_rows)
     threshold = _resolve_threshold(method, profile.name, col, opts)
@@ -242,49 +223,20 @@ def detect_data_drift(
     columns: Sequence[str] | None = None,
     options: DriftOptions | None = None,
 ) -> dict[str, Any]:
-    """Compare every column of a current batch with the reference.
+    """Compare ``columns`` (default: all reference columns) of a batch with the reference.
 
-    Parameters
-    ----------
-    reference : ReferenceProfile or pandas.DataFrame
-        A fitted profile (only the current batch is then processed; its column
-        kinds and PSI bins apply), or the reference data, profiled with ``options``.
-    current : pandas.DataFrame
-        The new batch; extra columns are ignored.
-    columns : sequence of str or None, default None
-        Columns to check; all reference columns when ``None``.
-    options : DriftOptions or None, default None
-        Settings; defaults when ``None``.
+    ``reference`` is a fitted profile (its kinds and PSI bins apply; only ``current`` is
+    processed) or the reference data, profiled with ``options``. Returns plain JSON
+    (``None`` for "not applicable" and non-finite numbers): ``dataset_drift``,
+    ``drift_share``, ``share_threshold``, ``n_columns``, ``n_drifted``,
+    ``drifted_columns``, ``n_reference`` and ``n_current`` (rows), ``fdr``, and
+    ``columns``, each with the keys of :func:`_empty_result` (``n_*`` counting
+    non-missing values): the statistics of its kind and of a method forced on it. A
+    column whose ``status`` is not ``ok``/``constant_reference`` is untested but counts.
 
-    Returns
-    -------
-    dict
-        JSON-serialisable report::
-
-            {"dataset_drift": bool, "drift_share": float, "share_threshold": float,
-             "n_columns": int, "n_drifted": int, "drifted_columns": [str, ...],
-             "n_reference": int, "n_current": int, "fdr": bool,
-             "columns": [{"column", "kind", "method", "statistic", "p_value",
-                          "adjusted_p_value", "threshold", "drifted", "status",
-                          "null_rate_reference", "null_rate_current",
-                          "null_rate_change", "n_reference", "n_current",
-                          "ks_statistic", "ks_p_value", "wasserstein_normed", "psi",
-                          "chi_square", "chi_square_p_value", "jensen_shannon"}, ...]}
-
-        ``n_reference``/``n_current`` count rows at the top level and non-missing
-        values per column. A column has the statistics of its kind (and of a method
-        forced on it), ``None`` for the others; a column whose ``status`` is not
-        ``ok``/``constant_reference`` is not tested but counts in ``n_columns``.
-
-    Raises
-    ------
-    DataValidationError
-        When an input is not a DataFrame, ``current`` lacks checked columns, or a
-        numeric column holds non-numeric values.
-    ConfigError
-        When a per-column override does not fit the data.
-    NotFittedError
-        When ``reference`` is an unfitted profile.
+    Raises DataValidationError when an input is not a DataFrame, ``current`` lacks a
+    checked column or a numeric column holds non-numbers; ConfigError when a column
+    override does not fit the data; NotFittedError for an unfitted profile.
     """
     opts = options if options is not None else DriftOptions()
     if not isinstance(current, pd.DataFrame):
@@ -295,8 +247,7 @@ def detect_data_drift(
         reference._check_fitted()
         profile, known = reference, set(reference.columns_)
     elif isinstance(reference, pd.DataFrame):
-        fit_columns = _column_list(reference, columns, "reference")
-        profile = ReferenceProfile.from_options(opts).fit(reference, fit_columns)
+        profile = ReferenceProfile.from_options(opts).fit(reference, columns)
         known = set(reference.columns)
     else:
         raise DataValidationError(

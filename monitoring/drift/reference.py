@@ -1,8 +1,7 @@
 """The reference profile: what a drift check needs to know about the training data.
 
-:class:`ReferenceProfile` summarises each reference column once (sorted values,
-PSI bins, category counts), at training time, so a check against it only costs
-work on the new batch. It is saved beside the model as one ``.npz`` file.
+Each column is summarised once at training time (sorted values, PSI bins, category
+counts) and saved beside the model as one ``.npz``: a check only costs the batch.
 """
 
 from __future__ import annotations
@@ -48,10 +47,7 @@ class _NumericProfile:
 
 @dataclass(frozen=True)
 class _CategoricalProfile:
-    """Category counts of one reference column.
-
-    ``values`` is sorted float64 for numeric columns, a tuple of labels otherwise.
-    """
+    """Category counts of one reference column (sorted float64 values, or labels)."""
 
     values: FloatArray | tuple[str, ...]
     counts: IntArray
@@ -71,7 +67,6 @@ class _ColumnProfile:
 
     @property
     def n_valid(self) -> int:
-        """Number of non-missing reference values."""
         return self.n_rows - self.n_null
 
 
@@ -119,7 +114,6 @@ def _label_counts(series: pd.Series) -> dict[str, int]:
 
 
 def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfile:
-    """Summarise sorted finite values."""
     if sorted_values.size == 0:
         empty = np.zeros(0, dtype=np.float64)
         return _NumericProfile(empty, empty, math.nan, math.nan, empty, empty)
@@ -129,7 +123,6 @@ def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfil
 
 
 def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
-    """Category counts of sorted numeric values."""
     values, cumulative = _runs(sorted_values)
     return _CategoricalProfile(values=values.copy(), counts=np.diff(cumulative, prepend=0))
 
@@ -137,7 +130,6 @@ def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
 def _profile_column(
     series: pd.Series, name: str, *, kind: str | None, max_unique: int, psi_bins: int
 ) -> _ColumnProfile:
-    """Build the profile of one reference column."""
     dtype = series.dtype
     n_rows = int(series.size)
     if (_is_label_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and kind != "numeric":
@@ -222,35 +214,14 @@ def _column_from_npz(entry: dict[str, Any], data: dict[str, Any], key: str) -> _
 class ReferenceProfile:
     """Per-column summary of the reference data, computed once.
 
-    Follows the scikit-learn conventions: ``__init__`` only stores its parameters,
-    :meth:`fit` learns the attributes ending in ``_`` and returns ``self``, and
-    using an unfitted profile raises :class:`NotFittedError`.
-
-    Parameters
-    ----------
-    categorical_max_unique : int, default 10
-        Integer-valued numeric columns with at most this many distinct values are
-        categorical.
-    psi_bins : int, default 10
-        Number of PSI quantile bins.
-    kinds : Mapping[str, str] or None, default None
-        ``"numeric"`` or ``"categorical"`` per column instead of the dtype rule.
-
-    Attributes
-    ----------
-    columns_ : list of str
-        Profiled columns, in order.
-    kinds_ : dict of str to str
-        Kind of each column.
-    n_rows_ : int
-        Rows of the reference data.
-    profiles_ : dict of str to _ColumnProfile
-        Per-column summaries: null count, sorted non-missing values, mean and
-        population std, PSI bin edges and shares, category counts.
+    scikit-learn style: :meth:`fit` learns ``columns_``, ``kinds_``, ``n_rows_`` and
+    ``profiles_`` and returns ``self``; an unfitted profile raises NotFittedError.
+    Integer-valued numeric columns with at most ``categorical_max_unique`` distinct
+    values are categorical, unless ``kinds`` gives a column's kind; PSI uses
+    ``psi_bins`` quantile bins.
 
     Examples
     --------
-    >>> import pandas as pd
     >>> ref = pd.DataFrame({"x": [0.1, 0.5, 0.9, 1.3], "c": ["a", "b", "a", "a"]})
     >>> ReferenceProfile().fit(ref).kinds_
     {'x': 'numeric', 'c': 'categorical'}
@@ -268,9 +239,8 @@ class ReferenceProfile:
         self.kinds = kinds
 
     @classmethod
-    def from_options(cls, options: DriftOptions | None = None) -> ReferenceProfile:
-        """Unfitted profile with the settings of ``options`` (kinds, bins, ...)."""
-        opts = options if options is not None else DriftOptions()
+    def from_options(cls, opts: DriftOptions) -> ReferenceProfile:
+        """Unfitted profile with the settings of ``opts`` (kinds, bins, ...)."""
         kinds = {name: c.kind for name, c in opts.columns.items() if c.kind is not None}
         return cls(
             categorical_max_unique=opts.categorical_max_unique,
@@ -281,30 +251,13 @@ class ReferenceProfile:
     def fit(
         self, reference_df: pd.DataFrame, columns: Sequence[str] | None = None
     ) -> ReferenceProfile:
-        """Profile the reference data.
+        """Profile ``columns`` (default: all) of the data the model was trained on.
 
-        Parameters
-        ----------
-        reference_df : pandas.DataFrame
-            The data the deployed model was trained on.
-        columns : sequence of str or None, default None
-            Columns to profile; all of them when ``None``.
-
-        Raises
-        ------
-        DataValidationError
-            When ``reference_df`` is not a DataFrame, a column is missing or
-            duplicated, or a column forced numeric has non-numeric values.
-        ConfigError
-            When a parameter is invalid.
+        Raises DataValidationError for a non-DataFrame, a missing or duplicated column or
+        non-numeric values in a column forced numeric; ConfigError for a bad parameter.
         """
-        max_unique = check_value(
-            "categorical_max_unique",
-            self.categorical_max_unique,
-            int,
-            lambda v: v >= 0,
-            "zero or more",
-        )
+        max_unique = self.categorical_max_unique
+        check_value("categorical_max_unique", max_unique, int, lambda v: v >= 0, "zero or more")
         bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
         kinds = {
             name: check_value(f"kinds.{name}", kind, KINDS)
@@ -316,11 +269,7 @@ class ReferenceProfile:
             )
         profiles = {
             name: _profile_column(
-                reference_df[name],
-                name,
-                kind=kinds.get(name),
-                max_unique=max_unique,
-                psi_bins=bins,
+                reference_df[name], name, kind=kinds.get(name), max_unique=max_unique, psi_bins=bins
             )
             for name in _column_list(reference_df, columns, "reference")
         }
@@ -328,7 +277,6 @@ class ReferenceProfile:
         return self
 
     def _set_learned(self, profiles: dict[str, _ColumnProfile], n_rows: int) -> None:
-        """Store the learned attributes."""
         self.profiles_ = profiles
         self.columns_ = list(profiles)
         self.kinds_ = {name: p.kind for name, p in profiles.items()}
@@ -343,10 +291,7 @@ class ReferenceProfile:
             )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the profile to one ``.npz`` file at ``path`` (no suffix added), no pickle.
-
-        The file holds the arrays plus JSON metadata; returns the path written.
-        """
+        """Write the profile to exactly ``path``: ``.npz`` arrays plus JSON, no pickle."""
         self._check_fitted()
         arrays: dict[str, Any] = {}
         columns = []
@@ -372,13 +317,7 @@ class ReferenceProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
-        """Read a profile written by :meth:`save`.
-
-        Raises
-        ------
-        IntegrityError
-            When the file is not a readable profile.
-        """
+        """Read a profile written by :meth:`save`; IntegrityError if it is not one."""
         source = Path(path)
         try:
             with np.load(source, allow_pickle=False) as archive:

@@ -1,11 +1,8 @@
 """Two-sample drift statistics against a reference that is sorted once.
 
-The KS statistic and the Wasserstein distance come from one pruned merge of the
-sorted current values with the cached sorted reference (:func:`_merge`), the KS
-p-value follows ``scipy.stats.ks_2samp(method='auto')`` (:func:`_ks_pvalue`), and
-PSI uses reference quantile bins computed at fit time. This is the fast path that
-``benchmarks/bench_drift.py`` measures; the tests hold it to scipy. Chi-square,
-Jensen-Shannon and Benjamini-Hochberg are scipy's.
+KS and Wasserstein come from one pruned merge with the cached sorted reference, the
+KS p-value follows ``ks_2samp(method='auto')``, PSI uses bins fixed at fit time: the
+fast path ``benchmarks/bench_drift.py`` measures, held to scipy by the tests.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ from monitoring.exceptions import DataValidationError
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
-BoolArray: TypeAlias = npt.NDArray[np.bool_]
-# Proportion used instead of 0 for an empty PSI bin.
-PSI_EPS: Final[float] = 1e-4
+PSI_EPS: Final[float] = 1e-4  # share used instead of 0 for an empty PSI bin
 # As scipy.stats.ks_2samp(method='auto'): exact p-value up to this size.
 KS_EXACT_MAX_N: Final[int] = 10_000
 _KSTWO_MAX_N: Final[int] = 1_000
@@ -59,7 +54,7 @@ def _finite(arr: FloatArray) -> FloatArray:
 
 
 def _runs(sorted_values: FloatArray) -> tuple[FloatArray, IntArray]:
-    """Distinct values of a sorted array and, for each, the count of values ``<=`` it."""
+    """Distinct values of a sorted array and the count of values ``<=`` each."""
     m = sorted_values.size
     if m == 0:
         return sorted_values, np.zeros(0, dtype=np.int64)
@@ -121,20 +116,13 @@ def _merge(
     *,
     block: int = _MERGE_BLOCK,
 ) -> tuple[float, float]:
-    """KS statistic and Wasserstein-1 distance of a sorted reference and a batch.
+    """KS statistic (bit for bit ``ks_2samp``'s) and Wasserstein-1 distance.
 
-    ``ref`` holds the ``n`` sorted finite reference values and ``prefix`` its
-    :func:`_prefix_integral`; ``unique, cumulative`` are the :func:`_runs` of the
-    sorted current values (``m = cumulative[-1]``). The KS statistic is
-    ``max |F_ref - F_cur|`` bit for bit as :func:`scipy.stats.ks_2samp` computes it
-    (before its exact-mode rounding), the distance ``integral |F_ref - F_cur|``.
-
-    ``F_ref - F_cur`` only needs evaluating at the current values (right and left
-    limits), the pairs scipy evaluates too. Blocks of ``block`` distinct current
-    values are bounded from their end points in exact integers (``a*m - b*n``, with
-    a margin for float rounding); only blocks that can hold the maximum or a sign
-    change of ``F_ref - F_cur`` are searched value by value, so pruning never
-    changes the result.
+    ``ref`` is sorted, ``prefix`` its :func:`_prefix_integral`, ``unique, cumulative``
+    the :func:`_runs` of the sorted batch. Blocks of ``block`` distinct batch values
+    are bounded from their end points in exact integers (``a*m - b*n``, plus a
+    rounding margin); only blocks that can hold the maximum or a sign change of
+    ``F_ref - F_cur`` are searched value by value, so pruning never changes the result.
     """
     n = int(ref.size)
     m = int(cumulative[-1])
@@ -230,13 +218,10 @@ def _ks_exact_equal(n: int, h: int) -> float:
 
 
 def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
-    """``P(D >= h/lcm(n1, n2))`` by following lattice paths inside the band.
+    """``P(D >= h/lcm(n1, n2))`` from lattice paths with ``|i*n2 - j*n1| < h*gcd``.
 
-    A path keeps ``D`` below the bound while ``|i*n2 - j*n1| < h*gcd(n1, n2)``.
-    Path counts overflow float64, so each row holds the probabilities of a random
-    walk stepping in ``i`` with probability ``a = rows / (rows + cols)``:
-    ``r(i, j) = a*r(i-1, j) + b*r(i, j-1)``, a first-order linear filter. Cells
-    below 1e-24 leave the band, which moves the p-value by less than 1e-13.
+    Rows hold random-walk probabilities (path counts overflow float64), each row a
+    linear filter of the last; dropping cells below 1e-24 moves the result < 1e-13.
     """
     from scipy.signal import lfilter  # imported here: scipy.signal costs ~0.1 s
 
@@ -278,10 +263,9 @@ def _ks_exact_unequal(n1: int, n2: int, h: int) -> float:
 
 
 def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
-    """Two-sided p-value of scipy's ``asymp`` mode, ``kstwo.sf(d, round(en))``.
+    """Scipy's ``asymp`` p-value ``kstwo.sf(d, round(en))``.
 
-    From an effective size of 1000 on, the Kolmogorov limit with its first-order
-    finite-size correction replaces the slow ``kstwo.sf`` (error below 3e-5).
+    From ``en = 1000`` on, the corrected Kolmogorov limit replaces it (error < 3e-5).
     """
     big, small = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
     en = float(np.round(big * small / (big + small)))
@@ -295,10 +279,8 @@ def _ks_asymptotic(d: float, n1: int, n2: int) -> float:
 def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """Statistic and p-value as ``scipy.stats.ks_2samp(method='auto')`` gives them.
 
-    Up to :data:`KS_EXACT_MAX_N` values per sample the statistic is rounded to the
-    lattice ``h / lcm(n1, n2)`` and the p-value is exact, except far in the tail
-    (asymptotic p-value below 1e-20 with two unequal samples of 1000 or more),
-    where the asymptotic value is returned; above it the p-value is asymptotic.
+    Up to :data:`KS_EXACT_MAX_N` values a sample, ``d`` is rounded to the lattice
+    ``h / lcm(n1, n2)`` and the p-value exact; above, and far in the tail, asymptotic.
     """
     if max(n1, n2) <= KS_EXACT_MAX_N:
         g = math.gcd(n1, n2)
@@ -331,7 +313,7 @@ def _wasserstein_normed(value: float, std: float, mean: float) -> float:
 
 
 def _bin_shares(edges: FloatArray, sorted_values: FloatArray) -> FloatArray:
-    """Shares of sorted values in the bins ``(-inf, e_1], (e_1, e_2], ..., (e_k, inf)``."""
+    """Shares of sorted values in the bins ``(-inf, e_1], ..., (e_k, inf)``."""
     n = sorted_values.size
     counts = np.diff(np.searchsorted(sorted_values, edges, side="right"), prepend=0, append=n)
     return counts / n
@@ -352,11 +334,10 @@ def _psi(ref_shares: FloatArray, edges: FloatArray, cur_sorted: FloatArray) -> f
 
 
 def _chi_square(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
-    """Chi-square test of aligned current counts against the reference shares.
+    """Chi-square test of aligned counts; one category gives ``(0.0, 1.0)``.
 
-    A category unseen in the reference would expect 0 values, so 0.5 is then added
-    to every reference count: a few new values are not drift, a large new share is.
-    A single category gives ``(0.0, 1.0)``.
+    A category unseen in the reference adds 0.5 to every reference count: a few new
+    values are not drift, a large new share is.
     """
     if ref_counts.size < 2:
         return 0.0, 1.0
@@ -377,21 +358,10 @@ def _jensen_shannon(ref_counts: FloatArray, cur_counts: FloatArray) -> float:
 
 def benjamini_hochberg(
     p_values: npt.ArrayLike, alpha: float = 0.05
-) -> tuple[BoolArray, FloatArray]:
-    """Benjamini-Hochberg false-discovery-rate control.
+) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    """Benjamini-Hochberg: ``(adjusted <= alpha, adjusted)``, scipy's adjusted p-values.
 
-    Returns
-    -------
-    reject : ndarray of bool
-        ``adjusted <= alpha``: the hypotheses the step-up rule rejects at false
-        discovery rate ``alpha``.
-    adjusted : ndarray of float64
-        ``scipy.stats.false_discovery_control(p_values, method="bh")``.
-
-    Raises
-    ------
-    DataValidationError
-        When a p-value is NaN or outside ``[0, 1]``, or ``alpha`` is not in ``(0, 1)``.
+    Raises DataValidationError for a p-value outside ``[0, 1]`` or ``alpha`` outside ``(0, 1)``.
     """
     p = _as_float_1d(p_values, "p_values")
     if not (0.0 < float(alpha) < 1.0):

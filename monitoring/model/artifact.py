@@ -1,15 +1,9 @@
 """The model artifact: building, saving, loading and predicting.
 
-An artifact is a folder holding
-
-- ``trainedmodel.pkl``: the fitted scikit-learn estimator (the course's file name,
-  so ``pickle.load`` on it still works for course scripts);
-- ``trainedmodel.json``: metadata (version, features, training data hash, library
-  versions, the SHA-256 of the pickle, timestamp).
-
-Pickles execute code when loaded, so :func:`load_artifact` only reads folders the
-service itself wrote and refuses a pickle whose SHA-256 differs from the one
-recorded when it was trained.
+A folder with ``trainedmodel.pkl`` (the estimator, under the course's file name)
+and ``trainedmodel.json`` (version, features, training-data hash, library versions,
+the pickle's SHA-256). Pickles run code, so :func:`load_artifact` refuses one whose
+SHA-256 is not the recorded one.
 """
 
 from __future__ import annotations
@@ -38,8 +32,7 @@ METADATA_FILE = "trainedmodel.json"
 
 def build_estimator(model: ModelSettings) -> ClassifierMixin:
     """An unfitted instance of the configured (and already checked) estimator."""
-    estimator: ClassifierMixin = ESTIMATOR_CLASSES[model.estimator](**model.params)
-    return estimator
+    return ESTIMATOR_CLASSES[model.estimator](**model.params)
 
 
 @dataclass(frozen=True)
@@ -59,32 +52,25 @@ class Artifact:
         return list(self.metadata["features"])
 
     def feature_matrix(self, frame: pd.DataFrame, *, input_name: str) -> np.ndarray:
-        """Validate ``frame`` and return its feature columns as a float64 array.
-
-        Extra columns (ids, the target) are allowed and ignored; missing,
-        non-numeric, missing-valued or infinite features are refused.
-        """
-        features = self.features
-        if len(frame) and list(frame.columns) == features:
-            # Fast path: a frame already holding exactly the features as numbers
-            # (what the JSON payload parser builds); the full checks below run only
-            # when something is wrong, so their messages are unchanged.
+        """Validated float64 feature columns of ``frame`` (other columns ignored)."""
+        if len(frame) and list(frame.columns) == self.features:
+            # Fast path for a frame of exactly the numeric features (what the JSON
+            # payload parser builds); the checks below keep their messages.
             values = frame.to_numpy()  # object dtype unless every column is numeric
             if values.dtype.kind in "iuf":
                 matrix = values.astype(np.float64, copy=False)
                 if np.isfinite(matrix).all():
-                    return np.ascontiguousarray(matrix)
+                    return matrix
         check_not_empty(frame, input_name=input_name)
         check_columns(frame, self.features, input_name=input_name, allow_extra=True)
         numeric = to_numeric_columns(
             frame, self.features, input_name=input_name, allow_missing=False
         )
-        return np.ascontiguousarray(numeric.to_numpy(dtype="float64"))
+        return numeric.to_numpy(dtype="float64")
 
     def predict(self, frame: pd.DataFrame, *, input_name: str = "input") -> dict[str, Any]:
         """Predicted classes and positive-class probabilities for each row."""
-        matrix = self.feature_matrix(frame, input_name=input_name)
-        proba = self.positive_proba(matrix)
+        proba = self.positive_proba(self.feature_matrix(frame, input_name=input_name))
         classes = self.estimator.classes_
         # Same rule as predict() for binary classifiers: class 1 when p > 0.5.
         labels = classes[(proba > 0.5).astype(int)]
@@ -94,36 +80,18 @@ class Artifact:
         }
 
     def positive_proba(self, matrix: np.ndarray) -> np.ndarray:
-        """Positive-class probabilities of a validated float64 feature matrix.
+        """Positive-class probabilities of a :meth:`feature_matrix` result.
 
-        A binary :class:`~sklearn.linear_model.LogisticRegression` is evaluated
-        straight from ``coef_`` and ``intercept_`` with the same operations as
-        its ``predict_proba`` on a DataFrame (``X @ coef_.T + intercept_`` on the
-        column-major values, then ``expit``), so the results are identical while
-        scikit-learn's per-call input validation (most of the time of a 10-row
-        prediction) is skipped. Any other estimator gets its ``predict_proba``
-        with ``assume_finite`` (the matrix is already checked).
-
-        Parameters
-        ----------
-        matrix : ndarray of shape (n_rows, n_features)
-            Output of :meth:`feature_matrix`, columns in :attr:`features` order.
-
-        Returns
-        -------
-        ndarray of shape (n_rows,)
+        A binary ``LogisticRegression`` is evaluated as ``expit(X @ coef_.T +
+        intercept_)``, skipping scikit-learn's per-call validation (most of a 10-row
+        prediction's time); this equals ``predict_proba`` within one float rounding
+        (<= 4.5e-16), as the BLAS sum order follows the values' memory layout. Other
+        estimators get ``predict_proba`` with ``assume_finite``.
         """
         estimator = self.estimator
-        coef = getattr(estimator, "coef_", None)
-        if (
-            type(estimator) is LogisticRegression
-            and coef is not None
-            and coef.shape == (1, matrix.shape[1])
-            and len(estimator.classes_) == 2
-        ):
-            # Column-major, as scikit-learn receives a DataFrame's values: the BLAS
-            # call then sums in the same order and the results match to the bit.
-            scores = (np.asfortranarray(matrix) @ coef.T + estimator.intercept_).reshape(-1)
+        # a binary logistic regression has one row of coefficients
+        if type(estimator) is LogisticRegression and estimator.coef_.shape == (1, matrix.shape[1]):
+            scores = (matrix @ estimator.coef_.T + estimator.intercept_).reshape(-1)
             return np.asarray(expit(scores, out=scores))
         frame = pd.DataFrame(matrix, columns=self.features)
         with sklearn.config_context(assume_finite=True):
@@ -141,11 +109,9 @@ def library_versions() -> dict[str, str]:
 
 
 def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write the pickle then its metadata, each atomically; return the metadata.
+    """Write the pickle, then the metadata naming its SHA-256, atomically; return it.
 
-    The metadata is written last and names the pickle's SHA-256, so a reader that
-    finds metadata always finds the pickle it describes (a crash in between
-    leaves the old metadata, whose hash then no longer matches: detected on load).
+    A crash in between leaves old metadata whose hash no longer matches.
     """
     data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
     metadata = {**metadata, "sha256": sha256_bytes(data), "model_file": MODEL_FILE}
@@ -155,13 +121,7 @@ def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dic
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
-    """Metadata of the artifact in ``folder``.
-
-    Raises
-    ------
-    MissingArtifactError
-        If there is none.
-    """
+    """Metadata of the artifact in ``folder``; MissingArtifactError if there is none."""
     metadata = read_json(folder / METADATA_FILE)
     if not isinstance(metadata, dict) or "version" not in metadata:
         raise MissingArtifactError(
@@ -171,14 +131,10 @@ def read_metadata(folder: Path) -> dict[str, Any]:
 
 
 def load_artifact(folder: Path) -> Artifact:
-    """Load and verify the artifact in ``folder``.
+    """Load the artifact in ``folder``.
 
-    Raises
-    ------
-    MissingArtifactError
-        If the folder holds no model.
-    IntegrityError
-        If the pickle's SHA-256 differs from the recorded one or it cannot be read.
+    Raises MissingArtifactError without a model, IntegrityError when the pickle's
+    SHA-256 is not the recorded one or it cannot be read.
     """
     metadata = read_metadata(folder)
     try:

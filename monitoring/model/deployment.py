@@ -8,11 +8,9 @@ Layout of ``prod_deployment_path``::
     latestscore.txt        > copies of the live version's files, for course tools
     ingestedfiles.txt     /
 
-A deployment first builds ``versions/<version>`` under a temporary name, checks
-that the model in it loads and matches its checksum, renames the folder into
-place, and only then switches ``CURRENT``. A crash at any point leaves
-``CURRENT`` naming a complete, loadable version: the old one or the new one.
-Rolling back is switching ``CURRENT`` to an earlier folder.
+A deployment builds ``versions/<version>`` under a temporary name, checks its model
+loads and matches its checksum, renames it into place and only then switches
+``CURRENT``: a crash leaves it naming a complete version. Rollback switches back.
 """
 
 from __future__ import annotations
@@ -63,13 +61,7 @@ def current_version(settings: Settings) -> str | None:
 
 
 def current_folder(settings: Settings) -> Path:
-    """Folder of the live version.
-
-    Raises
-    ------
-    NotDeployedError
-        If nothing is deployed yet.
-    """
+    """Folder of the live version; NotDeployedError if nothing is deployed yet."""
     version = current_version(settings)
     if version is None:
         raise NotDeployedError(
@@ -86,36 +78,25 @@ def load_deployed(settings: Settings) -> Artifact:
 
 def list_versions(settings: Settings) -> list[dict[str, Any]]:
     """Every deployed version with its metadata summary, oldest first."""
-    root = versions_root(settings)
     live = current_version(settings)
     out = []
-    if root.is_dir():
-        for folder in sorted(
-            p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        ):
-            try:
-                metadata = read_metadata(folder)
-            except MissingArtifactError:
-                continue
-            score = read_score(folder) or {}
-            out.append(
-                {
-                    "version": folder.name,
-                    "trained_at": metadata.get("trained_at"),
-                    "estimator": metadata.get("estimator"),
-                    "training_data_sha256": metadata.get("training_data", {}).get("sha256"),
-                    "f1": score.get("f1"),
-                    "live": folder.name == live,
-                }
-            )
+    for folder in sorted(versions_root(settings).glob("[!.]*/")):  # not the ".staging" ones
+        try:
+            metadata = read_metadata(folder)
+        except MissingArtifactError:
+            continue
+        score = read_score(folder) or {}
+        out.append(
+            {
+                "version": folder.name,
+                "trained_at": metadata.get("trained_at"),
+                "estimator": metadata.get("estimator"),
+                "training_data_sha256": metadata.get("training_data", {}).get("sha256"),
+                "f1": score.get("f1"),
+                "live": folder.name == live,
+            }
+        )
     return out
-
-
-def _artifact_files(folder: Path) -> list[Path]:
-    names = [MODEL_FILE, METADATA_FILE, SCORE_FILE, SCORES_JSON]
-    files = [folder / name for name in names]
-    files += sorted(folder.glob(REFERENCE_PROFILE + "*"))
-    return files
 
 
 def _publish(settings: Settings, source: Path, record: Path, version: str) -> Path:
@@ -130,7 +111,9 @@ def _publish(settings: Settings, source: Path, record: Path, version: str) -> Pa
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        for path in _artifact_files(source):
+        names = (MODEL_FILE, METADATA_FILE, SCORE_FILE, SCORES_JSON)
+        profile = sorted(source.glob(REFERENCE_PROFILE + "*"))
+        for path in [*(source / name for name in names), *profile]:
             if path.is_file():
                 atomic_copy(path, staging / path.name)
         atomic_copy(record, staging / RECORD_FILE)
@@ -154,18 +137,26 @@ def _lock(settings: Settings) -> Any:
     return exclusive_lock(settings.prod_deployment_path / ".deploy.lock", what="a deployment")
 
 
+def _record(
+    store: Store, action: str, version: str, previous: str | None, f1: Any, sha256: Any
+) -> None:
+    """Append a deploy or rollback to the deployment history."""
+    store.add_deployment(
+        {
+            "deployed_at": utcnow(),
+            "model_version": version,
+            "action": action,
+            "previous_version": previous,
+            "f1": f1,
+            "sha256": sha256,
+        }
+    )
+
+
 def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     """Deploy the model in ``output_model_path`` with its score and ingestion record.
 
-    Returns
-    -------
-    dict
-        ``model_version``, ``previous_version``, ``f1`` and ``folder``.
-
-    Raises
-    ------
-    MissingArtifactError
-        If the model is not trained, not scored, or nothing was ingested.
+    Raises MissingArtifactError if it is not trained or scored, or nothing was ingested.
     """
     store = store or Store(settings.database_url)
     source = settings.output_model_path
@@ -185,16 +176,7 @@ def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
         previous = current_version(settings)
         folder = _publish(settings, source, record, version)
         _switch(settings, version)
-        store.add_deployment(
-            {
-                "deployed_at": utcnow(),
-                "model_version": version,
-                "action": "deploy",
-                "previous_version": previous,
-                "f1": score.get("f1"),
-                "sha256": metadata.get("sha256"),
-            }
-        )
+        _record(store, "deploy", version, previous, score.get("f1"), metadata.get("sha256"))
     return {
         "model_version": version,
         "previous_version": previous,
@@ -208,49 +190,29 @@ def rollback(
 ) -> dict[str, Any]:
     """Make an earlier version live again.
 
-    Parameters
-    ----------
-    to_version : str, optional
-        The version to restore; default: the newest version older than the live
-        one, so repeated rollbacks walk back in time.
-
-    Raises
-    ------
-    NotDeployedError
-        If nothing is deployed.
-    NotFoundError
-        If the version does not exist or there is no earlier version.
+    ``to_version`` defaults to the newest one older than the live one, so repeated
+    rollbacks walk back in time. Raises NotDeployedError if nothing is deployed,
+    NotFoundError if the version does not exist or there is no older one.
     """
     store = store or Store(settings.database_url)
     with _lock(settings):
         live = current_version(settings)
         if live is None:
             raise NotDeployedError("no model is deployed yet; nothing to roll back")
-        if to_version is None:
-            to_version = _previous_version(settings, live)
+        known = [v["version"] for v in list_versions(settings)]
+        if to_version is None:  # versions sort by time
+            older = [version for version in known if version < live]
+            if not older:
+                raise NotFoundError(
+                    f"no version older than '{live}' is deployed; nothing to roll back to"
+                )
+            to_version = older[-1]
         folder = version_folder(settings, to_version)
         if not folder.is_dir():
-            known = [v["version"] for v in list_versions(settings)]
             raise NotFoundError(f"model version '{to_version}' is not deployed; known: {known}")
         artifact = load_artifact(folder)
         _switch(settings, to_version)
         score = read_score(folder) or {}
-        store.add_deployment(
-            {
-                "deployed_at": utcnow(),
-                "model_version": to_version,
-                "action": "rollback",
-                "previous_version": live,
-                "f1": score.get("f1"),
-                "sha256": artifact.metadata.get("sha256"),
-            }
-        )
+        sha256 = artifact.metadata.get("sha256")
+        _record(store, "rollback", to_version, live, score.get("f1"), sha256)
     return {"model_version": to_version, "previous_version": live, "f1": score.get("f1")}
-
-
-def _previous_version(settings: Settings, live: str) -> str:
-    """The newest deployed version older than ``live`` (versions sort by time)."""
-    older = [v["version"] for v in list_versions(settings) if v["version"] < live]
-    if not older:
-        raise NotFoundError(f"no version older than '{live}' is deployed; nothing to roll back to")
-    return older[-1]

@@ -1,12 +1,8 @@
-"""Scoring: how good a model is on labelled data.
+"""Scoring: how good a model is on labelled data (every metric: higher is better).
 
-F1 of the positive class (1) on the test data is the reference metric, as in the
-course. Precision, recall, accuracy and ROC AUC come with it, plus the confusion
-matrix. All metrics are scores: higher is better.
-
-:func:`compute_metrics` is pure; :func:`score` is the edge that loads the trained
-model and the test data, writes ``latestscore.txt`` (the bare F1, compatible with
-the course) and ``scores.json``, and appends to the score history.
+F1 of class 1 on the test data is the reference metric, as in the course.
+:func:`score` writes ``latestscore.txt`` (the bare F1) and ``scores.json`` beside
+the model and appends to the score history.
 """
 
 from __future__ import annotations
@@ -46,20 +42,10 @@ METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc")
 def compute_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Classification metrics for binary labels (positive class 1).
+    """Classification metrics of binary labels (positive class 1).
 
-    Parameters
-    ----------
-    y_true, y_pred : array of 0/1
-    y_score : array of float, optional
-        Positive-class probabilities, for ROC AUC. ROC AUC is None when it is
-        undefined (only one class in ``y_true``) or no scores are given.
-
-    Returns
-    -------
-    dict
-        ``f1``, ``precision``, ``recall``, ``accuracy``, ``roc_auc``,
-        ``confusion_matrix`` as ``[[tn, fp], [fn, tp]]`` and ``n_rows``.
+    ``roc_auc`` is None without ``y_score`` or with one class in ``y_true``;
+    ``confusion_matrix`` is ``[[tn, fp], [fn, tp]]``.
 
     Examples
     --------
@@ -72,10 +58,12 @@ def compute_metrics(
     roc_auc = None
     if y_score is not None and len(np.unique(y_true)) == 2:
         roc_auc = float(roc_auc_score(y_true, y_score))
-    if y_true.size and y_true.shape == y_pred.shape and _all_binary(y_true, y_pred):
+    binary = all(bool(((a == 0) | (a == 1)).all()) for a in (y_true, y_pred))
+    if y_true.size and y_true.shape == y_pred.shape and binary:
         # From the confusion counts, with scikit-learn's divisions: identical floats
         # at a fraction of the cost of its five validated calls.
-        (tn, fp), (fn, tp) = matrix = _confusion_counts(y_true, y_pred).tolist()
+        counts = np.bincount(2 * y_true + y_pred, minlength=4).reshape(2, 2)
+        (tn, fp), (fn, tp) = matrix = counts.tolist()
         f1 = _ratio(2.0 * tp, float(tp + fn) + float(tp + fp))
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         accuracy = (tp + tn) / y_true.size
@@ -97,38 +85,20 @@ def compute_metrics(
     }
 
 
-def _all_binary(*arrays: np.ndarray) -> bool:
-    return all(bool(((a == 0) | (a == 1)).all()) for a in arrays)
-
-
-def _confusion_counts(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """``[[tn, fp], [fn, tp]]`` of 0/1 arrays, as scikit-learn's ``confusion_matrix``."""
-    return np.bincount(2 * y_true + y_pred, minlength=4).reshape(2, 2)
-
-
 def _ratio(numerator: float, denominator: float) -> float:
-    """``numerator / denominator`` as a float; 0.0 when the denominator is 0
-    (scikit-learn's ``zero_division=0``)."""
+    """``numerator / denominator``; 0.0 for a zero denominator (``zero_division=0``)."""
     return float(numerator) / float(denominator) if denominator else 0.0
-
-
-def labelled_frame(frame: pd.DataFrame, target: str, *, input_name: str) -> pd.Series:
-    """Return the 0/1 target of a labelled frame, refusing missing labels."""
-    check_columns(frame, [target], input_name=input_name, allow_extra=True)
-    y = to_numeric_columns(frame, [target], input_name=input_name, allow_missing=False)[target]
-    check_binary_target(y, input_name=input_name, column=target)
-    return y.astype(int)
 
 
 def evaluate(
     artifact: Artifact, frame: pd.DataFrame, target: str, *, input_name: str
 ) -> dict[str, Any]:
-    """Metrics of ``artifact`` on a labelled ``frame``."""
-    y_true = labelled_frame(frame, target, input_name=input_name).to_numpy()
+    """Metrics of ``artifact`` on a ``frame`` labelled in ``target`` (no label missing)."""
+    check_columns(frame, [target], input_name=input_name, allow_extra=True)
+    y = to_numeric_columns(frame, [target], input_name=input_name, allow_missing=False)[target]
+    check_binary_target(y, input_name=input_name, column=target)
     result = artifact.predict(frame, input_name=input_name)
-    return compute_metrics(
-        y_true, np.asarray(result["predictions"]), np.asarray(result["probabilities"])
-    )
+    return compute_metrics(y.to_numpy(), result["predictions"], result["probabilities"])
 
 
 def read_test_data(settings: Settings) -> pd.DataFrame:
@@ -156,19 +126,9 @@ def score_record(
 def score(
     settings: Settings, *, store: Store | None = None, model_folder: Path | None = None
 ) -> dict[str, Any]:
-    """Score the trained model on the test data and record it.
+    """Score the model in ``model_folder`` (or ``output_model_path``) on the test data.
 
-    Parameters
-    ----------
-    settings : Settings
-    store : Store, optional
-    model_folder : Path, optional
-        Artifact folder (default ``output_model_path``).
-
-    Returns
-    -------
-    dict
-        The metrics, plus ``model_version``.
+    Writes ``scores.json`` and ``latestscore.txt`` beside it; appends to the history.
     """
     store = store or Store(settings.database_url)
     folder = model_folder or settings.output_model_path
@@ -179,16 +139,8 @@ def score(
     metrics = evaluate(artifact, frame, settings.target, input_name=settings.test_data_file.name)
     digest = sha256_file(settings.test_data_file)
     record = score_record(artifact, metrics, dataset="test", dataset_sha256=digest)
-    atomic_write_json(
-        folder / SCORES_JSON,
-        {
-            **metrics,
-            "model_version": artifact.version,
-            "dataset": "test",
-            "dataset_sha256": digest,
-            "scored_at": record["scored_at"],
-        },
-    )
+    saved = {k: record[k] for k in ("model_version", "dataset", "dataset_sha256", "scored_at")}
+    atomic_write_json(folder / SCORES_JSON, {**metrics, **saved})
     atomic_write_text(folder / SCORE_FILE, f"{metrics['f1']}\n")
     store.add_score(record)
     return {**metrics, "model_version": artifact.version}
@@ -196,6 +148,5 @@ def score(
 
 def read_score(folder: Path) -> dict[str, Any] | None:
     """The metrics saved next to an artifact, or None."""
-
     data = read_json(folder / SCORES_JSON)
     return data if isinstance(data, dict) else None

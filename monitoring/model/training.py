@@ -1,9 +1,7 @@
 """Training: fit the configured model on ``finaldata.csv`` and save the artifact.
 
-Besides the model, training saves what later steps need about its training data:
-the data's SHA-256, the in-sample score (the like-for-like baseline for model
-drift on newly ingested batches) and the drift reference profile, computed once
-here so each drift check only costs the new batch.
+Saved with it: the data's SHA-256, the in-sample score (the model-drift baseline)
+and the drift reference profile, so each drift check only costs the new batch.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from monitoring.data.validation import check_binary_target, check_columns, to_nu
 from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.model.artifact import Artifact, build_estimator, library_versions, save_artifact
-from monitoring.model.scoring import compute_metrics
+from monitoring.model.scoring import compute_metrics, score_record
 from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
 
@@ -29,18 +27,9 @@ REFERENCE_PROFILE = "reference_profile"
 def training_matrix(
     frame: pd.DataFrame, settings: Settings, *, input_name: str
 ) -> tuple[pd.DataFrame, pd.Series, int]:
-    """Features and target of ``frame``, with incomplete rows dropped.
+    """Features (float64), 0/1 target and count of incomplete rows dropped.
 
-    Returns
-    -------
-    X : DataFrame of float64, y : Series of int, dropped : int
-        ``dropped`` counts rows left out for a missing feature or target.
-
-    Raises
-    ------
-    DataValidationError
-        If columns are missing, values are not numeric, or fewer than two classes
-        remain.
+    Raises DataValidationError for missing columns, non-numeric values or one class.
     """
     columns = [*settings.features, settings.target]
     check_columns(frame, columns, input_name=input_name, allow_extra=True)
@@ -63,19 +52,10 @@ def new_version(data_sha256: str) -> str:
 
 
 def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
-    """Train on ``finaldata.csv`` and save the artifact in ``output_model_path``.
+    """Train on ``finaldata.csv`` and save the artifact; return its metadata.
 
-    Returns
-    -------
-    dict
-        The artifact's metadata.
-
-    Raises
-    ------
-    MissingArtifactError
-        If nothing has been ingested yet.
-    DataValidationError
-        If the ingested data cannot be trained on.
+    Raises MissingArtifactError if nothing was ingested, DataValidationError if the
+    data cannot be trained on.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
@@ -88,22 +68,19 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     frame = read_table(path)
     X, y, dropped = training_matrix(frame, settings, input_name=path.name)
 
-    estimator = build_estimator(settings.model)
-    estimator.fit(X, y)
+    estimator = build_estimator(settings.model).fit(X, y)
 
     folder = settings.output_model_path
     folder.mkdir(parents=True, exist_ok=True)
-    profile = ReferenceProfile.from_options(settings.drift).fit(X)
-    profile.save(folder / REFERENCE_PROFILE)
+    ReferenceProfile.from_options(settings.drift).fit(X).save(folder / REFERENCE_PROFILE)
 
     proba = estimator.predict_proba(X)[:, 1]
     in_sample = compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba)
-    version = new_version(data_sha)
     metadata = save_artifact(
         folder,
         estimator,
         {
-            "version": version,
+            "version": new_version(data_sha),
             "trained_at": utcnow(),
             "estimator": type(estimator).__name__,
             "params": estimator.get_params(),
@@ -124,18 +101,9 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
             "library_versions": library_versions(),
         },
     )
-    seconds = time.perf_counter() - started
-    store.add_timing("training", seconds, len(X))
-    store.add_score(
-        {
-            "scored_at": utcnow(),
-            "model_version": version,
-            "dataset": "training",
-            "dataset_sha256": data_sha,
-            "n_rows": in_sample["n_rows"],
-            **{k: in_sample[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc")},
-        }
-    )
+    store.add_timing("training", time.perf_counter() - started, len(X))
+    artifact = Artifact(estimator, metadata, folder)
+    store.add_score(score_record(artifact, in_sample, dataset="training", dataset_sha256=data_sha))
     return metadata
 
 

@@ -1,7 +1,8 @@
-"""The model artifact: predictions equal scikit-learn's, bad feature values are refused."""
+"""The model artifact: predictions match scikit-learn's, bad feature values are refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from monitoring.data.payloads import frame_from_records
 from monitoring.exceptions import DataValidationError
 from monitoring.model.artifact import Artifact
+from monitoring.storage.files import read_table
 
 FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
 
@@ -25,17 +28,30 @@ def _artifact(estimator: Any, rng: np.random.Generator) -> tuple[Artifact, pd.Da
     return Artifact(estimator=estimator, metadata=metadata, folder=Path(".")), frame
 
 
+def _request_frames(rows: int, seed: int, folder: Path) -> dict[str, pd.DataFrame]:
+    """The same integer rows as a CSV file reads them and as a JSON body parses them."""
+    rng = np.random.default_rng(seed)
+    values = np.column_stack([rng.integers(0, h, rows) for h in (1100, 4000, 110)])
+    table = pd.DataFrame(values, columns=FEATURES)
+    path = folder / "rows.csv"
+    table.assign(corporation="c", exited=0).to_csv(path, index=False)
+    records = json.loads(table.to_json(orient="records"))
+    return {"csv": read_table(path), "json": frame_from_records(records, FEATURES)}
+
+
 @pytest.mark.parametrize("solver", ["liblinear", "lbfgs"])
-def test_logistic_regression_fast_path_equals_predict_proba(
-    rng: np.random.Generator, solver: str
+@pytest.mark.parametrize("rows", [10, 10_000])
+def test_logistic_regression_fast_path_matches_predict_proba(
+    rng: np.random.Generator, tmp_path: Path, solver: str, rows: int
 ) -> None:
-    artifact, frame = _artifact(LogisticRegression(solver=solver), rng)
-    for rows in (1, 10, 400):
-        matrix = np.ascontiguousarray(frame.iloc[:rows].to_numpy(dtype="float64"))
-        expected = artifact.estimator.predict_proba(frame.iloc[:rows])[:, 1]
-        assert np.array_equal(artifact.positive_proba(matrix), expected)
-    result = artifact.predict(frame)
-    assert result["predictions"] == [int(v) for v in artifact.estimator.predict(frame)]
+    artifact, _ = _artifact(LogisticRegression(solver=solver), rng)
+    for frame in _request_frames(rows, rows, tmp_path).values():
+        features = frame[FEATURES]
+        proba = artifact.positive_proba(artifact.feature_matrix(frame, input_name="x"))
+        expected = artifact.estimator.predict_proba(features)[:, 1]
+        assert np.abs(proba - expected).max() <= 4.5e-16  # one float rounding
+        predicted = artifact.predict(frame)["predictions"]
+        assert predicted == artifact.estimator.predict(features).tolist()
 
 
 def test_other_estimators_use_predict_proba(rng: np.random.Generator) -> None:
