@@ -8,11 +8,11 @@ in the destination folder, flushed to disk, then renamed over the target
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,15 +35,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Write ``path`` through ``write(fileobj)`` so readers see old or new, never half.
-
-    Parameters
-    ----------
-    path : Path
-        Destination; its folder is created if needed.
-    write : callable
-        Receives a binary file object open on a temporary file next to ``path``.
-    """
+    """Write ``path`` (folder created if needed) through ``write(binary file object)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -79,19 +71,11 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy ``src`` to ``dst`` atomically."""
     with open(src, "rb") as handle:
-        return atomic_write(dst, lambda out: _copy_stream(handle, out))
-
-
-def _copy_stream(src: IO[bytes], dst: IO[bytes]) -> None:
-    while chunk := src.read(1 << 20):
-        dst.write(chunk)
+        return atomic_write(dst, lambda out: shutil.copyfileobj(handle, out))
 
 
 def file_identity(path: Path) -> tuple[int, int, int] | None:
-    """(inode, mtime ns, size) of ``path``, or None when it does not exist.
-
-    Cheap enough to call per request; changes whenever the file is replaced.
-    """
+    """(inode, mtime ns, size) of ``path``, or None when missing: changes when it is replaced."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -105,12 +89,9 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's content."""
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -127,8 +108,7 @@ def read_table(path: Path) -> pd.DataFrame:
     Raises
     ------
     DataValidationError
-        If the extension is unsupported or the file cannot be parsed; the message
-        names the file.
+        If the extension is unsupported or the file cannot be parsed (naming the file).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -149,12 +129,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def read_table_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """:func:`read_table` in pieces: CSV streamed ``rows`` rows at a time, others whole.
 
-    Each piece keeps its rows' numbers in the file as its index.
-
-    Raises
-    ------
-    DataValidationError
-        As :func:`read_table`, possibly after some pieces.
+    Each piece keeps its rows' numbers in the file as its index; errors are those of
+    :func:`read_table`, possibly after some pieces.
     """
     path = Path(path)
     if path.suffix.lower() != ".csv":
@@ -201,10 +177,8 @@ def exclusive_lock(path: Path, *, what: str = "a pipeline run") -> Iterator[None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise AlreadyRunningError(f"{what} is already running; try again later") from None
-            raise
+        except BlockingIOError:
+            raise AlreadyRunningError(f"{what} is already running; try again later") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Executable,
     Float,
     Index,
     Integer,
@@ -168,6 +169,14 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite ``url``; None for another database or ``:memory:``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 _engines: dict[tuple[int, str], Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -186,12 +195,13 @@ def get_engine(url: str) -> Engine:
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            if url.startswith("sqlite:///"):
-                Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            file = sqlite_file(url)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
-            with _schema_lock(url):
+            with _schema_lock(file):
                 metadata.create_all(engine)
                 for index in captured_predictions.indexes:  # added to older databases too
                     index.create(engine, checkfirst=True)
@@ -200,14 +210,13 @@ def get_engine(url: str) -> Engine:
 
 
 @contextlib.contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
-    """Serialise schema creation between processes sharing a SQLite file.
+def _schema_lock(file: Path | None) -> Iterator[None]:
+    """Serialise schema creation between processes sharing a SQLite ``file``.
 
     ``create_all`` checks, then creates: two processes opening a new database at
     once (gunicorn workers and the capture importer) could both see a table
     missing, and the second ``CREATE TABLE`` failed.
     """
-    file = sqlite_file(url)
     if file is None:
         yield
         return
@@ -219,42 +228,19 @@ def _schema_lock(url: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _rows(result: Iterable[Any]) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in result]
-
-
-def records_stamp(url: str) -> Path | None:
-    """The file a :class:`Store` touches after each write of its records (SQLite).
-
-    Ingestions, scores, deployments, drift reports, timings and runs: readers
-    cache what they derive from them until this file changes. Captured
-    predictions, written all the time, do not touch it.
-    """
-    file = sqlite_file(url)
-    return None if file is None else Path(f"{file}.records")
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite ``url``; None for another database or ``:memory:``."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
 class Store:
-    """Typed access to the record store.
+    """Typed access to the record store at SQLAlchemy database URL ``url``.
 
-    Parameters
-    ----------
-    url : str
-        SQLAlchemy database URL.
+    With SQLite, :attr:`stamp` (``<file>.records``) is touched after each write of
+    the records (ingestions, scores, deployments, drift reports, timings, runs):
+    readers cache what they derive from them until it changes. Captured
+    predictions, written all the time, do not touch it.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.file = sqlite_file(url)
-        self.stamp = records_stamp(url)
+        self.stamp = None if self.file is None else Path(f"{self.file}.records")
 
     @property
     def engine(self) -> Engine:
@@ -263,11 +249,9 @@ class Store:
     def change_key(self, *, records_only: bool = False) -> Any:
         """A cheap value that changes whenever the store is written (``None``: unknown).
 
-        With ``records_only`` only writes of the records (ingestions, scores,
-        deployments, drift reports, timings, runs) count, not captured predictions
-        or their labels: the stamp file's identity. Otherwise the SQLite file's and
-        its write-ahead log's identities (a commit appends to ``-wal``, a checkpoint
-        rewrites the main file). ``None`` for a database without files to stat.
+        With ``records_only`` only writes of the records count: the stamp file's
+        identity. Otherwise the SQLite file's and its write-ahead log's identities (a
+        commit appends to ``-wal``, a checkpoint rewrites the main file).
         """
         if self.file is None or self.stamp is None:
             return None
@@ -283,7 +267,10 @@ class Store:
         if self.stamp is not None:
             self.stamp.touch()
 
-    # -- ingestion ----------------------------------------------------------------
+    def _fetch(self, query: Executable) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def add_ingestions(self, records: list[Mapping[str, Any]]) -> None:
         """Insert one row per source file of an ingestion batch."""
         if records:
@@ -291,14 +278,11 @@ class Store:
                 conn.execute(insert(ingestions), [dict(r) for r in records])
 
     def ingestions(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        query = select(ingestions).order_by(ingestions.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+        return self._fetch(select(ingestions).order_by(ingestions.c.id.desc()).limit(limit))
 
-    # -- scores -------------------------------------------------------------------
     def add_score(self, record: Mapping[str, Any]) -> None:
         with self._write() as conn:
-            conn.execute(insert(scores), [dict(record)])
+            conn.execute(insert(scores), dict(record))
 
     def scores(
         self,
@@ -313,22 +297,16 @@ class Store:
             query = query.where(scores.c.model_version == model_version)
         if dataset is not None:
             query = query.where(scores.c.dataset == dataset)
-        query = query.order_by(scores.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return list(reversed(_rows(conn.execute(query))))
+        return self._fetch(query.order_by(scores.c.id.desc()).limit(limit))[::-1]
 
-    # -- deployments --------------------------------------------------------------
     def add_deployment(self, record: Mapping[str, Any]) -> None:
         with self._write() as conn:
-            conn.execute(insert(deployments), [dict(record)])
+            conn.execute(insert(deployments), dict(record))
 
     def deployments(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Deployments and rollbacks, oldest first."""
-        query = select(deployments).order_by(deployments.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return list(reversed(_rows(conn.execute(query))))
+        return self._fetch(select(deployments).order_by(deployments.c.id.desc()).limit(limit))[::-1]
 
-    # -- drift --------------------------------------------------------------------
     def add_drift_report(
         self,
         report: Mapping[str, Any],
@@ -337,29 +315,24 @@ class Store:
         source: str,
         dataset_sha256: str | None = None,
     ) -> int:
+        """Store a drift report; return its id."""
+        row = {
+            "created_at": utcnow(),
+            "model_version": model_version,
+            "source": source,
+            "dataset_sha256": dataset_sha256,
+            "n_current": report.get("n_current"),
+            "dataset_drift": bool(report.get("dataset_drift")),
+            "drift_share": report.get("drift_share"),
+            "report": json.dumps(report),
+        }
         with self._write() as conn:
-            result = conn.execute(
-                insert(drift_reports),
-                [
-                    {
-                        "created_at": utcnow(),
-                        "model_version": model_version,
-                        "source": source,
-                        "dataset_sha256": dataset_sha256,
-                        "n_current": report.get("n_current"),
-                        "dataset_drift": bool(report.get("dataset_drift")),
-                        "drift_share": report.get("drift_share"),
-                        "report": json.dumps(report),
-                    }
-                ],
-            )
-            return int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+            key = conn.execute(insert(drift_reports), row).inserted_primary_key
+        return int(key[0]) if key else 0
 
     def drift_reports(self, *, limit: int = 50, full: bool = False) -> list[dict[str, Any]]:
         """Drift reports, newest first; ``full`` includes each per-column table."""
-        query = select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = _rows(conn.execute(query))
+        rows = self._fetch(select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit))
         for row in rows:
             report = json.loads(row.pop("report"))
             row["drifted_columns"] = report.get("drifted_columns", [])
@@ -367,29 +340,22 @@ class Store:
                 row["report"] = report
         return rows
 
-    # -- timings ------------------------------------------------------------------
     def add_timing(self, step: str, seconds: float, rows: int | None = None) -> None:
         with self._write() as conn:
             conn.execute(
                 insert(timings),
-                [{"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}],
+                {"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows},
             )
 
     def timings(self, step: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """The latest timings of a step, newest first."""
-        query = (
-            select(timings).where(timings.c.step == step).order_by(timings.c.id.desc()).limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+        query = select(timings).where(timings.c.step == step)
+        return self._fetch(query.order_by(timings.c.id.desc()).limit(limit))
 
-    # -- pipeline runs ------------------------------------------------------------
     def start_run(self) -> str:
         run_id = str(uuid.uuid4())
         with self._write() as conn:
-            conn.execute(
-                insert(runs), [{"id": run_id, "started_at": utcnow(), "status": "running"}]
-            )
+            conn.execute(insert(runs), {"id": run_id, "started_at": utcnow(), "status": "running"})
         return run_id
 
     def finish_run(
@@ -435,18 +401,14 @@ class Store:
 
     def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Pipeline runs, newest first, with their evidence decoded."""
-        query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = _rows(conn.execute(query))
+        return self._runs(select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        found = self._runs(select(runs).where(runs.c.id == run_id))
+        return found[0] if found else None
+
+    def _runs(self, query: Executable) -> list[dict[str, Any]]:
+        rows = self._fetch(query)
         for row in rows:
             row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
         return rows
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            rows = _rows(conn.execute(select(runs).where(runs.c.id == run_id)))
-        if not rows:
-            return None
-        row = rows[0]
-        row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
-        return row
