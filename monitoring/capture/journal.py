@@ -1,9 +1,10 @@
 """Capture journals: how captured rows reach a SQLite record store off the request path.
 
-A request appends its rows, as one line, to its process's journal file; an
-importer (the process gunicorn starts beside its workers, or a worker's
-background thread when none runs) moves the lines into ``captured_predictions``
-exactly once. See :class:`_SqliteCaptureWriter`.
+A request appends its rows, as one line, to its process's append-only journal in
+``<database>.capture-journal/``; whoever holds the importer lock (the process gunicorn
+starts beside its workers, else a worker's background thread) imports the lines into
+``captured_predictions`` exactly once. Anything that needs every captured row calls
+:func:`import_journals` first; summaries may lag by a fraction of a second.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from monitoring.storage.store import Store
 
 
 def row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
-    """One compact JSON object per row, from :func:`_inputs`.
+    """One compact JSON object per row of ``records._inputs``' (columns, rows).
 
-    Rows of finite floats are formatted with ``repr``, which is what ``json.dumps``
-    writes for a float, through a template made once per column list.
+    Finite floats are formatted with ``repr`` (what ``json.dumps`` writes for a float)
+    through a template made once per column list.
     """
     if columns is None:
         return list(rows)
@@ -57,50 +58,31 @@ def _journal_rows(line: bytes) -> list[tuple[Any, ...]]:
     ]
 
 
-_COLUMNS = (
-    "id",
-    "request_id",
-    "row_index",
-    "captured_at",
-    "model_version",
-    "inputs",
-    "prediction",
-    "probability",
-)
 _INSERT = (
-    f"INSERT OR IGNORE INTO captured_predictions ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+    "INSERT OR IGNORE INTO captured_predictions (id, request_id, row_index, captured_at,"
+    " model_version, inputs, prediction, probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 ID_BLOCK = 8192  # row ids a process reserves at a time
 IMPORT_EVERY = 0.1  # seconds between imports of the journals into the database
 ROTATE_BYTES = 1 << 20  # a journal this big is replaced by a fresh one
 PURGE_EVERY = 60.0  # seconds between retention purges by the importer
 IDLE_STOP = 30.0  # a writer's background thread stops after this long without a capture
+IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
 
 
 class _SqliteCaptureWriter:
     """The capture writer of one process for one SQLite database.
 
-    A request appends its rows, with row ids from a block this process reserved
-    (:func:`_reserve_ids`), as one line to the process's *journal* (an append-only file
-    in ``<database>.capture-journal/``) and answers: one ``write`` call and no
-    lock shared with other workers, so a worker descheduled mid-write never makes
-    another wait. The line is in the kernel once ``write`` returns, so it
-    survives the process (the guarantee of SQLite's WAL with ``synchronous=NORMAL``).
+    A request writes its rows, under row ids from a block this process reserved
+    (:func:`_reserve_ids`), as one line with one ``write`` call and no lock shared with
+    other workers, so a worker descheduled mid-write never makes another wait. Once
+    ``write`` returns the line survives the process (as SQLite's WAL does with
+    ``synchronous=NORMAL``).
 
-    *Importing* journals into ``captured_predictions`` is the job of whoever
-    holds the importer lock (:func:`run_importer`: the process gunicorn starts
-    beside its workers, so no worker spends its time or its GIL on it). Without
-    one, the writer's background thread takes the lock for a moment every
-    :data:`IMPORT_EVERY` seconds and imports itself. Every line is imported
-    exactly once, whoever imports it. Anything that needs every captured row
-    (:func:`apply_feedback`, :func:`captured`, :func:`purge`) calls
-    :func:`import_journals` first; summaries (:func:`live_performance`) may lag by
-    a fraction of a second.
-
-    The background thread also replaces the journal past :data:`ROTATE_BYTES`
-    (the old one, unlocked, is imported and removed like the journal of a process
-    that died) and stops after :data:`IDLE_STOP` idle seconds.
+    A background thread imports every :data:`IMPORT_EVERY` seconds when no importer
+    process holds the lock, replaces the journal past :data:`ROTATE_BYTES` (the old
+    one, unlocked, is imported and removed like a dead process's journal) and stops
+    after :data:`IDLE_STOP` idle seconds.
     """
 
     def __init__(self, store: Store, database: str) -> None:
@@ -130,7 +112,7 @@ class _SqliteCaptureWriter:
         """Journal one request's rows under fresh, consecutive row ids; return the ids.
 
         ``request`` is ``[request_id, captured_at, model_version, columns, inputs,
-        predictions, probabilities]`` (see :func:`_journal_rows`).
+        predictions, probabilities]``.
         """
         count = len(request[5])
         with self.mutex:
@@ -202,13 +184,7 @@ def journal_folder(database: str) -> Path:
 
 
 class _Importer:
-    """Imports capture journals into the database while holding the importer lock.
-
-    Parameters
-    ----------
-    database : str
-        The SQLite file.
-    """
+    """Imports the capture journals of SQLite file ``database`` while holding the importer lock."""
 
     def __init__(self, database: str) -> None:
         self.database = database
@@ -285,13 +261,11 @@ def run_importer(
 ) -> None:
     """Import the capture journals of ``settings``' SQLite store until ``stop()``.
 
-    Run by ``python -m monitoring capture-importer``, which gunicorn starts
-    beside its workers (``gunicorn.conf.py``). It holds the importer lock, so the
-    workers only write journals. Returns at once for other databases and when
-    capture is off. With ``idle_priority`` it drops to idle CPU priority
-    (:func:`use_idle_priority`) once set up, so its start is not starved.
+    Run by ``python -m monitoring capture-importer``, which gunicorn starts beside its
+    workers: holding the importer lock, it leaves them only journals to write. Returns
+    at once for other databases and when capture is off. With ``idle_priority`` it
+    drops to idle CPU priority once set up, so its start is not starved.
     """
-
     if not settings.capture.enabled:
         return
     store = Store(settings.database_url)
@@ -349,13 +323,10 @@ def _reserve_ids(database: str, count: int) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         raw = os.pread(fd, 32, 0).strip()
-        connection = _connect(database)
-        try:  # a read: with WAL it waits for no writer
+        with contextlib.closing(_connect(database)) as connection:  # WAL: a read waits for no write
             stored = connection.execute(
                 "SELECT COALESCE(MAX(id), 0) + 1 FROM captured_predictions"
             ).fetchone()[0]
-        finally:
-            connection.close()
         first = max(int(raw) if raw.isdigit() else 1, int(stored))
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(first + count).encode(), 0)
@@ -363,9 +334,6 @@ def _reserve_ids(database: str, count: int) -> int:
     finally:
         os.close(fd)  # releases the lock
     return first
-
-
-IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
 
 
 def _imported(connection: sqlite3.Connection, name: str) -> int:
@@ -376,11 +344,10 @@ def _imported(connection: sqlite3.Connection, name: str) -> int:
 
 
 def _read_lines(path: Path, offset: int) -> tuple[bytes, bool]:
-    """The complete lines of ``path`` from ``offset`` (about a batch at most), and
-    whether they reach the end of what is written.
+    """The complete lines of ``path`` from ``offset`` (about a batch), and whether they end it.
 
-    A line still being written is left for next time; a line longer than a batch
-    is read whole.
+    A line still being written is left for next time; a line longer than a batch is
+    read whole.
     """
     try:
         with open(path, "rb") as handle:
@@ -402,12 +369,10 @@ def _import_journal(
 ) -> None:
     """Insert the journal's complete lines not imported yet (each exactly once).
 
-    How far a journal was imported is kept in ``capture_journals``, moved in the
-    same transaction as the inserts, one transaction per :data:`IMPORT_BATCH`
-    bytes. Lines are read and decoded before taking the lock, which then covers
-    only the write (and is retried if another importer moved the offset
-    meanwhile). A ``finished`` journal (no process writes it any more) is removed
-    once imported.
+    The imported offset in ``capture_journals`` moves in the same transaction as the
+    inserts, one per :data:`IMPORT_BATCH` bytes. Lines are decoded before taking the
+    lock, so it covers only the write (retried if another importer moved the offset
+    meanwhile). A ``finished`` journal (no writer any more) is removed once imported.
     """
     while True:
         offset = _imported(connection, path.name)
@@ -435,65 +400,52 @@ _idle_priority = False  # set in the importer process (SCHED_IDLE)
 
 @contextlib.contextmanager
 def _write_priority() -> Iterator[None]:
-    """Normal CPU priority for the importer while it holds the write lock.
+    """Normal CPU priority for the idle-priority importer while it holds the write lock.
 
-    The importer runs at idle priority so it never takes CPU from the workers,
-    but a worker waiting on its lock (``POST /feedback`` imports first) must not
-    wait for an idle CPU: the short write itself runs at normal priority.
+    A worker waiting on that lock (``POST /feedback`` imports first) must not wait for
+    an idle CPU.
     """
-    if not _idle_priority:
-        yield
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    except OSError:  # not allowed after all: write at idle priority
-        yield
-        return
+    normal = _idle_priority and _set_scheduler(os.SCHED_OTHER)  # not allowed: stay idle
     try:
         yield
     finally:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        if normal:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def use_idle_priority() -> None:
     """Run this process (the importer) at idle CPU priority, writing at normal one.
 
-    An unprivileged process may leave ``SCHED_IDLE`` only if ``RLIMIT_NICE``
-    allows nice 0; otherwise (and where ``SCHED_IDLE`` does not exist) it runs at
-    ``nice 19`` instead.
+    An unprivileged process may leave ``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows
+    nice 0; otherwise (and without ``SCHED_IDLE``) it runs at ``nice 19`` instead.
     """
     global _idle_priority
     limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
     may_return = os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20
-    if may_return and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
-        else:
-            _idle_priority = True
-            return
-    os.nice(19)
+    _idle_priority = may_return and hasattr(os, "SCHED_IDLE") and _set_scheduler(os.SCHED_IDLE)
+    if not _idle_priority:
+        os.nice(19)
+
+
+def _set_scheduler(policy: int) -> bool:
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        return False
+    return True
 
 
 def import_journals(store: Store) -> None:
-    """Import every capture journal of the store's SQLite database (no-op otherwise).
-
-    Called before anything that must see every captured row; cheap when the
-    importer is up to date.
-    """
+    """Import every capture journal of the store's SQLite database (cheap when up to date)."""
     if store.file is None:
         return
     database = str(store.file)
     folder = journal_folder(database)
     if not folder.is_dir():
         return
-    connection = _connect(database)
-    try:
+    with contextlib.closing(_connect(database)) as connection:
         for path in sorted(folder.glob("*.jsonl")):
             _import_journal(connection, database, path)
-    finally:
-        connection.close()
 
 
 def _connect(database: str) -> sqlite3.Connection:

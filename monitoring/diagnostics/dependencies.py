@@ -1,27 +1,14 @@
 """Offline-safe, cached check of the service's dependencies.
 
-For every requirement in ``requirements.txt`` (read with :mod:`packaging`) a row gives
-the package, the specifier (as :mod:`packaging` writes it: clauses sorted, no spaces),
-the installed version, the latest release on PyPI and a status. Statuses, the first
-rule that applies wins:
-
-1. ``"not-installed"``: the distribution is not installed.
-2. ``"pin-mismatch"``: the installed version does not satisfy the specifier. Every
-   operator is evaluated (``==``, ``!=``, ``<=``, ``>=``, ``<``, ``>``, ``~=``,
-   ``===``) and an installed pre-release counts, as in ``pip check``.
-3. ``"unknown"``: the latest version could not be fetched, or it cannot be compared
-   with the installed one.
-4. ``"outdated"``: installed version < latest version.
-5. ``"up-to-date"``: installed version >= latest version.
-
-The latest versions are fetched concurrently with an overall deadline; what is not back
-by then (offline, DNS, slow index) is ``"unknown"``. They are kept in a JSON cache,
-``{"format": 1, "checked_at": "<ISO-8601 UTC>", "requirements_sha256": "<hex of the
-requirements file and its includes>", "latest": {"<PEP 503 name>": "<version>" | null}}``,
-so a request never waits for the network: :func:`get` answers at once and at most one
-background thread per process refreshes a stale cache; :func:`refresh_cache` (the CLI)
-refreshes it in the foreground. Installed versions and statuses are always computed
-afresh, so a ``pip install`` shows at once.
+Each requirement of ``requirements.txt`` (and the files it includes) gives a row:
+package, specifier (as :mod:`packaging` writes it), installed version, latest release
+on PyPI and a status, the first that applies: ``not-installed``; ``pin-mismatch``
+(the installed version, pre-releases included, does not satisfy the specifier, as in
+``pip check``); ``unknown`` (latest not fetched, or not comparable); ``outdated``;
+``up-to-date``. Latest versions are fetched concurrently under a deadline and kept in
+a JSON cache (``format``, ``checked_at``, ``requirements_sha256``, ``latest`` by PEP 503
+name), so :func:`get` never waits for the network: at most one background thread per
+process refreshes a stale cache. Installed versions and statuses are always fresh.
 """
 
 from __future__ import annotations
@@ -69,7 +56,7 @@ PathArg = str | os.PathLike[str]
 
 
 class DependencyRow(TypedDict):
-    """One package of a dependency report (``required`` is ``None`` without a specifier)."""
+    """One package of a report (``required`` is ``None`` without a specifier)."""
 
     package: str
     required: str | None
@@ -156,7 +143,7 @@ def _parse(path: Path) -> tuple[list[Requirement], str]:
 
 
 def installed_version(name: str) -> str | None:
-    """Return the installed version of distribution ``name``, ``None`` if not installed."""
+    """The installed version of distribution ``name``, ``None`` if not installed."""
     try:
         return importlib.metadata.version(name) or None
     except (importlib.metadata.PackageNotFoundError, OSError, ValueError):  # or bad metadata
@@ -164,21 +151,10 @@ def installed_version(name: str) -> str | None:
 
 
 def fetch_latest_pypi(name: str, *, timeout: float, index_url: str | None = None) -> str | None:
-    """Fetch ``info.version`` of ``<index_url>/<name>/json``; ``None`` on any failure.
+    """Fetch ``info.version`` of ``<index_url>/<PEP 503 name>/json``; ``None`` on any failure.
 
-    Parameters
-    ----------
-    name : str
-        Project name (PEP 503 normalised in the URL).
-    timeout : float
-        Socket timeout in seconds.
-    index_url : str, optional
-        The JSON API; defaults to ``$MONITORING_PYPI_URL``, then PyPI. Only http(s).
-
-    Returns
-    -------
-    str or None
-        The version, or ``None`` when offline, timed out, refused, over 64 MiB or malformed.
+    ``index_url`` (http(s) only) defaults to ``$MONITORING_PYPI_URL``, then PyPI; a
+    response over :data:`_MAX_RESPONSE_BYTES` counts as a failure.
     """
     base = (index_url or os.environ.get(PYPI_URL_ENV) or DEFAULT_PYPI_URL).rstrip("/")
     url = f"{base}/{urllib.parse.quote(canonicalize_name(name), safe='')}/json"
@@ -212,11 +188,7 @@ def _result(future: concurrent.futures.Future[str | None]) -> str | None:
 def _fetch_all(names: list[str], fetch: Fetcher, deadline: float) -> dict[str, str | None]:
     """Fetch the latest versions concurrently; what misses the deadline is ``None``."""
     latest: dict[str, str | None] = dict.fromkeys(names)
-    if not names:
-        return latest
-    pool = concurrent.futures.ThreadPoolExecutor(
-        min(_MAX_WORKERS, len(names)), thread_name_prefix="depcheck-fetch"
-    )
+    pool = concurrent.futures.ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="depcheck-fetch")
     try:
         futures = {pool.submit(fetch, name): name for name in names}
         done, late = concurrent.futures.wait(futures, timeout=deadline)
@@ -230,7 +202,7 @@ def _fetch_all(names: list[str], fetch: Fetcher, deadline: float) -> dict[str, s
 
 
 def _status(requirement: Requirement, installed: str | None, latest: str | None) -> Status:
-    """Apply the status precedence of the module docstring."""
+    """The status of the module docstring."""
     if installed is None:
         return "not-installed"
     if not requirement.specifier.contains(installed, prereleases=True):
@@ -333,21 +305,14 @@ def refresh_cache(
     fetch_latest: Fetcher | None = None,
     deadline: float = 10.0,
 ) -> DependencyReport:
-    """Fetch the latest versions now (blocking), write the cache and return the report.
+    """Fetch the latest versions now, write the cache (and its folder), return the report.
 
     Parameters
     ----------
-    requirements_path, cache_path : str or os.PathLike
-        The requirements file and the JSON cache file (created with its folder).
     fetch_latest : callable, optional
         ``fetch_latest(pep503_name) -> version or None``; defaults to PyPI.
     deadline : float, default 10.0
         Seconds to wait for the fetches; later answers are ``"unknown"``.
-
-    Returns
-    -------
-    DependencyReport
-        The report, with ``stale`` and ``refreshing`` false.
 
     Raises
     ------
@@ -371,35 +336,20 @@ def get(
     fetch_latest: Fetcher | None = None,
     deadline: float = 10.0,
 ) -> DependencyReport:
-    """Return the report at once from the cache, refreshing a stale cache in the background.
+    """The report at once from the cache, refreshing a stale cache in the background.
 
     The cache is stale when missing, corrupt, made for other requirements, dated in the
     future or older than ``max_age_seconds`` (``retry_unknown_seconds`` when it holds
-    unknown versions). A stale cache starts a background refresh unless one already
-    runs in this process (for any cache file: a later call then starts this one). A
-    refresh whose cache file cannot be written is served from memory.
-
-    Parameters
-    ----------
-    requirements_path, cache_path : str or os.PathLike
-        The requirements file and the JSON cache file.
-    max_age_seconds, retry_unknown_seconds : float, default 86400 and 900
-        Ages after which the cache is stale, without and with unknown versions.
-    refresh : bool, default True
-        Whether a stale cache starts a background refresh.
-    fetch_latest, deadline
-        As in :func:`refresh_cache`, for the background refresh.
-
-    Returns
-    -------
-    DependencyReport
-        ``checked_at`` (``None`` when never checked), ``stale``, ``refreshing`` (a
-        refresh of this cache runs) and the ``packages`` rows.
+    unknown versions). With ``refresh`` a stale cache starts a background refresh
+    (``fetch_latest`` and ``deadline`` as in :func:`refresh_cache`) unless one already
+    runs in this process. A refresh whose cache file cannot be written is served from
+    memory. ``checked_at`` is ``None`` when never checked; ``refreshing`` tells whether
+    a refresh of this cache runs.
 
     Raises
     ------
     monitoring.exceptions.ConfigError
-        If the requirements file cannot be read. Cache and network troubles never raise.
+        If the requirements file cannot be read; cache and network troubles never raise.
     """
     requirements_path, cache_path = Path(requirements_path), Path(cache_path)
     requirements, digest = _parse(requirements_path)
@@ -465,13 +415,7 @@ def _refresh(
 
 
 def wait_for_refresh(timeout: float | None = None) -> bool:
-    """Wait at most ``timeout`` seconds (``None``: no limit) for the background refresh.
-
-    Returns
-    -------
-    bool
-        ``True`` when no background refresh runs any more.
-    """
+    """Wait at most ``timeout`` seconds for the background refresh; tell whether it ended."""
     with _lock:
         running = _running
     if running is not None:
