@@ -26,21 +26,11 @@ def _label(value: Any, where: str) -> int:
 
 
 def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
-    """Validate a feedback body.
+    """Validate a feedback body; return labels by request id and label by row id.
 
-    Accepted shapes: one item or ``{"feedback": [items]}`` (or a bare list of
-    items), where an item is ``{"request_id": str, "labels": [0/1, ...]}`` or
-    ``{"row_id": int, "label": 0/1}``.
-
-    Returns
-    -------
-    tuple
-        Labels by request id, and label by row id.
-
-    Raises
-    ------
-    DataValidationError
-        If the body has another shape or a label is not 0/1.
+    Accepted shapes: one item, a list of items or ``{"feedback": [items]}``, where an
+    item is ``{"request_id": str, "labels": [0/1, ...]}`` or ``{"row_id": int, "label":
+    0/1}``; anything else raises :class:`DataValidationError`.
     """
     if isinstance(body, dict) and "feedback" in body:
         body = body["feedback"]
@@ -80,28 +70,25 @@ def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
     Raises
     ------
     UnknownIdsError
-        (404) naming every request id and row id that was not captured (never
-        seen, sampled out, or deleted by retention); nothing is stored.
+        Naming every request id and row id not captured (never seen, sampled out or
+        expired).
     DataValidationError
-        (422) if a request's label count differs from its captured row count.
+        If a request's label count differs from its captured row count.
     """
     by_request, by_row = parse_feedback(body)
     import_journals(store)
     table = captured_predictions
     with store.engine.begin() as conn:
+        query = (
+            select(table.c.request_id, table.c.id)
+            .where(table.c.request_id.in_(list(by_request)))
+            .order_by(table.c.request_id, table.c.row_index)
+        )
         request_rows: dict[str, list[int]] = {}
-        if by_request:
-            query = (
-                select(table.c.request_id, table.c.id)
-                .where(table.c.request_id.in_(list(by_request)))
-                .order_by(table.c.request_id, table.c.row_index)
-            )
-            for rid, row_id in conn.execute(query):
-                request_rows.setdefault(rid, []).append(int(row_id))
-        known_rows: set[int] = set()
-        if by_row:
-            query = select(table.c.id).where(table.c.id.in_(list(by_row)))
-            known_rows = {int(r[0]) for r in conn.execute(query)}
+        for rid, row_id in conn.execute(query):
+            request_rows.setdefault(rid, []).append(int(row_id))
+        query = select(table.c.id).where(table.c.id.in_(list(by_row)))
+        known_rows = {int(r[0]) for r in conn.execute(query)}
         unknown_requests = [r for r in by_request if r not in request_rows]
         unknown_rows = sorted(r for r in by_row if r not in known_rows)
         if unknown_requests or unknown_rows:
@@ -138,22 +125,12 @@ def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
 
 
 def live_performance(store: Store) -> dict[str, Any]:
-    """Metrics of each model version on its labelled captured rows.
+    """Model version to ``{"n_captured", "n_labelled", **metrics}`` (metrics once labelled).
 
-    Returns
-    -------
-    dict
-        Model version to ``{"n_captured", "n_labelled", **metrics}`` where the
-        metrics (from :func:`monitoring.scoring.compute_metrics`) are present only
-        when at least one row is labelled.
-
-    Notes
-    -----
-    The counts are one ``GROUP BY`` on the model-version index; each version's
-    labelled rows are a range of their covering partial index, read through the
-    driver's cursor (SQLAlchemy's row objects cost ~5x the query itself).
+    The counts are one ``GROUP BY`` on the model-version index; each version's labelled
+    rows are a range of their covering partial index, read through the driver's cursor
+    (SQLAlchemy's row objects cost ~5x the query itself).
     """
-
     table = captured_predictions
     version_column = table.c.model_version
     with store.engine.connect() as conn:

@@ -73,16 +73,12 @@ IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short loc
 class _SqliteCaptureWriter:
     """The capture writer of one process for one SQLite database.
 
-    A request writes its rows, under row ids from a block this process reserved
-    (:func:`_reserve_ids`), as one line with one ``write`` call and no lock shared with
-    other workers, so a worker descheduled mid-write never makes another wait. Once
-    ``write`` returns the line survives the process (as SQLite's WAL does with
-    ``synchronous=NORMAL``).
-
-    A background thread imports every :data:`IMPORT_EVERY` seconds when no importer
-    process holds the lock, replaces the journal past :data:`ROTATE_BYTES` (the old
-    one, unlocked, is imported and removed like a dead process's journal) and stops
-    after :data:`IDLE_STOP` idle seconds.
+    A request is one ``write`` of one line, under row ids from a block this process
+    reserved, with no lock shared with other workers; once ``write`` returns the line
+    survives the process (as SQLite's WAL does with ``synchronous=NORMAL``). A
+    background thread imports when no importer process holds the lock, replaces the
+    journal past :data:`ROTATE_BYTES` (the old one is then imported and removed like a
+    dead process's) and stops after :data:`IDLE_STOP` idle seconds.
     """
 
     def __init__(self, store: Store, database: str) -> None:
@@ -95,9 +91,9 @@ class _SqliteCaptureWriter:
         self.next_id = self.end_id = 0
         self.fd = self._open_journal()
         self.written = 0  # bytes written to the current journal
-        self.last_write = 0.0
-        self.thread: threading.Thread | None = None
+        self.last_write = time.monotonic()
         self.closed = False
+        threading.Thread(target=self._background, name="capture-journal", daemon=True).start()
 
     def _open_journal(self) -> int:
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -129,11 +125,6 @@ class _SqliteCaptureWriter:
             self.next_id += count
             self.written += len(line)
             self.last_write = time.monotonic()
-            if self.thread is None:
-                self.thread = threading.Thread(
-                    target=self._background, name="capture-journal", daemon=True
-                )
-                self.thread.start()
         return list(range(first, first + count))
 
     def _background(self) -> None:
@@ -169,7 +160,6 @@ class _SqliteCaptureWriter:
     def _forget(self) -> None:
         """Stop taking captures (holding both locks); the next one makes a new writer."""
         self.closed = True
-        self.thread = None
         if _writers.get((os.getpid(), self.database)) is self:
             del _writers[(os.getpid(), self.database)]
 
@@ -196,10 +186,10 @@ class _Importer:
         self.last_purge = 0.0
 
     def cycle(self, *, block: bool) -> bool:
-        """Import every journal once if this process holds (or gets) the importer lock.
+        """Import every journal once if this process holds or gets the importer lock.
 
-        With ``block`` wait for the lock and keep it; otherwise take it only if it
-        is free and let it go after. Returns whether anything was done.
+        With ``block`` wait for the lock and keep it; otherwise take it only if free, and
+        release it after. Return whether this process imported.
         """
         if not self.held:
             try:
@@ -286,23 +276,22 @@ def run_importer(
         importer.close()
 
 
-_lock_fds: dict[tuple[int, str], int] = {}
-_thread_locks: dict[tuple[int, str], threading.Lock] = {}
+_database_locks: dict[tuple[int, str], tuple[int, threading.Lock]] = {}
 
 
 @contextlib.contextmanager
 def _database_lock(database: str) -> Iterator[None]:
-    """Serialise capture writes to ``database`` across processes (an ``flock``).
+    """Serialise capture writes to ``database`` across threads and processes (``flock``).
 
-    A waiting process is woken the moment the lock is free, instead of SQLite's
-    busy handler sleeping 1, 2, 5, 10 ... ms between retries.
+    A waiting process wakes the moment the lock is free, where SQLite's busy handler
+    would sleep 1, 2, 5, 10 ... ms between retries.
     """
     key = (os.getpid(), database)
     with _writers_lock:
-        fd = _lock_fds.get(key)
-        if fd is None:
-            fd = _lock_fds[key] = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT)
-        mutex = _thread_locks.setdefault(key, threading.Lock())
+        if key not in _database_locks:
+            fd = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT)
+            _database_locks[key] = (fd, threading.Lock())
+        fd, mutex = _database_locks[key]
     with mutex:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -314,10 +303,9 @@ def _database_lock(database: str) -> Iterator[None]:
 def _reserve_ids(database: str, count: int) -> int:
     """Reserve ``count`` consecutive row ids; return the first.
 
-    The next free id lives in ``<database>.capture-ids`` under its own ``flock``
-    (never held by the importer, so a worker never waits for an import), written
-    and synced once per block. It never goes below the largest id stored, so
-    losing the file only skips ids.
+    The next free id lives in ``<database>.capture-ids`` under its own ``flock`` (which
+    no import holds). It never goes below the largest id stored, so losing the file
+    only skips ids.
     """
     fd = os.open(f"{database}.capture-ids", os.O_RDWR | os.O_CREAT, 0o600)
     try:

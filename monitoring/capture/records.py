@@ -1,11 +1,9 @@
 """Recording predictions: one captured row per predicted input row.
 
-Each row gets an integer *row id*; the ``/prediction`` response carries the
-request id (``X-Request-ID`` header and ``request_id`` field) and the row ids
-(``row_ids``), which ``POST /feedback`` labels later. With a SQLite store a
-request only appends its rows to its process's journal
-(:mod:`~monitoring.capture.journal`); other databases get one INSERT. Rows older
-than ``capture.retention_days`` are purged off the request path.
+Each row gets an integer *row id*; the ``/prediction`` response carries the request
+id and the row ids, which ``POST /feedback`` labels later. With a SQLite store a
+request only appends its rows to its process's journal; other databases get one
+INSERT. Rows older than ``capture.retention_days`` are purged off the request path.
 """
 
 from __future__ import annotations
@@ -35,10 +33,7 @@ PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures,
 
 def should_capture(settings: Settings) -> bool:
     """Whether to capture this request under ``capture.enabled``/``sample_rate``."""
-    if not settings.capture.enabled:
-        return False
-    rate = settings.capture.sample_rate
-    return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+    return settings.capture.enabled and random.random() < settings.capture.sample_rate
 
 
 def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
@@ -64,18 +59,9 @@ def record(
     frame: pd.DataFrame,
     result: Mapping[str, Any],
 ) -> list[int]:
-    """Capture one row per predicted row; return their row ids in order.
+    """Capture one row per row of ``frame``; return their row ids in order.
 
-    Parameters
-    ----------
-    store : Store
-    settings : Settings
-    request_id : str
-    model_version : str
-    frame : pandas.DataFrame
-        The request's rows, as parsed.
-    result : mapping
-        The model's output with ``predictions`` and ``probabilities``.
+    ``result`` is the model's output, with ``predictions`` and ``probabilities``.
     """
     now = utcnow()
     predictions = [int(p) for p in result["predictions"]]
@@ -134,9 +120,4 @@ def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
         rows = conn.execute(
             select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
         ).all()
-    out = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["inputs"] = json.loads(item["inputs"])
-        out.append(item)
-    return out
+    return [{**row._mapping, "inputs": json.loads(row.inputs)} for row in rows]

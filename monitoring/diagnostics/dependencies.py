@@ -74,9 +74,6 @@ class DependencyReport(TypedDict):
     packages: list[DependencyRow]
 
 
-# -- the requirements file ---------------------------------------------------------------
-
-
 def _lines(text: str) -> Iterator[tuple[int, str]]:
     """Yield ``(first line number, line)``, continuations joined, comments dropped."""
     pending: list[str] = []
@@ -139,9 +136,6 @@ def _parse(path: Path) -> tuple[list[Requirement], str]:
     return list(found.values()), digest.hexdigest()
 
 
-# -- installed and latest versions --------------------------------------------------------
-
-
 def installed_version(name: str) -> str | None:
     """The installed version of distribution ``name``, ``None`` if not installed."""
     try:
@@ -172,16 +166,11 @@ def fetch_latest_pypi(name: str, *, timeout: float, index_url: str | None = None
     except (OSError, ValueError, LookupError, TypeError, http.client.HTTPException) as exc:
         logger.info("cannot fetch the latest version of %s: %s", name, exc)
         return None
-    return (version.strip() or None) if isinstance(version, str) else None
+    return _version(version)
 
 
-def _result(future: concurrent.futures.Future[str | None]) -> str | None:
-    """A fetcher's answer, stripped; exceptions and blanks are ``None``."""
-    try:
-        value = future.result()
-    except Exception as exc:  # noqa: BLE001 - a fetcher must never break the check
-        logger.info("fetching a latest version failed: %s", exc)
-        return None
+def _version(value: object) -> str | None:
+    """A fetched version, stripped; anything but a non-blank string is ``None``."""
     return (value.strip() or None) if isinstance(value, str) else None
 
 
@@ -193,7 +182,10 @@ def _fetch_all(names: list[str], fetch: Fetcher, deadline: float) -> dict[str, s
         futures = {pool.submit(fetch, name): name for name in names}
         done, late = concurrent.futures.wait(futures, timeout=deadline)
         for future in done:
-            latest[futures[future]] = _result(future)
+            try:
+                latest[futures[future]] = _version(future.result())
+            except Exception as exc:  # noqa: BLE001 - a fetcher must never break the check
+                logger.info("fetching the latest version of %s failed: %s", futures[future], exc)
         if late:
             logger.info("%d latest version(s) not fetched within %.1f s", len(late), deadline)
     finally:
@@ -213,9 +205,6 @@ def _status(requirement: Requirement, installed: str | None, latest: str | None)
         return "outdated" if Version(installed) < Version(latest) else "up-to-date"
     except InvalidVersion:  # not PEP 440: only equality can be told
         return "up-to-date" if installed == latest else "unknown"
-
-
-# -- the cache ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -369,9 +358,6 @@ def get(
         with _lock:
             refreshing = _running is not None and _running[1] == os.path.abspath(cache_path)
     return _report(requirements, snapshot, stale=not fresh, refreshing=refreshing)
-
-
-# -- the background refresh (one per process) --------------------------------------------
 
 
 def _start_refresh(

@@ -285,11 +285,7 @@ class Store:
             conn.execute(insert(scores), dict(record))
 
     def scores(
-        self,
-        *,
-        model_version: str | None = None,
-        dataset: str | None = None,
-        limit: int = 1000,
+        self, *, model_version: str | None = None, dataset: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Score history, oldest first."""
         query = select(scores)
@@ -359,13 +355,7 @@ class Store:
         return run_id
 
     def finish_run(
-        self,
-        run_id: str,
-        *,
-        status: str,
-        outcome: str,
-        reason: str,
-        evidence: Mapping[str, Any],
+        self, run_id: str, *, status: str, outcome: str, reason: str, evidence: Mapping[str, Any]
     ) -> None:
         with self._write() as conn:
             conn.execute(
