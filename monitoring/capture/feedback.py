@@ -67,13 +67,8 @@ def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
 def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
     """Store ground-truth labels for captured rows (all or nothing).
 
-    Raises
-    ------
-    UnknownIdsError
-        Naming every request id and row id not captured (never seen, sampled out or
-        expired).
-    DataValidationError
-        If a request's label count differs from its captured row count.
+    Raises :class:`UnknownIdsError` naming every request id and row id not captured,
+    :class:`DataValidationError` if a request's label count is not its row count.
     """
     by_request, by_row = parse_feedback(body)
     import_journals(store)

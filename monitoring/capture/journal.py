@@ -251,10 +251,9 @@ def run_importer(
 ) -> None:
     """Import the capture journals of ``settings``' SQLite store until ``stop()``.
 
-    Run by ``python -m monitoring capture-importer``, which gunicorn starts beside its
-    workers: holding the importer lock, it leaves them only journals to write. Returns
-    at once for other databases and when capture is off. With ``idle_priority`` it
-    drops to idle CPU priority once set up, so its start is not starved.
+    Run by ``python -m monitoring capture-importer`` beside gunicorn's workers, leaving
+    them only journals to write. ``idle_priority`` applies once set up, so as not to
+    starve the start. Returns at once for other databases and when capture is off.
     """
     if not settings.capture.enabled:
         return

@@ -39,9 +39,8 @@ def should_capture(settings: Settings) -> bool:
 def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
     """The captured inputs compactly: (columns, value rows), or (None, JSON objects).
 
-    Validated numeric features (the common case) stay a matrix of numbers, so a
-    request is serialised with one ``json.dumps``; anything else becomes one JSON
-    object per row through ``to_json`` (mixed types, NaN as null, timestamps).
+    Finite floats (the common case) stay a matrix, serialised with one ``json.dumps``;
+    anything else becomes a JSON object per row through ``to_json`` (NaN as null).
     """
     values = frame.to_numpy()  # float64 when every column is a number and one a float
     if len(frame.columns) and values.dtype == np.float64 and np.isfinite(values).all():

@@ -296,19 +296,9 @@ def refresh_cache(
 ) -> DependencyReport:
     """Fetch the latest versions now, write the cache (and its folder), return the report.
 
-    Parameters
-    ----------
-    fetch_latest : callable, optional
-        ``fetch_latest(pep503_name) -> version or None``; defaults to PyPI.
-    deadline : float, default 10.0
-        Seconds to wait for the fetches; later answers are ``"unknown"``.
-
-    Raises
-    ------
-    monitoring.exceptions.ConfigError
-        If the requirements file or one of its includes cannot be read.
-    OSError
-        If the cache file cannot be written.
+    ``fetch_latest(pep503_name) -> version or None`` defaults to PyPI; answers later
+    than ``deadline`` seconds are ``"unknown"``. Raises :class:`ConfigError` if a
+    requirements file cannot be read, :class:`OSError` if the cache cannot be written.
     """
     requirements, snapshot = _fetch(Path(requirements_path), fetch_latest, deadline)
     _write_cache(Path(cache_path), snapshot)
@@ -333,18 +323,16 @@ def get(
     (``fetch_latest`` and ``deadline`` as in :func:`refresh_cache`) unless one already
     runs in this process. A refresh whose cache file cannot be written is served from
     memory. ``checked_at`` is ``None`` when never checked; ``refreshing`` tells whether
-    a refresh of this cache runs.
-
-    Raises
-    ------
-    monitoring.exceptions.ConfigError
-        If the requirements file cannot be read; cache and network troubles never raise.
+    a refresh of this cache runs. Only an unreadable requirements file raises
+    (:class:`ConfigError`).
     """
+    global _running
     requirements_path, cache_path = Path(requirements_path), Path(cache_path)
+    key = os.path.abspath(cache_path)
     requirements, digest = _parse(requirements_path)
     snapshot = _read_cache(cache_path)
     with _lock:
-        kept = _unwritten.get(os.path.abspath(cache_path))
+        kept = _unwritten.get(key)
     if kept is not None and (snapshot is None or kept.checked_at > snapshot.checked_at):
         snapshot = kept
     fresh = False
@@ -352,33 +340,18 @@ def get(
         unknown = any(snapshot.latest.get(canonicalize_name(r.name)) is None for r in requirements)
         limit = min(max_age_seconds, retry_unknown_seconds) if unknown else max_age_seconds
         fresh = 0 <= (_now() - snapshot.checked_at).total_seconds() <= limit
-    if refresh and not fresh:
-        refreshing = _start_refresh(requirements_path, cache_path, fetch_latest, deadline)
-    else:
-        with _lock:
-            refreshing = _running is not None and _running[1] == os.path.abspath(cache_path)
+    with _lock:  # held until _running is set: the thread clears it under the lock
+        if refresh and not fresh and _running is None:
+            args = (requirements_path, cache_path, fetch_latest, deadline)
+            thread = threading.Thread(target=_refresh, args=args, name="depcheck-refresh")
+            thread.daemon = True
+            try:
+                thread.start()
+                _running = (thread, key)
+            except RuntimeError as exc:  # e.g. during interpreter shutdown
+                logger.warning("cannot start the dependency refresh: %s", exc)
+        refreshing = _running is not None and _running[1] == key
     return _report(requirements, snapshot, stale=not fresh, refreshing=refreshing)
-
-
-def _start_refresh(
-    requirements_path: Path, cache_path: Path, fetch_latest: Fetcher | None, deadline: float
-) -> bool:
-    """Start a background refresh; tell whether one of ``cache_path`` now runs."""
-    global _running
-    key = os.path.abspath(cache_path)
-    with _lock:
-        if _running is not None:
-            return _running[1] == key
-        args = (requirements_path, cache_path, fetch_latest, deadline)
-        thread = threading.Thread(target=_refresh, args=args, name="depcheck-refresh", daemon=True)
-        _running = (thread, key)
-        try:
-            thread.start()
-        except RuntimeError as exc:  # e.g. during interpreter shutdown
-            logger.warning("cannot start the dependency refresh: %s", exc)
-            _running = None
-            return False
-    return True
 
 
 def _refresh(

@@ -105,10 +105,8 @@ def read_json(path: Path, default: Any = None) -> Any:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV, JSON-lines or Parquet file by its extension.
 
-    Raises
-    ------
-    DataValidationError
-        If the extension is unsupported or the file cannot be parsed (naming the file).
+    Raises :class:`DataValidationError` naming the file if its type is unsupported or
+    it cannot be parsed.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -143,7 +141,7 @@ def read_table_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         raise _unparsable(path, exc) from exc
 
 
-_PARSE_ERRORS = (ValueError, OSError, pd.errors.ParserError)
+_PARSE_ERRORS = (ValueError, OSError)  # pandas' ParserError is a ValueError
 
 
 def _unparsable(path: Path, exc: Exception) -> DataValidationError:
@@ -163,14 +161,9 @@ def list_tables(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path, *, what: str = "a pipeline run") -> Iterator[None]:
-    """Hold a non-blocking exclusive ``flock`` on ``path`` for the ``with`` block.
+    """Hold an exclusive ``flock`` on ``path``, or raise :class:`AlreadyRunningError`.
 
     The lock dies with the process, so a killed run never leaves it stuck.
-
-    Raises
-    ------
-    AlreadyRunningError
-        If another process holds it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

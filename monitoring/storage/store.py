@@ -1,10 +1,9 @@
 """The record store: the source of truth for history.
 
-Ingestion records, score history, deployments, drift reports, step timings and
-pipeline runs live in one SQL database reached through SQLAlchemy. The default is
-an embedded SQLite file; ``DATABASE_URL`` can point at PostgreSQL instead. The text
-files the course expects (``ingestedfiles.txt``, ``latestscore.txt``) are still
-written, as compatible outputs.
+Ingestions, scores, deployments, drift reports, step timings, pipeline runs and
+captured predictions live in one SQL database through SQLAlchemy: a SQLite file by
+default, PostgreSQL through ``DATABASE_URL``. The course's text files
+(``ingestedfiles.txt``, ``latestscore.txt``) are written too, as compatible outputs.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     Executable,
@@ -213,9 +213,8 @@ def get_engine(url: str) -> Engine:
 def _schema_lock(file: Path | None) -> Iterator[None]:
     """Serialise schema creation between processes sharing a SQLite ``file``.
 
-    ``create_all`` checks, then creates: two processes opening a new database at
-    once (gunicorn workers and the capture importer) could both see a table
-    missing, and the second ``CREATE TABLE`` failed.
+    ``create_all`` checks, then creates: of two processes opening a new database at
+    once, both could see a table missing, and the second ``CREATE TABLE`` failed.
     """
     if file is None:
         yield
@@ -231,10 +230,9 @@ def _schema_lock(file: Path | None) -> Iterator[None]:
 class Store:
     """Typed access to the record store at SQLAlchemy database URL ``url``.
 
-    With SQLite, :attr:`stamp` (``<file>.records``) is touched after each write of
-    the records (ingestions, scores, deployments, drift reports, timings, runs):
-    readers cache what they derive from them until it changes. Captured
-    predictions, written all the time, do not touch it.
+    With SQLite, :attr:`stamp` (``<file>.records``) is touched after each write of all
+    but captured predictions (written all the time): readers cache what they derive
+    from the records until it changes.
     """
 
     def __init__(self, url: str) -> None:
@@ -247,11 +245,10 @@ class Store:
         return get_engine(self.url)
 
     def change_key(self, *, records_only: bool = False) -> Any:
-        """A cheap value that changes whenever the store is written (``None``: unknown).
+        """A cheap value that changes whenever the store (``records_only``: its stamp) is written.
 
-        With ``records_only`` only writes of the records count: the stamp file's
-        identity. Otherwise the SQLite file's and its write-ahead log's identities (a
-        commit appends to ``-wal``, a checkpoint rewrites the main file).
+        Without ``records_only``: the identities of the SQLite file and its ``-wal`` (a
+        commit appends to the log, a checkpoint rewrites the file); ``None`` without a file.
         """
         if self.file is None or self.stamp is None:
             return None
@@ -357,18 +354,8 @@ class Store:
     def finish_run(
         self, run_id: str, *, status: str, outcome: str, reason: str, evidence: Mapping[str, Any]
     ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    finished_at=utcnow(),
-                    status=status,
-                    outcome=outcome,
-                    reason=reason,
-                    evidence=json.dumps(evidence, default=str),
-                )
-            )
+        evidence_json = json.dumps(evidence, default=str)
+        self._finish(runs.c.id == run_id, status, outcome, reason, evidence=evidence_json)
 
     def close_interrupted_runs(self) -> int:
         """Mark runs still ``running`` as interrupted; return how many.
@@ -376,18 +363,15 @@ class Store:
         Call only while holding the pipeline lock: then no run can be in progress,
         so a ``running`` record belongs to a process that died mid-run.
         """
+        reason = "the process running it stopped before it finished"
+        return self._finish(runs.c.status == "running", "interrupted", "interrupted", reason)
+
+    def _finish(
+        self, which: ColumnElement[bool], status: str, outcome: str, reason: str, **values: Any
+    ) -> int:
+        values.update(finished_at=utcnow(), status=status, outcome=outcome, reason=reason)
         with self._write() as conn:
-            result = conn.execute(
-                update(runs)
-                .where(runs.c.status == "running")
-                .values(
-                    finished_at=utcnow(),
-                    status="interrupted",
-                    outcome="interrupted",
-                    reason="the process running it stopped before it finished",
-                )
-            )
-            return int(result.rowcount or 0)
+            return int(conn.execute(update(runs).where(which).values(values)).rowcount or 0)
 
     def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Pipeline runs, newest first, with their evidence decoded."""
