@@ -174,25 +174,6 @@ def _version(value: object) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-def _fetch_all(names: list[str], fetch: Fetcher, deadline: float) -> dict[str, str | None]:
-    """Fetch the latest versions concurrently; what misses the deadline is ``None``."""
-    latest: dict[str, str | None] = dict.fromkeys(names)
-    pool = concurrent.futures.ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="depcheck-fetch")
-    try:
-        futures = {pool.submit(fetch, name): name for name in names}
-        done, late = concurrent.futures.wait(futures, timeout=deadline)
-        for future in done:
-            try:
-                latest[futures[future]] = _version(future.result())
-            except Exception as exc:  # noqa: BLE001 - a fetcher must never break the check
-                logger.info("fetching the latest version of %s failed: %s", futures[future], exc)
-        if late:
-            logger.info("%d latest version(s) not fetched within %.1f s", len(late), deadline)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # stragglers end on their own
-    return latest
-
-
 def _status(requirement: Requirement, installed: str | None, latest: str | None) -> Status:
     """The status of the module docstring."""
     if installed is None:
@@ -260,10 +241,23 @@ def _write_cache(path: Path, snapshot: _Snapshot) -> None:
 def _fetch(
     requirements_path: Path, fetch_latest: Fetcher | None, deadline: float
 ) -> tuple[list[Requirement], _Snapshot]:
-    """Parse the requirements and fetch their latest versions."""
+    """Parse the requirements and fetch their latest versions concurrently (late: ``None``)."""
     requirements, digest = _parse(requirements_path)
     fetch = fetch_latest or functools.partial(fetch_latest_pypi, timeout=max(deadline, 0.1))
-    latest = _fetch_all([canonicalize_name(r.name) for r in requirements], fetch, deadline)
+    latest: dict[str, str | None] = {canonicalize_name(r.name): None for r in requirements}
+    pool = concurrent.futures.ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="depcheck-fetch")
+    try:
+        futures = {pool.submit(fetch, name): name for name in latest}
+        done, late = concurrent.futures.wait(futures, timeout=deadline)
+        for future in done:
+            try:
+                latest[futures[future]] = _version(future.result())
+            except Exception as exc:  # noqa: BLE001 - a fetcher must never break the check
+                logger.info("fetching the latest version of %s failed: %s", futures[future], exc)
+        if late:
+            logger.info("%d latest version(s) not fetched within %.1f s", len(late), deadline)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # stragglers end on their own
     return requirements, _Snapshot(_now(), digest, latest)
 
 
