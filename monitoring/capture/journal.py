@@ -137,11 +137,9 @@ class _SqliteCaptureWriter:
                     idle = time.monotonic() - self.last_write > IDLE_STOP
                     if idle:
                         self._forget()  # later captures take a new writer
-                    if idle or self.written > ROTATE_BYTES:
                         retired, self.fd = self.fd, -1
-                    if not idle and self.fd < 0:
-                        self.fd = self._open_journal()
-                        self.written = 0
+                    elif self.written > ROTATE_BYTES:
+                        retired, self.fd, self.written = self.fd, self._open_journal(), 0
                 if retired >= 0:
                     os.close(retired)  # unlocked: imported and removed as a finished journal
                 importer.retention_days = self.retention_days
@@ -176,10 +174,10 @@ def journal_folder(database: str) -> Path:
 class _Importer:
     """Imports the capture journals of SQLite file ``database`` while holding the importer lock."""
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, retention_days: float | None = None) -> None:
         self.database = database
         self.folder = journal_folder(database)
-        self.retention_days: float | None = None
+        self.retention_days = retention_days
         self.connection = _connect(database)
         self.lock_fd = os.open(f"{database}.capture-importer", os.O_RDWR | os.O_CREAT, 0o600)
         self.held = False
@@ -261,10 +259,7 @@ def run_importer(
     if store.file is None or stop():
         return
     store.engine  # noqa: B018 - creates the tables
-    database = str(store.file)
-    journal_folder(database).mkdir(exist_ok=True)
-    importer = _Importer(database)
-    importer.retention_days = float(settings.capture.retention_days)
+    importer = _Importer(str(store.file), float(settings.capture.retention_days))
     if idle_priority:
         use_idle_priority()
     try:

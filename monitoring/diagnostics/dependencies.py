@@ -90,49 +90,47 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield start, line
 
 
-def _read(
-    path: Path, found: dict[str, Requirement], seen: set[str], digest: Callable[[bytes], object]
-) -> None:
-    """Add the requirements of ``path`` and of the files it includes to ``found``."""
-    if os.path.realpath(path) in seen:
-        return  # already read: also ends include cycles
-    seen.add(os.path.realpath(path))
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read requirements file {path}: {exc}") from exc
-    digest(data + b"\0")
-    for number, line in _lines(text):
-        where = f"{path}:{number}"
-        if include := _INCLUDE.match(line):
-            if "://" in include["path"]:
-                logger.warning("%s: remote include %r ignored", where, include["path"])
-            else:
-                _read(path.parent / Path(include["path"]).expanduser(), found, seen, digest)
-            continue
-        if line.startswith("-"):
-            continue  # --index-url, -c, -e, --pre ...: nothing to check
-        spec = re.split(r"\s+(?=-)", line, maxsplit=1)[0]  # drop --hash and co.
-        try:
-            requirement = Requirement(spec)
-        except InvalidRequirement:
-            requirement = None
-        if requirement is None or requirement.name.lower().endswith(_ARCHIVES):
-            logger.warning("%s: %r is not a named requirement, not checked", where, spec)
-            continue
-        key = canonicalize_name(requirement.name)
-        if key in found:  # listed twice: first spelling, clauses combined
-            found[key].specifier &= requirement.specifier
-        else:
-            found[key] = requirement
-
-
 def _parse(path: Path) -> tuple[list[Requirement], str]:
-    """Return the requirements of ``path`` in file order and the sha256 of its files."""
+    """The requirements of ``path`` and its includes in file order, and their files' sha256."""
     found: dict[str, Requirement] = {}
+    seen: set[str] = set()
     digest = hashlib.sha256()
-    _read(path, found, set(), digest.update)
+
+    def read(path: Path) -> None:
+        if os.path.realpath(path) in seen:
+            return  # already read: also ends include cycles
+        seen.add(os.path.realpath(path))
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read requirements file {path}: {exc}") from exc
+        digest.update(data + b"\0")
+        for number, line in _lines(text):
+            where = f"{path}:{number}"
+            if include := _INCLUDE.match(line):
+                if "://" in include["path"]:
+                    logger.warning("%s: remote include %r ignored", where, include["path"])
+                else:
+                    read(path.parent / Path(include["path"]).expanduser())
+                continue
+            if line.startswith("-"):
+                continue  # --index-url, -c, -e, --pre ...: nothing to check
+            spec = re.split(r"\s+(?=-)", line, maxsplit=1)[0]  # drop --hash and co.
+            try:
+                requirement = Requirement(spec)
+            except InvalidRequirement:
+                requirement = None
+            if requirement is None or requirement.name.lower().endswith(_ARCHIVES):
+                logger.warning("%s: %r is not a named requirement, not checked", where, spec)
+                continue
+            key = canonicalize_name(requirement.name)
+            if key in found:  # listed twice: first spelling, clauses combined
+                found[key].specifier &= requirement.specifier
+            else:
+                found[key] = requirement
+
+    read(path)
     return list(found.values()), digest.hexdigest()
 
 
