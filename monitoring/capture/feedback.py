@@ -7,6 +7,7 @@ performance of each model version on real traffic (:func:`live_performance`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -133,8 +134,7 @@ def live_performance(store: Store) -> dict[str, Any]:
             conn.execute(select(version_column, func.count()).group_by(version_column)).all()
         )
         labelled: dict[Any, Sequence[Any]] = {}
-        cursor = conn.connection.cursor()
-        try:
+        with contextlib.closing(conn.connection.cursor()) as cursor:
             for version in counts:
                 query = select(table.c.label, table.c.prediction, table.c.probability).where(
                     table.c.label.is_not(None),
@@ -143,8 +143,6 @@ def live_performance(store: Store) -> dict[str, Any]:
                 sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
                 cursor.execute(str(sql))
                 labelled[version] = cursor.fetchall()
-        finally:
-            cursor.close()
     out: dict[str, Any] = {}
     for version, n in counts.items():
         entry: dict[str, Any] = {"n_captured": int(n), "n_labelled": len(labelled[version])}
@@ -164,10 +162,6 @@ def live_performance(store: Store) -> dict[str, Any]:
 
 def labelled_count(store: Store) -> int:
     """Number of labelled captured rows (a cheap cache key for views)."""
-    table = captured_predictions
+    query = select(func.count()).where(captured_predictions.c.label.is_not(None))
     with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(table).where(table.c.label.is_not(None))
-            ).scalar_one()
-        )
+        return int(conn.execute(query).scalar_one())

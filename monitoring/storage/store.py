@@ -219,12 +219,9 @@ def _schema_lock(file: Path | None) -> Iterator[None]:
     if file is None:
         yield
         return
-    fd = os.open(f"{file}.schema-lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with open(f"{file}.schema-lock", "a") as handle:  # closing it releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-    finally:
-        os.close(fd)
 
 
 class Store:
