@@ -1,8 +1,7 @@
 """Ground-truth labels for captured predictions, and the live performance they give.
 
-Labels arrive through ``POST /feedback``, by request id (a list of labels, one per
-row of that request, in order) or by row id. Labelled rows give the live
-performance of each model version on real traffic (:func:`live_performance`).
+Labels arrive through ``POST /feedback``, by request id (one label per row of that
+request, in order) or by row id.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Capture journals: how captured rows reach a SQLite record store off the request path.
 
-A request appends its rows, as one line, to its process's append-only journal in
-``<database>.capture-journal/``; whoever holds the importer lock (the process gunicorn
-starts beside its workers, else a worker's background thread) imports the lines into
-``captured_predictions`` exactly once. Anything that needs every captured row calls
-:func:`import_journals` first; summaries may lag by a fraction of a second.
+A request appends its rows as one line to its process's journal in
+``<database>.capture-journal/``; the holder of the importer lock (gunicorn's importer
+process, else a worker's background thread) imports each line exactly once. Whatever
+needs every captured row calls :func:`import_journals` first.
 """
 
 from __future__ import annotations
@@ -203,9 +202,8 @@ class _Importer:
                 self.last_purge = now
                 self._purge()
         finally:
-            if block:
-                self.held = True
-            else:
+            self.held = block
+            if not block:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
         return True
 

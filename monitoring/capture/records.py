@@ -91,8 +91,7 @@ def record(
         )
     ]
     table = captured_predictions
-    # One statement with RETURNING, ids in row order.
-    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)  # in row order
     with store.engine.begin() as conn:
         ids = [int(r[0]) for r in conn.execute(query, rows)]
     if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
@@ -104,19 +103,15 @@ def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> i
     """Delete captured rows older than ``capture.retention_days``; return how many."""
     import_journals(store)
     cutoff = retention_cutoff(now or datetime.now(UTC), settings.capture.retention_days)
+    query = delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
     with store.engine.begin() as conn:
-        result = conn.execute(
-            delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
-        )
-    return int(result.rowcount or 0)
+        return int(conn.execute(query).rowcount or 0)
 
 
 def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
     """Captured rows of one request, in row order (inputs decoded)."""
     import_journals(store)
     table = captured_predictions
+    query = select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
-        ).all()
-    return [{**row._mapping, "inputs": json.loads(row.inputs)} for row in rows]
+        return [{**row._mapping, "inputs": json.loads(row.inputs)} for row in conn.execute(query)]

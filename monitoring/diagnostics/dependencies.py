@@ -1,14 +1,11 @@
 """Offline-safe, cached check of the service's dependencies.
 
-Each requirement of ``requirements.txt`` (and the files it includes) gives a row:
-package, specifier (as :mod:`packaging` writes it), installed version, latest release
-on PyPI and a status, the first that applies: ``not-installed``; ``pin-mismatch``
-(the installed version, pre-releases included, does not satisfy the specifier, as in
-``pip check``); ``unknown`` (latest not fetched, or not comparable); ``outdated``;
-``up-to-date``. Latest versions are fetched concurrently under a deadline and kept in
-a JSON cache (``format``, ``checked_at``, ``requirements_sha256``, ``latest`` by PEP 503
-name), so :func:`get` never waits for the network: at most one background thread per
-process refreshes a stale cache. Installed versions and statuses are always fresh.
+Each requirement of ``requirements.txt`` and its includes gives a row: package,
+specifier, installed version, latest release on PyPI and a status, the first that
+applies: ``not-installed``; ``pin-mismatch`` (not satisfied, pre-releases included, as
+in ``pip check``); ``unknown`` (latest not fetched or not comparable); ``outdated``;
+``up-to-date``. Latest versions are fetched under a deadline into a JSON cache, which
+:func:`get` serves at once while at most one thread per process refreshes it.
 """
 
 from __future__ import annotations

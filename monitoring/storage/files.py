@@ -1,8 +1,7 @@
 """File helpers shared by every step: atomic writes, hashes, table readers, locks.
 
-A reader never sees a half-written file: everything is written to a temporary file
-in the destination folder, flushed to disk, then renamed over the target
-(``os.replace`` is atomic on POSIX within one file system).
+A write goes to a temporary file in the destination folder, flushed to disk, then
+renamed over the target, so a reader sees the old file or the new one, never half.
 """
 
 from __future__ import annotations

@@ -182,11 +182,8 @@ _engines_lock = threading.Lock()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+    for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
+        dbapi_connection.execute(f"PRAGMA {pragma}").close()
 
 
 def get_engine(url: str) -> Engine:
