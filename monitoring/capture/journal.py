@@ -318,25 +318,18 @@ def _imported(connection: sqlite3.Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _read_lines(path: Path, offset: int) -> tuple[bytes, bool]:
-    """The complete lines of ``path`` from ``offset`` (about a batch), and whether they end it.
-
-    A line still being written is left for next time; a line longer than a batch is
-    read whole.
-    """
+def _read_lines(path: Path, offset: int) -> tuple[list[bytes], bool]:
+    """The complete lines of ``path`` from ``offset`` (about a batch), and whether they end it."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
-            data = handle.read(IMPORT_BATCH)
-            at_end = len(data) < IMPORT_BATCH
-            end = data.rfind(b"\n") + 1
-            if not end and not at_end:
-                handle.seek(offset)
-                data = handle.readline()
-                end = len(data) if data.endswith(b"\n") else 0
+            lines = handle.readlines(IMPORT_BATCH)  # whole lines, until a batch is read
     except FileNotFoundError:
-        return b"", True
-    return data[:end], at_end
+        return [], True
+    at_end = sum(map(len, lines)) < IMPORT_BATCH
+    if lines and not lines[-1].endswith(b"\n"):
+        lines.pop()  # still being written: next time
+    return lines, at_end
 
 
 def _import_journal(
@@ -354,14 +347,14 @@ def _import_journal(
         lines, at_end = _read_lines(path, offset)
         if not lines:
             break
-        rows = [row for line in lines.splitlines() for row in _journal_rows(line)]
+        rows = [row for line in lines for row in _journal_rows(line)]
         with _database_lock(database), _write_priority():
             if _imported(connection, path.name) != offset:
                 continue  # imported meanwhile by someone else: read again
             connection.executemany(_INSERT, rows)
             connection.execute(
                 "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
-                (path.name, offset + len(lines)),
+                (path.name, offset + sum(map(len, lines))),
             )
             connection.commit()
         if at_end:  # everything written so far is imported
