@@ -84,16 +84,14 @@ def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
             request_rows.setdefault(rid, []).append(int(row_id))
         query = select(table.c.id).where(table.c.id.in_(list(by_row)))
         known_rows = {int(r[0]) for r in conn.execute(query)}
-        unknown_requests = [r for r in by_request if r not in request_rows]
-        unknown_rows = sorted(r for r in by_row if r not in known_rows)
-        if unknown_requests or unknown_rows:
-            parts = []
-            if unknown_requests:
-                parts.append(f"unknown request ids: {unknown_requests}")
-            if unknown_rows:
-                parts.append(f"unknown row ids: {unknown_rows}")
+        unknown = {
+            "request ids": [r for r in by_request if r not in request_rows],
+            "row ids": sorted(r for r in by_row if r not in known_rows),
+        }
+        if any(unknown.values()):
+            listed = "; ".join(f"unknown {kind}: {ids}" for kind, ids in unknown.items() if ids)
             raise UnknownIdsError(
-                "; ".join(parts) + " (never captured, sampled out or expired); no labels stored"
+                f"{listed} (never captured, sampled out or expired); no labels stored"
             )
         updates: dict[int, int] = {}
         for rid, labels in by_request.items():

@@ -72,12 +72,11 @@ IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short loc
 class _SqliteCaptureWriter:
     """The capture writer of one process for one SQLite database.
 
-    A request is one ``write`` of one line, under row ids from a block this process
-    reserved, with no lock shared with other workers; once ``write`` returns the line
-    survives the process (as SQLite's WAL does with ``synchronous=NORMAL``). A
-    background thread imports when no importer process holds the lock, replaces the
-    journal past :data:`ROTATE_BYTES` (the old one is then imported and removed like a
-    dead process's) and stops after :data:`IDLE_STOP` idle seconds.
+    A request is one ``write`` of one line, under row ids this process reserved, with no
+    lock shared with other workers; the line then survives the process (as SQLite's WAL
+    does with ``synchronous=NORMAL``). A background thread imports when no importer
+    process does, replaces the journal past :data:`ROTATE_BYTES` (the old one is then
+    imported and removed like a dead process's) and stops after :data:`IDLE_STOP` s idle.
     """
 
     def __init__(self, store: Store, database: str) -> None:

@@ -125,8 +125,7 @@ runs = Table(
     Column("evidence", Text),
 )
 
-# Captured /prediction traffic: one row per predicted input row, labelled later
-# through POST /feedback (see monitoring.capture).
+# One row per predicted input row of /prediction, labelled later (monitoring.capture).
 captured_predictions = Table(
     "captured_predictions",
     metadata,
@@ -154,8 +153,7 @@ Index(
 )
 
 
-# How far each capture journal has been imported (bytes), so a line is imported
-# exactly once whichever process imports it.
+# Bytes of each capture journal imported so far: each line is imported exactly once.
 capture_journals = Table(
     "capture_journals",
     metadata,
