@@ -182,10 +182,9 @@ class _Importer:
         self.last_purge = 0.0
 
     def cycle(self, *, block: bool) -> bool:
-        """Import every journal once if this process holds or gets the importer lock.
+        """Import every journal once if this process holds or gets the importer lock; say if so.
 
-        With ``block`` wait for the lock and keep it; otherwise take it only if free, and
-        release it after. Return whether this process imported.
+        With ``block`` wait for the lock and keep it, else take it only if free, for once.
         """
         if not self.held:
             try:
@@ -432,10 +431,9 @@ def writer_for(store: Store) -> _SqliteCaptureWriter:
     database = str(store.file)
     key = (os.getpid(), database)
     with _writers_lock:
-        writer = _writers.get(key)
-        if writer is None:
-            writer = _writers[key] = _SqliteCaptureWriter(store, database)
-        return writer
+        if key not in _writers:
+            _writers[key] = _SqliteCaptureWriter(store, database)
+        return _writers[key]
 
 
 def retention_cutoff(now: datetime, retention_days: float) -> str:

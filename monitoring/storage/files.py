@@ -24,15 +24,6 @@ from monitoring.exceptions import AlreadyRunningError, DataValidationError
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Write ``path`` (folder created if needed) through ``write(binary file object)``."""
     path = Path(path)
@@ -48,7 +39,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return path
 
 
@@ -64,7 +60,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def atomic_write_json(path: Path, obj: Any) -> Path:
     """Atomically replace ``path`` with ``obj`` as indented JSON."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def atomic_copy(src: Path, dst: Path) -> Path:

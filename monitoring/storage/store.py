@@ -326,11 +326,9 @@ class Store:
         return rows
 
     def add_timing(self, step: str, seconds: float, rows: int | None = None) -> None:
+        row = {"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}
         with self._write() as conn:
-            conn.execute(
-                insert(timings),
-                {"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows},
-            )
+            conn.execute(insert(timings), row)
 
     def timings(self, step: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """The latest timings of a step, newest first."""
