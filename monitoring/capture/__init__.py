@@ -7,24 +7,8 @@ SQLite); labels arrive later through ``POST /feedback``
 (:mod:`~monitoring.capture.feedback`).
 """
 
-from monitoring.capture.feedback import (
-    apply_feedback,
-    labelled_count,
-    live_performance,
-    parse_feedback,
-)
-from monitoring.capture.journal import import_journals, run_importer
+from monitoring.capture.feedback import live_performance
+from monitoring.capture.journal import import_journals
 from monitoring.capture.records import captured, purge, record, should_capture
 
-__all__ = [
-    "apply_feedback",
-    "captured",
-    "import_journals",
-    "labelled_count",
-    "live_performance",
-    "parse_feedback",
-    "purge",
-    "record",
-    "run_importer",
-    "should_capture",
-]
+__all__ = ["captured", "import_journals", "live_performance", "purge", "record", "should_capture"]

@@ -23,10 +23,9 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NamedTuple, TypedDict
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -183,8 +182,7 @@ def _status(requirement: Requirement, installed: str | None, latest: str | None)
         return "up-to-date" if installed == latest else "unknown"
 
 
-@dataclass(frozen=True)
-class _Snapshot:
+class _Snapshot(NamedTuple):
     """The content of a cache file."""
 
     checked_at: datetime

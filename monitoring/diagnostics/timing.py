@@ -1,9 +1,4 @@
-"""Step timings: recorded durations of ingestion and training, and timed scratch runs.
-
-Every real ingestion and training run records its duration in the record store;
-:func:`time_steps` runs both in-process in a scratch folder, never touching
-production outputs.
-"""
+"""Statistics of recorded ingestion and training durations, and timed scratch runs of both."""
 
 from __future__ import annotations
 
