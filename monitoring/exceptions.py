@@ -1,10 +1,12 @@
 """Exceptions raised by the monitoring package.
 
-Every exception carries the HTTP status it maps to, so the API turns any of them
-into one JSON error shape without a lookup table of its own.
+Every exception carries the HTTP status it maps to (``status_code``, given as a class
+keyword), so the API turns any of them into one JSON error shape without a table.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class MonitoringError(Exception):
@@ -12,85 +14,63 @@ class MonitoringError(Exception):
 
     status_code = 500
 
+    def __init_subclass__(cls, *, status_code: int, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status_code = status_code
+
     def __init__(self, message: str, *, details: object | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
 
 
-class ConfigError(MonitoringError, ValueError):
+class ConfigError(MonitoringError, ValueError, status_code=500):
     """The configuration file or an environment override is invalid."""
 
-    status_code = 500
 
-
-class DataValidationError(MonitoringError, ValueError):
+class DataValidationError(MonitoringError, ValueError, status_code=422):
     """Input data has missing/extra columns, wrong types or non-finite values."""
 
-    status_code = 422
 
-
-class BadRequestError(MonitoringError, ValueError):
+class BadRequestError(MonitoringError, ValueError, status_code=400):
     """A request body or parameter cannot be parsed."""
 
-    status_code = 400
 
-
-class UnsupportedMediaTypeError(MonitoringError, ValueError):
+class UnsupportedMediaTypeError(MonitoringError, ValueError, status_code=415):
     """A request body has a content type the endpoint does not accept."""
 
-    status_code = 415
 
-
-class ForbiddenPathError(MonitoringError, PermissionError):
+class ForbiddenPathError(MonitoringError, PermissionError, status_code=403):
     """A path points outside the configured data folders."""
 
-    status_code = 403
 
-
-class NotFoundError(MonitoringError, LookupError):
+class NotFoundError(MonitoringError, LookupError, status_code=404):
     """A file, version or record that was asked for does not exist."""
 
-    status_code = 404
 
-
-class MissingArtifactError(MonitoringError, FileNotFoundError):
+class MissingArtifactError(MonitoringError, FileNotFoundError, status_code=503):
     """A pipeline step needs an artifact an earlier step has not produced yet."""
 
-    status_code = 503
 
-
-class NotDeployedError(MissingArtifactError):
+class NotDeployedError(MissingArtifactError, status_code=503):
     """No model is deployed yet."""
 
-    status_code = 503
 
-
-class IntegrityError(MonitoringError, RuntimeError):
+class IntegrityError(MonitoringError, RuntimeError, status_code=500):
     """An artifact failed its checksum or could not be loaded."""
 
-    status_code = 500
 
-
-class AlreadyRunningError(MonitoringError, RuntimeError):
+class AlreadyRunningError(MonitoringError, RuntimeError, status_code=409):
     """Another pipeline run holds the lock."""
 
-    status_code = 409
 
-
-class NotFittedError(MonitoringError, ValueError, AttributeError):
+class NotFittedError(MonitoringError, ValueError, AttributeError, status_code=500):
     """A :class:`~monitoring.drift.ReferenceProfile` was used before it was fitted."""
 
-    status_code = 500
 
-
-class UnknownIdsError(MonitoringError):
+class UnknownIdsError(MonitoringError, status_code=404):
     """Feedback names request ids or row ids that were never captured."""
 
-    status_code = 404
 
-
-class RowLimitError(MonitoringError):
+class RowLimitError(MonitoringError, status_code=413):
     """A request has more rows than ``api.max_rows``."""
-
-    status_code = 413

@@ -1,12 +1,12 @@
 """Ground-truth labels for captured predictions, and the live performance they give.
 
-Labels arrive through ``POST /feedback``, by request id (a list of labels, one per
-row of that request, in order) or by row id. Labelled rows give the live
-performance of each model version on real traffic (:func:`live_performance`).
+Labels arrive through ``POST /feedback``, by request id (one label per row of that
+request, in order) or by row id.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,21 +26,11 @@ def _label(value: Any, where: str) -> int:
 
 
 def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
-    """Validate a feedback body.
+    """Validate a feedback body; return labels by request id and label by row id.
 
-    Accepted shapes: one item or ``{"feedback": [items]}`` (or a bare list of
-    items), where an item is ``{"request_id": str, "labels": [0/1, ...]}`` or
-    ``{"row_id": int, "label": 0/1}``.
-
-    Returns
-    -------
-    tuple
-        Labels by request id, and label by row id.
-
-    Raises
-    ------
-    DataValidationError
-        If the body has another shape or a label is not 0/1.
+    Accepted shapes: one item, a list of items or ``{"feedback": [items]}``, where an
+    item is ``{"request_id": str, "labels": [0/1, ...]}`` or ``{"row_id": int, "label":
+    0/1}``; anything else raises :class:`DataValidationError`.
     """
     if isinstance(body, dict) and "feedback" in body:
         body = body["feedback"]
@@ -77,41 +67,31 @@ def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
 def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
     """Store ground-truth labels for captured rows (all or nothing).
 
-    Raises
-    ------
-    UnknownIdsError
-        (404) naming every request id and row id that was not captured (never
-        seen, sampled out, or deleted by retention); nothing is stored.
-    DataValidationError
-        (422) if a request's label count differs from its captured row count.
+    Raises :class:`UnknownIdsError` naming every request id and row id not captured,
+    :class:`DataValidationError` if a request's label count is not its row count.
     """
     by_request, by_row = parse_feedback(body)
     import_journals(store)
     table = captured_predictions
     with store.engine.begin() as conn:
+        query = (
+            select(table.c.request_id, table.c.id)
+            .where(table.c.request_id.in_(list(by_request)))
+            .order_by(table.c.request_id, table.c.row_index)
+        )
         request_rows: dict[str, list[int]] = {}
-        if by_request:
-            query = (
-                select(table.c.request_id, table.c.id)
-                .where(table.c.request_id.in_(list(by_request)))
-                .order_by(table.c.request_id, table.c.row_index)
-            )
-            for rid, row_id in conn.execute(query):
-                request_rows.setdefault(rid, []).append(int(row_id))
-        known_rows: set[int] = set()
-        if by_row:
-            query = select(table.c.id).where(table.c.id.in_(list(by_row)))
-            known_rows = {int(r[0]) for r in conn.execute(query)}
-        unknown_requests = [r for r in by_request if r not in request_rows]
-        unknown_rows = sorted(r for r in by_row if r not in known_rows)
-        if unknown_requests or unknown_rows:
-            parts = []
-            if unknown_requests:
-                parts.append(f"unknown request ids: {unknown_requests}")
-            if unknown_rows:
-                parts.append(f"unknown row ids: {unknown_rows}")
+        for rid, row_id in conn.execute(query):
+            request_rows.setdefault(rid, []).append(int(row_id))
+        query = select(table.c.id).where(table.c.id.in_(list(by_row)))
+        known_rows = {int(r[0]) for r in conn.execute(query)}
+        unknown = {
+            "request ids": [r for r in by_request if r not in request_rows],
+            "row ids": sorted(r for r in by_row if r not in known_rows),
+        }
+        if any(unknown.values()):
+            listed = "; ".join(f"unknown {kind}: {ids}" for kind, ids in unknown.items() if ids)
             raise UnknownIdsError(
-                "; ".join(parts) + " (never captured, sampled out or expired); no labels stored"
+                f"{listed} (never captured, sampled out or expired); no labels stored"
             )
         updates: dict[int, int] = {}
         for rid, labels in by_request.items():
@@ -138,22 +118,12 @@ def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
 
 
 def live_performance(store: Store) -> dict[str, Any]:
-    """Metrics of each model version on its labelled captured rows.
+    """Model version to ``{"n_captured", "n_labelled", **metrics}`` (metrics once labelled).
 
-    Returns
-    -------
-    dict
-        Model version to ``{"n_captured", "n_labelled", **metrics}`` where the
-        metrics (from :func:`monitoring.scoring.compute_metrics`) are present only
-        when at least one row is labelled.
-
-    Notes
-    -----
-    The counts are one ``GROUP BY`` on the model-version index; each version's
-    labelled rows are a range of their covering partial index, read through the
-    driver's cursor (SQLAlchemy's row objects cost ~5x the query itself).
+    The counts are one ``GROUP BY`` on the model-version index; each version's labelled
+    rows are a range of their covering partial index, read through the driver's cursor
+    (SQLAlchemy's row objects cost ~5x the query itself).
     """
-
     table = captured_predictions
     version_column = table.c.model_version
     with store.engine.connect() as conn:
@@ -161,8 +131,7 @@ def live_performance(store: Store) -> dict[str, Any]:
             conn.execute(select(version_column, func.count()).group_by(version_column)).all()
         )
         labelled: dict[Any, Sequence[Any]] = {}
-        cursor = conn.connection.cursor()
-        try:
+        with contextlib.closing(conn.connection.cursor()) as cursor:
             for version in counts:
                 query = select(table.c.label, table.c.prediction, table.c.probability).where(
                     table.c.label.is_not(None),
@@ -171,8 +140,6 @@ def live_performance(store: Store) -> dict[str, Any]:
                 sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
                 cursor.execute(str(sql))
                 labelled[version] = cursor.fetchall()
-        finally:
-            cursor.close()
     out: dict[str, Any] = {}
     for version, n in counts.items():
         entry: dict[str, Any] = {"n_captured": int(n), "n_labelled": len(labelled[version])}
@@ -192,10 +159,6 @@ def live_performance(store: Store) -> dict[str, Any]:
 
 def labelled_count(store: Store) -> int:
     """Number of labelled captured rows (a cheap cache key for views)."""
-    table = captured_predictions
+    query = select(func.count()).where(captured_predictions.c.label.is_not(None))
     with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(table).where(table.c.label.is_not(None))
-            ).scalar_one()
-        )
+        return int(conn.execute(query).scalar_one())

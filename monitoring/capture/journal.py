@@ -1,9 +1,9 @@
 """Capture journals: how captured rows reach a SQLite record store off the request path.
 
-A request appends its rows, as one line, to its process's journal file; an
-importer (the process gunicorn starts beside its workers, or a worker's
-background thread when none runs) moves the lines into ``captured_predictions``
-exactly once. See :class:`_SqliteCaptureWriter`.
+A request appends its rows as one line to its process's journal in
+``<database>.capture-journal/``; the holder of the importer lock (gunicorn's importer
+process, else a worker's background thread) imports each line exactly once. Whatever
+needs every captured row calls :func:`import_journals` first.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from monitoring.storage.store import Store
 
 
 def row_json(columns: list[str] | None, rows: list[Any]) -> list[str]:
-    """One compact JSON object per row, from :func:`_inputs`.
+    """One compact JSON object per row of ``records._inputs``' (columns, rows).
 
-    Rows of finite floats are formatted with ``repr``, which is what ``json.dumps``
-    writes for a float, through a template made once per column list.
+    Finite floats are formatted with ``repr`` (what ``json.dumps`` writes for a float)
+    through a template made once per column list.
     """
     if columns is None:
         return list(rows)
@@ -57,50 +57,26 @@ def _journal_rows(line: bytes) -> list[tuple[Any, ...]]:
     ]
 
 
-_COLUMNS = (
-    "id",
-    "request_id",
-    "row_index",
-    "captured_at",
-    "model_version",
-    "inputs",
-    "prediction",
-    "probability",
-)
 _INSERT = (
-    f"INSERT OR IGNORE INTO captured_predictions ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+    "INSERT OR IGNORE INTO captured_predictions (id, request_id, row_index, captured_at,"
+    " model_version, inputs, prediction, probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 ID_BLOCK = 8192  # row ids a process reserves at a time
 IMPORT_EVERY = 0.1  # seconds between imports of the journals into the database
 ROTATE_BYTES = 1 << 20  # a journal this big is replaced by a fresh one
 PURGE_EVERY = 60.0  # seconds between retention purges by the importer
 IDLE_STOP = 30.0  # a writer's background thread stops after this long without a capture
+IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
 
 
 class _SqliteCaptureWriter:
     """The capture writer of one process for one SQLite database.
 
-    A request appends its rows, with row ids from a block this process reserved
-    (:func:`_reserve_ids`), as one line to the process's *journal* (an append-only file
-    in ``<database>.capture-journal/``) and answers: one ``write`` call and no
-    lock shared with other workers, so a worker descheduled mid-write never makes
-    another wait. The line is in the kernel once ``write`` returns, so it
-    survives the process (the guarantee of SQLite's WAL with ``synchronous=NORMAL``).
-
-    *Importing* journals into ``captured_predictions`` is the job of whoever
-    holds the importer lock (:func:`run_importer`: the process gunicorn starts
-    beside its workers, so no worker spends its time or its GIL on it). Without
-    one, the writer's background thread takes the lock for a moment every
-    :data:`IMPORT_EVERY` seconds and imports itself. Every line is imported
-    exactly once, whoever imports it. Anything that needs every captured row
-    (:func:`apply_feedback`, :func:`captured`, :func:`purge`) calls
-    :func:`import_journals` first; summaries (:func:`live_performance`) may lag by
-    a fraction of a second.
-
-    The background thread also replaces the journal past :data:`ROTATE_BYTES`
-    (the old one, unlocked, is imported and removed like the journal of a process
-    that died) and stops after :data:`IDLE_STOP` idle seconds.
+    A request is one ``write`` of one line, under row ids this process reserved, with no
+    lock shared with other workers; the line then survives the process (as SQLite's WAL
+    does with ``synchronous=NORMAL``). A background thread imports when no importer
+    process does, replaces the journal past :data:`ROTATE_BYTES` (the old one is then
+    imported and removed like a dead process's) and stops after :data:`IDLE_STOP` s idle.
     """
 
     def __init__(self, store: Store, database: str) -> None:
@@ -113,9 +89,9 @@ class _SqliteCaptureWriter:
         self.next_id = self.end_id = 0
         self.fd = self._open_journal()
         self.written = 0  # bytes written to the current journal
-        self.last_write = 0.0
-        self.thread: threading.Thread | None = None
+        self.last_write = time.monotonic()
         self.closed = False
+        threading.Thread(target=self._background, name="capture-journal", daemon=True).start()
 
     def _open_journal(self) -> int:
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -130,7 +106,7 @@ class _SqliteCaptureWriter:
         """Journal one request's rows under fresh, consecutive row ids; return the ids.
 
         ``request`` is ``[request_id, captured_at, model_version, columns, inputs,
-        predictions, probabilities]`` (see :func:`_journal_rows`).
+        predictions, probabilities]``.
         """
         count = len(request[5])
         with self.mutex:
@@ -147,11 +123,6 @@ class _SqliteCaptureWriter:
             self.next_id += count
             self.written += len(line)
             self.last_write = time.monotonic()
-            if self.thread is None:
-                self.thread = threading.Thread(
-                    target=self._background, name="capture-journal", daemon=True
-                )
-                self.thread.start()
         return list(range(first, first + count))
 
     def _background(self) -> None:
@@ -164,11 +135,9 @@ class _SqliteCaptureWriter:
                     idle = time.monotonic() - self.last_write > IDLE_STOP
                     if idle:
                         self._forget()  # later captures take a new writer
-                    if idle or self.written > ROTATE_BYTES:
                         retired, self.fd = self.fd, -1
-                    if not idle and self.fd < 0:
-                        self.fd = self._open_journal()
-                        self.written = 0
+                    elif self.written > ROTATE_BYTES:
+                        retired, self.fd, self.written = self.fd, self._open_journal(), 0
                 if retired >= 0:
                     os.close(retired)  # unlocked: imported and removed as a finished journal
                 importer.retention_days = self.retention_days
@@ -187,7 +156,6 @@ class _SqliteCaptureWriter:
     def _forget(self) -> None:
         """Stop taking captures (holding both locks); the next one makes a new writer."""
         self.closed = True
-        self.thread = None
         if _writers.get((os.getpid(), self.database)) is self:
             del _writers[(os.getpid(), self.database)]
 
@@ -202,28 +170,21 @@ def journal_folder(database: str) -> Path:
 
 
 class _Importer:
-    """Imports capture journals into the database while holding the importer lock.
+    """Imports the capture journals of SQLite file ``database`` while holding the importer lock."""
 
-    Parameters
-    ----------
-    database : str
-        The SQLite file.
-    """
-
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, retention_days: float | None = None) -> None:
         self.database = database
         self.folder = journal_folder(database)
-        self.retention_days: float | None = None
+        self.retention_days = retention_days
         self.connection = _connect(database)
         self.lock_fd = os.open(f"{database}.capture-importer", os.O_RDWR | os.O_CREAT, 0o600)
         self.held = False
         self.last_purge = 0.0
 
     def cycle(self, *, block: bool) -> bool:
-        """Import every journal once if this process holds (or gets) the importer lock.
+        """Import every journal once if this process holds or gets the importer lock; say if so.
 
-        With ``block`` wait for the lock and keep it; otherwise take it only if it
-        is free and let it go after. Returns whether anything was done.
+        With ``block`` wait for the lock and keep it, else take it only if free, for once.
         """
         if not self.held:
             try:
@@ -239,9 +200,8 @@ class _Importer:
                 self.last_purge = now
                 self._purge()
         finally:
-            if block:
-                self.held = True
-            else:
+            self.held = block
+            if not block:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
         return True
 
@@ -268,15 +228,10 @@ class _Importer:
 def _finished(path: Path) -> bool:
     """Whether no process writes ``path`` any more (nobody holds its shared lock)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (FileNotFoundError, BlockingIOError):
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
     return True
 
 
@@ -285,23 +240,17 @@ def run_importer(
 ) -> None:
     """Import the capture journals of ``settings``' SQLite store until ``stop()``.
 
-    Run by ``python -m monitoring capture-importer``, which gunicorn starts
-    beside its workers (``gunicorn.conf.py``). It holds the importer lock, so the
-    workers only write journals. Returns at once for other databases and when
-    capture is off. With ``idle_priority`` it drops to idle CPU priority
-    (:func:`use_idle_priority`) once set up, so its start is not starved.
+    Run by ``python -m monitoring capture-importer`` beside gunicorn's workers, leaving
+    them only journals to write. ``idle_priority`` applies once set up, so as not to
+    starve the start. Returns at once for other databases and when capture is off.
     """
-
     if not settings.capture.enabled:
         return
     store = Store(settings.database_url)
     if store.file is None or stop():
         return
     store.engine  # noqa: B018 - creates the tables
-    database = str(store.file)
-    journal_folder(database).mkdir(exist_ok=True)
-    importer = _Importer(database)
-    importer.retention_days = float(settings.capture.retention_days)
+    importer = _Importer(str(store.file), float(settings.capture.retention_days))
     if idle_priority:
         use_idle_priority()
     try:
@@ -312,23 +261,22 @@ def run_importer(
         importer.close()
 
 
-_lock_fds: dict[tuple[int, str], int] = {}
-_thread_locks: dict[tuple[int, str], threading.Lock] = {}
+_database_locks: dict[tuple[int, str], tuple[int, threading.Lock]] = {}
 
 
 @contextlib.contextmanager
 def _database_lock(database: str) -> Iterator[None]:
-    """Serialise capture writes to ``database`` across processes (an ``flock``).
+    """Serialise capture writes to ``database`` across threads and processes (``flock``).
 
-    A waiting process is woken the moment the lock is free, instead of SQLite's
-    busy handler sleeping 1, 2, 5, 10 ... ms between retries.
+    A waiting process wakes the moment the lock is free, where SQLite's busy handler
+    would sleep 1, 2, 5, 10 ... ms between retries.
     """
     key = (os.getpid(), database)
     with _writers_lock:
-        fd = _lock_fds.get(key)
-        if fd is None:
-            fd = _lock_fds[key] = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT)
-        mutex = _thread_locks.setdefault(key, threading.Lock())
+        if key not in _database_locks:
+            fd = os.open(f"{database}.capture-lock", os.O_RDWR | os.O_CREAT)
+            _database_locks[key] = (fd, threading.Lock())
+        fd, mutex = _database_locks[key]
     with mutex:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -340,22 +288,18 @@ def _database_lock(database: str) -> Iterator[None]:
 def _reserve_ids(database: str, count: int) -> int:
     """Reserve ``count`` consecutive row ids; return the first.
 
-    The next free id lives in ``<database>.capture-ids`` under its own ``flock``
-    (never held by the importer, so a worker never waits for an import), written
-    and synced once per block. It never goes below the largest id stored, so
-    losing the file only skips ids.
+    The next free id lives in ``<database>.capture-ids`` under its own ``flock`` (which
+    no import holds). It never goes below the largest id stored, so losing the file
+    only skips ids.
     """
     fd = os.open(f"{database}.capture-ids", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         raw = os.pread(fd, 32, 0).strip()
-        connection = _connect(database)
-        try:  # a read: with WAL it waits for no writer
+        with contextlib.closing(_connect(database)) as connection:  # WAL: a read waits for no write
             stored = connection.execute(
                 "SELECT COALESCE(MAX(id), 0) + 1 FROM captured_predictions"
             ).fetchone()[0]
-        finally:
-            connection.close()
         first = max(int(raw) if raw.isdigit() else 1, int(stored))
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(first + count).encode(), 0)
@@ -365,9 +309,6 @@ def _reserve_ids(database: str, count: int) -> int:
     return first
 
 
-IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
-
-
 def _imported(connection: sqlite3.Connection, name: str) -> int:
     row = connection.execute(
         "SELECT imported FROM capture_journals WHERE name = ?", (name,)
@@ -375,26 +316,18 @@ def _imported(connection: sqlite3.Connection, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _read_lines(path: Path, offset: int) -> tuple[bytes, bool]:
-    """The complete lines of ``path`` from ``offset`` (about a batch at most), and
-    whether they reach the end of what is written.
-
-    A line still being written is left for next time; a line longer than a batch
-    is read whole.
-    """
+def _read_lines(path: Path, offset: int) -> tuple[list[bytes], bool]:
+    """The complete lines of ``path`` from ``offset`` (about a batch), and whether they end it."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
-            data = handle.read(IMPORT_BATCH)
-            at_end = len(data) < IMPORT_BATCH
-            end = data.rfind(b"\n") + 1
-            if not end and not at_end:
-                handle.seek(offset)
-                data = handle.readline()
-                end = len(data) if data.endswith(b"\n") else 0
+            lines = handle.readlines(IMPORT_BATCH)  # whole lines, until a batch is read
     except FileNotFoundError:
-        return b"", True
-    return data[:end], at_end
+        return [], True
+    at_end = sum(map(len, lines)) < IMPORT_BATCH
+    if lines and not lines[-1].endswith(b"\n"):
+        lines.pop()  # still being written: next time
+    return lines, at_end
 
 
 def _import_journal(
@@ -402,26 +335,24 @@ def _import_journal(
 ) -> None:
     """Insert the journal's complete lines not imported yet (each exactly once).
 
-    How far a journal was imported is kept in ``capture_journals``, moved in the
-    same transaction as the inserts, one transaction per :data:`IMPORT_BATCH`
-    bytes. Lines are read and decoded before taking the lock, which then covers
-    only the write (and is retried if another importer moved the offset
-    meanwhile). A ``finished`` journal (no process writes it any more) is removed
-    once imported.
+    The imported offset in ``capture_journals`` moves in the same transaction as the
+    inserts, one per :data:`IMPORT_BATCH` bytes. Lines are decoded before taking the
+    lock, so it covers only the write (retried if another importer moved the offset
+    meanwhile). A ``finished`` journal (no writer any more) is removed once imported.
     """
     while True:
         offset = _imported(connection, path.name)
         lines, at_end = _read_lines(path, offset)
         if not lines:
             break
-        rows = [row for line in lines.splitlines() for row in _journal_rows(line)]
+        rows = [row for line in lines for row in _journal_rows(line)]
         with _database_lock(database), _write_priority():
             if _imported(connection, path.name) != offset:
                 continue  # imported meanwhile by someone else: read again
             connection.executemany(_INSERT, rows)
             connection.execute(
                 "INSERT OR REPLACE INTO capture_journals (name, imported) VALUES (?, ?)",
-                (path.name, offset + len(lines)),
+                (path.name, offset + sum(map(len, lines))),
             )
             connection.commit()
         if at_end:  # everything written so far is imported
@@ -435,65 +366,52 @@ _idle_priority = False  # set in the importer process (SCHED_IDLE)
 
 @contextlib.contextmanager
 def _write_priority() -> Iterator[None]:
-    """Normal CPU priority for the importer while it holds the write lock.
+    """Normal CPU priority for the idle-priority importer while it holds the write lock.
 
-    The importer runs at idle priority so it never takes CPU from the workers,
-    but a worker waiting on its lock (``POST /feedback`` imports first) must not
-    wait for an idle CPU: the short write itself runs at normal priority.
+    A worker waiting on that lock (``POST /feedback`` imports first) must not wait for
+    an idle CPU.
     """
-    if not _idle_priority:
-        yield
-        return
-    try:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    except OSError:  # not allowed after all: write at idle priority
-        yield
-        return
+    normal = _idle_priority and _set_scheduler(os.SCHED_OTHER)  # not allowed: stay idle
     try:
         yield
     finally:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        if normal:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def use_idle_priority() -> None:
     """Run this process (the importer) at idle CPU priority, writing at normal one.
 
-    An unprivileged process may leave ``SCHED_IDLE`` only if ``RLIMIT_NICE``
-    allows nice 0; otherwise (and where ``SCHED_IDLE`` does not exist) it runs at
-    ``nice 19`` instead.
+    An unprivileged process may leave ``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows
+    nice 0; otherwise (and without ``SCHED_IDLE``) it runs at ``nice 19`` instead.
     """
     global _idle_priority
     limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
     may_return = os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20
-    if may_return and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
-        else:
-            _idle_priority = True
-            return
-    os.nice(19)
+    _idle_priority = may_return and hasattr(os, "SCHED_IDLE") and _set_scheduler(os.SCHED_IDLE)
+    if not _idle_priority:
+        os.nice(19)
+
+
+def _set_scheduler(policy: int) -> bool:
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        return False
+    return True
 
 
 def import_journals(store: Store) -> None:
-    """Import every capture journal of the store's SQLite database (no-op otherwise).
-
-    Called before anything that must see every captured row; cheap when the
-    importer is up to date.
-    """
+    """Import every capture journal of the store's SQLite database (cheap when up to date)."""
     if store.file is None:
         return
     database = str(store.file)
     folder = journal_folder(database)
     if not folder.is_dir():
         return
-    connection = _connect(database)
-    try:
+    with contextlib.closing(_connect(database)) as connection:
         for path in sorted(folder.glob("*.jsonl")):
             _import_journal(connection, database, path)
-    finally:
-        connection.close()
 
 
 def _connect(database: str) -> sqlite3.Connection:
@@ -513,10 +431,9 @@ def writer_for(store: Store) -> _SqliteCaptureWriter:
     database = str(store.file)
     key = (os.getpid(), database)
     with _writers_lock:
-        writer = _writers.get(key)
-        if writer is None:
-            writer = _writers[key] = _SqliteCaptureWriter(store, database)
-        return writer
+        if key not in _writers:
+            _writers[key] = _SqliteCaptureWriter(store, database)
+        return _writers[key]
 
 
 def retention_cutoff(now: datetime, retention_days: float) -> str:

@@ -1,11 +1,9 @@
 """Recording predictions: one captured row per predicted input row.
 
-Each row gets an integer *row id*; the ``/prediction`` response carries the
-request id (``X-Request-ID`` header and ``request_id`` field) and the row ids
-(``row_ids``), which ``POST /feedback`` labels later. With a SQLite store a
-request only appends its rows to its process's journal
-(:mod:`~monitoring.capture.journal`); other databases get one INSERT. Rows older
-than ``capture.retention_days`` are purged off the request path.
+Each row gets an integer *row id*; the ``/prediction`` response carries the request
+id and the row ids, which ``POST /feedback`` labels later. With a SQLite store a
+request only appends its rows to its process's journal; other databases get one
+INSERT. Rows older than ``capture.retention_days`` are purged off the request path.
 """
 
 from __future__ import annotations
@@ -35,18 +33,14 @@ PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures,
 
 def should_capture(settings: Settings) -> bool:
     """Whether to capture this request under ``capture.enabled``/``sample_rate``."""
-    if not settings.capture.enabled:
-        return False
-    rate = settings.capture.sample_rate
-    return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+    return settings.capture.enabled and random.random() < settings.capture.sample_rate
 
 
 def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
     """The captured inputs compactly: (columns, value rows), or (None, JSON objects).
 
-    Validated numeric features (the common case) stay a matrix of numbers, so a
-    request is serialised with one ``json.dumps``; anything else becomes one JSON
-    object per row through ``to_json`` (mixed types, NaN as null, timestamps).
+    Finite floats (the common case) stay a matrix, serialised with one ``json.dumps``;
+    anything else becomes a JSON object per row through ``to_json`` (NaN as null).
     """
     values = frame.to_numpy()  # float64 when every column is a number and one a float
     if len(frame.columns) and values.dtype == np.float64 and np.isfinite(values).all():
@@ -64,18 +58,9 @@ def record(
     frame: pd.DataFrame,
     result: Mapping[str, Any],
 ) -> list[int]:
-    """Capture one row per predicted row; return their row ids in order.
+    """Capture one row per row of ``frame``; return their row ids in order.
 
-    Parameters
-    ----------
-    store : Store
-    settings : Settings
-    request_id : str
-    model_version : str
-    frame : pandas.DataFrame
-        The request's rows, as parsed.
-    result : mapping
-        The model's output with ``predictions`` and ``probabilities``.
+    ``result`` is the model's output, with ``predictions`` and ``probabilities``.
     """
     now = utcnow()
     predictions = [int(p) for p in result["predictions"]]
@@ -106,8 +91,7 @@ def record(
         )
     ]
     table = captured_predictions
-    # One statement with RETURNING, ids in row order.
-    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)  # in row order
     with store.engine.begin() as conn:
         ids = [int(r[0]) for r in conn.execute(query, rows)]
     if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
@@ -119,24 +103,15 @@ def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> i
     """Delete captured rows older than ``capture.retention_days``; return how many."""
     import_journals(store)
     cutoff = retention_cutoff(now or datetime.now(UTC), settings.capture.retention_days)
+    query = delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
     with store.engine.begin() as conn:
-        result = conn.execute(
-            delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
-        )
-    return int(result.rowcount or 0)
+        return int(conn.execute(query).rowcount or 0)
 
 
 def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
     """Captured rows of one request, in row order (inputs decoded)."""
     import_journals(store)
     table = captured_predictions
+    query = select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
-        ).all()
-    out = []
-    for row in rows:
-        item = dict(row._mapping)
-        item["inputs"] = json.loads(item["inputs"])
-        out.append(item)
-    return out
+        return [{**row._mapping, "inputs": json.loads(row.inputs)} for row in conn.execute(query)]

@@ -1,27 +1,11 @@
 """Offline-safe, cached check of the service's dependencies.
 
-For every requirement in ``requirements.txt`` (read with :mod:`packaging`) a row gives
-the package, the specifier (as :mod:`packaging` writes it: clauses sorted, no spaces),
-the installed version, the latest release on PyPI and a status. Statuses, the first
-rule that applies wins:
-
-1. ``"not-installed"``: the distribution is not installed.
-2. ``"pin-mismatch"``: the installed version does not satisfy the specifier. Every
-   operator is evaluated (``==``, ``!=``, ``<=``, ``>=``, ``<``, ``>``, ``~=``,
-   ``===``) and an installed pre-release counts, as in ``pip check``.
-3. ``"unknown"``: the latest version could not be fetched, or it cannot be compared
-   with the installed one.
-4. ``"outdated"``: installed version < latest version.
-5. ``"up-to-date"``: installed version >= latest version.
-
-The latest versions are fetched concurrently with an overall deadline; what is not back
-by then (offline, DNS, slow index) is ``"unknown"``. They are kept in a JSON cache,
-``{"format": 1, "checked_at": "<ISO-8601 UTC>", "requirements_sha256": "<hex of the
-requirements file and its includes>", "latest": {"<PEP 503 name>": "<version>" | null}}``,
-so a request never waits for the network: :func:`get` answers at once and at most one
-background thread per process refreshes a stale cache; :func:`refresh_cache` (the CLI)
-refreshes it in the foreground. Installed versions and statuses are always computed
-afresh, so a ``pip install`` shows at once.
+Each requirement of ``requirements.txt`` and its includes gives a row: package,
+specifier, installed version, latest release on PyPI and a status, the first that
+applies: ``not-installed``; ``pin-mismatch`` (not satisfied, pre-releases included, as
+in ``pip check``); ``unknown`` (latest not fetched or not comparable); ``outdated``;
+``up-to-date``. Latest versions are fetched under a deadline into a JSON cache, which
+:func:`get` serves at once while at most one thread per process refreshes it.
 """
 
 from __future__ import annotations
@@ -39,10 +23,9 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NamedTuple, TypedDict
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -69,7 +52,7 @@ PathArg = str | os.PathLike[str]
 
 
 class DependencyRow(TypedDict):
-    """One package of a dependency report (``required`` is ``None`` without a specifier)."""
+    """One package of a report (``required`` is ``None`` without a specifier)."""
 
     package: str
     required: str | None
@@ -85,9 +68,6 @@ class DependencyReport(TypedDict):
     stale: bool
     refreshing: bool
     packages: list[DependencyRow]
-
-
-# -- the requirements file ---------------------------------------------------------------
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
@@ -106,57 +86,52 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield start, line
 
 
-def _read(
-    path: Path, found: dict[str, Requirement], seen: set[str], digest: Callable[[bytes], object]
-) -> None:
-    """Add the requirements of ``path`` and of the files it includes to ``found``."""
-    if os.path.realpath(path) in seen:
-        return  # already read: also ends include cycles
-    seen.add(os.path.realpath(path))
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read requirements file {path}: {exc}") from exc
-    digest(data + b"\0")
-    for number, line in _lines(text):
-        where = f"{path}:{number}"
-        if include := _INCLUDE.match(line):
-            if "://" in include["path"]:
-                logger.warning("%s: remote include %r ignored", where, include["path"])
-            else:
-                _read(path.parent / Path(include["path"]).expanduser(), found, seen, digest)
-            continue
-        if line.startswith("-"):
-            continue  # --index-url, -c, -e, --pre ...: nothing to check
-        spec = re.split(r"\s+(?=-)", line, maxsplit=1)[0]  # drop --hash and co.
-        try:
-            requirement = Requirement(spec)
-        except InvalidRequirement:
-            requirement = None
-        if requirement is None or requirement.name.lower().endswith(_ARCHIVES):
-            logger.warning("%s: %r is not a named requirement, not checked", where, spec)
-            continue
-        key = canonicalize_name(requirement.name)
-        if key in found:  # listed twice: first spelling, clauses combined
-            found[key].specifier &= requirement.specifier
-        else:
-            found[key] = requirement
-
-
 def _parse(path: Path) -> tuple[list[Requirement], str]:
-    """Return the requirements of ``path`` in file order and the sha256 of its files."""
+    """The requirements of ``path`` and its includes in file order, and their files' sha256."""
     found: dict[str, Requirement] = {}
+    seen: set[str] = set()
     digest = hashlib.sha256()
-    _read(path, found, set(), digest.update)
+
+    def read(path: Path) -> None:
+        if os.path.realpath(path) in seen:
+            return  # already read: also ends include cycles
+        seen.add(os.path.realpath(path))
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read requirements file {path}: {exc}") from exc
+        digest.update(data + b"\0")
+        for number, line in _lines(text):
+            where = f"{path}:{number}"
+            if include := _INCLUDE.match(line):
+                if "://" in include["path"]:
+                    logger.warning("%s: remote include %r ignored", where, include["path"])
+                else:
+                    read(path.parent / Path(include["path"]).expanduser())
+                continue
+            if line.startswith("-"):
+                continue  # --index-url, -c, -e, --pre ...: nothing to check
+            spec = re.split(r"\s+(?=-)", line, maxsplit=1)[0]  # drop --hash and co.
+            try:
+                requirement = Requirement(spec)
+            except InvalidRequirement:
+                requirement = None
+            if requirement is None or requirement.name.lower().endswith(_ARCHIVES):
+                logger.warning("%s: %r is not a named requirement, not checked", where, spec)
+                continue
+            key = canonicalize_name(requirement.name)
+            if key in found:  # listed twice: first spelling, clauses combined
+                found[key].specifier &= requirement.specifier
+            else:
+                found[key] = requirement
+
+    read(path)
     return list(found.values()), digest.hexdigest()
 
 
-# -- installed and latest versions --------------------------------------------------------
-
-
 def installed_version(name: str) -> str | None:
-    """Return the installed version of distribution ``name``, ``None`` if not installed."""
+    """The installed version of distribution ``name``, ``None`` if not installed."""
     try:
         return importlib.metadata.version(name) or None
     except (importlib.metadata.PackageNotFoundError, OSError, ValueError):  # or bad metadata
@@ -164,21 +139,10 @@ def installed_version(name: str) -> str | None:
 
 
 def fetch_latest_pypi(name: str, *, timeout: float, index_url: str | None = None) -> str | None:
-    """Fetch ``info.version`` of ``<index_url>/<name>/json``; ``None`` on any failure.
+    """Fetch ``info.version`` of ``<index_url>/<PEP 503 name>/json``; ``None`` on any failure.
 
-    Parameters
-    ----------
-    name : str
-        Project name (PEP 503 normalised in the URL).
-    timeout : float
-        Socket timeout in seconds.
-    index_url : str, optional
-        The JSON API; defaults to ``$MONITORING_PYPI_URL``, then PyPI. Only http(s).
-
-    Returns
-    -------
-    str or None
-        The version, or ``None`` when offline, timed out, refused, over 64 MiB or malformed.
+    ``index_url`` (http(s) only) defaults to ``$MONITORING_PYPI_URL``, then PyPI; a
+    response over :data:`_MAX_RESPONSE_BYTES` counts as a failure.
     """
     base = (index_url or os.environ.get(PYPI_URL_ENV) or DEFAULT_PYPI_URL).rstrip("/")
     url = f"{base}/{urllib.parse.quote(canonicalize_name(name), safe='')}/json"
@@ -196,41 +160,16 @@ def fetch_latest_pypi(name: str, *, timeout: float, index_url: str | None = None
     except (OSError, ValueError, LookupError, TypeError, http.client.HTTPException) as exc:
         logger.info("cannot fetch the latest version of %s: %s", name, exc)
         return None
-    return (version.strip() or None) if isinstance(version, str) else None
+    return _version(version)
 
 
-def _result(future: concurrent.futures.Future[str | None]) -> str | None:
-    """A fetcher's answer, stripped; exceptions and blanks are ``None``."""
-    try:
-        value = future.result()
-    except Exception as exc:  # noqa: BLE001 - a fetcher must never break the check
-        logger.info("fetching a latest version failed: %s", exc)
-        return None
+def _version(value: object) -> str | None:
+    """A fetched version, stripped; anything but a non-blank string is ``None``."""
     return (value.strip() or None) if isinstance(value, str) else None
 
 
-def _fetch_all(names: list[str], fetch: Fetcher, deadline: float) -> dict[str, str | None]:
-    """Fetch the latest versions concurrently; what misses the deadline is ``None``."""
-    latest: dict[str, str | None] = dict.fromkeys(names)
-    if not names:
-        return latest
-    pool = concurrent.futures.ThreadPoolExecutor(
-        min(_MAX_WORKERS, len(names)), thread_name_prefix="depcheck-fetch"
-    )
-    try:
-        futures = {pool.submit(fetch, name): name for name in names}
-        done, late = concurrent.futures.wait(futures, timeout=deadline)
-        for future in done:
-            latest[futures[future]] = _result(future)
-        if late:
-            logger.info("%d latest version(s) not fetched within %.1f s", len(late), deadline)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # stragglers end on their own
-    return latest
-
-
 def _status(requirement: Requirement, installed: str | None, latest: str | None) -> Status:
-    """Apply the status precedence of the module docstring."""
+    """The status of the module docstring."""
     if installed is None:
         return "not-installed"
     if not requirement.specifier.contains(installed, prereleases=True):
@@ -243,11 +182,7 @@ def _status(requirement: Requirement, installed: str | None, latest: str | None)
         return "up-to-date" if installed == latest else "unknown"
 
 
-# -- the cache ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Snapshot:
+class _Snapshot(NamedTuple):
     """The content of a cache file."""
 
     checked_at: datetime
@@ -299,10 +234,23 @@ def _write_cache(path: Path, snapshot: _Snapshot) -> None:
 def _fetch(
     requirements_path: Path, fetch_latest: Fetcher | None, deadline: float
 ) -> tuple[list[Requirement], _Snapshot]:
-    """Parse the requirements and fetch their latest versions."""
+    """Parse the requirements and fetch their latest versions concurrently (late: ``None``)."""
     requirements, digest = _parse(requirements_path)
     fetch = fetch_latest or functools.partial(fetch_latest_pypi, timeout=max(deadline, 0.1))
-    latest = _fetch_all([canonicalize_name(r.name) for r in requirements], fetch, deadline)
+    latest: dict[str, str | None] = {canonicalize_name(r.name): None for r in requirements}
+    pool = concurrent.futures.ThreadPoolExecutor(_MAX_WORKERS, thread_name_prefix="depcheck-fetch")
+    try:
+        futures = {pool.submit(fetch, name): name for name in latest}
+        done, late = concurrent.futures.wait(futures, timeout=deadline)
+        for future in done:
+            try:
+                latest[futures[future]] = _version(future.result())
+            except Exception as exc:  # noqa: BLE001 - a fetcher must never break the check
+                logger.info("fetching the latest version of %s failed: %s", futures[future], exc)
+        if late:
+            logger.info("%d latest version(s) not fetched within %.1f s", len(late), deadline)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # stragglers end on their own
     return requirements, _Snapshot(_now(), digest, latest)
 
 
@@ -333,28 +281,11 @@ def refresh_cache(
     fetch_latest: Fetcher | None = None,
     deadline: float = 10.0,
 ) -> DependencyReport:
-    """Fetch the latest versions now (blocking), write the cache and return the report.
+    """Fetch the latest versions now, write the cache (and its folder), return the report.
 
-    Parameters
-    ----------
-    requirements_path, cache_path : str or os.PathLike
-        The requirements file and the JSON cache file (created with its folder).
-    fetch_latest : callable, optional
-        ``fetch_latest(pep503_name) -> version or None``; defaults to PyPI.
-    deadline : float, default 10.0
-        Seconds to wait for the fetches; later answers are ``"unknown"``.
-
-    Returns
-    -------
-    DependencyReport
-        The report, with ``stale`` and ``refreshing`` false.
-
-    Raises
-    ------
-    monitoring.exceptions.ConfigError
-        If the requirements file or one of its includes cannot be read.
-    OSError
-        If the cache file cannot be written.
+    ``fetch_latest(pep503_name) -> version or None`` defaults to PyPI; answers later
+    than ``deadline`` seconds are ``"unknown"``. Raises :class:`ConfigError` if a
+    requirements file cannot be read, :class:`OSError` if the cache cannot be written.
     """
     requirements, snapshot = _fetch(Path(requirements_path), fetch_latest, deadline)
     _write_cache(Path(cache_path), snapshot)
@@ -371,41 +302,24 @@ def get(
     fetch_latest: Fetcher | None = None,
     deadline: float = 10.0,
 ) -> DependencyReport:
-    """Return the report at once from the cache, refreshing a stale cache in the background.
+    """The report at once from the cache, refreshing a stale cache in the background.
 
     The cache is stale when missing, corrupt, made for other requirements, dated in the
     future or older than ``max_age_seconds`` (``retry_unknown_seconds`` when it holds
-    unknown versions). A stale cache starts a background refresh unless one already
-    runs in this process (for any cache file: a later call then starts this one). A
-    refresh whose cache file cannot be written is served from memory.
-
-    Parameters
-    ----------
-    requirements_path, cache_path : str or os.PathLike
-        The requirements file and the JSON cache file.
-    max_age_seconds, retry_unknown_seconds : float, default 86400 and 900
-        Ages after which the cache is stale, without and with unknown versions.
-    refresh : bool, default True
-        Whether a stale cache starts a background refresh.
-    fetch_latest, deadline
-        As in :func:`refresh_cache`, for the background refresh.
-
-    Returns
-    -------
-    DependencyReport
-        ``checked_at`` (``None`` when never checked), ``stale``, ``refreshing`` (a
-        refresh of this cache runs) and the ``packages`` rows.
-
-    Raises
-    ------
-    monitoring.exceptions.ConfigError
-        If the requirements file cannot be read. Cache and network troubles never raise.
+    unknown versions). With ``refresh`` a stale cache starts a background refresh
+    (``fetch_latest`` and ``deadline`` as in :func:`refresh_cache`) unless one already
+    runs in this process. A refresh whose cache file cannot be written is served from
+    memory. ``checked_at`` is ``None`` when never checked; ``refreshing`` tells whether
+    a refresh of this cache runs. Only an unreadable requirements file raises
+    (:class:`ConfigError`).
     """
+    global _running
     requirements_path, cache_path = Path(requirements_path), Path(cache_path)
+    key = os.path.abspath(cache_path)
     requirements, digest = _parse(requirements_path)
     snapshot = _read_cache(cache_path)
     with _lock:
-        kept = _unwritten.get(os.path.abspath(cache_path))
+        kept = _unwritten.get(key)
     if kept is not None and (snapshot is None or kept.checked_at > snapshot.checked_at):
         snapshot = kept
     fresh = False
@@ -413,36 +327,18 @@ def get(
         unknown = any(snapshot.latest.get(canonicalize_name(r.name)) is None for r in requirements)
         limit = min(max_age_seconds, retry_unknown_seconds) if unknown else max_age_seconds
         fresh = 0 <= (_now() - snapshot.checked_at).total_seconds() <= limit
-    if refresh and not fresh:
-        refreshing = _start_refresh(requirements_path, cache_path, fetch_latest, deadline)
-    else:
-        with _lock:
-            refreshing = _running is not None and _running[1] == os.path.abspath(cache_path)
+    with _lock:  # held until _running is set: the thread clears it under the lock
+        if refresh and not fresh and _running is None:
+            args = (requirements_path, cache_path, fetch_latest, deadline)
+            thread = threading.Thread(target=_refresh, args=args, name="depcheck-refresh")
+            thread.daemon = True
+            try:
+                thread.start()
+                _running = (thread, key)
+            except RuntimeError as exc:  # e.g. during interpreter shutdown
+                logger.warning("cannot start the dependency refresh: %s", exc)
+        refreshing = _running is not None and _running[1] == key
     return _report(requirements, snapshot, stale=not fresh, refreshing=refreshing)
-
-
-# -- the background refresh (one per process) --------------------------------------------
-
-
-def _start_refresh(
-    requirements_path: Path, cache_path: Path, fetch_latest: Fetcher | None, deadline: float
-) -> bool:
-    """Start a background refresh; tell whether one of ``cache_path`` now runs."""
-    global _running
-    key = os.path.abspath(cache_path)
-    with _lock:
-        if _running is not None:
-            return _running[1] == key
-        args = (requirements_path, cache_path, fetch_latest, deadline)
-        thread = threading.Thread(target=_refresh, args=args, name="depcheck-refresh", daemon=True)
-        _running = (thread, key)
-        try:
-            thread.start()
-        except RuntimeError as exc:  # e.g. during interpreter shutdown
-            logger.warning("cannot start the dependency refresh: %s", exc)
-            _running = None
-            return False
-    return True
 
 
 def _refresh(
@@ -465,13 +361,7 @@ def _refresh(
 
 
 def wait_for_refresh(timeout: float | None = None) -> bool:
-    """Wait at most ``timeout`` seconds (``None``: no limit) for the background refresh.
-
-    Returns
-    -------
-    bool
-        ``True`` when no background refresh runs any more.
-    """
+    """Wait at most ``timeout`` seconds for the background refresh; tell whether it ended."""
     with _lock:
         running = _running
     if running is not None:

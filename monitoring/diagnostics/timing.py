@@ -1,9 +1,4 @@
-"""Step timings: recorded durations of ingestion and training, and timed runs.
-
-:func:`time_steps` runs ingestion and training in-process, N times, in a scratch
-copy of the folders, so measuring never overwrites production outputs. Every real
-ingestion and training run also records its duration in the record store.
-"""
+"""Statistics of recorded ingestion and training durations, and timed scratch runs of both."""
 
 from __future__ import annotations
 
@@ -47,19 +42,11 @@ def recorded_timings(store: Store, *, last: int = 20) -> dict[str, Any]:
 
 
 def time_steps(settings: Settings, *, runs: int, progress: Any = None) -> dict[str, Any]:
-    """Run ingestion and training ``runs`` times in a scratch folder and time them.
+    """Time ``runs`` ingestions and trainings; return each step's statistics and ``samples``.
 
-    The input and test folders are the configured ones (read-only); every output
-    goes to a temporary folder and a throw-away database, so production files are
-    never touched.
-
-    Returns
-    -------
-    dict
-        ``{"ingestion": {...}, "training": {...}}`` with runs, mean, std, min, max
-        and the raw ``samples`` in seconds.
+    Inputs are read from the configured folders; every output goes to a temporary
+    folder and a throw-away database.
     """
-
     samples: dict[str, list[float]] = {step: [] for step in TIMED_STEPS}
     with tempfile.TemporaryDirectory(prefix="monitoring-timing-") as tmp:
         scratch = settings.with_overrides(

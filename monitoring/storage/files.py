@@ -1,18 +1,17 @@
 """File helpers shared by every step: atomic writes, hashes, table readers, locks.
 
-A reader never sees a half-written file: everything is written to a temporary file
-in the destination folder, flushed to disk, then renamed over the target
-(``os.replace`` is atomic on POSIX within one file system).
+A write goes to a temporary file in the destination folder, flushed to disk, then
+renamed over the target, so a reader sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,25 +24,8 @@ from monitoring.exceptions import AlreadyRunningError, DataValidationError
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Write ``path`` through ``write(fileobj)`` so readers see old or new, never half.
-
-    Parameters
-    ----------
-    path : Path
-        Destination; its folder is created if needed.
-    write : callable
-        Receives a binary file object open on a temporary file next to ``path``.
-    """
+    """Write ``path`` (folder created if needed) through ``write(binary file object)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -57,7 +39,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return path
 
 
@@ -73,25 +60,17 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def atomic_write_json(path: Path, obj: Any) -> Path:
     """Atomically replace ``path`` with ``obj`` as indented JSON."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy ``src`` to ``dst`` atomically."""
     with open(src, "rb") as handle:
-        return atomic_write(dst, lambda out: _copy_stream(handle, out))
-
-
-def _copy_stream(src: IO[bytes], dst: IO[bytes]) -> None:
-    while chunk := src.read(1 << 20):
-        dst.write(chunk)
+        return atomic_write(dst, lambda out: shutil.copyfileobj(handle, out))
 
 
 def file_identity(path: Path) -> tuple[int, int, int] | None:
-    """(inode, mtime ns, size) of ``path``, or None when it does not exist.
-
-    Cheap enough to call per request; changes whenever the file is replaced.
-    """
+    """(inode, mtime ns, size) of ``path``, or None when missing: changes when it is replaced."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -105,12 +84,9 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's content."""
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -124,11 +100,8 @@ def read_json(path: Path, default: Any = None) -> Any:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV, JSON-lines or Parquet file by its extension.
 
-    Raises
-    ------
-    DataValidationError
-        If the extension is unsupported or the file cannot be parsed; the message
-        names the file.
+    Raises :class:`DataValidationError` naming the file if its type is unsupported or
+    it cannot be parsed.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -149,12 +122,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def read_table_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """:func:`read_table` in pieces: CSV streamed ``rows`` rows at a time, others whole.
 
-    Each piece keeps its rows' numbers in the file as its index.
-
-    Raises
-    ------
-    DataValidationError
-        As :func:`read_table`, possibly after some pieces.
+    Each piece keeps its rows' numbers in the file as its index; errors are those of
+    :func:`read_table`, possibly after some pieces.
     """
     path = Path(path)
     if path.suffix.lower() != ".csv":
@@ -167,7 +136,7 @@ def read_table_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         raise _unparsable(path, exc) from exc
 
 
-_PARSE_ERRORS = (ValueError, OSError, pd.errors.ParserError)
+_PARSE_ERRORS = (ValueError, OSError)  # pandas' ParserError is a ValueError
 
 
 def _unparsable(path: Path, exc: Exception) -> DataValidationError:
@@ -187,24 +156,17 @@ def list_tables(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path, *, what: str = "a pipeline run") -> Iterator[None]:
-    """Hold a non-blocking exclusive ``flock`` on ``path`` for the ``with`` block.
+    """Hold an exclusive ``flock`` on ``path``, or raise :class:`AlreadyRunningError`.
 
     The lock dies with the process, so a killed run never leaves it stuck.
-
-    Raises
-    ------
-    AlreadyRunningError
-        If another process holds it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise AlreadyRunningError(f"{what} is already running; try again later") from None
-            raise
+        except BlockingIOError:
+            raise AlreadyRunningError(f"{what} is already running; try again later") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield

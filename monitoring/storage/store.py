@@ -1,10 +1,9 @@
 """The record store: the source of truth for history.
 
-Ingestion records, score history, deployments, drift reports, step timings and
-pipeline runs live in one SQL database reached through SQLAlchemy. The default is
-an embedded SQLite file; ``DATABASE_URL`` can point at PostgreSQL instead. The text
-files the course expects (``ingestedfiles.txt``, ``latestscore.txt``) are still
-written, as compatible outputs.
+Ingestions, scores, deployments, drift reports, step timings, pipeline runs and
+captured predictions live in one SQL database through SQLAlchemy: a SQLite file by
+default, PostgreSQL through ``DATABASE_URL``. The course's text files
+(``ingestedfiles.txt``, ``latestscore.txt``) are written too, as compatible outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,10 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Engine,
+    Executable,
     Float,
     Index,
     Integer,
@@ -124,8 +125,7 @@ runs = Table(
     Column("evidence", Text),
 )
 
-# Captured /prediction traffic: one row per predicted input row, labelled later
-# through POST /feedback (see monitoring.capture).
+# One row per predicted input row of /prediction, labelled later (monitoring.capture).
 captured_predictions = Table(
     "captured_predictions",
     metadata,
@@ -153,8 +153,7 @@ Index(
 )
 
 
-# How far each capture journal has been imported (bytes), so a line is imported
-# exactly once whichever process imports it.
+# Bytes of each capture journal imported so far: each line is imported exactly once.
 capture_journals = Table(
     "capture_journals",
     metadata,
@@ -168,72 +167,6 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-_engines: dict[tuple[int, str], Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def get_engine(url: str) -> Engine:
-    """One engine per process and URL (engines must not cross a fork)."""
-    key = (os.getpid(), url)
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            if url.startswith("sqlite:///"):
-                Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url)
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            with _schema_lock(url):
-                metadata.create_all(engine)
-                for index in captured_predictions.indexes:  # added to older databases too
-                    index.create(engine, checkfirst=True)
-            _engines[key] = engine
-        return engine
-
-
-@contextlib.contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
-    """Serialise schema creation between processes sharing a SQLite file.
-
-    ``create_all`` checks, then creates: two processes opening a new database at
-    once (gunicorn workers and the capture importer) could both see a table
-    missing, and the second ``CREATE TABLE`` failed.
-    """
-    file = sqlite_file(url)
-    if file is None:
-        yield
-        return
-    fd = os.open(f"{file}.schema-lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _rows(result: Iterable[Any]) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in result]
-
-
-def records_stamp(url: str) -> Path | None:
-    """The file a :class:`Store` touches after each write of its records (SQLite).
-
-    Ingestions, scores, deployments, drift reports, timings and runs: readers
-    cache what they derive from them until this file changes. Captured
-    predictions, written all the time, do not touch it.
-    """
-    file = sqlite_file(url)
-    return None if file is None else Path(f"{file}.records")
-
-
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite ``url``; None for another database or ``:memory:``."""
     parsed = make_url(url)
@@ -242,32 +175,72 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-class Store:
-    """Typed access to the record store.
+_engines: dict[tuple[int, str], Engine] = {}
+_engines_lock = threading.Lock()
 
-    Parameters
-    ----------
-    url : str
-        SQLAlchemy database URL.
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
+        dbapi_connection.execute(f"PRAGMA {pragma}").close()
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per process and URL (engines must not cross a fork)."""
+    key = (os.getpid(), url)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            file = sqlite_file(url)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            with _schema_lock(file):
+                metadata.create_all(engine)
+                for index in captured_predictions.indexes:  # added to older databases too
+                    index.create(engine, checkfirst=True)
+            _engines[key] = engine
+        return engine
+
+
+@contextlib.contextmanager
+def _schema_lock(file: Path | None) -> Iterator[None]:
+    """Serialise schema creation between processes sharing a SQLite ``file``.
+
+    ``create_all`` checks, then creates: of two processes opening a new database at
+    once, both could see a table missing, and the second ``CREATE TABLE`` failed.
+    """
+    if file is None:
+        yield
+        return
+    with open(f"{file}.schema-lock", "a") as handle:  # closing it releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+class Store:
+    """Typed access to the record store at SQLAlchemy database URL ``url``.
+
+    With SQLite, :attr:`stamp` (``<file>.records``) is touched after each write of all
+    but captured predictions (written all the time): readers cache what they derive
+    from the records until it changes.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.file = sqlite_file(url)
-        self.stamp = records_stamp(url)
+        self.stamp = None if self.file is None else Path(f"{self.file}.records")
 
     @property
     def engine(self) -> Engine:
         return get_engine(self.url)
 
     def change_key(self, *, records_only: bool = False) -> Any:
-        """A cheap value that changes whenever the store is written (``None``: unknown).
+        """A cheap value that changes whenever the store (``records_only``: its stamp) is written.
 
-        With ``records_only`` only writes of the records (ingestions, scores,
-        deployments, drift reports, timings, runs) count, not captured predictions
-        or their labels: the stamp file's identity. Otherwise the SQLite file's and
-        its write-ahead log's identities (a commit appends to ``-wal``, a checkpoint
-        rewrites the main file). ``None`` for a database without files to stat.
+        Without ``records_only``: the identities of the SQLite file and its ``-wal`` (a
+        commit appends to the log, a checkpoint rewrites the file); ``None`` without a file.
         """
         if self.file is None or self.stamp is None:
             return None
@@ -283,7 +256,10 @@ class Store:
         if self.stamp is not None:
             self.stamp.touch()
 
-    # -- ingestion ----------------------------------------------------------------
+    def _fetch(self, query: Executable) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def add_ingestions(self, records: list[Mapping[str, Any]]) -> None:
         """Insert one row per source file of an ingestion batch."""
         if records:
@@ -291,21 +267,14 @@ class Store:
                 conn.execute(insert(ingestions), [dict(r) for r in records])
 
     def ingestions(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        query = select(ingestions).order_by(ingestions.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+        return self._fetch(select(ingestions).order_by(ingestions.c.id.desc()).limit(limit))
 
-    # -- scores -------------------------------------------------------------------
     def add_score(self, record: Mapping[str, Any]) -> None:
         with self._write() as conn:
-            conn.execute(insert(scores), [dict(record)])
+            conn.execute(insert(scores), dict(record))
 
     def scores(
-        self,
-        *,
-        model_version: str | None = None,
-        dataset: str | None = None,
-        limit: int = 1000,
+        self, *, model_version: str | None = None, dataset: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Score history, oldest first."""
         query = select(scores)
@@ -313,22 +282,16 @@ class Store:
             query = query.where(scores.c.model_version == model_version)
         if dataset is not None:
             query = query.where(scores.c.dataset == dataset)
-        query = query.order_by(scores.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return list(reversed(_rows(conn.execute(query))))
+        return self._fetch(query.order_by(scores.c.id.desc()).limit(limit))[::-1]
 
-    # -- deployments --------------------------------------------------------------
     def add_deployment(self, record: Mapping[str, Any]) -> None:
         with self._write() as conn:
-            conn.execute(insert(deployments), [dict(record)])
+            conn.execute(insert(deployments), dict(record))
 
     def deployments(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Deployments and rollbacks, oldest first."""
-        query = select(deployments).order_by(deployments.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            return list(reversed(_rows(conn.execute(query))))
+        return self._fetch(select(deployments).order_by(deployments.c.id.desc()).limit(limit))[::-1]
 
-    # -- drift --------------------------------------------------------------------
     def add_drift_report(
         self,
         report: Mapping[str, Any],
@@ -337,29 +300,24 @@ class Store:
         source: str,
         dataset_sha256: str | None = None,
     ) -> int:
+        """Store a drift report; return its id."""
+        row = {
+            "created_at": utcnow(),
+            "model_version": model_version,
+            "source": source,
+            "dataset_sha256": dataset_sha256,
+            "n_current": report.get("n_current"),
+            "dataset_drift": bool(report.get("dataset_drift")),
+            "drift_share": report.get("drift_share"),
+            "report": json.dumps(report),
+        }
         with self._write() as conn:
-            result = conn.execute(
-                insert(drift_reports),
-                [
-                    {
-                        "created_at": utcnow(),
-                        "model_version": model_version,
-                        "source": source,
-                        "dataset_sha256": dataset_sha256,
-                        "n_current": report.get("n_current"),
-                        "dataset_drift": bool(report.get("dataset_drift")),
-                        "drift_share": report.get("drift_share"),
-                        "report": json.dumps(report),
-                    }
-                ],
-            )
-            return int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+            key = conn.execute(insert(drift_reports), row).inserted_primary_key
+        return int(key[0]) if key else 0
 
     def drift_reports(self, *, limit: int = 50, full: bool = False) -> list[dict[str, Any]]:
         """Drift reports, newest first; ``full`` includes each per-column table."""
-        query = select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = _rows(conn.execute(query))
+        rows = self._fetch(select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit))
         for row in rows:
             report = json.loads(row.pop("report"))
             row["drifted_columns"] = report.get("drifted_columns", [])
@@ -367,52 +325,27 @@ class Store:
                 row["report"] = report
         return rows
 
-    # -- timings ------------------------------------------------------------------
     def add_timing(self, step: str, seconds: float, rows: int | None = None) -> None:
+        row = {"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}
         with self._write() as conn:
-            conn.execute(
-                insert(timings),
-                [{"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}],
-            )
+            conn.execute(insert(timings), row)
 
     def timings(self, step: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """The latest timings of a step, newest first."""
-        query = (
-            select(timings).where(timings.c.step == step).order_by(timings.c.id.desc()).limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return _rows(conn.execute(query))
+        query = select(timings).where(timings.c.step == step)
+        return self._fetch(query.order_by(timings.c.id.desc()).limit(limit))
 
-    # -- pipeline runs ------------------------------------------------------------
     def start_run(self) -> str:
         run_id = str(uuid.uuid4())
         with self._write() as conn:
-            conn.execute(
-                insert(runs), [{"id": run_id, "started_at": utcnow(), "status": "running"}]
-            )
+            conn.execute(insert(runs), {"id": run_id, "started_at": utcnow(), "status": "running"})
         return run_id
 
     def finish_run(
-        self,
-        run_id: str,
-        *,
-        status: str,
-        outcome: str,
-        reason: str,
-        evidence: Mapping[str, Any],
+        self, run_id: str, *, status: str, outcome: str, reason: str, evidence: Mapping[str, Any]
     ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    finished_at=utcnow(),
-                    status=status,
-                    outcome=outcome,
-                    reason=reason,
-                    evidence=json.dumps(evidence, default=str),
-                )
-            )
+        evidence_json = json.dumps(evidence, default=str)
+        self._finish(runs.c.id == run_id, status, outcome, reason, evidence=evidence_json)
 
     def close_interrupted_runs(self) -> int:
         """Mark runs still ``running`` as interrupted; return how many.
@@ -420,33 +353,26 @@ class Store:
         Call only while holding the pipeline lock: then no run can be in progress,
         so a ``running`` record belongs to a process that died mid-run.
         """
+        reason = "the process running it stopped before it finished"
+        return self._finish(runs.c.status == "running", "interrupted", "interrupted", reason)
+
+    def _finish(
+        self, which: ColumnElement[bool], status: str, outcome: str, reason: str, **values: Any
+    ) -> int:
+        values.update(finished_at=utcnow(), status=status, outcome=outcome, reason=reason)
         with self._write() as conn:
-            result = conn.execute(
-                update(runs)
-                .where(runs.c.status == "running")
-                .values(
-                    finished_at=utcnow(),
-                    status="interrupted",
-                    outcome="interrupted",
-                    reason="the process running it stopped before it finished",
-                )
-            )
-            return int(result.rowcount or 0)
+            return int(conn.execute(update(runs).where(which).values(values)).rowcount or 0)
 
     def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Pipeline runs, newest first, with their evidence decoded."""
-        query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = _rows(conn.execute(query))
+        return self._runs(select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        found = self._runs(select(runs).where(runs.c.id == run_id))
+        return found[0] if found else None
+
+    def _runs(self, query: Executable) -> list[dict[str, Any]]:
+        rows = self._fetch(query)
         for row in rows:
             row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
         return rows
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            rows = _rows(conn.execute(select(runs).where(runs.c.id == run_id)))
-        if not rows:
-            return None
-        row = rows[0]
-        row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
-        return row
