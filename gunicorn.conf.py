@@ -20,7 +20,7 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 
-# Prometheus metrics across workers (monitoring/observability.py): every worker
+# Prometheus metrics across workers (monitoring/web/metrics.py): every worker
 # writes its counters to files in PROMETHEUS_MULTIPROC_DIR and /metrics sums them.
 # The folder must be empty at each server start, so it is made fresh here (or a
 # folder given in the environment is emptied); dead workers are marked so their
@@ -43,7 +43,7 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
         _created_dirs.append(folder)  # ours: removed on exit
 
 
-# Captured predictions (monitoring/capture.py): workers append them to journals;
+# Captured predictions (monitoring/capture/journal.py): workers append them to journals;
 # one importer process, started here beside the workers, moves them into the
 # record store, so no worker spends request time on it. If it is not running the
 # workers import for themselves.

@@ -18,7 +18,7 @@ from monitoring.capture.journal import run_importer
 from monitoring.config import Settings, load_settings
 from monitoring.data.ingestion import ingest
 from monitoring.data.profile import profile_frame
-from monitoring.diagnostics import dependencies as depcheck
+from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import time_steps
 from monitoring.exceptions import AlreadyRunningError, MonitoringError
 from monitoring.model.deployment import current_version, list_versions, rollback
@@ -84,7 +84,7 @@ def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         out["summary"] = profile["summary"]
         out["missing_data"] = profile["missing"]
     _say("checking dependencies" + (" (offline)" if args.offline else ""))
-    out["dependencies"] = depcheck.refresh_cache(
+    out["dependencies"] = dependencies.refresh_cache(
         settings.root / "requirements.txt",
         settings.output_model_path / DEPENDENCY_CACHE,
         fetch_latest=(lambda name: None) if args.offline else None,
