@@ -89,3 +89,9 @@ def _no_pypi(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return  # those tests fake the network themselves
 
     monkeypatch.setattr(depcheck, "fetch_latest_pypi", lambda name, **kw: None)
+
+
+@pytest.fixture
+def api(deployed: dict[str, Any], client: Any) -> Any:
+    """A test client of the app with the practice model deployed."""
+    return client

@@ -1,18 +1,27 @@
-"""Running the real app under gunicorn on a free loopback port, for tests."""
+"""Helpers shared by the tests: gunicorn on a free loopback port, test data, assertions."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings
+from monitoring.model.artifact import Artifact
 
 
 def free_port() -> int:
@@ -69,3 +78,90 @@ def running_gunicorn(settings: Settings, **extra_env: str) -> Iterator[tuple[str
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# -- shared test data and assertions ------------------------------------------------
+FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
+TOKEN = "s3cret-token-for-tests-only"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def error_body(response: Any, status: int, message: str) -> dict[str, Any]:
+    """Check a response is the one JSON error shape with ``status`` and ``message`` in it."""
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    assert set(body) == {"error", "message", "status"} and body["status"] == status
+    assert message in body["message"], body["message"]
+    return dict(body)
+
+
+def client_with(settings: Settings, token: str | None = TOKEN, **api: Any) -> Any:
+    """A test client of an app with the bearer ``token`` and some ``api`` settings changed."""
+    changed = (
+        settings.with_overrides(api=dataclasses.replace(settings.api, **api)) if api else settings
+    )
+    return create_app(
+        dataclasses.replace(changed, api_token=token), {"TESTING": True}
+    ).test_client()
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text exposition (0 when absent)."""
+    return metric_samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def small_artifact(estimator: Any, rng: np.random.Generator) -> tuple[Artifact, pd.DataFrame]:
+    """``estimator`` fitted on 400 random rows of the features, as an artifact."""
+    frame = pd.DataFrame(rng.normal(size=(400, 3)) * [300, 2000, 50], columns=FEATURES)
+    target = (frame["lastyear_activity"] + rng.normal(size=400) * 900 > 0).astype(int)
+    estimator.fit(frame, target)
+    metadata = {"version": "v", "features": FEATURES}
+    return Artifact(estimator=estimator, metadata=metadata, folder=Path(".")), frame
+
+
+def assert_plain_json(value: Any) -> None:
+    """Only plain Python JSON types, no NaN/inf, anywhere in ``value``."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert type(key) is str
+            assert_plain_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            assert_plain_json(item)
+    elif isinstance(value, float):
+        assert type(value) is float and math.isfinite(value)
+    else:
+        assert value is None or type(value) in (str, int, bool), type(value)
+
+
+def planted(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drift planted in num_shift (mean), num_scale (spread), cat_reweight."""
+    rng = np.random.default_rng(seed)
+    cats = np.array(["a", "b", "c"])
+
+    def frame(n: int, drifted: bool) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "num_stable": rng.normal(0.0, 1.0, n),
+                "num_shift": rng.normal(0.5 if drifted else 0.0, 1.0, n),
+                "num_scale": rng.normal(0.0, 2.0 if drifted else 1.0, n),
+                "lognormal_stable": rng.lognormal(0.0, 0.7, n),
+                "cat_stable": rng.choice(cats, n, p=[0.5, 0.3, 0.2]),
+                "cat_reweight": rng.choice(
+                    cats, n, p=[0.2, 0.3, 0.5] if drifted else [0.5, 0.3, 0.2]
+                ),
+                "int_stable": rng.integers(0, 5, n),
+                "bool_stable": rng.random(n) < 0.3,
+            }
+        )
+
+    return frame(n_ref, False), frame(n_cur, True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,18 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from monitoring.data.payloads import frame_from_records
 from monitoring.exceptions import DataValidationError
-from monitoring.model.artifact import Artifact
-
-FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
-
-
-def _artifact(estimator: Any, rng: np.random.Generator) -> tuple[Artifact, pd.DataFrame]:
-    frame = pd.DataFrame(rng.normal(size=(400, 3)) * [300, 2000, 50], columns=FEATURES)
-    target = (frame["lastyear_activity"] + rng.normal(size=400) * 900 > 0).astype(int)
-    estimator.fit(frame, target)
-    metadata = {"version": "v", "features": FEATURES}
-    return Artifact(estimator=estimator, metadata=metadata, folder=Path(".")), frame
-
+from tests.helpers import FEATURES, small_artifact
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
@@ -73,7 +60,7 @@ def test_rows_with_extra_or_missing_keys_keep_pandas_semantics(rng: np.random.Ge
     extra = frame_from_records([{**ROWS[0], "corporation": "abc"}], FEATURES)
     assert list(extra.columns) == [*FEATURES, "corporation"]
     gap = frame_from_records([{**ROWS[0], "number_of_employees": None}], FEATURES)
-    artifact, _ = _artifact(LogisticRegression(), rng)
+    artifact, _ = small_artifact(LogisticRegression(), rng)
     with pytest.raises(DataValidationError, match="has a missing value at row 0"):
         artifact.predict(gap, input_name="request body")
     reordered = frame_from_records([dict(reversed(list(ROWS[0].items())))], FEATURES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from monitoring.drift import (
     detect_data_drift,
 )
 from monitoring.exceptions import ConfigError, DataValidationError
+from tests.helpers import assert_plain_json, planted
 
 COLUMN_KEYS = {
     "column",
@@ -60,47 +60,8 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
-def assert_plain_json(value: Any) -> None:
-    """Only plain Python JSON types, no NaN/inf, anywhere in ``value``."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert type(key) is str
-            assert_plain_json(item)
-    elif isinstance(value, list):
-        for item in value:
-            assert_plain_json(item)
-    elif isinstance(value, float):
-        assert type(value) is float and math.isfinite(value)
-    else:
-        assert value is None or type(value) in (str, int, bool), type(value)
-
-
 def by_column(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["column"]: c for c in report["columns"]}
-
-
-def planted(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drift planted in num_shift (mean), num_scale (spread), cat_reweight."""
-    rng = np.random.default_rng(seed)
-    cats = np.array(["a", "b", "c"])
-
-    def frame(n: int, drifted: bool) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "num_stable": rng.normal(0.0, 1.0, n),
-                "num_shift": rng.normal(0.5 if drifted else 0.0, 1.0, n),
-                "num_scale": rng.normal(0.0, 2.0 if drifted else 1.0, n),
-                "lognormal_stable": rng.lognormal(0.0, 0.7, n),
-                "cat_stable": rng.choice(cats, n, p=[0.5, 0.3, 0.2]),
-                "cat_reweight": rng.choice(
-                    cats, n, p=[0.2, 0.3, 0.5] if drifted else [0.5, 0.3, 0.2]
-                ),
-                "int_stable": rng.integers(0, 5, n),
-                "bool_stable": rng.random(n) < 0.3,
-            }
-        )
-
-    return frame(n_ref, False), frame(n_cur, True)
 
 
 EXPECTED_DRIFT = ["num_shift", "num_scale", "cat_reweight"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -16,21 +15,7 @@ from monitoring.drift import (
     tolerance_drift,
 )
 from monitoring.exceptions import ConfigError, DataValidationError
-
-
-def assert_plain_json(value: Any) -> None:
-    """Only plain Python JSON types, no NaN/inf, anywhere in ``value``."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            assert type(key) is str
-            assert_plain_json(item)
-    elif isinstance(value, list):
-        for item in value:
-            assert_plain_json(item)
-    elif isinstance(value, float):
-        assert type(value) is float and math.isfinite(value)
-    else:
-        assert value is None or type(value) in (str, int, bool), type(value)
+from tests.helpers import assert_plain_json
 
 
 @pytest.mark.parametrize(

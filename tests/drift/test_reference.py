@@ -17,35 +17,12 @@ from monitoring.drift import (
     detect_data_drift,
 )
 from monitoring.exceptions import ConfigError, IntegrityError, NotFittedError
+from tests.helpers import planted
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
-
-
-def planted(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drift planted in num_shift (mean), num_scale (spread), cat_reweight."""
-    rng = np.random.default_rng(seed)
-    cats = np.array(["a", "b", "c"])
-
-    def frame(n: int, drifted: bool) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "num_stable": rng.normal(0.0, 1.0, n),
-                "num_shift": rng.normal(0.5 if drifted else 0.0, 1.0, n),
-                "num_scale": rng.normal(0.0, 2.0 if drifted else 1.0, n),
-                "lognormal_stable": rng.lognormal(0.0, 0.7, n),
-                "cat_stable": rng.choice(cats, n, p=[0.5, 0.3, 0.2]),
-                "cat_reweight": rng.choice(
-                    cats, n, p=[0.2, 0.3, 0.5] if drifted else [0.5, 0.3, 0.2]
-                ),
-                "int_stable": rng.integers(0, 5, n),
-                "bool_stable": rng.random(n) < 0.3,
-            }
-        )
-
-    return frame(n_ref, False), frame(n_cur, True)
 
 
 def test_profile_round_trip(tmp_path: Path) -> None:

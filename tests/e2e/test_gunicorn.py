@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.config import PROJECT_ROOT, Settings
-from tests.helpers import free_port, running_gunicorn
+from tests.helpers import free_port, metric_value, running_gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -144,19 +143,6 @@ ROWS = [
 ]
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 @pytest.fixture
 def gunicorn_server(
     settings: Settings, deployed: dict[str, Any], tmp_path: Path
@@ -206,16 +192,16 @@ def test_metrics_add_up_across_gunicorn_workers(
         pids.add(health.headers.get("X-Request-ID"))
     text = requests.get(url + "/metrics", timeout=10).text
     ok = {"endpoint": "/prediction", "method": "POST", "status": "200"}
-    assert value(text, "monitoring_http_requests_total", **ok) == 12
-    assert value(text, "monitoring_http_request_duration_seconds_count", **ok) == 12
-    assert value(text, "monitoring_predictions_total", model_version=version) == 24
-    assert value(text, "monitoring_predicted_positive_total", model_version=version) == 12
+    assert metric_value(text, "monitoring_http_requests_total", **ok) == 12
+    assert metric_value(text, "monitoring_http_request_duration_seconds_count", **ok) == 12
+    assert metric_value(text, "monitoring_predictions_total", model_version=version) == 24
+    assert metric_value(text, "monitoring_predicted_positive_total", model_version=version) == 12
     health_ok = {"endpoint": "/health", "method": "GET", "status": "200"}
-    health_delta = value(text, "monitoring_http_requests_total", **health_ok) - value(
+    health_delta = metric_value(text, "monitoring_http_requests_total", **health_ok) - metric_value(
         before, "monitoring_http_requests_total", **health_ok
     )
     assert health_delta == 4
-    assert value(text, "monitoring_model_info", model_version=version) == 1
+    assert metric_value(text, "monitoring_model_info", model_version=version) == 1
     assert len(pids) == 4  # every response carried its own request id
     # Both workers counted (one file per worker pid), the stale file is gone, and
     # the sums above are across them.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -15,11 +14,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from app import create_app
 from monitoring import capture
 from monitoring.capture import journal
 from monitoring.config import PROJECT_ROOT, Settings
 from monitoring.storage.store import Store
+from tests.helpers import AUTH, client_with, error_body
 
 CAPTURE_IN_A_PROCESS = """
 import json, os, signal, sys
@@ -161,32 +160,6 @@ else:
     assert done.stdout.strip() == ("idle" if may_return else "nice")
 
 
-TOKEN = "s3cret-token-for-tests-only"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _error(response: Any, status: int, message: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    body = response.get_json()
-    assert set(body) == {"error", "message", "status"} and body["status"] == status
-    assert message in body["message"], body["message"]
-    return body
-
-
-def _client(settings: Settings, token: str | None = TOKEN, **api: Any) -> Any:
-    changed = (
-        settings.with_overrides(api=dataclasses.replace(settings.api, **api)) if api else settings
-    )
-    return create_app(
-        dataclasses.replace(changed, api_token=token), {"TESTING": True}
-    ).test_client()
-
-
-@pytest.fixture
-def api(deployed: dict[str, Any], client: Any) -> Any:
-    return client
-
-
 HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
@@ -210,9 +183,9 @@ def test_a_second_run_is_refused_while_another_process_runs(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        client = _client(settings)
+        client = client_with(settings)
         for path, body in (("/run", {"force": True}), ("/deploy", None), ("/rollback", None)):
-            _error(client.post(path, headers=AUTH, json=body), 409, "is already running")
+            error_body(client.post(path, headers=AUTH, json=body), 409, "is already running")
         cli = subprocess.run(
             [sys.executable, "-m", "monitoring", "--config", str(settings.config_path), "run"],
             cwd=PROJECT_ROOT,

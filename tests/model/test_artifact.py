@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,18 +13,8 @@ from sklearn.linear_model import LogisticRegression
 
 from monitoring.data.payloads import frame_from_records
 from monitoring.exceptions import DataValidationError
-from monitoring.model.artifact import Artifact
 from monitoring.storage.files import read_table
-
-FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
-
-
-def _artifact(estimator: Any, rng: np.random.Generator) -> tuple[Artifact, pd.DataFrame]:
-    frame = pd.DataFrame(rng.normal(size=(400, 3)) * [300, 2000, 50], columns=FEATURES)
-    target = (frame["lastyear_activity"] + rng.normal(size=400) * 900 > 0).astype(int)
-    estimator.fit(frame, target)
-    metadata = {"version": "v", "features": FEATURES}
-    return Artifact(estimator=estimator, metadata=metadata, folder=Path(".")), frame
+from tests.helpers import FEATURES, small_artifact
 
 
 def _request_frames(rows: int, seed: int, folder: Path) -> dict[str, pd.DataFrame]:
@@ -44,7 +33,7 @@ def _request_frames(rows: int, seed: int, folder: Path) -> dict[str, pd.DataFram
 def test_logistic_regression_fast_path_matches_predict_proba(
     rng: np.random.Generator, tmp_path: Path, solver: str, rows: int
 ) -> None:
-    artifact, _ = _artifact(LogisticRegression(solver=solver), rng)
+    artifact, _ = small_artifact(LogisticRegression(solver=solver), rng)
     for frame in _request_frames(rows, rows, tmp_path).values():
         features = frame[FEATURES]
         proba = artifact.positive_proba(artifact.feature_matrix(frame, input_name="x"))
@@ -55,14 +44,14 @@ def test_logistic_regression_fast_path_matches_predict_proba(
 
 
 def test_other_estimators_use_predict_proba(rng: np.random.Generator) -> None:
-    artifact, frame = _artifact(RandomForestClassifier(n_estimators=5, random_state=0), rng)
+    artifact, frame = small_artifact(RandomForestClassifier(n_estimators=5, random_state=0), rng)
     matrix = frame.to_numpy(dtype="float64")
     expected = artifact.estimator.predict_proba(frame)[:, 1]
     assert np.array_equal(artifact.positive_proba(matrix), expected)
 
 
 def test_feature_matrix_fast_path_refuses_non_finite(rng: np.random.Generator) -> None:
-    artifact, _ = _artifact(LogisticRegression(), rng)
+    artifact, _ = small_artifact(LogisticRegression(), rng)
     frame = pd.DataFrame([[1.0, np.inf, 3.0]], columns=FEATURES)
     with pytest.raises(DataValidationError, match="infinite value at row 0"):
         artifact.feature_matrix(frame, input_name="x")

@@ -10,17 +10,13 @@ from typing import Any
 import pytest
 
 from monitoring.config import Settings
+from tests.helpers import error_body
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
     {"lastmonth_activity": 14, "lastyear_activity": 2145, "number_of_employees": 99},
 ]
 TEST_CSV_PREDICTIONS = [0, 1, 1, 1, 1]
-
-
-@pytest.fixture
-def api(deployed: dict[str, Any], client: Any) -> Any:
-    return client
 
 
 def test_prediction_on_a_dataset_path(api: Any, deployed: dict[str, Any]) -> None:
@@ -61,13 +57,6 @@ def test_prediction_on_json_records_csv_and_upload(api: Any, settings: Settings)
         content_type="multipart/form-data",
     ).get_json()
     assert upload["predictions"] == TEST_CSV_PREDICTIONS
-
-
-def _error(response: Any, status: int, message: str) -> None:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["error"] and body["status"] == status
-    assert message in body["message"], body["message"]
 
 
 @pytest.mark.parametrize(
@@ -179,7 +168,7 @@ def _error(response: Any, status: int, message: str) -> None:
     ],
 )
 def test_prediction_bad_input(api: Any, kwargs: dict[str, Any], status: int, message: str) -> None:
-    _error(api.post("/prediction", **kwargs), status, message)
+    error_body(api.post("/prediction", **kwargs), status, message)
 
 
 def test_a_symlink_out_of_the_data_folder_is_refused(
@@ -188,7 +177,7 @@ def test_a_symlink_out_of_the_data_folder_is_refused(
     outside = tmp_path_factory.mktemp("outside") / "secret.csv"
     outside.write_text(settings.test_data_file.read_text())
     os.symlink(outside, settings.test_data_path / "link.csv")
-    _error(
+    error_body(
         api.post("/prediction", json={"dataset_path": "data/testdata/link.csv"}),
         403,
         "is outside the data folders",
@@ -201,12 +190,12 @@ def test_too_many_rows_and_too_large_a_body(deployed: dict[str, Any], settings: 
     client = create_app(
         settings, {"TESTING": True, "MAX_ROWS": 3, "MAX_CONTENT_LENGTH": 2000}
     ).test_client()
-    _error(
+    error_body(
         client.post("/prediction", json={"data": ROWS * 2}),
         413,
         "request has 4 rows; the limit is 3",
     )
-    _error(
+    error_body(
         client.post("/prediction", data=b"x" * 5000, content_type="text/csv"),
         413,
         "request body is larger than the limit of 2000 bytes",
@@ -215,10 +204,10 @@ def test_too_many_rows_and_too_large_a_body(deployed: dict[str, Any], settings: 
 
 def test_wrong_methods_get_405_with_allow(api: Any) -> None:
     response = api.get("/prediction")
-    _error(response, 405, "method GET is not allowed here")
+    error_body(response, 405, "method GET is not allowed here")
     assert "POST" in response.headers["Allow"]
     response = api.post("/scoring")
-    _error(response, 405, "method POST is not allowed here")
+    error_body(response, 405, "method POST is not allowed here")
     assert "GET" in response.headers["Allow"]
 
 
@@ -231,7 +220,7 @@ def test_options_lists_methods_as_json(api: Any, path: str) -> None:
 
 
 def test_unknown_route_is_a_json_404(api: Any) -> None:
-    _error(api.get("/nope"), 404, "not found")
+    error_body(api.get("/nope"), 404, "not found")
 
 
 def test_scoring_returns_the_deployed_score_without_side_effects(
@@ -281,8 +270,8 @@ def test_diagnostics(api: Any) -> None:
 
 def test_health_before_and_after_deploy(client: Any, settings: Settings) -> None:
     assert client.get("/health").get_json()["status"] == "no_model"
-    _error(client.get("/scoring"), 503, "no model is deployed yet")
-    _error(client.post("/prediction", json={"data": ROWS}), 503, "no model is deployed yet")
+    error_body(client.get("/scoring"), 503, "no model is deployed yet")
+    error_body(client.post("/prediction", json={"data": ROWS}), 503, "no model is deployed yet")
     from monitoring.pipeline import bootstrap
     from monitoring.storage.store import Store
 

@@ -8,8 +8,7 @@ import pytest
 
 from monitoring.pipeline import run_full_process
 from monitoring.storage.store import Store
-
-FEATURES = ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
+from tests.helpers import FEATURES
 
 
 def test_get_drift_on_the_training_data_finds_none_and_records_nothing(

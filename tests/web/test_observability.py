@@ -10,9 +10,6 @@ import re
 import uuid
 from typing import Any
 
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from app import create_app
 from monitoring.config import Settings
 from monitoring.storage.store import Store
@@ -24,29 +21,12 @@ from monitoring.web.logs import (
     sole_json_handler,
 )
 from monitoring.web.metrics import REQUESTS, series
+from tests.helpers import metric_value
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
     {"lastmonth_activity": 14, "lastyear_activity": 2145, "number_of_employees": 99},
 ]
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a Prometheus text exposition by (name, sorted labels)."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-@pytest.fixture
-def api(deployed: dict[str, Any], client: Any) -> Any:
-    return client
 
 
 def test_metrics_count_requests_and_predictions(api: Any, deployed: dict[str, Any]) -> None:
@@ -61,7 +41,7 @@ def test_metrics_count_requests_and_predictions(api: Any, deployed: dict[str, An
     after = response.get_data(as_text=True)
 
     def delta(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
 
     ok = {"endpoint": "/prediction", "method": "POST", "status": "200"}
     assert delta("monitoring_http_requests_total", **ok) == 3
@@ -69,9 +49,9 @@ def test_metrics_count_requests_and_predictions(api: Any, deployed: dict[str, An
     assert delta("monitoring_http_request_duration_seconds_count", **ok) == 3
     assert delta("monitoring_predictions_total", model_version=version) == 6
     assert delta("monitoring_predicted_positive_total", model_version=version) == 3
-    assert value(after, "monitoring_model_info", model_version=version) == 1
-    assert value(after, "monitoring_ingested_data_age_seconds") >= 0
-    assert value(after, "monitoring_live_labelled_rows", model_version=version) == 0
+    assert metric_value(after, "monitoring_model_info", model_version=version) == 1
+    assert metric_value(after, "monitoring_ingested_data_age_seconds") >= 0
+    assert metric_value(after, "monitoring_live_labelled_rows", model_version=version) == 0
 
 
 def test_state_metrics_come_from_the_record_store(
@@ -82,10 +62,12 @@ def test_state_metrics_come_from_the_record_store(
     run_full_process(settings, store=store)  # the CLI's process: nothing new
     assert api.post("/drift", json={"data": ROWS * 3}).status_code == 200
     text = api.get("/metrics").get_data(as_text=True)
-    assert value(text, "monitoring_pipeline_runs_total", outcome="no_new_data") == 1
+    assert metric_value(text, "monitoring_pipeline_runs_total", outcome="no_new_data") == 1
     latest = store.drift_reports(limit=1)[0]
-    assert value(text, "monitoring_data_drift_detected") == float(latest["dataset_drift"])
-    assert value(text, "monitoring_data_drift_drifted_columns") == len(latest["drifted_columns"])
+    assert metric_value(text, "monitoring_data_drift_detected") == float(latest["dataset_drift"])
+    assert metric_value(text, "monitoring_data_drift_drifted_columns") == len(
+        latest["drifted_columns"]
+    )
 
 
 def test_request_id_is_accepted_when_sane_and_generated_otherwise(api: Any) -> None:
@@ -207,7 +189,7 @@ def test_refused_requests_get_a_request_id_and_are_counted(
     after = client.get("/metrics").get_data(as_text=True)
     labels = {"endpoint": "/deploy", "method": "POST", "status": "401"}
     assert (
-        value(after, "monitoring_http_requests_total", **labels)
-        - value(before, "monitoring_http_requests_total", **labels)
+        metric_value(after, "monitoring_http_requests_total", **labels)
+        - metric_value(before, "monitoring_http_requests_total", **labels)
         == 2
     )

@@ -3,7 +3,6 @@ and the debug server. The error table extends the one in test_api.py (no duplica
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -15,33 +14,10 @@ import pytest
 from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings
 from monitoring.exceptions import ConfigError, IntegrityError, NotFoundError
+from tests.helpers import AUTH, TOKEN, client_with, error_body
 
-TOKEN = "s3cret-token-for-tests-only"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
 HEADER = b"lastmonth_activity,lastyear_activity,number_of_employees\n"
-
-
-def _error(response: Any, status: int, message: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    body = response.get_json()
-    assert set(body) == {"error", "message", "status"} and body["status"] == status
-    assert message in body["message"], body["message"]
-    return body
-
-
-def _client(settings: Settings, token: str | None = TOKEN, **api: Any) -> Any:
-    changed = (
-        settings.with_overrides(api=dataclasses.replace(settings.api, **api)) if api else settings
-    )
-    return create_app(
-        dataclasses.replace(changed, api_token=token), {"TESTING": True}
-    ).test_client()
-
-
-@pytest.fixture
-def api(deployed: dict[str, Any], client: Any) -> Any:
-    return client
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -200,7 +176,7 @@ def _csv(rows: bytes) -> dict[str, Any]:
 def test_hostile_prediction_input(
     api: Any, kwargs: dict[str, Any], status: int, message: str
 ) -> None:
-    _error(api.post("/prediction", **kwargs), status, message)
+    error_body(api.post("/prediction", **kwargs), status, message)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +188,7 @@ def test_hostile_prediction_input(
     ],
 )
 def test_hostile_query_paths(api: Any, url: str, status: int, message: str) -> None:
-    _error(api.post(url), status, message)
+    error_body(api.post(url), status, message)
 
 
 def test_huge_but_finite_numbers_are_served(api: Any) -> None:
@@ -223,7 +199,7 @@ def test_huge_but_finite_numbers_are_served(api: Any) -> None:
         "/drift", data=HEADER + b"1e308,-1e308,1.7e308\n1,2,3\n", content_type="text/csv"
     )
     assert drift.status_code == 200 and drift.get_json()["n_columns"] == 3
-    _error(
+    error_body(
         api.post("/drift", data=HEADER + b"1" + b"0" * 400 + b",1,2\n", content_type="text/csv"),
         422,
         "column 'lastmonth_activity' has an integer beyond the float range",
@@ -236,7 +212,7 @@ def test_a_symlinked_folder_out_of_the_data_folders_is_refused(
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.csv").write_text(settings.test_data_file.read_text())
     os.symlink(outside, settings.input_folder_path / "escape")
-    _error(
+    error_body(
         api.post("/prediction", json={"dataset_path": "data/practicedata/escape/secret.csv"}),
         403,
         "is outside the data folders",
@@ -249,7 +225,7 @@ def test_a_symlinked_folder_out_of_the_data_folders_is_refused(
 def test_a_million_rows_over_the_size_limit_is_413(api: Any, settings: Settings) -> None:
     body = HEADER + b"1234567,1234567,12345678\n" * 1_000_000
     assert len(body) > settings.api.max_content_length
-    _error(
+    error_body(
         api.post("/prediction", data=body, content_type="text/csv"),
         413,
         f"request body is larger than the limit of {settings.api.max_content_length} bytes",
@@ -258,7 +234,7 @@ def test_a_million_rows_over_the_size_limit_is_413(api: Any, settings: Settings)
 
 def test_a_million_rows_under_the_size_limit_hit_the_row_limit(api: Any) -> None:
     body = HEADER + b"1,2,3\n" * 1_000_000
-    _error(
+    error_body(
         api.post("/prediction", data=body, content_type="text/csv"),
         413,
         "request has 1000000 rows; the limit is 100000",
@@ -282,7 +258,7 @@ def test_wrong_methods_are_405_with_allow(
     api: Any, method: str, path: str, allow: set[str]
 ) -> None:
     response = getattr(api, method)(path)
-    _error(response, 405, f"method {method.upper()} is not allowed here")
+    error_body(response, 405, f"method {method.upper()} is not allowed here")
     allowed = {m.strip() for m in response.headers["Allow"].split(",")}
     assert allow <= allowed and allowed <= allow | {"HEAD", "OPTIONS"}
 
@@ -298,8 +274,8 @@ def test_wrong_methods_are_405_with_allow(
     ],
 )
 def test_bad_query_parameters(api: Any, query: str, message: str) -> None:
-    _error(api.get(f"/runs?{query}"), 422, message)
-    _error(api.get(f"/drift/history?{query}"), 422, message)
+    error_body(api.get(f"/runs?{query}"), 422, message)
+    error_body(api.get(f"/drift/history?{query}"), 422, message)
 
 
 # -- admin endpoints and tokens ---------------------------------------------------
@@ -314,9 +290,9 @@ BAD_AUTH = [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"
 def test_admin_is_disabled_without_a_configured_token(
     deployed: dict[str, Any], settings: Settings
 ) -> None:
-    client = _client(settings, token=None)
+    client = client_with(settings, token=None)
     for path in ADMIN:
-        _error(
+        error_body(
             client.post(path, headers=AUTH),
             403,
             "admin endpoints are disabled: set MONITORING_API_TOKEN",
@@ -324,13 +300,13 @@ def test_admin_is_disabled_without_a_configured_token(
 
 
 def test_admin_needs_the_right_bearer_token(deployed: dict[str, Any], settings: Settings) -> None:
-    client = _client(settings)
+    client = client_with(settings)
     before = _state(settings)
     for path in ADMIN:
         for header in BAD_AUTH:
             headers = {"Authorization": header} if header else {}
             response = client.post(path, headers=headers, json={"force": True})
-            body = _error(response, 401, "admin endpoints need 'Authorization: Bearer <token>'")
+            body = error_body(response, 401, "admin endpoints need 'Authorization: Bearer <token>'")
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert TOKEN not in json.dumps(body)
     assert _state(settings) == before
@@ -347,7 +323,7 @@ def test_admin_operations_with_the_token(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = make_settings(input_folder_path="data/sourcedata")
-    client = _client(settings)
+    client = client_with(settings)
     first = deployed["model_version"]
 
     ingested = client.post("/ingest", headers=AUTH)
@@ -359,26 +335,26 @@ def test_admin_operations_with_the_token(
     assert (deployed_now["model_version"], deployed_now["previous_version"]) == (second, first)
     assert client.get("/health").get_json()["model_version"] == second
 
-    _error(
+    error_body(
         client.post("/rollback", headers=AUTH, json={"version": "20000101T000000Z-nothing"}),
         404,
         "model version '20000101T000000Z-nothing' is not deployed",
     )
-    _error(
+    error_body(
         client.post("/rollback", headers=AUTH, json={"version": "../../etc"}),
         404,
         "is not a model version",
     )
-    _error(
+    error_body(
         client.post("/rollback", headers=AUTH, json={"version": 3}),
         400,
         "field 'version' must be str",
     )
-    _error(
+    error_body(
         client.post("/rollback", headers=AUTH, json={"to": first}), 400, "unknown field(s) ['to']"
     )
-    _error(client.post("/rollback", headers=AUTH, json=[first]), 400, "must be a JSON object")
-    _error(
+    error_body(client.post("/rollback", headers=AUTH, json=[first]), 400, "must be a JSON object")
+    error_body(
         client.post("/rollback", headers=AUTH, data=b"version=x", content_type="text/plain"),
         415,
         "unsupported content type 'text/plain'",
@@ -386,37 +362,37 @@ def test_admin_operations_with_the_token(
     back = client.post("/rollback", headers=AUTH, json={"version": first}).get_json()
     assert (back["model_version"], back["previous_version"]) == (first, second)
     assert client.get("/health").get_json()["model_version"] == first
-    _error(client.post("/rollback", headers=AUTH), 404, "no version older than")
+    error_body(client.post("/rollback", headers=AUTH), 404, "no version older than")
 
     run = client.post("/run", headers=AUTH, json={"force": False})
     assert run.status_code == 200, run.get_json()
     assert run.get_json()["status"] == "completed"
-    _error(
+    error_body(
         client.post("/run", headers=AUTH, json={"force": "yes"}), 400, "field 'force' must be bool"
     )
     assert TOKEN not in caplog.text
 
 
 def test_reads_can_require_the_token(deployed: dict[str, Any], settings: Settings) -> None:
-    client = _client(settings, require_token_for_reads=True)
+    client = client_with(settings, require_token_for_reads=True)
     for path in ("/scoring", "/versions", "/runs", "/summarystats"):
-        _error(client.get(path), 401, "this service needs 'Authorization: Bearer <token>'")
+        error_body(client.get(path), 401, "this service needs 'Authorization: Bearer <token>'")
         assert client.get(path, headers=AUTH).status_code == 200
-    _error(client.post("/prediction", json={"data": [ROW]}), 401, "needs 'Authorization")
+    error_body(client.post("/prediction", json={"data": [ROW]}), 401, "needs 'Authorization")
     for path in ("/health", "/openapi.json", "/docs"):
         assert client.get(path).status_code == 200
-    closed = _client(settings, token=None, require_token_for_reads=True)
-    _error(closed.get("/scoring"), 403, "reads require a token")
+    closed = client_with(settings, token=None, require_token_for_reads=True)
+    error_body(closed.get("/scoring"), 403, "reads require a token")
 
 
 def test_open_reads_by_default(deployed: dict[str, Any], settings: Settings) -> None:
-    assert _client(settings).get("/scoring").status_code == 200
+    assert client_with(settings).get("/scoring").status_code == 200
 
 
 def test_unauthenticated_admin_only_when_allowed(
     deployed: dict[str, Any], settings: Settings
 ) -> None:
-    client = _client(settings, token=None, allow_unauthenticated_admin=True)
+    client = client_with(settings, token=None, allow_unauthenticated_admin=True)
     assert client.post("/ingest").status_code == 200
 
 
@@ -432,7 +408,7 @@ def test_api_config_keys_are_checked(make_settings: Any, settings: Settings) -> 
 def test_options_and_head_change_nothing_and_need_no_token(
     deployed: dict[str, Any], settings: Settings
 ) -> None:
-    client = _client(settings)
+    client = client_with(settings)
     before = _state(settings)
     for path in ADMIN:
         response = client.options(path)
@@ -449,8 +425,8 @@ def test_a_tampered_model_is_never_loaded(deployed: dict[str, Any], settings: Se
     model.write_bytes(model.read_bytes() + b"\x00")
     with pytest.raises(IntegrityError, match="does not match its recorded checksum"):
         load_deployed(settings)
-    client = _client(settings)
-    _error(client.post("/prediction", json={"data": [ROW]}), 500, "internal error")
+    client = client_with(settings)
+    error_body(client.post("/prediction", json={"data": [ROW]}), 500, "internal error")
 
 
 def test_models_load_only_from_the_deployment_folder(
@@ -461,8 +437,10 @@ def test_models_load_only_from_the_deployment_folder(
     (settings.prod_deployment_path / "CURRENT").write_text("../../../tmp/evil\n")
     with pytest.raises(NotFoundError, match="is not a model version"):
         load_deployed(settings)
-    _error(
-        _client(settings).post("/prediction", json={"data": [ROW]}), 404, "is not a model version"
+    error_body(
+        client_with(settings).post("/prediction", json={"data": [ROW]}),
+        404,
+        "is not a model version",
     )
 
 
