@@ -11,14 +11,14 @@ It writes ``--files`` CSV files with the project's columns (about 8 % of the row
 repeat an earlier row, in the same file or another one) and times, each as the
 median of ``--repeats`` runs in a fresh subprocess (so peak memory is that run's):
 
-* ours: :func:`monitoring.ingestion.ingest` (read, validate, merge, de-duplicate,
+* ours: :func:`monitoring.data.ingestion.ingest` (read, validate, merge, de-duplicate,
   write ``finaldata.csv``, the profile and the records);
 * pandas: ``read_csv`` + ``concat`` + ``drop_duplicates`` + ``to_csv``;
 * polars (if installed): lazy ``scan_csv`` + ``concat`` + ``unique(maintain_order)``
   + ``sink_csv``;
 
-then training (:func:`monitoring.training.train`) and batch prediction
-(:meth:`monitoring.model.Artifact.predict` and scikit-learn's ``predict_proba``) on
+then training (:func:`monitoring.model.training.train`) and batch prediction
+(:meth:`monitoring.model.artifact.Artifact.predict` and scikit-learn's ``predict_proba``) on
 the merged rows. Peak memory is the subprocess's peak RSS (``VmHWM``) minus its
 RSS after imports, compared with the size of the CSV files.
 """
