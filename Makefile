@@ -24,9 +24,10 @@ run: serve
 test: $(VENV)/.deps
 	$(BIN)/python -m pytest
 
-# The unit layer: everything but tests/e2e (real servers, browsers, killed processes).
+# The unit layer: everything but tests/e2e (real servers, browsers, killed processes)
+# and the PostgreSQL runs of the store tests.
 test-fast: $(VENV)/.deps
-	$(BIN)/python -m pytest --ignore=tests/e2e -q
+	$(BIN)/python -m pytest --ignore=tests/e2e -m "not postgres" -q
 
 lint: $(VENV)/.deps
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

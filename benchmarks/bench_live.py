@@ -31,7 +31,8 @@ from sklearn import metrics
 from sqlalchemy import func, select
 
 from monitoring.capture import live_performance
-from monitoring.storage.store import Store, captured_predictions
+from monitoring.storage.schema import captured_predictions
+from monitoring.storage.store import Store
 
 
 def fill(store: Store, rows: int, labelled: float, seed: int) -> None:

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from monitoring.capture.journal import run_importer
 from monitoring.config import Settings, load_settings
 from monitoring.data.ingestion import ingest
@@ -27,6 +29,7 @@ from monitoring.model.training import train
 from monitoring.pipeline import bootstrap, publish, run_full_process
 from monitoring.readmodels import DEPENDENCY_CACHE, ReadModels
 from monitoring.reports.reporting import generate_report
+from monitoring.storage.engine import unavailable
 from monitoring.storage.files import read_table
 from monitoring.storage.store import Store
 
@@ -198,7 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
+        if args.func is not cmd_capture_importer:  # it waits for the store instead
+            Store(settings.database_url).engine  # noqa: B018 - fail before writing any file
         result = args.func(settings, args)
+    except DBAPIError as exc:  # the store went away during the command
+        _say(f"error: {unavailable(settings.database_url, exc).message}")
+        return EXIT_FAILED
     except MonitoringError as exc:
         _say(f"error: {exc.message}")
         return EXIT_BUSY if isinstance(exc, AlreadyRunningError) else EXIT_FAILED

@@ -25,6 +25,7 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from monitoring.exceptions import ConfigError
+from monitoring.storage.engine import normalize_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -370,7 +371,7 @@ def _database_url(value: Any, root: Path) -> str:
         relative = value[len("sqlite:///") :]
         if relative and relative != ":memory:":
             return "sqlite:///" + str((root / relative).resolve())
-    return value
+    return normalize_url(value)  # postgres:// (Heroku) and postgresql:// use psycopg 3
 
 
 def settings_from_mapping(

@@ -74,3 +74,7 @@ class UnknownIdsError(MonitoringError, status_code=404):
 
 class RowLimitError(MonitoringError, status_code=413):
     """A request has more rows than ``api.max_rows``."""
+
+
+class StoreUnavailableError(MonitoringError, ConnectionError, status_code=503):
+    """The record store cannot be reached."""

@@ -27,7 +27,8 @@ from monitoring.model.deployment import RECORD_FILE, current_folder, current_ver
 from monitoring.model.scoring import evaluate, read_test_data, score, score_record
 from monitoring.model.training import artifact_reference, train, training_matrix
 from monitoring.reports.modelcard import write_model_card
-from monitoring.storage.files import exclusive_lock, read_table, sha256_file
+from monitoring.storage.engine import exclusive
+from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store
 
 Progress = Callable[[str], None]
@@ -36,8 +37,8 @@ SKIP_OUTCOMES = ("no_drift", "rejected")
 
 
 def pipeline_lock(settings: Settings) -> Any:
-    """The lock that lets only one pipeline run happen at a time."""
-    return exclusive_lock(settings.prod_deployment_path / ".pipeline.lock")
+    """The lock that lets one pipeline operation run at a time on every host of the store."""
+    return exclusive(settings.database_url, "pipeline", what="a pipeline run")
 
 
 def new_data(settings: Settings, store: Store) -> list[dict[str, str]]:

@@ -1,10 +1,17 @@
-"""Shared fixtures: settings on a private copy of the shipped data, app, client."""
+"""Shared fixtures: settings on a private copy of the shipped data, app, client.
+
+The tests of the store, capture, the pipeline and the API run twice: on SQLite and
+on a real PostgreSQL (marked ``postgres``; skipped only where PostgreSQL is not
+installed, never in CI, which sets ``MONITORING_REQUIRE_POSTGRES``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +20,9 @@ import pytest
 
 from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings, load_settings
+from monitoring.storage.engine import normalize_url
 from monitoring.storage.store import Store
+from tests import postgres
 
 DATA = PROJECT_ROOT / "data"
 
@@ -37,11 +46,60 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+BOTH_STORES = (
+    "tests/storage/",
+    "tests/capture/",
+    "tests/test_pipeline.py",
+    "tests/web/test_api.py",
+    "tests/model/test_deployment.py",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames and metafunc.definition.nodeid.startswith(
+        BOTH_STORES
+    ):
+        stores = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+        metafunc.parametrize("database_url", stores, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for the session (a throwaway cluster)."""
+    given = os.environ.get("MONITORING_TEST_POSTGRES_URL")
+    if given:
+        yield normalize_url(given)
+        return
+    if postgres.binaries() is None:
+        if os.environ.get("MONITORING_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required here but not installed")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="monitoring-pg-"))  # the postgres user must reach it
+    cluster = postgres.Cluster(folder)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def make_settings(project: Path) -> Callable[..., Settings]:
-    """Build settings for ``project`` with top-level keys overridden."""
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The store of a test: None for the config's SQLite file, else a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    url = postgres.new_database(request.getfixturevalue("postgres_server"))
+    request.addfinalizer(lambda: postgres.drop_database(url))
+    return url
+
+
+@pytest.fixture
+def make_settings(project: Path, database_url: str | None) -> Callable[..., Settings]:
+    """Build settings for ``project`` (on the test's store) with top-level keys overridden."""
 
     def make(**overrides: Any) -> Settings:
+        if database_url is not None:
+            overrides.setdefault("database_url", database_url)
         return load_settings(project / "config.json", env={}, overrides=overrides)
 
     return make

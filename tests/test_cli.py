@@ -10,7 +10,9 @@ import pytest
 
 from monitoring.cli import EXIT_BUSY, main
 from monitoring.config import Settings
-from monitoring.storage.files import exclusive_lock
+from monitoring.pipeline import pipeline_lock
+from tests.conftest import write_config
+from tests.helpers import free_port
 
 
 def run(settings: Settings, *args: str) -> int:
@@ -60,7 +62,7 @@ def test_setup_if_needed_and_a_busy_run(
 ) -> None:
     assert run(settings, "setup", "--if-needed") == 0
     assert "is already deployed; nothing to set up" in capsys.readouterr().err
-    with exclusive_lock(settings.prod_deployment_path / ".pipeline.lock"):
+    with pipeline_lock(settings):
         assert run(settings, "run") == EXIT_BUSY
     assert "already running" in capsys.readouterr().err
 
@@ -85,3 +87,17 @@ def test_diagnose_times_in_a_scratch_folder(
     ) == before
     statuses = {p["package"]: p["latest"] for p in result["dependencies"]["packages"]}
     assert statuses["flask"] == "unknown"
+
+
+def test_an_unreachable_store_is_one_error_line_before_any_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/nowhere"
+    config = write_config(project, database_url=url)
+    assert main(["--config", str(config), "ingest"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "[monitoring] error: cannot reach the record store at postgresql+psycopg://"
+    )
+    assert err.count("\n") == 1 and "secret" not in err and "Traceback" not in err
+    assert not (project / "data" / "ingesteddata").exists()

@@ -179,3 +179,17 @@ def test_invalid_options_name_the_key(mapping: dict[str, Any], message: str) -> 
 def test_options_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError, match="config key 'drift' must be an object"):
         DriftOptions.from_mapping(["method"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://u:p@db:5432/prod", "postgresql+psycopg://u:p@db:5432/prod"),  # Heroku
+        ("postgresql://u@db/prod", "postgresql+psycopg://u@db/prod"),
+        ("postgresql+psycopg://u@db/prod", "postgresql+psycopg://u@db/prod"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_urls_of_every_form_use_psycopg(project: Path, given: str, used: str) -> None:
+    settings = load_settings(project / "config.json", env={"DATABASE_URL": given})
+    assert settings.database_url == used

@@ -16,7 +16,8 @@ from sqlalchemy import func, select, update
 from monitoring.capture.journal import import_journals
 from monitoring.exceptions import DataValidationError, UnknownIdsError
 from monitoring.model.scoring import compute_metrics
-from monitoring.storage.store import Store, captured_predictions, utcnow
+from monitoring.storage.schema import captured_predictions
+from monitoring.storage.store import Store, utcnow
 
 
 def _label(value: Any, where: str) -> int:

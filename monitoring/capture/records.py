@@ -26,7 +26,8 @@ from monitoring.capture.journal import (
     writer_for,
 )
 from monitoring.config import Settings
-from monitoring.storage.store import Store, captured_predictions, utcnow
+from monitoring.storage.schema import captured_predictions
+from monitoring.storage.store import Store, utcnow
 
 PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures, on average
 

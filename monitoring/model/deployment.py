@@ -31,7 +31,8 @@ from monitoring.model.artifact import (
 )
 from monitoring.model.scoring import SCORE_FILE, SCORES_JSON, read_score
 from monitoring.model.training import REFERENCE_PROFILE
-from monitoring.storage.files import atomic_copy, atomic_write_text, exclusive_lock
+from monitoring.storage.engine import exclusive
+from monitoring.storage.files import atomic_copy, atomic_write_text
 from monitoring.storage.store import Store, utcnow
 
 CURRENT_FILE = "CURRENT"
@@ -134,7 +135,7 @@ def _switch(settings: Settings, version: str) -> None:
 
 
 def _lock(settings: Settings) -> Any:
-    return exclusive_lock(settings.prod_deployment_path / ".deploy.lock", what="a deployment")
+    return exclusive(settings.database_url, "deploy", what="a deployment")
 
 
 def _record(

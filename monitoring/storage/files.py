@@ -7,7 +7,6 @@ renamed over the target, so a reader sees the old file or the new one, never hal
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from monitoring.exceptions import AlreadyRunningError, DataValidationError
+from monitoring.exceptions import DataValidationError
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
 
@@ -152,23 +151,3 @@ def list_tables(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in TABLE_SUFFIXES
     )
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path, *, what: str = "a pipeline run") -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path``, or raise :class:`AlreadyRunningError`.
-
-    The lock dies with the process, so a killed run never leaves it stuck.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunningError(f"{what} is already running; try again later") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.close(fd)

@@ -9,214 +9,30 @@ default, PostgreSQL through ``DATABASE_URL``. The course's text files
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    ColumnElement,
-    Connection,
-    Engine,
-    Executable,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    insert,
-    make_url,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, Engine, Executable, insert, select, update
 
+from monitoring.storage.engine import get_engine, sqlite_file
 from monitoring.storage.files import file_identity
-
-metadata = MetaData()
-
-ingestions = Table(
-    "ingestions",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("batch_id", String(36), nullable=False, index=True),
-    Column("ingested_at", String(32), nullable=False),
-    Column("file_name", String(255), nullable=False),
-    Column("source_path", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # accepted | rejected
-    Column("rows_read", Integer),
-    Column("rows_kept", Integer),
-    Column("duplicates_removed", Integer),
-    Column("sha256", String(64)),
-    Column("message", Text),
-)
-
-scores = Table(
-    "scores",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("scored_at", String(32), nullable=False),
-    Column("model_version", String(64), nullable=False, index=True),
-    Column("dataset", String(32), nullable=False),  # test | ingested | live
-    Column("dataset_sha256", String(64)),
-    Column("n_rows", Integer),
-    Column("f1", Float),
-    Column("precision", Float),
-    Column("recall", Float),
-    Column("accuracy", Float),
-    Column("roc_auc", Float),
-)
-
-deployments = Table(
-    "deployments",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("deployed_at", String(32), nullable=False),
-    Column("model_version", String(64), nullable=False),
-    Column("action", String(16), nullable=False),  # deploy | rollback
-    Column("previous_version", String(64)),
-    Column("f1", Float),
-    Column("sha256", String(64)),
-)
-
-drift_reports = Table(
-    "drift_reports",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("created_at", String(32), nullable=False),
-    Column("model_version", String(64)),
-    Column("source", String(32), nullable=False),  # ingested | request | pipeline
-    Column("dataset_sha256", String(64)),
-    Column("n_current", Integer),
-    Column("dataset_drift", Boolean),
-    Column("drift_share", Float),
-    Column("report", Text, nullable=False),
-)
-
-timings = Table(
-    "timings",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("measured_at", String(32), nullable=False),
-    Column("step", String(32), nullable=False, index=True),
-    Column("seconds", Float, nullable=False),
-    Column("rows", Integer),
-)
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("started_at", String(32), nullable=False),
-    Column("finished_at", String(32)),
-    Column("status", String(16), nullable=False),  # running | completed | failed
-    Column("outcome", String(32)),
-    Column("reason", Text),
-    Column("evidence", Text),
-)
-
-# One row per predicted input row of /prediction, labelled later (monitoring.capture).
-captured_predictions = Table(
-    "captured_predictions",
-    metadata,
-    Column("id", Integer, primary_key=True),  # the row id given to clients
-    Column("request_id", String(128), nullable=False, index=True),
-    Column("row_index", Integer, nullable=False),
-    Column("captured_at", String(32), nullable=False, index=True),
-    Column("model_version", String(64), index=True),
-    Column("inputs", Text, nullable=False),  # JSON object of the row's columns
-    Column("prediction", Integer, nullable=False),
-    Column("probability", Float),
-    Column("label", Integer),  # ground truth, NULL until feedback arrives
-    Column("labelled_at", String(32)),
-)
-# Live performance reads only labelled rows: a partial index holding what it needs
-# keeps that query proportional to the labelled rows, not to all captured ones.
-Index(
-    "ix_captured_predictions_labelled",
-    captured_predictions.c.model_version,
-    captured_predictions.c.label,
-    captured_predictions.c.prediction,
-    captured_predictions.c.probability,
-    sqlite_where=captured_predictions.c.label.is_not(None),
-    postgresql_where=captured_predictions.c.label.is_not(None),
-)
-
-
-# Bytes of each capture journal imported so far: each line is imported exactly once.
-capture_journals = Table(
-    "capture_journals",
-    metadata,
-    Column("name", String(128), primary_key=True),
-    Column("imported", Integer, nullable=False),
+from monitoring.storage.schema import (
+    deployments,
+    drift_reports,
+    ingestions,
+    runs,
+    scores,
+    timings,
 )
 
 
 def utcnow() -> str:
     """Current UTC time as an ISO-8601 string with microseconds."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite ``url``; None for another database or ``:memory:``."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-_engines: dict[tuple[int, str], Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
-        dbapi_connection.execute(f"PRAGMA {pragma}").close()
-
-
-def get_engine(url: str) -> Engine:
-    """One engine per process and URL (engines must not cross a fork)."""
-    key = (os.getpid(), url)
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            file = sqlite_file(url)
-            if file is not None:
-                file.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url)
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            with _schema_lock(file):
-                metadata.create_all(engine)
-                for index in captured_predictions.indexes:  # added to older databases too
-                    index.create(engine, checkfirst=True)
-            _engines[key] = engine
-        return engine
-
-
-@contextlib.contextmanager
-def _schema_lock(file: Path | None) -> Iterator[None]:
-    """Serialise schema creation between processes sharing a SQLite ``file``.
-
-    ``create_all`` checks, then creates: of two processes opening a new database at
-    once, both could see a table missing, and the second ``CREATE TABLE`` failed.
-    """
-    if file is None:
-        yield
-        return
-    with open(f"{file}.schema-lock", "a") as handle:  # closing it releases the lock
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 class Store:

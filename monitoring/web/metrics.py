@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 from monitoring.capture.feedback import live_performance
 from monitoring.config import Settings
 from monitoring.model.deployment import current_version
+from monitoring.storage.schema import runs as store_runs
 from monitoring.storage.store import Store
-from monitoring.storage.store import runs as store_runs
 from monitoring.web.logs import REQUEST_ID_HEADER, access_log, incoming_request_id, log
 
 REQUESTS = Counter(

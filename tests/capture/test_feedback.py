@@ -186,7 +186,7 @@ def test_live_performance_equals_per_version_metrics_of_every_labelled_row(
     from sqlalchemy import insert
 
     from monitoring.model.scoring import compute_metrics
-    from monitoring.storage.store import captured_predictions
+    from monitoring.storage.schema import captured_predictions
 
     rows = []
     for i in range(600):

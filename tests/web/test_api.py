@@ -154,7 +154,7 @@ def test_prediction_on_json_records_csv_and_upload(api: Any, settings: Settings)
         ),
         (
             {
-                "data": {"file": (io.BytesIO(b"x"), "model.pkl")},
+                "data": {"file": (b"x", "model.pkl")},  # bytes: a fresh upload per call
                 "content_type": "multipart/form-data",
             },
             415,
@@ -168,6 +168,10 @@ def test_prediction_on_json_records_csv_and_upload(api: Any, settings: Settings)
     ],
 )
 def test_prediction_bad_input(api: Any, kwargs: dict[str, Any], status: int, message: str) -> None:
+    data = kwargs.get("data")
+    if isinstance(data, dict) and isinstance(data.get("file"), tuple):
+        content, name = data["file"]
+        kwargs = {**kwargs, "data": {"file": (io.BytesIO(content), name)}}
     error_body(api.post("/prediction", **kwargs), status, message)
 
 

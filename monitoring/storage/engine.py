@@ -1,0 +1,178 @@
+"""Connecting to the record store: URLs, engines, the schema, locks across processes.
+
+The store is an embedded SQLite file by default, PostgreSQL by URL (psycopg 3). A
+process opening a store brings its schema up to date with Alembic, one process at a
+time. :func:`exclusive` is the lock that lets one pipeline operation run at a time
+on every host that shares the store: a PostgreSQL advisory lock, or an ``flock``
+beside the SQLite file (which only processes of one host can share anyway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import DBAPIError
+
+from monitoring.exceptions import AlreadyRunningError, StoreUnavailableError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_engines: dict[tuple[int, str], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def normalize_url(url: str) -> str:
+    """``url`` with the psycopg 3 driver for PostgreSQL, whichever form was given.
+
+    Heroku sets ``postgres://``, which SQLAlchemy does not know, and a bare
+    ``postgresql://`` would pick psycopg2, which is not installed.
+
+    Examples
+    --------
+    >>> normalize_url("postgres://u:p@db.example.com:5432/prod")
+    'postgresql+psycopg://u:p@db.example.com:5432/prod'
+    >>> normalize_url("sqlite:////tmp/m.db")
+    'sqlite:////tmp/m.db'
+    """
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite ``url``; None for another database or ``:memory:``."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
+        dbapi_connection.execute(f"PRAGMA {pragma}").close()
+
+
+def get_engine(url: str, *, upgrade: bool = True) -> Engine:
+    """One engine per process and URL (engines must not cross a fork), its schema current.
+
+    Raises
+    ------
+    StoreUnavailableError
+        If the database cannot be reached to bring the schema up to date.
+    """
+    key = (os.getpid(), url)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            file = sqlite_file(url)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, pool_pre_ping=file is None)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            if upgrade:
+                try:
+                    upgrade_schema(engine)
+                except DBAPIError as exc:
+                    raise unavailable(url, exc) from exc
+            _engines[key] = engine
+        return engine
+
+
+def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
+    """The one-line error for a store that cannot be reached."""
+    first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()
+    return StoreUnavailableError(
+        f"cannot reach the record store at {safe_url(url)}: {first[0] if first else exc}"
+    )
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Run the Alembic migrations up to the latest, one process at a time.
+
+    A database created before migrations existed (its tables are those of revision
+    0001) is stamped 0001 first.
+    """
+    with engine.begin() as conn, _schema_lock(engine, conn):
+        tables = set(inspect(conn).get_table_names())
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        if "alembic_version" not in tables and "runs" in tables:
+            command.stamp(config, "0001")
+        command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _schema_lock(engine: Engine, conn: Connection) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":  # released when the transaction ends
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("schema")})
+        yield
+        return
+    file = sqlite_file(engine.url.render_as_string(hide_password=False))
+    if file is None:
+        yield
+        return
+    with open(f"{file}.schema-lock", "a") as handle:  # closing it releases the lock
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock named ``name``."""
+    digest = hashlib.sha256(f"monitoring:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def exclusive(url: str, name: str, *, what: str) -> Iterator[None]:
+    """Hold the store-wide lock ``name`` for the ``with`` block, or refuse at once.
+
+    The lock dies with the process (or its database session), so a killed run never
+    leaves it held.
+
+    Raises
+    ------
+    AlreadyRunningError
+        If another process, on any host sharing the store, holds it.
+    """
+    file = sqlite_file(url)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{file}.{name}-lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlreadyRunningError(f"{what} is already running; try again later") from None
+            yield
+        return
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":  # an in-memory database: one process only
+        yield
+        return
+    key = {"key": lock_key(name)}
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar():
+            raise AlreadyRunningError(f"{what} is already running; try again later")
+        conn.commit()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(DBAPIError):  # a lost session released it already
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+                conn.commit()
