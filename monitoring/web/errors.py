@@ -9,10 +9,13 @@ import json
 from typing import Any
 
 from flask import Flask, jsonify, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-from monitoring.exceptions import MonitoringError
+from monitoring.exceptions import MonitoringError, StoreUnavailableError
+
+STORE_DOWN = "the record store cannot be reached; try again shortly"
 
 
 def error_response(status: int, message: str, headers: Any = None) -> Any:
@@ -44,6 +47,8 @@ def init_app(app: Flask) -> None:
             app.logger.error("request failed: %s", exc.message)
         if exc.status_code == 500:  # details (server paths, checksums) stay in the log
             return error_response(500, "internal error; see the server log")
+        if isinstance(exc, StoreUnavailableError):  # its URL names a server: log only
+            return error_response(503, STORE_DOWN)
         return error_response(exc.status_code, exc.message)
 
     @app.errorhandler(HTTPException)
@@ -57,6 +62,12 @@ def init_app(app: Flask) -> None:
             allowed = exc.get_response().headers.get("Allow", "")
             message = f"method {request.method} is not allowed here; allowed: {allowed}"
         return error_response(status, message, exc.get_response().headers)
+
+    @app.errorhandler(DBAPIError)
+    def _store_error(exc: DBAPIError) -> Any:
+        # The store went away mid-request: say so (the URL and driver detail stay in the log).
+        app.logger.error("record store error: %s", (str(exc.orig or exc).splitlines() or [""])[0])
+        return error_response(503, STORE_DOWN)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

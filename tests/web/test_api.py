@@ -305,3 +305,19 @@ def test_a_redeploy_is_served_without_restart(
     deploy(source, store=store)
     assert api.post("/prediction", json={"data": ROWS}).get_json()["model_version"] == new
     assert api.get("/scoring").get_json()["model_version"] == new
+
+
+def test_a_store_error_during_a_read_is_a_json_503(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from monitoring.storage.store import Store
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Store, "scores", down)
+    monkeypatch.setattr(Store, "change_key", lambda self, **kw: None)  # no cached key either
+    body = error_body(api.get("/scoring"), 503, "the record store cannot be reached")
+    assert "server closed" not in body["message"]
