@@ -82,7 +82,11 @@ def get_engine(url: str, *, upgrade: bool = True) -> Engine:
             file = sqlite_file(url)
             if file is not None:
                 file.parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, pool_pre_ping=file is None)
+            options: dict[str, Any] = {}
+            if make_url(url).get_backend_name() == "postgresql":
+                # Reconnect after a restart of the server; never wait long for one that is gone.
+                options = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+            engine = create_engine(url, **options)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             if upgrade:
