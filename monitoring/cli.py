@@ -253,7 +253,8 @@ def cmd_schedule(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         _say(f"run {n}: {outcome} in {_clock() - started:.1f} s: {reason}")
 
     received: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    previous = {s: signal.SIG_DFL if h is None else h for s, h in previous.items()}  # not Python's
 
     def stop(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
