@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run setup serve test test-fast lint bench
+.PHONY: run setup serve test test-fast lint bench cron
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ serve: setup
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 run: serve
+
+# The crontab line of cronjob.txt for this checkout (its folder and virtualenv):
+#   (crontab -l 2>/dev/null; make -s cron) | crontab -
+cron:
+	@sed -e 's|/path/to/risk-monitoring/.venv|$(abspath $(VENV))|g' \
+	     -e 's|/path/to/risk-monitoring|$(CURDIR)|g' cronjob.txt
 
 test: $(VENV)/.deps
 	$(BIN)/python -m pytest

@@ -20,6 +20,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError
 
@@ -27,6 +30,7 @@ from monitoring.exceptions import AlreadyRunningError, StoreUnavailableError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[tuple[int, str], Engine] = {}
+_upgraded: set[tuple[int, str]] = set()  # engines whose schema this process brought up to date
 _engines_lock = threading.Lock()
 
 
@@ -70,6 +74,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def get_engine(url: str, *, upgrade: bool = True) -> Engine:
     """One engine per process and URL (engines must not cross a fork), its schema current.
 
+    ``upgrade=False`` leaves the schema as it is (a later call with ``upgrade``
+    still brings it up to date).
+
     Raises
     ------
     StoreUnavailableError
@@ -89,12 +96,13 @@ def get_engine(url: str, *, upgrade: bool = True) -> Engine:
             engine = create_engine(url, **options)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
-            if upgrade:
-                try:
-                    upgrade_schema(engine)
-                except DBAPIError as exc:
-                    raise unavailable(url, exc) from exc
             _engines[key] = engine
+        if upgrade and key not in _upgraded:
+            try:
+                upgrade_schema(engine)
+            except DBAPIError as exc:
+                raise unavailable(url, exc) from exc
+            _upgraded.add(key)
         return engine
 
 
@@ -111,15 +119,70 @@ def upgrade_schema(engine: Engine) -> None:
 
     A database created before migrations existed (its tables are those of revision
     0001) is stamped 0001 first.
+
+    Raises
+    ------
+    StoreUnavailableError
+        If the database is at a revision these migrations do not know (a newer release).
     """
     with engine.begin() as conn, _schema_lock(engine, conn):
         tables = set(inspect(conn).get_table_names())
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config = alembic_config()
         config.attributes["connection"] = conn
         if "alembic_version" not in tables and "runs" in tables:
             command.stamp(config, "0001")
-        command.upgrade(config, "head")
+        try:
+            command.upgrade(config, "head")
+        except CommandError as exc:  # e.g. "Can't locate revision identified by '0009'"
+            raise StoreUnavailableError(
+                f"cannot upgrade the record store at {safe_url(str(engine.url))}: {exc}; "
+                "is it used by a newer release?"
+            ) from exc
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the migrations of this release (no database URL)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    """The latest revision of the migrations in this release."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def known_revisions() -> set[str]:
+    """Every revision of the migrations in this release."""
+    return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def schema_revision(url: str) -> str | None:
+    """The revision the store at ``url`` is at, without upgrading it.
+
+    None for a store no migration has run on: a new one, or one made before
+    migrations existed.
+    """
+    with get_engine(url, upgrade=False).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(url: str) -> tuple[str | None, str | None]:
+    """Bring the store at ``url`` up to the latest revision; return (before, after).
+
+    Raises
+    ------
+    StoreUnavailableError
+        If the database cannot be reached or is at a revision this release does not know.
+    """
+    try:
+        before = schema_revision(url)
+        engine = get_engine(url, upgrade=False)
+        upgrade_schema(engine)
+        _upgraded.add((os.getpid(), url))
+        return before, schema_revision(url)
+    except DBAPIError as exc:
+        raise unavailable(url, exc) from exc
 
 
 @contextlib.contextmanager

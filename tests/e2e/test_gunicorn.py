@@ -127,16 +127,6 @@ def test_apicalls_fails_when_the_api_is_down(settings: Settings, deployed: dict[
     assert (settings.output_model_path / "apireturns.txt").is_file()
 
 
-def test_cronjob_runs_every_ten_minutes_with_absolute_paths() -> None:
-    line = (PROJECT_ROOT / "cronjob.txt").read_text().strip()
-    fields = line.split()
-    assert fields[:5] == ["*/10", "*", "*", "*", "*"]
-    command = " ".join(fields[5:])
-    assert "-m monitoring run" in command
-    paths = [w for w in fields[5:] if "/" in w and not w.startswith(">")]
-    assert paths and all(Path(p).is_absolute() for p in paths)
-
-
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
     {"lastmonth_activity": 14, "lastyear_activity": 2145, "number_of_employees": 99},
