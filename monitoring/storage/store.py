@@ -12,7 +12,6 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Executable, insert, se
 
 from monitoring.storage.engine import get_engine, sqlite_file
 from monitoring.storage.files import file_identity
+from monitoring.storage.models import ModelVersions, utcnow
 from monitoring.storage.schema import (
     deployments,
     drift_reports,
@@ -30,12 +30,7 @@ from monitoring.storage.schema import (
 )
 
 
-def utcnow() -> str:
-    """Current UTC time as an ISO-8601 string with microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-class Store:
+class Store(ModelVersions):
     """Typed access to the record store at SQLAlchemy database URL ``url``.
 
     With SQLite, :attr:`stamp` (``<file>.records``) is touched after each write of all
