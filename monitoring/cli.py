@@ -85,13 +85,13 @@ def cmd_deploy(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    result = rollback(settings, to_version=args.to)
+    result = rollback(settings, to_version=args.to, store=Store(settings.database_url))
     _say(f"rolled back to {result['model_version']} (was {result['previous_version']})")
     return result
 
 
 def cmd_versions(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    return {"versions": list_versions(settings)}
+    return {"versions": list_versions(Store(settings.database_url))}
 
 
 def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -130,11 +130,12 @@ def cmd_drift(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_setup(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    live = current_version(settings)
+    store = Store(settings.database_url)
+    live = current_version(store)
     if args.if_needed and live is not None:
         _say(f"model {live} is already deployed; nothing to set up")
         return {"model_version": live, "skipped": True}
-    result = bootstrap(settings, Store(settings.database_url), progress=_say)
+    result = bootstrap(settings, store, progress=_say)
     result["report"] = generate_report(settings)
     _say(f"ready: model {result['model_version']} deployed")
     return result

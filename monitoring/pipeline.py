@@ -2,7 +2,7 @@
 
 One run at a time (an exclusive lock), recorded with what it found, did and why
 (steps: README, *The full process*). Files count as new by name and content hash
-unless the deployed ingestion record or an earlier run that did not deploy has
+unless the live version's ingestion record (in the store) or an earlier run that did not deploy has
 seen them; a challenger is deployed unless its test F1 is worse than the
 champion's by more than ``thresholds.gate_margin``.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,10 +21,10 @@ from monitoring.data.ingestion import find_new_files, ingest
 from monitoring.drift import detect_data_drift
 from monitoring.drift.model_drift import live_model_drift, training_f1_drift
 from monitoring.exceptions import MonitoringError
-from monitoring.model.artifact import Artifact, load_artifact
-from monitoring.model.deployment import RECORD_FILE, current_folder, current_version, deploy
+from monitoring.model.artifact import Artifact
+from monitoring.model.deployment import deploy, load_deployed
 from monitoring.model.scoring import evaluate, read_test_data, score, score_record
-from monitoring.model.training import artifact_reference, train, training_matrix
+from monitoring.model.training import train, training_matrix
 from monitoring.reports.modelcard import write_model_card
 from monitoring.storage.engine import exclusive
 from monitoring.storage.files import read_table, sha256_file
@@ -49,8 +48,11 @@ def new_data(settings: Settings, store: Store) -> list[dict[str, str]]:
         if run["status"] == "completed" and run["outcome"] in SKIP_OUTCOMES
         for f in (run["evidence"] or {}).get("new_files", [])
     }
+    live = store.live_version()
+    row = None if live is None else store.model_version(live, with_bytes=False)
+    record = (row or {}).get("ingestion_record") or ""
     out = []
-    for path in find_new_files(settings, current_folder(settings) / RECORD_FILE):
+    for path in find_new_files(settings, record):
         entry = {"file_name": path.name, "sha256": sha256_file(path)}
         if (entry["file_name"], entry["sha256"]) not in evaluated:
             out.append(entry)
@@ -99,7 +101,7 @@ def check_data_drift(
 ) -> dict[str, Any]:
     """Data drift of the ingested data against the deployed model's training data."""
     report = detect_data_drift(
-        artifact_reference(champion),
+        champion.reference,
         frame,
         columns=champion.features,
         options=settings.drift,
@@ -138,7 +140,7 @@ def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str
 def publish(settings: Settings, store: Store) -> dict[str, Any]:
     """Deploy the trained, scored model, then write its model card."""
     deployed = deploy(settings, store=store)
-    write_model_card(settings, Path(deployed["folder"]))
+    write_model_card(settings, store, deployed["model_version"])
     return deployed
 
 
@@ -206,7 +208,7 @@ def run_full_process(
 def _run(
     settings: Settings, store: Store, evidence: dict[str, Any], *, force: bool, progress: Progress
 ) -> tuple[str, str]:
-    if current_version(settings) is None:
+    if store.live_version() is None:
         progress("no model deployed yet: bootstrapping")
         evidence.update(bootstrap(settings, store, progress))
         return "initial_deploy", "no model was deployed; trained and deployed the first one"
@@ -221,7 +223,7 @@ def _run(
 
     progress(f"{len(new)} new file(s); ingesting")
     evidence["ingestion"] = ingest(settings, store=store).to_dict()
-    champion = load_artifact(current_folder(settings))
+    champion = load_deployed(store)
     evidence["champion"] = champion.version
 
     # Both checks look at the data just ingested: read and hash it once.

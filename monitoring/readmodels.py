@@ -1,8 +1,8 @@
 """Read models: what the API, the dashboard and the report show, cached per process.
 
 :class:`ReadModels` is built once per process (per gunicorn worker) and holds one read
-model per thing served: :class:`LiveModel` (``/prediction``, ``/health``; reloaded when
-the ``CURRENT`` file changes, so a redeploy is served without a restart),
+model per thing served: :class:`LiveModel` (``/prediction``, ``/health``; follows the
+store's live pointer, so a redeploy on any host is served without a restart),
 :class:`ScoringView`, :class:`ProfileView`, :class:`DiagnosticsView` and
 :class:`DriftView`. Each caches what it derives in one :class:`ResultCache`, keyed on the
 identity of the files or store state it comes from. Nothing here writes production
@@ -11,12 +11,14 @@ files; only ``POST /drift`` records its report.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture import live_performance
 from monitoring.config import Settings
@@ -24,14 +26,20 @@ from monitoring.data.validation import check_columns, check_not_empty
 from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
 from monitoring.drift import ReferenceProfile, detect_data_drift, model_drift_status
-from monitoring.exceptions import MissingArtifactError, NotDeployedError
+from monitoring.exceptions import (
+    IntegrityError,
+    MissingArtifactError,
+    MonitoringError,
+    NotDeployedError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from monitoring.model.artifact import Artifact, load_artifact
-from monitoring.model.deployment import CURRENT_FILE, current_folder
-from monitoring.model.scoring import read_score
-from monitoring.model.training import artifact_reference
+from monitoring.storage.engine import unavailable
 from monitoring.storage.files import file_identity, read_json, read_table
 from monitoring.storage.store import Store, utcnow
 
+log = logging.getLogger(__name__)
 DEPENDENCY_CACHE = ".dependency-check.json"
 # The dependency report lists installed versions, read from package metadata (a few
 # ms); it is recomputed when its inputs change or after this many seconds.
@@ -39,6 +47,10 @@ DEPENDENCY_TTL_SECONDS = 10.0
 # A result kept with a min_age is kept at least this many times as long as it took
 # to compute, so refreshing a summary that grew expensive costs a worker about 5%.
 REFRESH_COST_FACTOR = 20
+# A worker reads the store's live pointer at most this often (seconds): a deploy or
+# rollback made anywhere is served by every worker within it, plus one model load.
+LIVE_POLL_SECONDS = 0.5
+KEEP_VERSIONS = 3  # loaded models kept per process (a rollback and back loads nothing)
 NOT_INGESTED = "no data has been ingested yet; run 'python -m monitoring ingest' first"
 
 
@@ -80,33 +92,111 @@ def store_key(store: Store, clock: Callable[[], float], *, records_only: bool = 
 
 
 class LiveModel:
-    """The deployed model of this process, reloaded when ``CURRENT`` changes."""
+    """The live model of this process: the version the store's live pointer names.
 
-    def __init__(self, settings: Settings, cache: ResultCache) -> None:
-        self.settings, self.cache = settings, cache
-        self._current_file = settings.prod_deployment_path / CURRENT_FILE  # stat per use
+    The pointer is read at most every :data:`LIVE_POLL_SECONDS` (a deploy or rollback
+    made by any process on any host is served within that), each version is loaded
+    and verified once. While the store cannot be reached the model already loaded
+    keeps serving (the outage is logged once); other requests than the one reading
+    the pointer never wait for it once a model is loaded.
+    """
+
+    def __init__(self, store: Store, cache: ResultCache) -> None:
+        self.store, self.cache = store, cache
         self._lock = threading.Lock()
-        self._loaded: tuple[Any, Artifact] | None = None
+        self._checked_at: float | None = None
+        self._served: Artifact | MonitoringError | None = None  # the latest poll's outcome
+        self._versions: dict[str, Artifact] = {}  # loaded versions, the latest last
+        self._refused: dict[str, IntegrityError] = {}  # versions that failed their checks
+        self._outage = False
 
     def artifact(self) -> Artifact:
-        """The live model; :class:`NotDeployedError` if nothing is deployed."""
-        key = file_identity(self._current_file)
-        if key is None:
-            raise NotDeployedError(
-                "no model is deployed yet; run 'python -m monitoring setup' first"
+        """The live model; :class:`NotDeployedError` if nothing is deployed.
+
+        Without a model loaded: :class:`StoreUnavailableError` while the store cannot be
+        reached, :class:`MissingArtifactError` if the pointer names an unknown version,
+        :class:`IntegrityError` if the live version fails its checksum.
+        """
+        checked = self._checked_at
+        if checked is None or self.cache.clock() - checked >= LIVE_POLL_SECONDS:
+            # With a model to serve, the requests meanwhile do not wait for the poll.
+            if self._lock.acquire(blocking=not isinstance(self._served, Artifact)):
+                try:
+                    checked = self._checked_at
+                    if checked is None or self.cache.clock() - checked >= LIVE_POLL_SECONDS:
+                        self._poll()
+                finally:
+                    self._lock.release()
+        served = self._served
+        if isinstance(served, Artifact):
+            return served
+        assert served is not None  # a poll always leaves an outcome
+        raise type(served)(served.message)
+
+    def _poll(self) -> None:
+        """Read the live pointer and load the version it names unless loaded already."""
+        try:
+            version = self.store.live_version()
+            if version is None:
+                self._served = NotDeployedError(
+                    "no model is deployed yet; run 'python -m monitoring setup' first"
+                )
+            else:
+                self._served = self._load(version)
+        except StoreUnavailableError as exc:
+            self._unreachable(exc)
+        except DBAPIError as exc:
+            self._unreachable(unavailable(self.store.url, exc))
+        else:
+            if self._outage:
+                log.warning("the record store is reachable again")
+                self._outage = False
+        self._checked_at = self.cache.clock()
+
+    def _unreachable(self, failure: StoreUnavailableError) -> None:
+        """Keep serving the loaded model, if any; log the first failure of an outage."""
+        served = self._served
+        if not self._outage:
+            kept = served.version if isinstance(served, Artifact) else None
+            log.warning("%s; serving model %s until it is back", failure.message, kept)
+            self._outage = True
+        if not isinstance(served, Artifact):
+            self._served = failure
+
+    def _load(self, version: str) -> Artifact | MonitoringError:
+        """The artifact of ``version`` (loaded once), or the error that refuses it."""
+        known = self._versions.get(version) or self._refused.get(version)
+        if known is not None:
+            return known
+        try:
+            artifact = load_artifact(self.store, version)
+        except NotFoundError:
+            return MissingArtifactError(
+                f"the live model is version '{version}', which is not in the record store"
             )
-        loaded = self._loaded
-        if loaded is None or loaded[0] != key:
-            with self._lock:
-                if self._loaded is None or self._loaded[0] != key:
-                    self._loaded = (key, load_artifact(current_folder(self.settings)))
-                loaded = self._loaded
-        return loaded[1]
+        except IntegrityError as exc:  # refused for the life of this process, logged once
+            log.error("live model not loaded: %s", exc.message)
+            self._refused[version] = exc
+            return exc
+        self._versions[version] = artifact
+        while len(self._versions) > KEEP_VERSIONS:  # the oldest loaded go first
+            self._versions.pop(next(iter(self._versions)))
+        return artifact
+
+    def expire(self) -> None:
+        """Read the live pointer on the next use (after this process deployed or rolled back)."""
+        self._checked_at = None
+
+    def served_version(self) -> str | None:
+        """The version :meth:`artifact` serves now, or None if it serves none."""
+        try:
+            return self.artifact().version
+        except MonitoringError:
+            return None
 
     def reference(self) -> ReferenceProfile:
         """The drift reference profile saved with the live model."""
-        artifact = self.artifact()
-        return self.cache.get("reference", artifact.version, lambda: artifact_reference(artifact))
+        return self.artifact().reference
 
     def predict(self, frame: pd.DataFrame, *, input_name: str) -> dict[str, Any]:
         """``/prediction``: classes and probabilities of the live model for ``frame``."""
@@ -115,12 +205,18 @@ class LiveModel:
         return {"model_version": artifact.version, "n_rows": len(frame), **result}
 
     def health(self) -> dict[str, Any]:
-        """``/health``: liveness, and which version is deployed."""
+        """``/health``: liveness, and which version is served.
+
+        ``no_model`` before the first deployment, ``unavailable`` when the live model
+        cannot be loaded (the store unreachable, a failed checksum): never an error.
+        """
         try:
             version: str | None = self.artifact().version
             status = "ok"
-        except (NotDeployedError, MissingArtifactError):
+        except NotDeployedError:
             version, status = None, "no_model"
+        except MonitoringError:
+            version, status = None, "unavailable"
         return {"status": status, "model_version": version, "time": time.time()}
 
 
@@ -151,7 +247,8 @@ class ScoringView:
         return rows[-1]["id"] if rows else None
 
     def _scoring(self, artifact: Artifact) -> dict[str, Any]:
-        score = read_score(artifact.folder)
+        row = self.store.model_version(artifact.version, with_bytes=False)
+        score = None if row is None else row["score"]  # as recorded now
         if score is None:
             raise MissingArtifactError(f"the deployed model {artifact.version} has no score")
         names = ("f1", "precision", "recall", "accuracy", "roc_auc", "n_rows", "confusion_matrix")
@@ -281,7 +378,7 @@ class ReadModels:
         self.settings = settings
         self.store = store or Store(settings.database_url)
         self.cache = ResultCache()
-        self.model = LiveModel(settings, self.cache)
+        self.model = LiveModel(self.store, self.cache)
         self.scoring = ScoringView(settings, self.store, self.model)
         self.profile = ProfileView(settings, self.cache)
         self.diagnostics = DiagnosticsView(settings, self.store, self.profile)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,13 +118,30 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     return metric_samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+class FakeClock:
+    """A clock for :class:`~monitoring.readmodels.ResultCache` that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_clock(client: Any) -> FakeClock:
+    """Put the read models of a test client's app on a :class:`FakeClock`; return it."""
+    clock = FakeClock()
+    client.application.extensions["readmodels"].cache.clock = clock
+    return clock
+
+
 def small_artifact(estimator: Any, rng: np.random.Generator) -> tuple[Artifact, pd.DataFrame]:
     """``estimator`` fitted on 400 random rows of the features, as an artifact."""
     frame = pd.DataFrame(rng.normal(size=(400, 3)) * [300, 2000, 50], columns=FEATURES)
     target = (frame["lastyear_activity"] + rng.normal(size=400) * 900 > 0).astype(int)
     estimator.fit(frame, target)
     metadata = {"version": "v", "features": FEATURES}
-    return Artifact(estimator=estimator, metadata=metadata, folder=Path(".")), frame
+    return Artifact(estimator=estimator, metadata=metadata), frame
 
 
 def assert_plain_json(value: Any) -> None:

@@ -67,6 +67,26 @@ def test_setup_if_needed_and_a_busy_run(
     assert "already running" in capsys.readouterr().err
 
 
+def test_versions_and_rollback_read_the_store(
+    settings: Settings, deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = deployed["model_version"]
+    write_config(settings.root, input_folder_path="data/sourcedata")
+    for step in ("ingest", "train", "score", "deploy"):
+        assert run(settings, step) == 0
+    assert run(settings, "--json", "versions") == 0
+    versions = json.loads(capsys.readouterr().out)["versions"]
+    second = versions[-1]["version"]
+    assert [(v["version"], v["live"]) for v in versions] == [(first, False), (second, True)]
+    assert run(settings, "rollback") == 0
+    assert f"rolled back to {first} (was {second})" in capsys.readouterr().err
+    assert run(settings, "rollback", "--to", "nope") == 1
+    known = [first, second]
+    assert f"error: model version 'nope' is not deployed; known: {known}" in capsys.readouterr().err
+    assert run(settings, "setup", "--if-needed") == 0
+    assert f"model {first} is already deployed; nothing to set up" in capsys.readouterr().err
+
+
 def test_diagnose_times_in_a_scratch_folder(
     settings: Settings, deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,7 +24,7 @@ CHAMPION_F1 = 4 / 7
 def test_first_run_bootstraps_then_finds_no_new_data(settings: Any, store: Store) -> None:
     first = run_full_process(settings, store=store)
     assert (first["status"], first["outcome"]) == ("completed", "initial_deploy")
-    assert current_version(settings) == first["evidence"]["model_version"]
+    assert current_version(store) == first["evidence"]["model_version"]
     second = run_full_process(settings, store=store)
     assert second["outcome"] == "no_new_data"
     assert second["evidence"]["new_files"] == []
@@ -68,7 +68,7 @@ def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
     }
     assert run["outcome"] == "rejected"
     assert "worse than the champion's 0.5714" in run["reason"]
-    assert current_version(source) == champion
+    assert current_version(store) == champion
 
     [report] = store.drift_reports(limit=1)
     assert report["source"] == "pipeline" and report["dataset_drift"] is True
@@ -86,9 +86,9 @@ def test_a_wider_gate_margin_deploys_the_challenger(
     run = run_full_process(source, store=store)
     assert run["outcome"] == "deployed"
     assert run["evidence"]["gate"]["accepted"] is True
-    assert current_version(source) == run["evidence"]["challenger"]
-    assert current_version(source) != deployed["model_version"]
-    [deployment] = [d for d in store.deployments() if d["model_version"] == current_version(source)]
+    assert current_version(store) == run["evidence"]["challenger"]
+    assert current_version(store) != deployed["model_version"]
+    [deployment] = [d for d in store.deployments() if d["model_version"] == current_version(store)]
     assert deployment["previous_version"] == deployed["model_version"]
 
 

@@ -7,6 +7,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.helpers import FakeClock
+
 
 def test_cached_diagnostics_and_scoring_follow_the_store(
     deployed: dict[str, Any], client: Any, settings: Any, store: Any
@@ -18,14 +20,6 @@ def test_cached_diagnostics_and_scoring_follow_the_store(
     ingest(settings, store=store)
     assert client.get("/diagnostics").get_json()["execution_time"]["ingestion"]["runs"] == first + 1
     assert client.get("/scoring").status_code == 200
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_result_cache_recomputes_when_the_key_changes() -> None:

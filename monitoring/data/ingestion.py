@@ -169,27 +169,32 @@ def format_record(records: Sequence[dict[str, Any]]) -> str:
 
 
 def read_record(path: Path) -> list[dict[str, str]]:
-    """Parse an ``ingestedfiles.txt``; a missing file is an empty record.
+    """Parse an ``ingestedfiles.txt``; a missing file is an empty record."""
+    try:
+        return parse_record(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+
+
+def parse_record(text: str) -> list[dict[str, str]]:
+    """Parse the text of an ``ingestedfiles.txt``.
 
     An older plain list (one path per line) gives entries with only ``file_name``.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
     lines = [line for line in text.splitlines() if line.strip()]
     if lines and lines[0].startswith("file_name,"):
         return list(csv.DictReader(io.StringIO(text)))
     return [{"file_name": Path(line.strip().strip("'\",[]")).name} for line in lines]
 
 
-def find_new_files(settings: Settings, record_path: Path) -> list[Path]:
-    """Data files in the input folder that the record at ``record_path`` has not seen.
+def find_new_files(settings: Settings, record: str) -> list[Path]:
+    """Data files in the input folder that the ingestion ``record`` (the text of an
+    ``ingestedfiles.txt``) has not seen.
 
     A file counts as seen when both its name and its content hash match an entry,
     so a file replaced in place with new content is new data too.
     """
-    seen = {(r.get("file_name"), r.get("sha256") or None) for r in read_record(record_path)}
+    seen = {(r.get("file_name"), r.get("sha256") or None) for r in parse_record(record)}
     names_only = {name for name, digest in seen if digest is None}  # older records
     return [
         path

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 import pandas as pd
@@ -290,8 +290,9 @@ class ReferenceProfile:
                 "ReferenceProfile.load(path) first"
             )
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the profile to exactly ``path``: ``.npz`` arrays plus JSON, no pickle."""
+    def save(self, path: str | os.PathLike[str] | BinaryIO) -> Path | None:
+        """Write the profile to exactly ``path``, or to a binary file object: ``.npz``
+        arrays plus JSON, no pickle. Returns the path written (None for a file object)."""
         self._check_fitted()
         arrays: dict[str, Any] = {}
         columns = []
@@ -310,15 +311,19 @@ class ReferenceProfile:
             "n_rows": self.n_rows_,
             "columns": columns,
         }
+        if not isinstance(path, str | os.PathLike):
+            np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+            return None
         target = Path(path)
         with target.open("wb") as handle:
             np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
-        """Read a profile written by :meth:`save`; IntegrityError if it is not one."""
-        source = Path(path)
+    def load(cls, path: str | os.PathLike[str] | BinaryIO) -> ReferenceProfile:
+        """Read a profile written by :meth:`save` from a path or a binary file object;
+        IntegrityError if it is not one."""
+        source = Path(path) if isinstance(path, str | os.PathLike) else path
         try:
             with np.load(source, allow_pickle=False) as archive:
                 data = {key: archive[key] for key in archive.files}

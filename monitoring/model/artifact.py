@@ -1,16 +1,20 @@
 """The model artifact: building, saving, loading and predicting.
 
-A folder with ``trainedmodel.pkl`` (the estimator, under the course's file name)
-and ``trainedmodel.json`` (version, features, training-data hash, library versions,
-the pickle's SHA-256). Pickles run code, so :func:`load_artifact` refuses one whose
-SHA-256 is not the recorded one.
+A trained model is a row of the record store: the pickled estimator, its metadata
+(version, features, training-data hash, library versions, the pickle's SHA-256), its
+test score and the drift reference profile (``.npz`` bytes). Pickles run code, so
+:func:`load_artifact` refuses bytes whose SHA-256 is not the recorded one. The course's
+files (``trainedmodel.pkl``, ``trainedmodel.json``, ``reference_profile``) are written
+too, as exports (:func:`export_artifact`).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,14 @@ from sklearn.linear_model import LogisticRegression
 
 from monitoring.config import ESTIMATOR_CLASSES, ModelSettings
 from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
-from monitoring.exceptions import IntegrityError, MissingArtifactError
-from monitoring.storage.files import atomic_write_bytes, atomic_write_json, read_json, sha256_bytes
+from monitoring.drift import ReferenceProfile
+from monitoring.exceptions import IntegrityError, NotFoundError
+from monitoring.storage.files import atomic_write_bytes, atomic_write_json, sha256_bytes
+from monitoring.storage.store import Store
 
 MODEL_FILE = "trainedmodel.pkl"
 METADATA_FILE = "trainedmodel.json"
+REFERENCE_FILE = "reference_profile"
 
 
 def build_estimator(model: ModelSettings) -> ClassifierMixin:
@@ -37,15 +44,33 @@ def build_estimator(model: ModelSettings) -> ClassifierMixin:
 
 @dataclass(frozen=True)
 class Artifact:
-    """A loaded model with its metadata."""
+    """A loaded model with its metadata, test score (None until scored) and reference."""
 
     estimator: Any
     metadata: dict[str, Any]
-    folder: Path
+    score: dict[str, Any] | None = None
+    reference_bytes: bytes | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
         return str(self.metadata["version"])
+
+    @cached_property
+    def reference(self) -> ReferenceProfile:
+        """The drift reference profile of the training data, loaded on first use.
+
+        IntegrityError if there is none, or it is not the one recorded in the metadata.
+        """
+        data = self.reference_bytes
+        if data is None:
+            raise IntegrityError(f"model version {self.version} has no drift reference profile")
+        expected = self.metadata.get("reference_sha256")
+        if expected is not None and sha256_bytes(data) != expected:
+            raise IntegrityError(
+                f"the drift reference of model version {self.version} does not match its "
+                "recorded checksum; refusing to load it"
+            )
+        return ReferenceProfile.load(io.BytesIO(data))
 
     @property
     def features(self) -> list[str]:
@@ -108,47 +133,67 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_artifact(folder: Path, estimator: Any, metadata: dict[str, Any]) -> dict[str, Any]:
-    """Write the pickle, then the metadata naming its SHA-256, atomically; return it.
+def save_artifact(
+    store: Store, estimator: Any, metadata: dict[str, Any], reference: bytes
+) -> dict[str, Any]:
+    """Save a trained model in the store; return its row (as :meth:`Store.model_version`).
 
-    A crash in between leaves old metadata whose hash no longer matches.
+    ``metadata`` needs ``version`` and ``trained_at``; the SHA-256 of the pickle and
+    of ``reference`` (a saved :class:`~monitoring.drift.ReferenceProfile`) are added.
     """
     data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
-    metadata = {**metadata, "sha256": sha256_bytes(data), "model_file": MODEL_FILE}
-    atomic_write_bytes(folder / MODEL_FILE, data)
-    atomic_write_json(folder / METADATA_FILE, metadata)
-    return metadata
+    metadata = {
+        **metadata,
+        "sha256": sha256_bytes(data),
+        "reference_sha256": sha256_bytes(reference),
+        "model_file": MODEL_FILE,
+    }
+    row = {
+        "version": str(metadata["version"]),
+        "trained_at": str(metadata["trained_at"]),
+        "metadata": metadata,
+        "sha256": metadata["sha256"],
+        "artifact": data,
+        "reference": reference,
+    }
+    store.add_model_version(**row)
+    return {**row, "score": None}
 
 
-def read_metadata(folder: Path) -> dict[str, Any]:
-    """Metadata of the artifact in ``folder``; MissingArtifactError if there is none."""
-    metadata = read_json(folder / METADATA_FILE)
-    if not isinstance(metadata, dict) or "version" not in metadata:
-        raise MissingArtifactError(
-            f"no trained model in {folder}; run 'python -m monitoring train' first"
-        )
-    return metadata
+def artifact_from_row(row: dict[str, Any]) -> Artifact:
+    """The artifact of a store row with its bytes (:meth:`Store.model_version`).
 
-
-def load_artifact(folder: Path) -> Artifact:
-    """Load the artifact in ``folder``.
-
-    Raises MissingArtifactError without a model, IntegrityError when the pickle's
-    SHA-256 is not the recorded one or it cannot be read.
+    IntegrityError when the pickle's SHA-256 is not the recorded one or it cannot
+    be unpickled.
     """
-    metadata = read_metadata(folder)
-    try:
-        data = (folder / MODEL_FILE).read_bytes()
-    except FileNotFoundError:
-        raise MissingArtifactError(f"model file {folder / MODEL_FILE} is missing") from None
+    version, data = row["version"], row["artifact"]
     digest = sha256_bytes(data)
-    if digest != metadata.get("sha256"):
+    if digest != row["sha256"]:
         raise IntegrityError(
-            f"model file {folder / MODEL_FILE} does not match its recorded checksum "
-            f"(expected {metadata.get('sha256')}, got {digest}); refusing to load it"
+            f"model version {version} does not match its recorded checksum "
+            f"(expected {row['sha256']}, got {digest}); refusing to load it"
         )
     try:
         estimator = pickle.loads(data)  # noqa: S301 - verified, self-written artifact
     except Exception as exc:
-        raise IntegrityError(f"model file {folder / MODEL_FILE} cannot be loaded: {exc}") from exc
-    return Artifact(estimator=estimator, metadata=metadata, folder=folder)
+        raise IntegrityError(f"model version {version} cannot be loaded: {exc}") from exc
+    return Artifact(estimator, row["metadata"], row["score"], row["reference"])
+
+
+def load_artifact(store: Store, version: str) -> Artifact:
+    """Load and verify model ``version`` from the store.
+
+    NotFoundError if it was never trained; IntegrityError as :func:`artifact_from_row`.
+    """
+    row = store.model_version(version)
+    if row is None:
+        raise NotFoundError(f"model version '{version}' is not in the record store")
+    return artifact_from_row(row)
+
+
+def export_artifact(folder: Path, row: dict[str, Any]) -> None:
+    """Write a store row's ``trainedmodel.pkl``, ``trainedmodel.json`` and reference into
+    ``folder``, each atomically (the course's files; nothing reads them back)."""
+    atomic_write_bytes(folder / MODEL_FILE, row["artifact"])
+    atomic_write_json(folder / METADATA_FILE, row["metadata"])
+    atomic_write_bytes(folder / REFERENCE_FILE, row["reference"])

@@ -1,13 +1,13 @@
 """Scoring: how good a model is on labelled data (every metric: higher is better).
 
 F1 of class 1 on the test data is the reference metric, as in the course.
-:func:`score` writes ``latestscore.txt`` (the bare F1) and ``scores.json`` beside
-the model and appends to the score history.
+:func:`score` scores the newest trained model of the record store, keeps the score
+with it, appends to the score history and exports ``latestscore.txt`` (the bare F1)
+and ``scores.json`` to ``output_model_path``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,13 +25,7 @@ from monitoring.config import Settings
 from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.model.artifact import Artifact, load_artifact
-from monitoring.storage.files import (
-    atomic_write_json,
-    atomic_write_text,
-    read_json,
-    read_table,
-    sha256_file,
-)
+from monitoring.storage.files import atomic_write_json, atomic_write_text, read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
 
 SCORE_FILE = "latestscore.txt"
@@ -123,16 +117,20 @@ def score_record(
     }
 
 
-def score(
-    settings: Settings, *, store: Store | None = None, model_folder: Path | None = None
-) -> dict[str, Any]:
-    """Score the model in ``model_folder`` (or ``output_model_path``) on the test data.
+def score(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
+    """Score the newest trained model of the store on the test data; return its metrics.
 
-    Writes ``scores.json`` and ``latestscore.txt`` beside it; appends to the history.
+    The score is kept with the model (what deployment requires) and exported as
+    ``scores.json`` and ``latestscore.txt`` in ``output_model_path``. MissingArtifactError
+    if no model was trained.
     """
     store = store or Store(settings.database_url)
-    folder = model_folder or settings.output_model_path
-    artifact = load_artifact(folder)
+    newest = store.newest_model()
+    if newest is None:
+        raise MissingArtifactError(
+            "no trained model in the record store; run 'python -m monitoring train' first"
+        )
+    artifact = load_artifact(store, newest["version"])
     frame = read_test_data(settings)
     if len(frame) == 0:
         raise DataValidationError(f"{settings.test_data_file.name}: contains no rows")
@@ -140,13 +138,9 @@ def score(
     digest = sha256_file(settings.test_data_file)
     record = score_record(artifact, metrics, dataset="test", dataset_sha256=digest)
     saved = {k: record[k] for k in ("model_version", "dataset", "dataset_sha256", "scored_at")}
+    store.set_model_score(artifact.version, {**metrics, **saved})
+    store.add_score(record)
+    folder = settings.output_model_path
     atomic_write_json(folder / SCORES_JSON, {**metrics, **saved})
     atomic_write_text(folder / SCORE_FILE, f"{metrics['f1']}\n")
-    store.add_score(record)
     return {**metrics, "model_version": artifact.version}
-
-
-def read_score(folder: Path) -> dict[str, Any] | None:
-    """The metrics saved next to an artifact, or None."""
-    data = read_json(folder / SCORES_JSON)
-    return data if isinstance(data, dict) else None

@@ -1,11 +1,14 @@
-"""Training: fit the configured model on ``finaldata.csv`` and save the artifact.
+"""Training: fit the configured model on ``finaldata.csv`` and save it in the store.
 
 Saved with it: the data's SHA-256, the in-sample score (the model-drift baseline)
-and the drift reference profile, so each drift check only costs the new batch.
+and the drift reference profile, so each drift check only costs the new batch. The
+course's ``trainedmodel.pkl`` and ``trainedmodel.json`` are exported to
+``output_model_path``.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,12 +19,16 @@ from monitoring.config import Settings
 from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import DataValidationError, MissingArtifactError
-from monitoring.model.artifact import Artifact, build_estimator, library_versions, save_artifact
+from monitoring.model.artifact import (
+    Artifact,
+    build_estimator,
+    export_artifact,
+    library_versions,
+    save_artifact,
+)
 from monitoring.model.scoring import compute_metrics, score_record
 from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
-
-REFERENCE_PROFILE = "reference_profile"
 
 
 def training_matrix(
@@ -52,7 +59,7 @@ def new_version(data_sha256: str) -> str:
 
 
 def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
-    """Train on ``finaldata.csv`` and save the artifact; return its metadata.
+    """Train on ``finaldata.csv``, save the model in the store and export it; return its metadata.
 
     Raises MissingArtifactError if nothing was ingested, DataValidationError if the
     data cannot be trained on.
@@ -70,14 +77,13 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
 
     estimator = build_estimator(settings.model).fit(X, y)
 
-    folder = settings.output_model_path
-    folder.mkdir(parents=True, exist_ok=True)
-    ReferenceProfile.from_options(settings.drift).fit(X).save(folder / REFERENCE_PROFILE)
+    reference = io.BytesIO()
+    ReferenceProfile.from_options(settings.drift).fit(X).save(reference)
 
     proba = estimator.predict_proba(X)[:, 1]
     in_sample = compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba)
-    metadata = save_artifact(
-        folder,
+    row = save_artifact(
+        store,
         estimator,
         {
             "version": new_version(data_sha),
@@ -97,17 +103,12 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
                 "class_balance": {str(k): int(v) for k, v in y.value_counts().sort_index().items()},
             },
             "training_score": in_sample,
-            "reference_profile": REFERENCE_PROFILE,
             "library_versions": library_versions(),
         },
+        reference.getvalue(),
     )
+    export_artifact(settings.output_model_path, row)
     store.add_timing("training", time.perf_counter() - started, len(X))
-    artifact = Artifact(estimator, metadata, folder)
+    artifact = Artifact(estimator, row["metadata"])
     store.add_score(score_record(artifact, in_sample, dataset="training", dataset_sha256=data_sha))
-    return metadata
-
-
-def artifact_reference(artifact: Artifact) -> ReferenceProfile:
-    """The drift reference profile saved with an artifact."""
-    name = artifact.metadata.get("reference_profile", REFERENCE_PROFILE)
-    return ReferenceProfile.load(artifact.folder / name)
+    return dict(row["metadata"])

@@ -15,8 +15,7 @@ import numpy as np
 
 from monitoring.capture.feedback import labelled_count, live_performance
 from monitoring.exceptions import MonitoringError
-from monitoring.model.deployment import current_version, list_versions
-from monitoring.model.scoring import read_score
+from monitoring.model.deployment import list_versions
 from monitoring.readmodels import ReadModels
 from monitoring.reports.formatting import render
 from monitoring.reports.modelcard import read_model_card
@@ -36,7 +35,7 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
     """
     settings, store = views.settings, views.store
     ctx: dict[str, Any] = {
-        "versions": list_versions(settings),
+        "versions": list_versions(store),
         "deployments": store.deployments()[::-1][:20],
         "scores": store.scores(),
         "runs": [
@@ -63,8 +62,9 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
         "training_data_sha256": training.get("sha256"),
         "training_rows": training.get("rows"),
     }
-    ctx["test_score"] = read_score(artifact.folder) or {}
-    ctx["model_card"] = read_model_card(settings, artifact.version)
+    row = store.model_version(artifact.version, with_bytes=False)
+    ctx["test_score"] = (row or {}).get("score") or {}
+    ctx["model_card"] = read_model_card(store, artifact.version)
     try:
         ctx["drift"] = views.drift.latest()
     except MonitoringError as exc:
@@ -96,7 +96,7 @@ def cache_key(views: ReadModels) -> Any:
     """Identity of what the page shows: model, ingested data, latest run, labels."""
     settings, store = views.settings, views.store
     return (
-        current_version(settings),
+        views.model.served_version(),
         file_identity(settings.finaldata_file),
         [(run["id"], run["status"]) for run in store.runs(limit=1)],
         [score["id"] for score in store.scores(limit=1)],

@@ -1,8 +1,9 @@
 """Model card: what a deployed model is, what it was trained on, how good it is where.
 
-:func:`monitoring.pipeline.publish` writes the card of every version it deploys
-(``modelcards/<version>.md`` and ``.json`` beside ``versions/``); the report and the
-dashboard include it. Per-slice metrics, on the test and the training data: each
+:func:`monitoring.pipeline.publish` writes the card of every version it deploys into
+the record store (Markdown and JSON) and exports it as
+``<prod_deployment_path>/modelcards/<version>.md`` and ``.json``; the report and the
+dashboard read it from the store. Per-slice metrics, on the test and the training data: each
 feature is cut into ``model_card.quantile_buckets`` buckets at training-data
 quantiles, unless ``model_card.slices`` gives a column's cut points.
 """
@@ -18,9 +19,10 @@ import pandas as pd
 from monitoring.config import Settings
 from monitoring.exceptions import MissingArtifactError
 from monitoring.model.artifact import Artifact, load_artifact
-from monitoring.model.scoring import compute_metrics, read_score, read_test_data
+from monitoring.model.scoring import compute_metrics, read_test_data
 from monitoring.reports.formatting import render
 from monitoring.storage.files import atomic_write_json, atomic_write_text, read_table, sha256_file
+from monitoring.storage.store import Store
 
 MODEL_CARD_MD = "modelcard.md"
 MODEL_CARDS_DIR = "modelcards"
@@ -77,11 +79,10 @@ def slice_metrics(
     return out
 
 
-def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
-    """The model card of the trained, scored artifact in ``folder``."""
-    artifact = load_artifact(folder)
+def build_model_card(settings: Settings, artifact: Artifact) -> dict[str, Any]:
+    """The model card of a trained, scored artifact."""
     meta = artifact.metadata
-    score = read_score(folder) or {}
+    score = artifact.score or {}
     training = meta.get("training_data", {})
     caveats = []
     empty = pd.DataFrame(columns=[*artifact.features, settings.target])  # gives no slices
@@ -145,29 +146,27 @@ def build_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
 
 
 def model_card_folder(settings: Settings) -> Path:
-    """``<prod_deployment_path>/modelcards``: one card per deployed version."""
+    """``<prod_deployment_path>/modelcards``: the exported card of each deployed version."""
     return settings.prod_deployment_path / MODEL_CARDS_DIR
 
 
-def write_model_card(settings: Settings, folder: Path) -> dict[str, Any]:
-    """Write the card of the artifact in ``folder`` and return it.
+def write_model_card(settings: Settings, store: Store, version: str) -> dict[str, Any]:
+    """Build the card of model ``version``, keep it in the store, export it; return it.
 
-    Written as ``modelcards/<version>.md`` and ``.json`` (the version folders are never
-    changed) and as ``modelcard.md`` in ``output_model_path``, next to the report.
+    Exported as ``modelcards/<version>.md`` and ``.json`` in ``prod_deployment_path``
+    and as ``modelcard.md`` in ``output_model_path``, next to the report.
     """
-    card = build_model_card(settings, folder)
+    card = build_model_card(settings, load_artifact(store, version))
     text = render("modelcard.md", card=card)
+    store.set_model_card(version, text, card)
     target = model_card_folder(settings)
-    version = card["model"]["version"]
     atomic_write_json(target / f"{version}.json", card)
     atomic_write_text(target / f"{version}.md", text)
     atomic_write_text(settings.output_model_path / MODEL_CARD_MD, text)
     return card
 
 
-def read_model_card(settings: Settings, version: str) -> str | None:
+def read_model_card(store: Store, version: str) -> str | None:
     """The Markdown model card of a deployed version, or None."""
-    try:
-        return (model_card_folder(settings) / f"{version}.md").read_text(encoding="utf-8")
-    except OSError:
-        return None
+    card = store.model_card(version)
+    return None if card is None else str(card["markdown"])

@@ -16,7 +16,6 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from monitoring.config import Settings
-from monitoring.model.deployment import load_deployed
 from monitoring.model.scoring import evaluate, read_test_data
 from monitoring.readmodels import ReadModels
 from monitoring.reports.dashboard import collect_context, render_page
@@ -42,7 +41,7 @@ def collect_report(views: ReadModels) -> dict[str, Any]:
         "summarystats": views.profile.summary(),
         "diagnostics": views.diagnostics.current(),
         "drift": views.drift.latest(),
-        "model_card": read_model_card(settings, scoring["model_version"]),
+        "model_card": read_model_card(views.store, scoring["model_version"]),
     }
 
 
@@ -70,11 +69,11 @@ def generate_report(settings: Settings) -> dict[str, Any]:
     Returns ``model_version`` and the ``files`` written; :class:`NotDeployedError` if
     nothing is deployed.
     """
-    artifact = load_deployed(settings)
+    views = ReadModels(settings)
+    artifact = views.model.artifact()
     metrics = evaluate(
         artifact, read_test_data(settings), settings.target, input_name=settings.test_data_file.name
     )
-    views = ReadModels(settings)
     report = collect_report(views)
     ctx = collect_context(views)
     figures = build_figures(ctx)

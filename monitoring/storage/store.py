@@ -95,10 +95,6 @@ class Store(ModelVersions):
             query = query.where(scores.c.dataset == dataset)
         return self._fetch(query.order_by(scores.c.id.desc()).limit(limit))[::-1]
 
-    def add_deployment(self, record: Mapping[str, Any]) -> None:
-        with self._write() as conn:
-            conn.execute(insert(deployments), dict(record))
-
     def deployments(self, *, limit: int = 1000) -> list[dict[str, Any]]:
         """Deployments and rollbacks, oldest first."""
         return self._fetch(select(deployments).order_by(deployments.c.id.desc()).limit(limit))[::-1]

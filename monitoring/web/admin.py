@@ -102,10 +102,13 @@ def _options(allowed: dict[str, type]) -> dict[str, Any]:
 
 
 def _locked(step: Callable[[ReadModels], dict[str, Any]]) -> dict[str, Any]:
-    """``step(views())`` under the pipeline lock."""
+    """``step(views())`` under the pipeline lock; this worker serves its outcome at once."""
     m = views()
-    with pipeline_lock(m.settings):
-        return step(m)
+    try:
+        with pipeline_lock(m.settings):
+            return step(m)
+    finally:
+        m.model.expire()  # other workers, on any host, follow within LIVE_POLL_SECONDS
 
 
 def _admin_doc(summary: str, ok: str, body: Any = None) -> Callable[[View], View]:
@@ -157,9 +160,12 @@ def run() -> Any:
     force = _options({"force": bool}).get("force")
     m = views()
     current_app.logger.info("pipeline run requested over the API (force=%s)", force)
-    return run_full_process(
-        m.settings,
-        store=m.store,
-        force=bool(force),
-        after_deploy=lambda: generate_report(m.settings),
-    )
+    try:
+        return run_full_process(
+            m.settings,
+            store=m.store,
+            force=bool(force),
+            after_deploy=lambda: generate_report(m.settings),
+        )
+    finally:
+        m.model.expire()

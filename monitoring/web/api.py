@@ -149,7 +149,7 @@ def runs() -> Any:
 def versions() -> Any:
     """Every deployed model version and the deployment history."""
     v = views()
-    return {"versions": list_versions(v.settings), "deployments": v.store.deployments()}
+    return {"versions": list_versions(v.store), "deployments": v.store.deployments()}
 
 
 @bp.get("/health")

@@ -106,7 +106,7 @@ class StateCollector(Collector):
         self.settings, self.store = settings, store
 
     def collect(self) -> Iterator[Metric]:
-        version = current_version(self.settings)
+        version = current_version(self.store)
         info = GaugeMetricFamily(
             "monitoring_model_info",
             "The deployed model version (value 1; 0 series when nothing is deployed).",

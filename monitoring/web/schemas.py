@@ -144,7 +144,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Health": obj(
         ("status", "model_version", "time"),
-        status={"type": "string", "enum": ["ok", "no_model"]},
+        status={"type": "string", "enum": ["ok", "no_model", "unavailable"]},
         model_version=NULL_STR,
         time=NUM,
     ),
@@ -163,7 +163,6 @@ SCHEMAS: dict[str, Schema] = {
         model_version=STR,
         previous_version=NULL_STR,
         f1=NULL_NUM,
-        folder=STR,
     ),
     "RollbackRequest": {**obj(version=NULL_STR), "additionalProperties": False},
     "RunRequest": {**obj(force=nullable(BOOL)), "additionalProperties": False},

@@ -160,7 +160,7 @@ def test_an_empty_input_folder_is_an_error(make_settings, project: Path, store: 
 
 def test_new_files_are_found_by_name_and_content(settings: Settings, store: Store) -> None:
     ingest(settings, store=store)
-    record = settings.ingested_record_file
+    record = settings.ingested_record_file.read_text()
     assert find_new_files(settings, record) == []
     path = settings.input_folder_path / "dataset1.csv"
     path.write_text(path.read_text() + "newc,1,2,3,0\n")

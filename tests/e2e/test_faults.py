@@ -3,10 +3,12 @@
 A forked child runs ingest -> train -> score -> deploy on new data and kills itself
 (SIGKILL, no cleanup, no ``finally``) right before its N-th ``os.replace``/
 ``os.rename`` (and ``os.fsync`` with ``FAULT_FULL=1``), for every N; more children
-are killed after random delays. After each kill the production folder must hold a
-complete, loadable, checksum-valid model (old or new), ``finaldata.csv`` must equal
-its old or its new content byte for byte, the record store must pass SQLite's
-integrity check with every recorded deployment loadable, and a clean retry must succeed.
+are killed after random delays (so some die inside a store transaction). After each
+kill the store's live pointer must name a complete, loadable, checksum-valid model
+(old or new) whose deployment is recorded, the exported ``trainedmodel.pkl`` must be
+a whole deployed model, ``finaldata.csv`` must equal its old or its new content byte
+for byte, the record store must pass SQLite's integrity check with every deployed
+version loadable, and a clean retry must succeed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pytest
 from monitoring.config import Settings, load_settings
 from monitoring.model.artifact import load_artifact
 from monitoring.model.deployment import current_version, list_versions, load_deployed
+from monitoring.storage.engine import get_engine
+from monitoring.storage.store import Store
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
@@ -94,29 +98,37 @@ def _restore(snapshot: Path, root: Path) -> None:
         shutil.copytree(snapshot / name, root / name, symlinks=True)
 
 
+def _store(settings: Settings) -> Store:
+    """The store of ``settings``, its pooled connections dropped (the file was replaced)."""
+    get_engine(settings.database_url).dispose()
+    return Store(settings.database_url)
+
+
 def _check_consistent(settings: Settings, baseline: dict[str, Any]) -> str:
     """Assert the invariants; return "old" or "new" for the live model."""
-    live = load_deployed(settings)  # raises unless complete and checksum-valid
+    store = _store(settings)
+    live = load_deployed(store)  # raises unless complete and checksum-valid
     # versions are "<timestamp>-<training data hash>": the new data, whenever trained
     kind = "old" if live.version == baseline["old"] else "new"
     assert kind == "old" or live.version.endswith(baseline["new_suffix"]), live.version
-    root = settings.prod_deployment_path / "versions"
-    pickles = {p.read_bytes() for p in root.glob("*/trainedmodel.pkl")}
+    deployed = [entry["version"] for entry in list_versions(store)]
+    pickles = set()
+    for version in deployed:
+        load_artifact(store, version)  # every deployed version loads and is checksum-valid
+        pickles.add(store.model_version(version)["artifact"])  # type: ignore[index]
     compat = settings.prod_deployment_path / "trainedmodel.pkl"
-    assert compat.read_bytes() in pickles  # the course's copy is whole too
+    assert compat.read_bytes() in pickles  # the course's copy is a whole deployed model
     assert settings.finaldata_file.read_bytes() in baseline["finaldata"]
-    for entry in list_versions(settings):
-        load_artifact(root / entry["version"])
+    prod = settings.prod_deployment_path
+    assert not (prod / "versions").exists() and not (prod / "CURRENT").exists()
     db = settings.database_url.removeprefix("sqlite:///")
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         recorded = [r[0] for r in conn.execute("SELECT model_version FROM deployments")]
     conn.close()
-    for version in recorded:
-        load_artifact(root / version)
-    # CURRENT is switched before the deployment is recorded: a kill in between leaves
-    # the new version live but unrecorded; the old one is always recorded.
-    assert live.version in recorded or kind == "new"
+    assert set(recorded) == set(deployed)
+    # the pointer moves in the transaction that records the deployment
+    assert recorded[-1] == live.version
     return kind
 
 
@@ -130,7 +142,7 @@ def baseline(settings: Settings, deployed: dict[str, Any], tmp_path_factory: Any
     status = _in_child(lambda: _redeploy(settings.config_path), None, count_file)
     assert os.waitstatus_to_exitcode(status) == 0
     new_final = settings.finaldata_file.read_bytes()
-    new_version = current_version(settings)
+    new_version = current_version(_store(settings))
     assert new_version != deployed["model_version"] and new_final != old_final
     calls = int(count_file.read_text())
     _restore(snapshot, settings.root)

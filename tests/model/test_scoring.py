@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from monitoring.config import Settings
 from monitoring.data.ingestion import ingest
+from monitoring.exceptions import MissingArtifactError
 from monitoring.model.scoring import compute_metrics, score
 from monitoring.model.training import train
 from monitoring.storage.store import Store
@@ -31,6 +34,21 @@ def test_practice_model_scores_four_sevenths(settings: Settings, store: Store) -
     [row] = store.scores(dataset="test")
     assert row["model_version"] == metadata["version"]
     assert row["f1"] == pytest.approx(PRACTICE_F1)
+    kept = store.model_version(metadata["version"], with_bytes=False)
+    assert kept is not None and kept["score"] == json.loads(
+        (settings.output_model_path / "scores.json").read_text()
+    )
+    assert (kept["score"]["f1"], kept["score"]["dataset"]) == (PRACTICE_F1, "test")
+
+
+def test_score_takes_the_newest_trained_model(settings: Settings, store: Store) -> None:
+    with pytest.raises(MissingArtifactError, match="no trained model in the record store"):
+        score(settings, store=store)
+    ingest(settings, store=store)
+    first = train(settings, store=store)["version"]
+    second = train(settings, store=store)["version"]
+    assert score(settings, store=store)["model_version"] == second
+    assert store.model_version(first, with_bytes=False)["score"] is None  # type: ignore[index]
 
 
 @pytest.mark.parametrize("seed", range(12))

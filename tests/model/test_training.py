@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import pickle
 
@@ -10,6 +12,7 @@ import pytest
 
 from monitoring.config import Settings
 from monitoring.data.ingestion import ingest
+from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import (
     DataValidationError,
     MissingArtifactError,
@@ -25,6 +28,15 @@ from monitoring.storage.store import Store
 def test_artifact_is_a_plain_pickle_with_metadata(settings: Settings, store: Store) -> None:
     ingest(settings, store=store)
     metadata = train(settings, store=store)
+    exported = (settings.output_model_path / "trainedmodel.pkl").read_bytes()
+    row = store.model_version(metadata["version"])
+    assert row is not None and row["artifact"] == exported  # the export is the stored model
+    assert row["sha256"] == metadata["sha256"] == hashlib.sha256(exported).hexdigest()
+    assert (row["score"], row["deployed_at"], row["metadata"]) == (None, None, metadata)
+    reference = (settings.output_model_path / "reference_profile").read_bytes()
+    assert row["reference"] == reference
+    assert metadata["reference_sha256"] == hashlib.sha256(reference).hexdigest()
+    assert ReferenceProfile.load(io.BytesIO(reference)).columns_ == list(settings.features)
     with open(settings.output_model_path / "trainedmodel.pkl", "rb") as handle:
         model = pickle.load(handle)  # what course scripts do
     test = pd.read_csv(settings.test_data_file)

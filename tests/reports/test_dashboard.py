@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from monitoring.config import Settings
 from monitoring.reports import dashboard
+from monitoring.reports.modelcard import read_model_card
 from monitoring.storage.store import Store
 
 SECTIONS = ("model", "versions", "scores", "drift", "missing", "confusion", "live", "runs")
@@ -87,9 +89,19 @@ def test_report_is_also_html_and_pdf_with_the_model_card(
     assert "## Model card" in markdown and "### Known caveats" in markdown
 
 
-def test_model_card_is_written_on_deploy(settings: Settings, deployed: dict[str, Any]) -> None:
+def test_model_card_is_written_on_deploy(
+    settings: Settings, store: Store, deployed: dict[str, Any]
+) -> None:
     version = deployed["model_version"]
-    card = (settings.prod_deployment_path / "modelcards" / f"{version}.md").read_text()
+    card = read_model_card(store, version)
+    assert card is not None
+    exported = settings.prod_deployment_path / "modelcards"
+    assert (exported / f"{version}.md").read_text() == card
+    assert (settings.output_model_path / "modelcard.md").read_text() == card
+    stored = store.model_card(version)
+    assert stored is not None and stored["markdown"] == card
+    assert stored["card"] == json.loads((exported / f"{version}.json").read_text())
+    assert stored["card"]["model"]["version"] == version
     for heading in (
         "## Model details",
         "## Intended use",
@@ -111,7 +123,8 @@ def test_model_card_slices_are_configurable(
 
     settings = make_settings(model_card={"slices": {"number_of_employees": [10, 100]}})
     version = bootstrap(settings, store)["model_version"]
-    card = (settings.prod_deployment_path / "modelcards" / f"{version}.md").read_text()
+    card = read_model_card(store, version)
+    assert card is not None
     assert "| test | (-inf, 10] |" in card and "| training | (100, inf] |" in card
 
 

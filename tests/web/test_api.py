@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from monitoring.config import Settings
-from tests.helpers import error_body
+from monitoring.readmodels import LIVE_POLL_SECONDS
+from tests.helpers import error_body, fake_clock
 
 ROWS = [
     {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10},
@@ -273,6 +274,7 @@ def test_diagnostics(api: Any) -> None:
 
 
 def test_health_before_and_after_deploy(client: Any, settings: Settings) -> None:
+    clock = fake_clock(client)
     assert client.get("/health").get_json()["status"] == "no_model"
     error_body(client.get("/scoring"), 503, "no model is deployed yet")
     error_body(client.post("/prediction", json={"data": ROWS}), 503, "no model is deployed yet")
@@ -280,6 +282,7 @@ def test_health_before_and_after_deploy(client: Any, settings: Settings) -> None
     from monitoring.storage.store import Store
 
     version = bootstrap(settings, Store(settings.database_url))["model_version"]
+    clock.now += LIVE_POLL_SECONDS  # when this worker next reads the live pointer
     body = client.get("/health").get_json()
     assert (body["status"], body["model_version"]) == ("ok", version)
 
@@ -293,16 +296,18 @@ def test_a_redeploy_is_served_without_restart(
     from monitoring.model.training import train
     from monitoring.storage.store import Store
 
-    assert (
-        api.post("/prediction", json={"data": ROWS}).get_json()["model_version"]
-        == (deployed["model_version"])
-    )
+    clock = fake_clock(api)
+    old = deployed["model_version"]
+    assert api.post("/prediction", json={"data": ROWS}).get_json()["model_version"] == old
     source = make_settings(input_folder_path="data/sourcedata")
     store = Store(source.database_url)
     ingest(source, store=store)
     new = train(source, store=store)["version"]
     score(source, store=store)
-    deploy(source, store=store)
+    deploy(source, store=store)  # by another process, as far as this app knows
+    clock.now += LIVE_POLL_SECONDS - 0.01
+    assert api.post("/prediction", json={"data": ROWS}).get_json()["model_version"] == old
+    clock.now += 0.01
     assert api.post("/prediction", json={"data": ROWS}).get_json()["model_version"] == new
     assert api.get("/scoring").get_json()["model_version"] == new
 

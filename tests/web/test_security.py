@@ -10,10 +10,14 @@ import os
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings
 from monitoring.exceptions import ConfigError, IntegrityError, NotFoundError
+from monitoring.model.deployment import load_deployed
+from monitoring.storage.schema import live_model, model_versions
+from monitoring.storage.store import Store
 from tests.helpers import AUTH, TOKEN, client_with, error_body
 
 ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
@@ -312,10 +316,17 @@ def test_admin_needs_the_right_bearer_token(deployed: dict[str, Any], settings: 
     assert _state(settings) == before
 
 
-def _state(settings: Settings) -> dict[str, bytes]:
-    files = [settings.prod_deployment_path / "CURRENT", settings.finaldata_file]
+def _state(settings: Settings) -> dict[str, Any]:
+    files = [settings.prod_deployment_path / "trainedmodel.pkl", settings.finaldata_file]
     files += sorted(settings.output_model_path.glob("trainedmodel*"))
-    return {str(p): p.read_bytes() for p in files if p.is_file()}
+    store = Store(settings.database_url)
+    state: dict[str, Any] = {str(p): p.read_bytes() for p in files if p.is_file()}
+    return {
+        **state,
+        "live": store.live_version(),
+        "versions": store.newest_model(),
+        "deployments": store.deployments(),
+    }
 
 
 def test_admin_operations_with_the_token(
@@ -343,7 +354,7 @@ def test_admin_operations_with_the_token(
     error_body(
         client.post("/rollback", headers=AUTH, json={"version": "../../etc"}),
         404,
-        "is not a model version",
+        f"model version '../../etc' is not deployed; known: {[first, second]}",
     )
     error_body(
         client.post("/rollback", headers=AUTH, json={"version": 3}),
@@ -418,29 +429,37 @@ def test_options_and_head_change_nothing_and_need_no_token(
 
 
 def test_a_tampered_model_is_never_loaded(deployed: dict[str, Any], settings: Settings) -> None:
-    from monitoring.model.deployment import current_folder, load_deployed
-
-    assert load_deployed(settings).version == deployed["model_version"]
-    model = current_folder(settings) / "trainedmodel.pkl"
-    model.write_bytes(model.read_bytes() + b"\x00")
+    store = Store(settings.database_url)
+    version = deployed["model_version"]
+    assert load_deployed(store).version == version
+    row = store.model_version(version)
+    assert row is not None
+    with store.engine.begin() as conn:  # the bytes changed in the store, not their checksum
+        conn.execute(
+            update(model_versions)
+            .where(model_versions.c.version == version)
+            .values(artifact=row["artifact"] + b"\x00")
+        )
     with pytest.raises(IntegrityError, match="does not match its recorded checksum"):
-        load_deployed(settings)
+        load_deployed(store)
     client = client_with(settings)
     error_body(client.post("/prediction", json={"data": [ROW]}), 500, "internal error")
+    body = client.get("/health").get_json()
+    assert (body["status"], body["model_version"]) == ("unavailable", None)
 
 
-def test_models_load_only_from_the_deployment_folder(
+def test_a_live_pointer_naming_an_unknown_version_is_a_clear_503(
     deployed: dict[str, Any], settings: Settings
 ) -> None:
-    from monitoring.model.deployment import load_deployed
-
-    (settings.prod_deployment_path / "CURRENT").write_text("../../../tmp/evil\n")
-    with pytest.raises(NotFoundError, match="is not a model version"):
-        load_deployed(settings)
+    store = Store(settings.database_url)
+    with store.engine.begin() as conn:
+        conn.execute(update(live_model).values(version="../../../tmp/evil"))
+    with pytest.raises(NotFoundError, match="'../../../tmp/evil' is not in the record store"):
+        load_deployed(store)
     error_body(
         client_with(settings).post("/prediction", json={"data": [ROW]}),
-        404,
-        "is not a model version",
+        503,
+        "the live model is version '../../../tmp/evil', which is not in the record store",
     )
 
 
