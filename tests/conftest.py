@@ -51,6 +51,7 @@ BOTH_STORES = (
     "tests/capture/",
     "tests/test_pipeline.py",
     "tests/web/test_api.py",
+    "tests/web/test_live_model.py",
     "tests/model/test_deployment.py",
 )
 
