@@ -344,9 +344,9 @@ def model_loads_per_process(config: Path, requests: int = 200) -> int:
     calls = [0]
     original = service.load_artifact
 
-    def counting(folder: Path) -> Any:
+    def counting(store: Any, version: str) -> Any:
         calls[0] += 1
-        return original(folder)
+        return original(store, version)
 
     service.load_artifact = counting
     try:

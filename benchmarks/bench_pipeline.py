@@ -192,7 +192,7 @@ def run(
         settings = load_settings(config, env={})
         store = Store(settings.database_url)
         train_s, meta = timed(lambda: train(settings, store=store))
-        artifact = load_artifact(settings.output_model_path)
+        artifact = load_artifact(store, meta["version"])
         merged = pd.read_csv(settings.finaldata_file)
         predict_ours = median([timed(lambda: artifact.predict(merged))[0] for _ in range(3)])
         features = merged[artifact.features].astype("float64")

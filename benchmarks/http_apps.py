@@ -46,9 +46,7 @@ def _config() -> tuple[Path, dict[str, Any]]:
 def _model() -> Any:
     """Unpickle the deployed model from disk (on every call, as the course does)."""
     root, config = _config()
-    prod = root / config["prod_deployment_path"]
-    version = (prod / "CURRENT").read_text().strip()
-    with open(prod / "versions" / version / "trainedmodel.pkl", "rb") as handle:
+    with open(root / config["prod_deployment_path"] / "trainedmodel.pkl", "rb") as handle:
         return pickle.load(handle)  # noqa: S301 - our own benchmark artifact
 
 
