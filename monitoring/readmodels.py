@@ -157,8 +157,8 @@ class LiveModel:
         """Keep serving the loaded model, if any; log the first failure of an outage."""
         served = self._served
         if not self._outage:
-            kept = served.version if isinstance(served, Artifact) else None
-            log.warning("%s; serving model %s until it is back", failure.message, kept)
+            kept = f"model {served.version}" if isinstance(served, Artifact) else "no model"
+            log.warning("%s; serving %s until it is back", failure.message, kept)
             self._outage = True
         if not isinstance(served, Artifact):
             self._served = failure

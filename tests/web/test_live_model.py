@@ -125,7 +125,11 @@ def test_a_store_lost_after_loading_still_answers_predictions(
 
     # a fresh worker without a model has nothing to serve: 503, and /health stays 200
     fresh = client_with(dataclasses.replace(settings, capture=no_capture))
-    error_body(fresh.post("/prediction", json={"data": ROWS}), 503, "cannot reach the record store")
+    error_body(
+        fresh.post("/prediction", json={"data": ROWS}),
+        503,
+        "the record store cannot be reached; try again shortly",
+    )
     body = fresh.get("/health")
     assert body.status_code == 200 and body.get_json()["status"] == "unavailable"
 
