@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from monitoring.exceptions import AlreadyRunningError, StoreUnavailableError
@@ -125,7 +125,9 @@ def upgrade_schema(engine: Engine) -> None:
     StoreUnavailableError
         If the database is at a revision these migrations do not know (a newer release).
     """
-    with engine.begin() as conn, _schema_lock(engine, conn):
+    with _schema_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # released when the transaction ends
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("schema")})
         tables = set(inspect(conn).get_table_names())
         config = alembic_config()
         config.attributes["connection"] = conn
@@ -186,11 +188,8 @@ def migrate(url: str) -> tuple[str | None, str | None]:
 
 
 @contextlib.contextmanager
-def _schema_lock(engine: Engine, conn: Connection) -> Iterator[None]:
-    if engine.dialect.name == "postgresql":  # released when the transaction ends
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("schema")})
-        yield
-        return
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Between processes sharing a SQLite file: held until the migration has committed."""
     file = sqlite_file(engine.url.render_as_string(hide_password=False))
     if file is None:
         yield
