@@ -13,7 +13,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -174,6 +174,13 @@ def _sorted_numbers(values: np.ndarray) -> FloatArray:
     return out
 
 
+def _distinct(sorted_values: FloatArray) -> int:
+    """How many distinct values a sorted array holds (no index array of 8 bytes each)."""
+    if sorted_values.size == 0:
+        return 0
+    return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
 def _numbers_column(
     values: FloatArray,
     name: str,
@@ -185,8 +192,8 @@ def _numbers_column(
 ) -> _ColumnProfile:
     """Profile of a numeric column from its sorted finite ``values``, of ``n_rows`` rows."""
     if kind is None:
-        unique = _runs(values)[0]
-        small = 0 < unique.size <= max_unique
+        small = 0 < _distinct(values) <= max_unique
+        unique = _runs(values)[0] if small else values
         kind = "categorical" if small and bool(np.all(unique == np.floor(unique))) else "numeric"
     return _ColumnProfile(
         name=name,
@@ -229,9 +236,9 @@ def _sorted_to_npz(sorted_values: FloatArray, key: str) -> dict[str, np.ndarray]
     """Sorted values as saved: as runs (distinct values and their counts) when fewer
     than half of them are distinct, else as they are. (A run of zeros comes back with
     one sign; every drift statistic takes ``-0.0`` and ``0.0`` alike.)"""
-    values, cumulative = _runs(sorted_values)
-    if 2 * values.size > sorted_values.size:
+    if 2 * _distinct(sorted_values) > sorted_values.size:
         return {f"{key}_sorted": sorted_values}
+    values, cumulative = _runs(sorted_values)
     counts = np.diff(cumulative, prepend=0)
     kind = np.min_scalar_type(int(counts.max())) if counts.size else np.uint8
     return {f"{key}_run_values": values, f"{key}_run_counts": counts.astype(kind)}
@@ -343,36 +350,60 @@ class ReferenceProfile:
         long: each array holds a column's numbers (integers, floats or booleans, which
         are labels as in a DataFrame) without, or with as NaN, its missing values. Each
         array is released before the next one is asked for, so ``columns`` can be a
-        generator building them one at a time: memory holds the profile and one column.
+        generator building them one at a time.
 
         Raises DataValidationError for an array of another type, longer than
         ``n_rows`` or named twice; ConfigError for a bad parameter.
         """
+        profiles = {p.name: p for p in self._fit_columns(columns, n_rows)}
+        self._set_learned(profiles, n_rows)
+        return self
+
+    def save_arrays(
+        self,
+        path: str | os.PathLike[str] | BinaryIO,
+        columns: Iterable[tuple[str, np.ndarray]],
+        *,
+        n_rows: int,
+    ) -> Path | None:
+        """Write what ``fit_arrays(columns, n_rows=n_rows).save(path)`` writes, fitting
+        and writing one column at a time: memory holds one column, never the profile
+        (which stays unfitted). Errors are those of :meth:`fit_arrays`; a file written
+        until then is incomplete."""
+        return _write_profile(path, self._params(), n_rows, self._fit_columns(columns, n_rows))
+
+    def _fit_columns(
+        self, columns: Iterable[tuple[str, np.ndarray]], n_rows: int
+    ) -> Iterator[_ColumnProfile]:
+        """The profile of each array, each dropped before the next array is asked for."""
         max_unique, bins, kinds = self._checked_params()
-        profiles: dict[str, _ColumnProfile] = {}
+        names: set[str] = set()
         for name, values in columns:
-            if not isinstance(name, str) or name in profiles:
+            if not isinstance(name, str) or name in names:
                 raise DataValidationError(f"column names must be distinct strings, got {name!r}")
             if values.ndim != 1 or values.dtype.kind not in "biuf" or len(values) > n_rows:
                 raise DataValidationError(
                     f"column {name!r} must be a 1-D array of at most {n_rows} numbers, "
                     f"got {values.dtype} of shape {values.shape}"
                 )
+            names.add(name)
             kind = kinds.get(name)
             if values.dtype.kind == "b" and kind != "numeric":
-                profiles[name] = _label_column(pd.Series(values), name, n_rows)
+                profile = _label_column(pd.Series(values), name, n_rows)
             else:
-                profiles[name] = _numbers_column(
-                    _sorted_numbers(values),
+                sorted_values = _sorted_numbers(values)
+                del values  # only its sorted copy is needed from here on
+                profile = _numbers_column(
+                    sorted_values,
                     name,
                     n_rows=n_rows,
                     kind=kind,
                     max_unique=max_unique,
                     psi_bins=bins,
                 )
-            del values  # before the generator builds the next column
-        self._set_learned(profiles, n_rows)
-        return self
+                del sorted_values
+            yield profile
+            del profile  # before the next column is built
 
     def _checked_params(self) -> tuple[int, int, dict[str, str]]:
         """``categorical_max_unique``, ``psi_bins`` and ``kinds``, validated."""
@@ -403,30 +434,14 @@ class ReferenceProfile:
         """Write the profile to exactly ``path``, or to a binary file object: ``.npz``
         arrays plus JSON, no pickle. Returns the path written (None for a file object)."""
         self._check_fitted()
-        arrays: dict[str, Any] = {}
-        columns = []
-        for i, p in enumerate(self.profiles_.values()):
-            entry, column_arrays = _column_to_npz(p, f"c{i}")
-            columns.append(entry)
-            arrays.update(column_arrays)
-        meta = {
-            "format": _PROFILE_FORMAT,
-            "version": _PROFILE_VERSION,
-            "params": {
-                "categorical_max_unique": self.categorical_max_unique,
-                "psi_bins": self.psi_bins,
-                "kinds": dict(self.kinds) if self.kinds else None,
-            },
-            "n_rows": self.n_rows_,
-            "columns": columns,
+        return _write_profile(path, self._params(), self.n_rows_, self.profiles_.values())
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "categorical_max_unique": self.categorical_max_unique,
+            "psi_bins": self.psi_bins,
+            "kinds": dict(self.kinds) if self.kinds else None,
         }
-        if not isinstance(path, str | os.PathLike):
-            np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
-            return None
-        target = Path(path)
-        with target.open("wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
-        return target
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | BinaryIO) -> ReferenceProfile:
@@ -448,6 +463,51 @@ class ReferenceProfile:
             what = source if isinstance(source, Path) else getattr(source, "name", "(file object)")
             raise IntegrityError(f"cannot load reference profile {what}: {exc}") from exc
         return profile
+
+
+def _write_profile(
+    path: str | os.PathLike[str] | BinaryIO,
+    params: dict[str, Any],
+    n_rows: int,
+    profiles: Iterable[_ColumnProfile],
+) -> Path | None:
+    """Write a profile to a path (returned) or a binary file object (None)."""
+    if not isinstance(path, str | os.PathLike):
+        _write_npz(path, params, n_rows, profiles)
+        return None
+    target = Path(path)
+    with target.open("wb") as handle:
+        _write_npz(handle, params, n_rows, profiles)
+    return target
+
+
+def _write_npz(
+    handle: BinaryIO, params: dict[str, Any], n_rows: int, profiles: Iterable[_ColumnProfile]
+) -> None:
+    """``np.savez``'s format (a zip of ``.npy`` files, no pickle), written one column at a
+    time as ``profiles`` yields them; the JSON metadata comes last."""
+    columns: list[dict[str, Any]] = []
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+
+        def add(name: str, array: np.ndarray) -> None:
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+
+        # not enumerate(): its cached result tuple would hold the previous column
+        for profile in profiles:
+            entry, arrays = _column_to_npz(profile, f"c{len(columns)}")
+            columns.append(entry)
+            for name in list(arrays):
+                add(name, arrays.pop(name))
+            del profile, arrays  # before the next column is fitted
+        meta = {
+            "format": _PROFILE_FORMAT,
+            "version": _PROFILE_VERSION,
+            "params": params,
+            "n_rows": n_rows,
+            "columns": columns,
+        }
+        add("meta", np.array(json.dumps(meta)))
 
 
 def _column_list(frame: pd.DataFrame, columns: Iterable[str] | None, what: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import tracemalloc
 import weakref
 from dataclasses import asdict
 from pathlib import Path
@@ -156,6 +157,49 @@ def test_fit_arrays_takes_one_column_at_a_time() -> None:
 
     profile = ReferenceProfile().fit_arrays(columns(), n_rows=1000)
     assert profile.columns_ == ["c0", "c1", "c2", "c3"]
+
+
+def test_save_arrays_writes_what_fit_arrays_and_save_write() -> None:
+    ref, _ = planted(2000, 10, seed=6)
+    ref.loc[::9, "num_shift"] = np.nan
+    opts = DriftOptions.from_mapping(
+        {"psi_bins": 7, "columns": {"int_stable": {"kind": "numeric"}}}
+    )
+    numbers = ref.drop(columns=["cat_stable", "cat_reweight"])
+    fitted, streamed = io.BytesIO(), io.BytesIO()
+    ReferenceProfile.from_options(opts).fit_arrays(arrays_of(numbers), n_rows=2000).save(fitted)
+    profile = ReferenceProfile.from_options(opts)
+    assert profile.save_arrays(streamed, arrays_of(numbers), n_rows=2000) is None
+    assert not hasattr(profile, "profiles_")  # nothing kept
+    assert streamed.getvalue() == fitted.getvalue()
+    streamed.seek(0)
+    assert_same_profile(
+        ReferenceProfile.load(streamed), ReferenceProfile.from_options(opts).fit(numbers)
+    )
+
+
+def test_save_arrays_holds_one_column_at_a_time() -> None:
+    """Peak memory (numpy's allocations) is one column's, where fitting them all holds
+    every column's sorted float64 values."""
+    n, count = 500_000, 6
+    base = (np.arange(n) % 7).astype(np.int8)
+
+    def columns() -> Any:
+        for i in range(count):
+            yield f"c{i}", base + np.int8(i)  # saved as 7 runs
+
+    def peak(work: Any) -> int:
+        tracemalloc.start()
+        try:
+            work()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    column = n * 8  # one column's sorted float64 values
+    streamed = peak(lambda: ReferenceProfile().save_arrays(io.BytesIO(), columns(), n_rows=n))
+    assert streamed < 2.5 * column  # its sorted values and np.std's temporary copy
+    assert peak(lambda: ReferenceProfile().fit_arrays(columns(), n_rows=n)) > count * column
 
 
 @pytest.mark.parametrize(
