@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import numpy as np
-
 from monitoring.capture.feedback import labelled_count, live_performance
 from monitoring.exceptions import MonitoringError
 from monitoring.model.deployment import current_version, list_versions
@@ -21,7 +19,6 @@ from monitoring.readmodels import ReadModels
 from monitoring.reports.formatting import render
 from monitoring.reports.modelcard import read_model_card
 from monitoring.reports.plots import build_figures, png
-from monitoring.storage.files import file_identity, read_table
 
 # One rendered page per production folder: (cache_key, page).
 _CACHE: dict[str, tuple[Any, str]] = {}
@@ -70,14 +67,15 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
     except MonitoringError as exc:
         ctx["errors"].append(f"data drift: {exc.message}")
         return ctx
-    current = read_table(settings.finaldata_file)
-    profile = views.model.reference()
+    # Histograms: training data vs the latest ingested data, from their drift profiles.
+    profile_id = views.profile.latest_id()
+    current = {} if profile_id is None else views.profile.reference(profile_id).profiles_
+    reference = views.model.reference().profiles_
     for column in artifact.features:
-        col = profile.profiles_.get(column)
-        if col is None or col.numeric is None or column not in current:
+        ref, cur = reference.get(column), current.get(column)
+        if ref is None or ref.numeric is None or cur is None or cur.numeric is None:
             continue
-        cur = np.asarray(current[column].to_numpy(dtype=float, na_value=np.nan))
-        ctx["histograms"][column] = (col.numeric.sorted_values, cur[np.isfinite(cur)])
+        ctx["histograms"][column] = (ref.numeric.sorted_values, cur.numeric.sorted_values)
     return ctx
 
 
@@ -97,7 +95,7 @@ def cache_key(views: ReadModels) -> Any:
     settings, store = views.settings, views.store
     return (
         current_version(settings),
-        file_identity(settings.finaldata_file),
+        views.profile.latest_id(),
         [(run["id"], run["status"]) for run in store.runs(limit=1)],
         [score["id"] for score in store.scores(limit=1)],
         len(store.deployments()),
