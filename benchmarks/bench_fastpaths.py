@@ -52,6 +52,7 @@ from monitoring.data.payloads import frame_from_records
 from monitoring.data.profile import quartiles
 from monitoring.data.rowkeys import SeenRows
 from monitoring.drift import ReferenceProfile, detect_data_drift
+from monitoring.drift.statistics import _sorted_quantiles
 from monitoring.model.artifact import Artifact, build_estimator
 from monitoring.model.scoring import compute_metrics
 from monitoring.model.training import training_matrix
@@ -177,6 +178,25 @@ def quartile(rows: int) -> Iterator[Case]:
 
         size = f"{label(rows)} {kind}"
         yield Case("profile.quartiles", size, lambda v=values: quartiles(v), library)
+
+
+def sorted_quantile(rows: int) -> Iterator[Case]:
+    """12. the PSI bin edges of a sorted column: _sorted_quantiles vs np.quantile."""
+    rng = np.random.default_rng(12)
+    q = np.linspace(0.0, 1.0, 11)[1:-1]  # the interior edges of 10 bins
+    for kind, values in (
+        ("floats", rng.lognormal(4.0, 1.2, rows)),
+        ("ints 0-40k", rng.integers(0, 40_000, rows).astype(np.float64)),
+    ):
+        values.sort()
+
+        def ours(v: np.ndarray = values) -> np.ndarray:
+            return _sorted_quantiles(v, q)
+
+        def library(v: np.ndarray = values) -> np.ndarray:
+            return np.quantile(v, q)
+
+        yield Case("statistics._sorted_quantiles", f"{label(rows)} {kind}", ours, library)
 
 
 def records(rows: int) -> Iterator[Case]:
@@ -329,6 +349,7 @@ PLAN: tuple[tuple[Callable[[Any], Iterator[Case]], tuple[Any, ...], tuple[Any, .
     (proba, (10, 10_000), (10, 1_000)),
     (metrics, (100, 100_000), (100, 2_000)),
     (quartile, (1_000_000,), (20_000,)),
+    (sorted_quantile, (1_000_000,), (20_000,)),
     (records, (10, 10_000), (10, 1_000)),
     (csv, (1_000_000,), (20_000,)),
     (dedup, (100_000,), (2_000,)),

@@ -11,6 +11,7 @@ files; only ``POST /drift`` records its report.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -27,6 +28,7 @@ from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
 from monitoring.drift import ReferenceProfile, detect_data_drift, model_drift_status
 from monitoring.exceptions import (
+    DataValidationError,
     IntegrityError,
     MissingArtifactError,
     MonitoringError,
@@ -36,7 +38,7 @@ from monitoring.exceptions import (
 )
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.storage.engine import unavailable
-from monitoring.storage.files import file_identity, read_json, read_table
+from monitoring.storage.files import file_identity
 from monitoring.storage.store import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ REFRESH_COST_FACTOR = 20
 LIVE_POLL_SECONDS = 0.5
 KEEP_VERSIONS = 3  # loaded models kept per process (a rollback and back loads nothing)
 NOT_INGESTED = "no data has been ingested yet; run 'python -m monitoring ingest' first"
+INGESTED = "the ingested data"  # names the latest ingestion's profile in messages
 
 
 class ResultCache:
@@ -263,14 +266,29 @@ class ScoringView:
 
 
 class ProfileView:
-    """``/summarystats`` and missing data: the data profile written at ingestion."""
+    """``/summarystats`` and missing data: the data profile the latest ingestion stored.
 
-    def __init__(self, settings: Settings, cache: ResultCache) -> None:
-        self.path, self.cache = settings.profile_file, cache
+    Served from the record store, so every host serves the same profile; cached by its
+    id, which is looked up again when the store changes (SQLite: a ``stat`` of its
+    stamp; another database: one indexed query).
+    """
+
+    def __init__(self, settings: Settings, store: Store, cache: ResultCache) -> None:
+        self.settings, self.store, self.cache = settings, store, cache
+
+    def latest_id(self) -> int | None:
+        """Id of the latest data profile (None before the first ingestion)."""
+        stamp = self.store.change_key(records_only=True)  # touched by every profile write
+        if stamp is None:
+            return self.store.latest_data_profile_id()
+        return self.cache.get("profile_id", stamp, self.store.latest_data_profile_id)
 
     def _profile(self) -> dict[str, Any] | None:
-        profile = self.cache.get("profile", file_identity(self.path), lambda: read_json(self.path))
-        return profile if isinstance(profile, dict) else None
+        profile_id = self.latest_id()
+        if profile_id is None:
+            return None
+        row = self.cache.get("profile", profile_id, lambda: self.store.data_profile(profile_id))
+        return None if row is None else row["profile"]
 
     def summary(self) -> dict[str, Any]:
         """Summary statistics of the ingested data, computed at ingestion."""
@@ -282,6 +300,17 @@ class ProfileView:
     def missing(self) -> list[dict[str, Any]]:
         """Missing-data share of each column (empty before the first ingestion)."""
         return list((self._profile() or {}).get("missing", []))
+
+    def reference(self, profile_id: int) -> ReferenceProfile:
+        """The drift profile of the ingested features stored with profile ``profile_id``
+        (not cached: it holds every value; what is derived from it is)."""
+        data = self.store.data_profile_reference(profile_id)
+        if data is None:
+            raise MissingArtifactError(
+                f"data profile {profile_id} has no drift profile; run "
+                "'python -m monitoring ingest' again"
+            )
+        return ReferenceProfile.load(io.BytesIO(data))
 
 
 class DiagnosticsView:
@@ -329,19 +358,25 @@ class DiagnosticsView:
 class DriftView:
     """``/drift``: data drift against the live model's training data."""
 
-    def __init__(self, settings: Settings, store: Store, model: LiveModel) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, model: LiveModel, profile: ProfileView
+    ) -> None:
         self.settings, self.store, self.model, self.cache = settings, store, model, model.cache
+        self.profile = profile
 
     def latest(self) -> dict[str, Any]:
-        """Drift of the ingested data (not recorded), cached per model and data file."""
+        """Drift of the latest ingested data (its profile in the store), not recorded;
+        cached per live model and data profile."""
         artifact = self.model.artifact()
-        path = self.settings.finaldata_file
-        if not path.is_file():
+        profile_id = self.profile.latest_id()
+        if profile_id is None:
             raise MissingArtifactError(NOT_INGESTED)
         return self.cache.get(
             "drift",
-            (artifact.version, file_identity(path)),
-            lambda: self.report(read_table(path), input_name=path.name, source="ingested"),
+            (artifact.version, profile_id),
+            lambda: self.report(
+                self.profile.reference(profile_id), input_name=INGESTED, source="ingested"
+            ),
         )
 
     def record(self, frame: pd.DataFrame | None = None, *, input_name: str = "") -> dict[str, Any]:
@@ -355,13 +390,26 @@ class DriftView:
         )
         return {**report, "id": report_id}
 
-    def report(self, frame: pd.DataFrame, *, input_name: str, source: str) -> dict[str, Any]:
-        """Drift of ``frame`` against the live model's reference profile."""
+    def report(
+        self, data: pd.DataFrame | ReferenceProfile, *, input_name: str, source: str
+    ) -> dict[str, Any]:
+        """Drift of ``data`` (a batch, or the profile of one) against the live model's
+        reference profile."""
         artifact = self.model.artifact()
-        check_not_empty(frame, input_name=input_name)
-        check_columns(frame, artifact.features, input_name=input_name, allow_extra=True)
+        if isinstance(data, pd.DataFrame):
+            check_not_empty(data, input_name=input_name)
+            check_columns(data, artifact.features, input_name=input_name, allow_extra=True)
+        else:
+            if data.n_rows_ == 0:
+                raise DataValidationError(f"{input_name}: contains no rows")
+            absent = [c for c in artifact.features if c not in data.profiles_]
+            if absent:
+                raise DataValidationError(
+                    f"{input_name}: missing column(s) {', '.join(map(repr, absent))}; "
+                    f"expected {list(artifact.features)}"
+                )
         report = detect_data_drift(
-            self.model.reference(), frame, columns=artifact.features, options=self.settings.drift
+            self.model.reference(), data, columns=artifact.features, options=self.settings.drift
         )
         return {
             "model_version": artifact.version,
@@ -380,6 +428,6 @@ class ReadModels:
         self.cache = ResultCache()
         self.model = LiveModel(self.store, self.cache)
         self.scoring = ScoringView(settings, self.store, self.model)
-        self.profile = ProfileView(settings, self.cache)
+        self.profile = ProfileView(settings, self.store, self.cache)
         self.diagnostics = DiagnosticsView(settings, self.store, self.profile)
-        self.drift = DriftView(settings, self.store, self.model)
+        self.drift = DriftView(settings, self.store, self.model, self.profile)

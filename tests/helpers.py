@@ -159,6 +159,40 @@ def assert_plain_json(value: Any) -> None:
         assert value is None or type(value) in (str, int, bool), type(value)
 
 
+def assert_same_profile(ours: Any, expected: Any) -> None:
+    """Two fitted ReferenceProfiles hold the same columns, kinds, counts and values
+    (``-0.0`` and ``0.0`` alike, as every drift statistic takes them)."""
+    assert (ours.columns_, ours.kinds_, ours.n_rows_) == (
+        expected.columns_,
+        expected.kinds_,
+        expected.n_rows_,
+    )
+    for name in expected.columns_:
+        a, b = ours.profiles_[name], expected.profiles_[name]
+        assert (a.kind, a.value_type, a.n_rows, a.n_null) == (
+            b.kind,
+            b.value_type,
+            b.n_rows,
+            b.n_null,
+        ), name
+        parts = (a.numeric is None, a.categorical is None)
+        assert parts == (b.numeric is None, b.categorical is None), name
+        if b.numeric is not None:
+            np.testing.assert_array_equal(a.numeric.sorted_values, b.numeric.sorted_values)
+            assert a.numeric.sorted_values.dtype == np.float64
+            np.testing.assert_array_equal(a.numeric.psi_edges, b.numeric.psi_edges)
+            np.testing.assert_array_equal(a.numeric.psi_props, b.numeric.psi_props)
+            for stat in ("mean", "std"):
+                x, y = getattr(a.numeric, stat), getattr(b.numeric, stat)
+                assert x == y or (math.isnan(x) and math.isnan(y)), (name, stat, x, y)
+        if b.categorical is not None:
+            if isinstance(b.categorical.values, tuple):
+                assert a.categorical.values == b.categorical.values
+            else:
+                np.testing.assert_array_equal(a.categorical.values, b.categorical.values)
+            np.testing.assert_array_equal(a.categorical.counts, b.categorical.counts)
+
+
 def planted(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drift planted in num_shift (mean), num_scale (spread), cat_reweight."""
     rng = np.random.default_rng(seed)

@@ -87,3 +87,24 @@ def test_scoring_is_computed_once_until_a_record_changes(
     store.add_score({**store.scores(limit=1)[-1], "id": None, "f1": 0.1})
     views.scoring.current()
     assert calls == ["x", "x"]
+
+
+def test_the_profile_is_read_once_per_stored_profile(
+    deployed: dict[str, Any], settings: Any, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitoring import readmodels
+    from monitoring.data.ingestion import ingest
+
+    views = readmodels.ReadModels(settings, store)
+    reads: list[int | None] = []
+    real = store.data_profile
+    monkeypatch.setattr(store, "data_profile", lambda i=None: reads.append(i) or real(i))
+    first_id = store.latest_data_profile_id()
+    summary = views.profile.summary()
+    assert views.profile.summary() == summary and views.profile.missing() != []
+    store.add_timing("training", 1.0)  # a record, not a profile: the id is looked up again
+    assert views.profile.summary() == summary and reads == [first_id]
+    ingest(settings, store=store)
+    assert views.profile.summary()["computed_at"] > summary["computed_at"]
+    second_id = store.latest_data_profile_id()
+    assert second_id != first_id and reads == [first_id, second_id]

@@ -3,10 +3,12 @@
 :func:`ingest` rejects a bad file (naming file and column) and ingests the others,
 drops duplicate rows as ``drop_duplicates`` on their concatenation would, and
 atomically writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per file),
-``finaldata.profile.json`` and a record-store row per file. It streams: each piece
-(:data:`CHUNK_ROWS` rows) is validated, de-duplicated by its rows' 128-bit keys
-(:class:`SeenRows`) and appended before the next is read, so peak memory is a few
-pieces plus 16 bytes and the feature values per kept row.
+``finaldata.profile.json``, and into the record store a row per file and the data
+profile (the summary, missing data and the drift profile of the features, which the
+web tier serves). It streams: each piece (:data:`CHUNK_ROWS` rows) is validated,
+de-duplicated by its rows' 128-bit keys (:class:`SeenRows`) and appended before the
+next is read, so peak memory is a few pieces plus 16 bytes and the feature values
+per kept row.
 """
 
 from __future__ import annotations
@@ -421,9 +423,15 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
                 handle.truncate()
 
     atomic_write(settings.finaldata_file, write)
-    profile = parts[0].profile()
+    # The merged file is hashed on a thread while this one profiles (hashlib and
+    # numpy's sort release the GIL); the parts go as the drift profile is fitted.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as hasher:
+        digest = hasher.submit(sha256_file, settings.finaldata_file)
+        profile = parts[0].profile()
+        reference = parts.pop().drift_profile(settings.drift)
     atomic_write_json(settings.profile_file, profile)
     atomic_write_text(settings.ingested_record_file, format_record(records))
+    store.add_data_profile(profile, reference=reference, data_sha256=digest.result())
     store.add_ingestions([{**r, "batch_id": batch_id} for r in records])
 
     rows_read = sum(r["rows_read"] or 0 for r in records)

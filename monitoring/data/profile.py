@@ -1,18 +1,21 @@
 """The data profile: summary statistics and missing data of the ingested data.
 
 :func:`profile_frame` profiles a DataFrame in memory; :class:`ProfileParts`
-collects the profile while ingestion streams the data.
+collects the profile while ingestion streams the data, and fits the drift profile
+of the ingested features from the same values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from monitoring.config import Settings
+from monitoring.config import DriftOptions, Settings
+from monitoring.drift import ReferenceProfile
 from monitoring.storage.store import utcnow
 
 
@@ -98,6 +101,13 @@ def profile_frame(frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
     return _profile(len(frame), summary, frame.isna().sum().to_dict())
 
 
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """One column's kept values: integers in their smallest type, or float64."""
+    values = np.concatenate(parts) if parts else np.empty(0)
+    floats = values.dtype.kind == "f" or values.dtype == object
+    return values.astype(np.float64, copy=False) if floats else values
+
+
 class ProfileParts:
     """What the data profile needs of the kept rows: feature values, missing counts."""
 
@@ -126,13 +136,30 @@ class ProfileParts:
             parts.append(values)
 
     def profile(self) -> dict[str, Any]:
+        """Summary statistics of the features and missing data of every column."""
         summary = []
         for column, parts in self.features.items():
-            values = np.concatenate(parts) if parts else np.empty(0)
-            if values.dtype.kind == "f" or values.dtype == object:
-                values = values.astype(np.float64)
-            summary.append({"column": column, **column_summary(values)})
+            summary.append({"column": column, **column_summary(_joined(parts))})
         return _profile(self.rows, summary, self.missing)
+
+    def drift_profile(self, options: DriftOptions) -> bytes:
+        """The drift profile of the features as :meth:`ReferenceProfile.save` writes it
+        (of ``fit`` on the kept rows); it takes the values: call :meth:`profile` first.
+
+        Each column's pieces are joined, fitted, written and released one column at a
+        time, so memory never holds the fitted profile of every column.
+        """
+
+        def columns() -> Iterator[tuple[str, np.ndarray]]:
+            for column in list(self.features):
+                values = _joined(self.features.pop(column))
+                yield column, values
+                del values
+
+        buffer = io.BytesIO()
+        reference = ReferenceProfile.from_options(options)
+        reference.save_arrays(buffer, columns(), n_rows=self.rows)
+        return buffer.getvalue()
 
     def absorb(self, other: ProfileParts) -> None:
         """Add the parts of ``other`` (a file's, once it is accepted)."""

@@ -2,7 +2,8 @@
 
 Numeric columns get KS, the normed Wasserstein distance and PSI; categorical ones
 chi-square and Jensen-Shannon; ``method: "auto"`` picks as Evidently does. Missing
-values (and ``+-inf``) are reported as null rates, left out of the tests.
+values (and ``+-inf``) are reported as null rates, left out of the tests. The batch
+is a DataFrame or the profile of one (the ingested data's, fitted at ingestion).
 """
 
 from __future__ import annotations
@@ -148,25 +149,50 @@ def _categorical_stats(
     return statistic, p_value, _jensen_shannon(ref_counts, cur_counts)
 
 
+def _current_values(
+    profile: _ColumnProfile, current: pd.Series | _ColumnProfile
+) -> tuple[int, FloatArray | None, dict[str, int] | None]:
+    """Rows of a current column (data or its profile) and, as the reference column
+    holds numbers or labels, its sorted finite numbers or its label counts.
+
+    A profiled column of labels against numbers is converted as ``pd.to_numeric``
+    converts the data; numbers against labels cannot be (``1`` or ``1.0``?).
+    """
+    if isinstance(current, pd.Series):
+        if profile.value_type == "numeric":
+            return int(current.size), np.sort(_finite(_numeric_values(current, "current"))), None
+        return int(current.size), None, _label_counts(current)
+    cat = current.categorical
+    if profile.value_type == "numeric":
+        if current.numeric is not None:
+            return current.n_rows, current.numeric.sorted_values, None
+        assert cat is not None and isinstance(cat.values, tuple)
+        labels = pd.Series(list(cat.values), dtype=object, name=current.name)
+        numbers = np.repeat(_numeric_values(labels, "current"), cat.counts)
+        return current.n_rows, np.sort(_finite(numbers)), None
+    if cat is not None and isinstance(cat.values, tuple):
+        return current.n_rows, None, dict(zip(cat.values, cat.counts.tolist(), strict=True))
+    raise DataValidationError(
+        f"current profile column {current.name!r} holds numbers but the reference column "
+        "holds labels; check the data itself"
+    )
+
+
 def _check_column(
-    profile: _ColumnProfile, series: pd.Series, opts: DriftOptions, n_ref_rows: int
+    profile: _ColumnProfile,
+    current: pd.Series | _ColumnProfile,
+    opts: DriftOptions,
+    n_ref_rows: int,
 ) -> dict[str, Any]:
     col = opts.column(profile.name)
     method = _resolve_method(profile, col, opts, n_ref_rows)
     threshold = _resolve_threshold(method, profile.name, col, opts)
-    n_cur_rows = int(series.size)
     out = _empty_result(profile, method, threshold)
 
     numeric_path = method in NUMERIC_METHODS or profile.kind == "numeric"
     categorical_path = method in CATEGORICAL_METHODS or profile.kind == "categorical"
-    cur_sorted: FloatArray | None = None
-    labels: dict[str, int] | None = None
-    if profile.value_type == "numeric":
-        cur_sorted = np.sort(_finite(_numeric_values(series, "current")))
-        n_cur = int(cur_sorted.size)
-    else:
-        labels = _label_counts(series)
-        n_cur = sum(labels.values())
+    n_cur_rows, cur_sorted, labels = _current_values(profile, current)
+    n_cur = int(cur_sorted.size) if cur_sorted is not None else sum((labels or {}).values())
     out["n_current"] = n_cur
     if n_cur_rows:
         out["null_rate_current"] = (n_cur_rows - n_cur) / n_cur_rows
@@ -218,7 +244,7 @@ def _check_column(
 
 def detect_data_drift(
     reference: ReferenceProfile | pd.DataFrame,
-    current: pd.DataFrame,
+    current: pd.DataFrame | ReferenceProfile,
     *,
     columns: Sequence[str] | None = None,
     options: DriftOptions | None = None,
@@ -226,7 +252,9 @@ def detect_data_drift(
     """Compare ``columns`` (default: all reference columns) of a batch with the reference.
 
     ``reference`` is a fitted profile (its kinds and PSI bins apply; only ``current`` is
-    processed) or the reference data, profiled with ``options``. Returns plain JSON
+    processed) or the reference data, profiled with ``options``. ``current`` is the
+    batch or a profile fitted on it with the same options (the report is the same,
+    number for number); only its values are used. Returns plain JSON
     (``None`` for "not applicable" and non-finite numbers): ``dataset_drift``,
     ``drift_share``, ``share_threshold``, ``n_columns``, ``n_drifted``,
     ``drifted_columns``, ``n_reference`` and ``n_current`` (rows), ``fdr``, and
@@ -234,14 +262,18 @@ def detect_data_drift(
     non-missing values): the statistics of its kind and of a method forced on it. A
     column whose ``status`` is not ``ok``/``constant_reference`` is untested but counts.
 
-    Raises DataValidationError when an input is not a DataFrame, ``current`` lacks a
-    checked column or a numeric column holds non-numbers; ConfigError when a column
-    override does not fit the data; NotFittedError for an unfitted profile.
+    Raises DataValidationError when an input is neither a DataFrame nor a profile,
+    ``current`` lacks a checked column or a numeric column holds non-numbers;
+    ConfigError when a column override does not fit the data; NotFittedError for an
+    unfitted profile.
     """
     opts = options if options is not None else DriftOptions()
-    if not isinstance(current, pd.DataFrame):
+    if isinstance(current, ReferenceProfile):
+        current._check_fitted()
+    elif not isinstance(current, pd.DataFrame):
         raise DataValidationError(
-            f"current must be a pandas DataFrame, got {type(current).__name__}"
+            f"current must be a pandas DataFrame or a ReferenceProfile, got "
+            f"{type(current).__name__}"
         )
     if isinstance(reference, ReferenceProfile):
         reference._check_fitted()
@@ -267,13 +299,24 @@ def detect_data_drift(
     unknown = [name for name in names if name not in profile.profiles_]
     if unknown:
         raise DataValidationError(f"columns not in the reference: {', '.join(map(str, unknown))}")
-    _column_list(current, names, "current data")
+    if isinstance(current, ReferenceProfile):
+        missing = [str(name) for name in names if name not in current.profiles_]
+        if missing:
+            raise DataValidationError(
+                f"current profile is missing columns: {', '.join(missing)}",
+                details={"missing_columns": missing},
+            )
+        current_columns: Any = current.profiles_
+        n_current = current.n_rows_
+    else:
+        _column_list(current, names, "current data")
+        current_columns, n_current = current, len(current)
 
     # Values near the float limit (1e308) overflow intermediate sums of the
     # distance integrals; the tests' verdicts stay finite, so no warning is raised.
     with np.errstate(over="ignore", invalid="ignore"):
         results = [
-            _check_column(profile.profiles_[name], current[name], opts, profile.n_rows_)
+            _check_column(profile.profiles_[name], current_columns[name], opts, profile.n_rows_)
             for name in names
         ]
     if opts.fdr:
@@ -294,7 +337,7 @@ def detect_data_drift(
         "n_drifted": len(drifted),
         "drifted_columns": drifted,
         "n_reference": int(profile.n_rows_),
-        "n_current": int(len(current)),
+        "n_current": int(n_current),
         "fdr": bool(opts.fdr),
         "columns": results,
     }

@@ -2,14 +2,18 @@
 
 Each column is summarised once at training time (sorted values, PSI bins, category
 counts) and saved beside the model as one ``.npz``: a check only costs the batch.
+Ingestion fits one of the ingested data too (:meth:`ReferenceProfile.fit_arrays`,
+column by column), which a drift check accepts as the current data.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -30,7 +34,8 @@ from monitoring.drift.statistics import (
 from monitoring.exceptions import DataValidationError, IntegrityError, NotFittedError
 
 _PROFILE_FORMAT: Final[str] = "monitoring.drift.ReferenceProfile"
-_PROFILE_VERSION: Final[int] = 1
+_PROFILE_VERSION: Final[int] = 2  # 2: sorted values may be saved as runs
+_READABLE_VERSIONS: Final[tuple[int, ...]] = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,16 @@ class _NumericProfile:
     """Sorted finite values of one reference column and what is derived from them."""
 
     sorted_values: FloatArray
-    prefix: FloatArray  # _prefix_integral(sorted_values)
     mean: float
     std: float  # population std (ddof=0)
     psi_edges: FloatArray
     psi_props: FloatArray
+
+    @functools.cached_property
+    def prefix(self) -> FloatArray:
+        """:func:`_prefix_integral` of the sorted values, computed on first use: only a
+        reference needs it, a profile of current data never does."""
+        return _prefix_integral(self.sorted_values)
 
 
 @dataclass(frozen=True)
@@ -116,15 +126,25 @@ def _label_counts(series: pd.Series) -> dict[str, int]:
 def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfile:
     if sorted_values.size == 0:
         empty = np.zeros(0, dtype=np.float64)
-        return _NumericProfile(empty, empty, math.nan, math.nan, empty, empty)
+        return _NumericProfile(empty, math.nan, math.nan, empty, empty)
     edges, props = _psi_bins(sorted_values, psi_bins)
     mean, std = float(np.mean(sorted_values)), float(np.std(sorted_values))
-    return _NumericProfile(sorted_values, _prefix_integral(sorted_values), mean, std, edges, props)
+    return _NumericProfile(sorted_values, mean, std, edges, props)
 
 
 def _numeric_categories(sorted_values: FloatArray) -> _CategoricalProfile:
     values, cumulative = _runs(sorted_values)
     return _CategoricalProfile(values=values.copy(), counts=np.diff(cumulative, prepend=0))
+
+
+def _label_column(series: pd.Series, name: str, n_rows: int) -> _ColumnProfile:
+    """Profile of a column of labels (``n_rows`` counting the missing ones)."""
+    counts = _label_counts(series)
+    categorical = _CategoricalProfile(
+        values=tuple(counts), counts=np.array(list(counts.values()), dtype=np.int64)
+    )
+    n_null = n_rows - sum(counts.values())
+    return _ColumnProfile(name, "categorical", "label", n_rows, n_null, None, categorical)
 
 
 def _profile_column(
@@ -133,16 +153,47 @@ def _profile_column(
     dtype = series.dtype
     n_rows = int(series.size)
     if (_is_label_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and kind != "numeric":
-        counts = _label_counts(series)
-        categorical = _CategoricalProfile(
-            values=tuple(counts), counts=np.array(list(counts.values()), dtype=np.int64)
-        )
-        n_null = n_rows - sum(counts.values())
-        return _ColumnProfile(name, "categorical", "label", n_rows, n_null, None, categorical)
+        return _label_column(series, name, n_rows)
     values = np.sort(_finite(_numeric_values(series, "reference")))
+    return _numbers_column(
+        values, name, n_rows=n_rows, kind=kind, max_unique=max_unique, psi_bins=psi_bins
+    )
+
+
+def _sorted_numbers(values: np.ndarray) -> FloatArray:
+    """The finite values of a numeric array, sorted, as float64 (a new array).
+
+    Integers are sorted before they are converted: of 16 bits or fewer by radix sort
+    (stable), about 15x faster than sorting their float64 copies.
+    """
+    if values.dtype.kind in "iu":
+        stable = values.dtype.itemsize <= 2
+        return np.sort(values, kind="stable" if stable else None).astype(np.float64)
+    out = _finite(values.astype(np.float64))  # a copy: the caller's array is not sorted
+    out.sort()
+    return out
+
+
+def _distinct(sorted_values: FloatArray) -> int:
+    """How many distinct values a sorted array holds (no index array of 8 bytes each)."""
+    if sorted_values.size == 0:
+        return 0
+    return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
+def _numbers_column(
+    values: FloatArray,
+    name: str,
+    *,
+    n_rows: int,
+    kind: str | None,
+    max_unique: int,
+    psi_bins: int,
+) -> _ColumnProfile:
+    """Profile of a numeric column from its sorted finite ``values``, of ``n_rows`` rows."""
     if kind is None:
-        unique = _runs(values)[0]
-        small = 0 < unique.size <= max_unique
+        small = 0 < _distinct(values) <= max_unique
+        unique = _runs(values)[0] if small else values
         kind = "categorical" if small and bool(np.all(unique == np.floor(unique))) else "numeric"
     return _ColumnProfile(
         name=name,
@@ -167,7 +218,7 @@ def _column_to_npz(p: _ColumnProfile, key: str) -> tuple[dict[str, Any], dict[st
     }
     arrays: dict[str, Any] = {}
     if p.numeric is not None:
-        arrays[f"{key}_sorted"] = p.numeric.sorted_values
+        arrays.update(_sorted_to_npz(p.numeric.sorted_values, key))
         arrays[f"{key}_psi_edges"] = p.numeric.psi_edges
         arrays[f"{key}_psi_props"] = p.numeric.psi_props
         entry["mean"] = _num(p.numeric.mean)
@@ -181,14 +232,34 @@ def _column_to_npz(p: _ColumnProfile, key: str) -> tuple[dict[str, Any], dict[st
     return entry, arrays
 
 
+def _sorted_to_npz(sorted_values: FloatArray, key: str) -> dict[str, np.ndarray]:
+    """Sorted values as saved: as runs (distinct values and their counts) when fewer
+    than half of them are distinct, else as they are. (A run of zeros comes back with
+    one sign; every drift statistic takes ``-0.0`` and ``0.0`` alike.)"""
+    if 2 * _distinct(sorted_values) > sorted_values.size:
+        return {f"{key}_sorted": sorted_values}
+    values, cumulative = _runs(sorted_values)
+    counts = np.diff(cumulative, prepend=0)
+    kind = np.min_scalar_type(int(counts.max())) if counts.size else np.uint8
+    return {f"{key}_run_values": values, f"{key}_run_counts": counts.astype(kind)}
+
+
+def _sorted_from_npz(data: Mapping[str, np.ndarray], key: str) -> FloatArray:
+    """Inverse of :func:`_sorted_to_npz`."""
+    if f"{key}_sorted" in data:
+        return np.ascontiguousarray(data[f"{key}_sorted"], dtype=np.float64)
+    values = data[f"{key}_run_values"].astype(np.float64)
+    return np.repeat(values, data[f"{key}_run_counts"].astype(np.intp))
+
+
 def _column_from_npz(entry: dict[str, Any], data: dict[str, Any], key: str) -> _ColumnProfile:
     """Inverse of :func:`_column_to_npz`."""
     numeric = None
-    if f"{key}_sorted" in data:
-        values = np.ascontiguousarray(data[f"{key}_sorted"], dtype=np.float64)
+    if f"{key}_psi_edges" in data:
+        values = _sorted_from_npz(data, key)
         mean, std = (math.nan if entry[k] is None else float(entry[k]) for k in ("mean", "std"))
         edges, props = (data[f"{key}_psi_{k}"].astype(np.float64) for k in ("edges", "props"))
-        numeric = _NumericProfile(values, _prefix_integral(values), mean, std, edges, props)
+        numeric = _NumericProfile(values, mean, std, edges, props)
     categorical = None
     if f"{key}_cat_counts" in data:
         labels = entry["labels"]
@@ -256,13 +327,7 @@ class ReferenceProfile:
         Raises DataValidationError for a non-DataFrame, a missing or duplicated column or
         non-numeric values in a column forced numeric; ConfigError for a bad parameter.
         """
-        max_unique = self.categorical_max_unique
-        check_value("categorical_max_unique", max_unique, int, lambda v: v >= 0, "zero or more")
-        bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
-        kinds = {
-            name: check_value(f"kinds.{name}", kind, KINDS)
-            for name, kind in (self.kinds or {}).items()
-        }
+        max_unique, bins, kinds = self._checked_params()
         if not isinstance(reference_df, pd.DataFrame):
             raise DataValidationError(
                 f"reference must be a pandas DataFrame, got {type(reference_df).__name__}"
@@ -275,6 +340,81 @@ class ReferenceProfile:
         }
         self._set_learned(profiles, len(reference_df))
         return self
+
+    def fit_arrays(
+        self, columns: Iterable[tuple[str, np.ndarray]], *, n_rows: int
+    ) -> ReferenceProfile:
+        """Profile data given column by column as ``(name, values)`` numpy arrays.
+
+        The same profile as :meth:`fit` on a DataFrame of those columns, ``n_rows`` rows
+        long: each array holds a column's numbers (integers, floats or booleans, which
+        are labels as in a DataFrame) without, or with as NaN, its missing values. Each
+        array is released before the next one is asked for, so ``columns`` can be a
+        generator building them one at a time.
+
+        Raises DataValidationError for an array of another type, longer than
+        ``n_rows`` or named twice; ConfigError for a bad parameter.
+        """
+        profiles = {p.name: p for p in self._fit_columns(columns, n_rows)}
+        self._set_learned(profiles, n_rows)
+        return self
+
+    def save_arrays(
+        self,
+        path: str | os.PathLike[str] | BinaryIO,
+        columns: Iterable[tuple[str, np.ndarray]],
+        *,
+        n_rows: int,
+    ) -> Path | None:
+        """Write what ``fit_arrays(columns, n_rows=n_rows).save(path)`` writes, fitting
+        and writing one column at a time: memory holds one column, never the profile
+        (which stays unfitted). Errors are those of :meth:`fit_arrays`; a file written
+        until then is incomplete."""
+        return _write_profile(path, self._params(), n_rows, self._fit_columns(columns, n_rows))
+
+    def _fit_columns(
+        self, columns: Iterable[tuple[str, np.ndarray]], n_rows: int
+    ) -> Iterator[_ColumnProfile]:
+        """The profile of each array, each dropped before the next array is asked for."""
+        max_unique, bins, kinds = self._checked_params()
+        names: set[str] = set()
+        for name, values in columns:
+            if not isinstance(name, str) or name in names:
+                raise DataValidationError(f"column names must be distinct strings, got {name!r}")
+            if values.ndim != 1 or values.dtype.kind not in "biuf" or len(values) > n_rows:
+                raise DataValidationError(
+                    f"column {name!r} must be a 1-D array of at most {n_rows} numbers, "
+                    f"got {values.dtype} of shape {values.shape}"
+                )
+            names.add(name)
+            kind = kinds.get(name)
+            if values.dtype.kind == "b" and kind != "numeric":
+                profile = _label_column(pd.Series(values), name, n_rows)
+            else:
+                sorted_values = _sorted_numbers(values)
+                del values  # only its sorted copy is needed from here on
+                profile = _numbers_column(
+                    sorted_values,
+                    name,
+                    n_rows=n_rows,
+                    kind=kind,
+                    max_unique=max_unique,
+                    psi_bins=bins,
+                )
+                del sorted_values
+            yield profile
+            del profile  # before the next column is built
+
+    def _checked_params(self) -> tuple[int, int, dict[str, str]]:
+        """``categorical_max_unique``, ``psi_bins`` and ``kinds``, validated."""
+        max_unique = self.categorical_max_unique
+        check_value("categorical_max_unique", max_unique, int, lambda v: v >= 0, "zero or more")
+        bins = check_value("psi_bins", self.psi_bins, int, lambda v: v >= 2, "at least 2")
+        kinds = {
+            name: check_value(f"kinds.{name}", kind, KINDS)
+            for name, kind in (self.kinds or {}).items()
+        }
+        return max_unique, bins, kinds
 
     def _set_learned(self, profiles: dict[str, _ColumnProfile], n_rows: int) -> None:
         self.profiles_ = profiles
@@ -294,30 +434,14 @@ class ReferenceProfile:
         """Write the profile to exactly ``path``, or to a binary file object: ``.npz``
         arrays plus JSON, no pickle. Returns the path written (None for a file object)."""
         self._check_fitted()
-        arrays: dict[str, Any] = {}
-        columns = []
-        for i, p in enumerate(self.profiles_.values()):
-            entry, column_arrays = _column_to_npz(p, f"c{i}")
-            columns.append(entry)
-            arrays.update(column_arrays)
-        meta = {
-            "format": _PROFILE_FORMAT,
-            "version": _PROFILE_VERSION,
-            "params": {
-                "categorical_max_unique": self.categorical_max_unique,
-                "psi_bins": self.psi_bins,
-                "kinds": dict(self.kinds) if self.kinds else None,
-            },
-            "n_rows": self.n_rows_,
-            "columns": columns,
+        return _write_profile(path, self._params(), self.n_rows_, self.profiles_.values())
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "categorical_max_unique": self.categorical_max_unique,
+            "psi_bins": self.psi_bins,
+            "kinds": dict(self.kinds) if self.kinds else None,
         }
-        if not isinstance(path, str | os.PathLike):
-            np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
-            return None
-        target = Path(path)
-        with target.open("wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
-        return target
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | BinaryIO) -> ReferenceProfile:
@@ -330,14 +454,60 @@ class ReferenceProfile:
             meta = json.loads(str(data.pop("meta")))
             if meta.get("format") != _PROFILE_FORMAT:
                 raise ValueError("not a reference profile")
-            if meta.get("version") != _PROFILE_VERSION:
+            if meta.get("version") not in _READABLE_VERSIONS:
                 raise ValueError(f"unsupported profile version {meta.get('version')!r}")
             profile = cls(**meta["params"])
             columns = [_column_from_npz(e, data, f"c{i}") for i, e in enumerate(meta["columns"])]
             profile._set_learned({c.name: c for c in columns}, int(meta["n_rows"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"cannot load reference profile {source}: {exc}") from exc
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            what = source if isinstance(source, Path) else getattr(source, "name", "(file object)")
+            raise IntegrityError(f"cannot load reference profile {what}: {exc}") from exc
         return profile
+
+
+def _write_profile(
+    path: str | os.PathLike[str] | BinaryIO,
+    params: dict[str, Any],
+    n_rows: int,
+    profiles: Iterable[_ColumnProfile],
+) -> Path | None:
+    """Write a profile to a path (returned) or a binary file object (None)."""
+    if not isinstance(path, str | os.PathLike):
+        _write_npz(path, params, n_rows, profiles)
+        return None
+    target = Path(path)
+    with target.open("wb") as handle:
+        _write_npz(handle, params, n_rows, profiles)
+    return target
+
+
+def _write_npz(
+    handle: BinaryIO, params: dict[str, Any], n_rows: int, profiles: Iterable[_ColumnProfile]
+) -> None:
+    """``np.savez``'s format (a zip of ``.npy`` files, no pickle), written one column at a
+    time as ``profiles`` yields them; the JSON metadata comes last."""
+    columns: list[dict[str, Any]] = []
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+
+        def add(name: str, array: np.ndarray) -> None:
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
+
+        # not enumerate(): its cached result tuple would hold the previous column
+        for profile in profiles:
+            entry, arrays = _column_to_npz(profile, f"c{len(columns)}")
+            columns.append(entry)
+            for name in list(arrays):
+                add(name, arrays.pop(name))
+            del profile, arrays  # before the next column is fitted
+        meta = {
+            "format": _PROFILE_FORMAT,
+            "version": _PROFILE_VERSION,
+            "params": params,
+            "n_rows": n_rows,
+            "columns": columns,
+        }
+        add("meta", np.array(json.dumps(meta)))
 
 
 def _column_list(frame: pd.DataFrame, columns: Iterable[str] | None, what: str) -> list[str]:

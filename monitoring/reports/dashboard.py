@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import numpy as np
-
 from monitoring.capture.feedback import labelled_count, live_performance
 from monitoring.exceptions import MonitoringError
 from monitoring.model.deployment import list_versions
@@ -20,7 +18,6 @@ from monitoring.readmodels import ReadModels
 from monitoring.reports.formatting import render
 from monitoring.reports.modelcard import read_model_card
 from monitoring.reports.plots import build_figures, png
-from monitoring.storage.files import file_identity, read_table
 
 # One rendered page per production folder: (cache_key, page).
 _CACHE: dict[str, tuple[Any, str]] = {}
@@ -33,7 +30,7 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
     ``runs``, ``missing``), ``model``, ``test_score``, ``drift``, ``model_card``,
     ``scores`` and ``histograms`` for the plots, and the ``errors`` met.
     """
-    settings, store = views.settings, views.store
+    store = views.store
     ctx: dict[str, Any] = {
         "versions": list_versions(store),
         "deployments": store.deployments()[::-1][:20],
@@ -70,14 +67,15 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
     except MonitoringError as exc:
         ctx["errors"].append(f"data drift: {exc.message}")
         return ctx
-    current = read_table(settings.finaldata_file)
-    profile = views.model.reference()
+    # Histograms: training data vs the latest ingested data, from their drift profiles.
+    profile_id = views.profile.latest_id()
+    current = {} if profile_id is None else views.profile.reference(profile_id).profiles_
+    reference = views.model.reference().profiles_
     for column in artifact.features:
-        col = profile.profiles_.get(column)
-        if col is None or col.numeric is None or column not in current:
+        ref, cur = reference.get(column), current.get(column)
+        if ref is None or ref.numeric is None or cur is None or cur.numeric is None:
             continue
-        cur = np.asarray(current[column].to_numpy(dtype=float, na_value=np.nan))
-        ctx["histograms"][column] = (col.numeric.sorted_values, cur[np.isfinite(cur)])
+        ctx["histograms"][column] = (ref.numeric.sorted_values, cur.numeric.sorted_values)
     return ctx
 
 
@@ -94,10 +92,10 @@ def render_page(
 
 def cache_key(views: ReadModels) -> Any:
     """Identity of what the page shows: model, ingested data, latest run, labels."""
-    settings, store = views.settings, views.store
+    store = views.store
     return (
         views.model.served_version(),
-        file_identity(settings.finaldata_file),
+        views.profile.latest_id(),
         [(run["id"], run["status"]) for run in store.runs(limit=1)],
         [score["id"] for score in store.scores(limit=1)],
         len(store.deployments()),

@@ -1,9 +1,10 @@
 """The record store: the source of truth for history.
 
-Ingestions, scores, deployments, drift reports, step timings, pipeline runs and
-captured predictions live in one SQL database through SQLAlchemy: a SQLite file by
-default, PostgreSQL through ``DATABASE_URL``. The course's text files
-(``ingestedfiles.txt``, ``latestscore.txt``) are written too, as compatible outputs.
+Ingestions, scores, deployments, drift reports, step timings, pipeline runs,
+captured predictions and the profile of each ingestion live in one SQL database
+through SQLAlchemy: a SQLite file by default, PostgreSQL through ``DATABASE_URL``.
+The course's text files (``ingestedfiles.txt``, ``latestscore.txt``) are written
+too, as compatible outputs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from monitoring.storage.engine import get_engine, sqlite_file
 from monitoring.storage.files import file_identity
 from monitoring.storage.models import ModelVersions, utcnow
 from monitoring.storage.schema import (
+    data_profiles,
     deployments,
     drift_reports,
     ingestions,
@@ -28,6 +30,10 @@ from monitoring.storage.schema import (
     scores,
     timings,
 )
+
+# Profiles that keep their drift reference bytes (about 8 bytes per row and feature);
+# older ones keep only their JSON, so the table does not grow by the data's size.
+KEEP_PROFILE_REFERENCES = 5
 
 
 class Store(ModelVersions):
@@ -79,6 +85,74 @@ class Store(ModelVersions):
 
     def ingestions(self, *, limit: int = 100) -> list[dict[str, Any]]:
         return self._fetch(select(ingestions).order_by(ingestions.c.id.desc()).limit(limit))
+
+    def add_data_profile(
+        self,
+        profile: Mapping[str, Any],
+        *,
+        reference: bytes | None,
+        data_sha256: str | None,
+        keep_references: int = KEEP_PROFILE_REFERENCES,
+    ) -> int:
+        """Store the profile of an ingestion (JSON) and its drift ``reference`` bytes;
+        return its id.
+
+        Only the latest ``keep_references`` profiles keep their reference bytes.
+        """
+        row = {
+            "created_at": utcnow(),
+            "data_sha256": data_sha256,
+            "profile": json.dumps(profile),
+            "reference": reference,
+        }
+        with self._write() as conn:
+            key = conn.execute(insert(data_profiles), row).inserted_primary_key
+            oldest_kept = conn.execute(
+                select(data_profiles.c.id)
+                .order_by(data_profiles.c.id.desc())
+                .limit(1)
+                .offset(max(keep_references, 1) - 1)
+            ).scalar()
+            if oldest_kept is not None:
+                conn.execute(
+                    update(data_profiles)
+                    .where(data_profiles.c.id < oldest_kept, data_profiles.c.reference.is_not(None))
+                    .values(reference=None)
+                )
+        return int(key[0]) if key else 0
+
+    def latest_data_profile_id(self) -> int | None:
+        """Id of the latest data profile (None before the first ingestion)."""
+        query = select(data_profiles.c.id).order_by(data_profiles.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else int(found)
+
+    def data_profile(self, profile_id: int | None = None) -> dict[str, Any] | None:
+        """A data profile without its reference bytes (default: the latest), or None.
+
+        ``id``, ``created_at``, ``data_sha256``, ``profile`` (decoded) and
+        ``has_reference``.
+        """
+        columns = [data_profiles.c[name] for name in ("id", "created_at", "data_sha256")]
+        has_reference = data_profiles.c.reference.is_not(None).label("has_reference")
+        query = select(*columns, data_profiles.c.profile, has_reference)
+        if profile_id is not None:
+            query = query.where(data_profiles.c.id == profile_id)
+        rows = self._fetch(query.order_by(data_profiles.c.id.desc()).limit(1))
+        if not rows:
+            return None
+        row = rows[0]
+        row["profile"] = json.loads(row["profile"])
+        row["has_reference"] = bool(row["has_reference"])
+        return row
+
+    def data_profile_reference(self, profile_id: int) -> bytes | None:
+        """The drift reference bytes of a data profile (None once dropped, or unknown id)."""
+        query = select(data_profiles.c.reference).where(data_profiles.c.id == profile_id)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else bytes(found)
 
     def add_score(self, record: Mapping[str, Any]) -> None:
         with self._write() as conn:

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Response, g, request
@@ -133,12 +134,12 @@ class StateCollector(Collector):
 
         age = GaugeMetricFamily(
             "monitoring_ingested_data_age_seconds",
-            "Seconds since the latest ingested data (finaldata.csv) was written.",
+            "Seconds since the latest ingestion stored its data profile.",
         )
-        try:
-            age.add_metric([], max(0.0, time.time() - self.settings.finaldata_file.stat().st_mtime))
-        except FileNotFoundError:
-            pass
+        latest = self.store.data_profile()
+        if latest is not None:
+            created = datetime.fromisoformat(latest["created_at"]).timestamp()
+            age.add_metric([], max(0.0, time.time() - created))
         yield age
 
         runs = CounterMetricFamily(

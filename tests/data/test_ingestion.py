@@ -20,10 +20,12 @@ from monitoring.data.ingestion import (
     validate_frame,
     write_csv,
 )
-from monitoring.data.profile import profile_frame
+from monitoring.data.profile import ProfileParts, profile_frame
+from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import DataValidationError, MonitoringError
-from monitoring.storage.files import list_tables, read_table
+from monitoring.storage.files import list_tables, read_table, sha256_file
 from monitoring.storage.store import Store
+from tests.helpers import assert_same_profile
 
 
 def test_practice_data_reads_36_rows_and_keeps_26(settings: Settings, store: Store) -> None:
@@ -61,8 +63,6 @@ def test_source_data_keeps_all_26_rows(make_settings, store: Store) -> None:
 
 def test_profile_is_written_for_the_api(settings: Settings, store: Store) -> None:
     ingest(settings, store=store)
-    import json
-
     profile = json.loads(settings.profile_file.read_text())
     final = pd.read_csv(settings.finaldata_file)
     by_column = {row["column"]: row for row in profile["summary"]}
@@ -70,6 +70,53 @@ def test_profile_is_written_for_the_api(settings: Settings, store: Store) -> Non
     assert by_column["lastmonth_activity"]["mean"] == pytest.approx(final.lastmonth_activity.mean())
     assert by_column["number_of_employees"]["median"] == 14.0
     assert [m["missing_share"] for m in profile["missing"]] == [0.0] * 5
+
+
+def test_the_profile_and_the_drift_profile_are_stored(make_settings, store: Store) -> None:
+    """The store holds what the web tier serves: the exported profile and the drift
+    profile of the ingested features, fitted with the drift options."""
+    settings = make_settings(
+        drift={"psi_bins": 4, "columns": {"lastmonth_activity": {"kind": "categorical"}}}
+    )
+    (settings.input_folder_path / "gaps.csv").write_text(GOOD + "gapp,,5,6,1\nhole,3,,7,0\n")
+    assert store.data_profile() is None
+    ingest(settings, store=store)
+    stored = store.data_profile()
+    assert stored is not None and stored["has_reference"] is True
+    assert stored["profile"] == json.loads(settings.profile_file.read_text())
+    assert stored["data_sha256"] == sha256_file(settings.finaldata_file)
+    missing = {m["column"]: m["missing_count"] for m in stored["profile"]["missing"]}
+    assert (missing["lastmonth_activity"], missing["lastyear_activity"]) == (1, 1)
+
+    reference = ReferenceProfile.load(io.BytesIO(store.data_profile_reference(stored["id"])))
+    expected = ReferenceProfile.from_options(settings.drift).fit(
+        read_table(settings.finaldata_file), settings.features
+    )
+    assert_same_profile(reference, expected)
+    assert reference.kinds_["lastmonth_activity"] == "categorical"
+    assert (reference.psi_bins, reference.n_rows_) == (4, 28)
+    assert reference.profiles_["lastyear_activity"].n_null == 1
+
+
+def test_drift_reference_takes_the_parts_column_by_column(settings: Settings) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "corporation": pd.array([f"c{i}" for i in range(300)], dtype="string"),
+            "lastmonth_activity": rng.integers(0, 2000, 300),
+            "lastyear_activity": np.where(rng.random(300) < 0.1, np.nan, rng.normal(size=300)),
+            "number_of_employees": rng.integers(1, 5, 300),
+            "exited": rng.integers(0, 2, 300),
+        }
+    )
+    parts = ProfileParts(settings)
+    parts.add(frame.iloc[:120])
+    parts.add(frame.iloc[120:])
+    assert parts.profile()["rows"] == 300
+    reference = ReferenceProfile.load(io.BytesIO(parts.drift_profile(settings.drift)))
+    assert parts.features == {}  # the values went to the drift profile
+    expected = ReferenceProfile.from_options(settings.drift).fit(frame, settings.features)
+    assert_same_profile(reference, expected)
 
 
 GOOD = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
@@ -276,6 +323,14 @@ def test_streaming_ingestion_equals_the_in_memory_merge(
     kept = [r["rows_kept"] for r in result.records if r["status"] == "accepted"]
     assert kept == expected_kept
     assert result.rows_kept == sum(expected_kept)
+    # the store serves the same profile, and the drift profile of the written file
+    stored = store.data_profile()
+    assert stored is not None
+    assert stored["profile"] == json.loads(settings.profile_file.read_text())
+    reference = ReferenceProfile.load(io.BytesIO(store.data_profile_reference(stored["id"])))
+    written = read_table(settings.finaldata_file)
+    expected = ReferenceProfile.from_options(settings.drift).fit(written, settings.features)
+    assert_same_profile(reference, expected)
 
 
 @pytest.mark.parametrize("good_rows", [2, 4, 5, 9])  # 0, 1, 1 and 2 pieces of 4 rows written

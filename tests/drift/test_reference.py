@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import tracemalloc
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,8 @@ from monitoring.drift import (
     ReferenceProfile,
     detect_data_drift,
 )
-from monitoring.exceptions import ConfigError, IntegrityError, NotFittedError
-from tests.helpers import planted
+from monitoring.exceptions import ConfigError, DataValidationError, IntegrityError, NotFittedError
+from tests.helpers import assert_same_profile, planted
 
 
 @pytest.fixture
@@ -89,3 +93,163 @@ def test_profile_follows_fit_conventions() -> None:
             frame,
             options=DriftOptions.from_mapping({"columns": {"a": {"kind": "categorical"}}}),
         )
+
+
+# -- fitting from arrays, saving to bytes ---------------------------------------------
+def arrays_of(frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """Each column as ingestion keeps it: integers in their smallest type, floats
+    without their missing values."""
+    out = []
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype.kind == "f":
+            values = values[~np.isnan(values)]
+        elif values.dtype.kind in "iu":
+            values = values.astype(np.min_scalar_type(int(values.max())))
+        out.append((name, values))
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"categorical_max_unique": 2, "psi_bins": 3, "columns": {"b": {"kind": "numeric"}}}],
+)
+def test_fit_arrays_equals_fit_on_the_frame(options: dict[str, Any]) -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "big": rng.integers(0, 40_000, n),  # uint16: sorted by radix sort
+            "wide": rng.integers(0, 10**9, n),  # uint32
+            "small": rng.integers(0, 3, n),  # categorical unless max_unique < 3
+            "x": rng.normal(size=n),
+            "gaps": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 4, n)),
+            "b": rng.random(n) < 0.3,
+            "zeros": np.where(rng.random(n) < 0.5, -0.0, 0.0),
+            "constant": np.full(n, 7.0),
+            "empty": np.full(n, np.nan),
+        }
+    )
+    opts = DriftOptions.from_mapping(options)
+    expected = ReferenceProfile.from_options(opts).fit(frame)
+    ours = ReferenceProfile.from_options(opts).fit_arrays(arrays_of(frame), n_rows=n)
+    assert_same_profile(ours, expected)
+    assert ours.kinds_["b"] == ("numeric" if options else "categorical")
+    # and the same reports
+    shifted = frame.sample(frac=0.5, random_state=1) + 1
+    assert detect_data_drift(ours, shifted, options=opts) == detect_data_drift(
+        expected, shifted, options=opts
+    )
+
+
+def test_fit_arrays_takes_one_column_at_a_time() -> None:
+    """Each array is released before the next one is asked for: a generator building
+    them one by one never holds two."""
+    handed: list[weakref.ref[np.ndarray]] = []
+
+    def columns() -> Any:
+        for i in range(4):
+            assert all(ref() is None for ref in handed), "an earlier column is still held"
+            values = np.arange(1000, dtype=np.float64) * (i + 1)
+            handed.append(weakref.ref(values))
+            yield f"c{i}", values
+            del values
+
+    profile = ReferenceProfile().fit_arrays(columns(), n_rows=1000)
+    assert profile.columns_ == ["c0", "c1", "c2", "c3"]
+
+
+def test_save_arrays_writes_what_fit_arrays_and_save_write() -> None:
+    ref, _ = planted(2000, 10, seed=6)
+    ref.loc[::9, "num_shift"] = np.nan
+    opts = DriftOptions.from_mapping(
+        {"psi_bins": 7, "columns": {"int_stable": {"kind": "numeric"}}}
+    )
+    numbers = ref.drop(columns=["cat_stable", "cat_reweight"])
+    fitted, streamed = io.BytesIO(), io.BytesIO()
+    ReferenceProfile.from_options(opts).fit_arrays(arrays_of(numbers), n_rows=2000).save(fitted)
+    profile = ReferenceProfile.from_options(opts)
+    assert profile.save_arrays(streamed, arrays_of(numbers), n_rows=2000) is None
+    assert not hasattr(profile, "profiles_")  # nothing kept
+    assert streamed.getvalue() == fitted.getvalue()
+    streamed.seek(0)
+    assert_same_profile(
+        ReferenceProfile.load(streamed), ReferenceProfile.from_options(opts).fit(numbers)
+    )
+
+
+def test_save_arrays_holds_one_column_at_a_time() -> None:
+    """Peak memory (numpy's allocations) is one column's, where fitting them all holds
+    every column's sorted float64 values."""
+    n, count = 500_000, 6
+    base = (np.arange(n) % 7).astype(np.int8)
+
+    def columns() -> Any:
+        for i in range(count):
+            yield f"c{i}", base + np.int8(i)  # saved as 7 runs
+
+    def peak(work: Any) -> int:
+        tracemalloc.start()
+        try:
+            work()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    column = n * 8  # one column's sorted float64 values
+    streamed = peak(lambda: ReferenceProfile().save_arrays(io.BytesIO(), columns(), n_rows=n))
+    assert streamed < 2.5 * column  # its sorted values and np.std's temporary copy
+    assert peak(lambda: ReferenceProfile().fit_arrays(columns(), n_rows=n)) > count * column
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ([("a", np.zeros((2, 2)))], "must be a 1-D array of at most 4 numbers"),
+        ([("a", np.array(["x"], dtype=object))], "must be a 1-D array"),
+        ([("a", np.zeros(5))], "at most 4 numbers, got float64 of shape (5,)"),
+        ([("a", np.zeros(2)), ("a", np.zeros(2))], "distinct strings, got 'a'"),
+    ],
+)
+def test_fit_arrays_refuses_what_a_column_cannot_be(columns: Any, message: str) -> None:
+    with pytest.raises(DataValidationError, match=re.escape(message)):
+        ReferenceProfile().fit_arrays(columns, n_rows=4)
+
+
+def test_save_and_load_with_file_objects_and_runs() -> None:
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"counts": rng.integers(0, 50, 5000), "x": rng.normal(size=5000)})
+    profile = ReferenceProfile().fit(frame)
+    buffer = io.BytesIO()
+    assert profile.save(buffer) is None
+    data = buffer.getvalue()
+    with np.load(io.BytesIO(data)) as archive:  # few distinct values: saved as runs
+        assert {"c0_run_values", "c0_run_counts", "c1_sorted"} <= set(archive.files)
+        assert "c0_sorted" not in archive.files and archive["c0_run_counts"].dtype == np.uint8
+    assert len(data) < 5000 * 8 + 10_000  # one float64 column, not two
+    assert_same_profile(ReferenceProfile.load(io.BytesIO(data)), profile)
+    with pytest.raises(IntegrityError, match="cannot load reference profile"):
+        ReferenceProfile.load(io.BytesIO(data[: len(data) // 2]))
+
+
+def test_a_version_1_profile_still_loads(tmp_path: Path) -> None:
+    """Version 1 saved every column's sorted values as float64."""
+    ref, _ = planted(300, 10, seed=4)
+    profile = ReferenceProfile().fit(ref)
+    buffer = io.BytesIO()
+    profile.save(buffer)
+    buffer.seek(0)
+    with np.load(buffer) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    for i, name in enumerate(profile.columns_):
+        numeric = profile.profiles_[name].numeric
+        for key in (f"c{i}_run_values", f"c{i}_run_counts"):
+            arrays.pop(key, None)
+        if numeric is not None:
+            arrays[f"c{i}_sorted"] = numeric.sorted_values
+    np.savez(tmp_path / "v1", meta=np.array(json.dumps({**meta, "version": 1})), **arrays)
+    assert_same_profile(ReferenceProfile.load(tmp_path / "v1.npz"), profile)
+    np.savez(tmp_path / "v9", meta=np.array(json.dumps({**meta, "version": 9})), **arrays)
+    with pytest.raises(IntegrityError, match="unsupported profile version 9"):
+        ReferenceProfile.load(tmp_path / "v9.npz")

@@ -208,6 +208,20 @@ def test_psi_known_values(rng: np.random.Generator) -> None:
         psi(ref, cur, psi_bins=1)
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_sorted_quantiles_are_numpy_quantiles_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 4000))
+    values = [
+        rng.normal(size=n) * 10.0 ** int(rng.integers(-6, 9)),
+        rng.integers(-50, 50, n).astype(float),  # ties
+        rng.lognormal(0.0, 3.0, n),
+    ][seed % 3]
+    values.sort()
+    q = np.linspace(0.0, 1.0, int(rng.integers(2, 40)) + 1)[1:-1]
+    assert drift._sorted_quantiles(values, q).tobytes() == np.quantile(values, q).tobytes()
+
+
 def test_chi_square_matches_scipy(rng: np.random.Generator) -> None:
     ref = rng.choice(["a", "b", "c", "d"], 500, p=[0.4, 0.3, 0.2, 0.1])
     cur = rng.choice(["a", "b", "c", "d"], 300, p=[0.25, 0.25, 0.25, 0.25])

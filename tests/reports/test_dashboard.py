@@ -65,6 +65,43 @@ def test_dashboard_rerenders_after_a_pipeline_run(
     assert "no_new_data" in page
 
 
+def test_histograms_compare_the_training_and_the_ingested_profiles(
+    api: Any, make_settings: Callable[..., Settings], store: Store
+) -> None:
+    """The current values come from the stored profile of the latest ingestion."""
+    from monitoring.data.ingestion import ingest
+    from monitoring.readmodels import ReadModels
+    from monitoring.storage.files import read_table
+
+    source = make_settings(input_folder_path="data/sourcedata")
+    training = read_table(source.finaldata_file)
+    ingest(source, store=store)
+    ingested = read_table(source.finaldata_file)
+    source.finaldata_file.unlink()
+    histograms = dashboard.collect_context(ReadModels(source, store))["histograms"]
+    assert list(histograms) == ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
+    for column, (reference, current) in histograms.items():
+        assert reference.tolist() == sorted(training[column].astype(float))
+        assert current.tolist() == sorted(ingested[column].astype(float))
+    page = api.get("/dashboard").get_data(as_text=True)  # without finaldata.csv
+    assert page.count('src="data:image/png;base64,') == 5
+
+
+def test_dashboard_rerenders_after_an_ingestion(
+    api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitoring.data.ingestion import ingest
+
+    calls: list[int] = []
+    real = dashboard.collect_context
+    monkeypatch.setattr(dashboard, "collect_context", lambda v: calls.append(1) or real(v))
+    api.get("/dashboard")
+    api.get("/dashboard")
+    ingest(settings, store=store)
+    api.get("/dashboard")
+    assert len(calls) == 2
+
+
 def test_dashboard_without_a_model(client: Any) -> None:
     response = client.get("/dashboard")
     assert response.status_code == 200

@@ -273,6 +273,61 @@ def test_diagnostics(api: Any) -> None:
     assert packages["pandas"]["installed"] and packages["pandas"]["latest"] == "unknown"
 
 
+def test_summarystats_and_missing_data_come_from_the_store(
+    api: Any, settings: Settings, store: Any
+) -> None:
+    """Served from the latest profile in the store: the files are only exports."""
+    from monitoring.data.ingestion import ingest
+
+    header = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
+    (settings.input_folder_path / "gaps.csv").write_text(
+        header + "gap1,,5,6,1\ngap2,,,7,0\ngap3,4,5,6,\n"
+    )
+    ingest(settings, store=store)
+    settings.finaldata_file.unlink()
+    settings.profile_file.unlink()
+    summary = api.get("/summarystats").get_json()
+    assert summary["rows"] == 29
+    stats = {row["column"]: row for row in summary["summary"]}
+    assert stats["lastmonth_activity"]["count"] == 27 and stats["lastyear_activity"]["count"] == 28
+    missing = {m["column"]: m for m in api.get("/diagnostics").get_json()["missing_data"]}
+    assert {c: m["missing_count"] for c, m in missing.items()} == {
+        "corporation": 0,
+        "lastmonth_activity": 2,
+        "lastyear_activity": 1,
+        "number_of_employees": 0,
+        "exited": 1,
+    }
+    assert missing["lastmonth_activity"]["missing_share"] == 2 / 29
+
+
+def test_summarystats_before_any_ingestion(client: Any) -> None:
+    error_body(client.get("/summarystats"), 503, "no data has been ingested yet")
+    assert client.get("/diagnostics").get_json()["missing_data"] == []
+
+
+def test_a_second_app_sharing_the_store_serves_the_same_state(
+    api: Any, settings: Settings, tmp_path: Path
+) -> None:
+    """Another host (its own project folder, no ingested files) on the same store."""
+    from app import create_app
+    from monitoring.config import load_settings
+    from tests.conftest import write_config
+
+    other = tmp_path / "other-host"
+    other.mkdir()
+    config = write_config(other, database_url=settings.database_url)
+    second = create_app(load_settings(config, env={}), {"TESTING": True}).test_client()
+    assert not (other / "data").exists()
+    summary = api.get("/summarystats").get_json()
+    assert second.get("/summarystats").get_json() == summary and summary["rows"] == 26
+    drift = api.get("/drift").get_json()
+    theirs = second.get("/drift").get_json()
+    assert theirs.pop("computed_at") >= drift.pop("computed_at")  # when each was checked
+    assert theirs == drift and drift["n_current"] == 26
+    assert not (other / "data").exists()
+
+
 def test_health_before_and_after_deploy(client: Any, settings: Settings) -> None:
     clock = fake_clock(client)
     assert client.get("/health").get_json()["status"] == "no_model"

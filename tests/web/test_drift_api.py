@@ -5,10 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
+from monitoring import readmodels
+from monitoring.data.ingestion import ingest
 from monitoring.pipeline import run_full_process
+from monitoring.readmodels import ReadModels
+from monitoring.storage.files import read_table
+from monitoring.storage.schema import data_profiles
 from monitoring.storage.store import Store
-from tests.helpers import FEATURES
+from tests.helpers import FEATURES, error_body
 
 
 def test_get_drift_on_the_training_data_finds_none_and_records_nothing(
@@ -21,6 +27,51 @@ def test_get_drift_on_the_training_data_finds_none_and_records_nothing(
     assert [c["column"] for c in body["columns"]] == FEATURES
     assert all(c["statistic"] == 0.0 and c["p_value"] == 1.0 for c in body["columns"])
     assert store.drift_reports() == []
+
+
+def test_get_drift_checks_the_stored_profile_as_it_would_the_data(
+    client: Any, make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    """Drift of the latest ingestion's profile: the report of the ingested data itself,
+    without reading finaldata.csv."""
+    source = make_settings(input_folder_path="data/sourcedata")
+    ingest(source, store=store)
+    frame = read_table(source.finaldata_file)
+    source.finaldata_file.unlink()
+    body = client.get("/drift").get_json()
+    expected = ReadModels(source, store).drift.report(frame, input_name="x", source="ingested")
+    assert body.pop("computed_at") <= expected.pop("computed_at")  # checked first
+    assert body == expected
+    assert body["drifted_columns"] == FEATURES and body["n_current"] == 26
+    p_values = [round(c["p_value"], 4) for c in body["columns"]]
+    assert p_values == [0.0071, 0.0008, 0.0026]  # KS against the practice training data
+
+
+def test_get_drift_is_computed_once_per_model_and_profile(
+    client: Any, app: Any, settings: Any, store: Store, deployed: dict[str, Any], monkeypatch: Any
+) -> None:
+    calls: list[int] = []
+    real = readmodels.detect_data_drift
+    monkeypatch.setattr(
+        readmodels, "detect_data_drift", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    first = client.get("/drift").get_json()
+    assert client.get("/drift").get_json() == first and len(calls) == 1
+    store.add_timing("training", 1.0)  # another record: the same profile
+    assert client.get("/drift").get_json() == first and len(calls) == 1
+    ingest(settings, store=store)  # a new profile of the same data
+    again = client.get("/drift").get_json()
+    assert len(calls) == 2 and again["computed_at"] > first["computed_at"]
+
+
+def test_get_drift_needs_an_ingestion_in_the_store(
+    client: Any, settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(delete(data_profiles))
+    error_body(client.get("/drift"), 503, "no data has been ingested yet")
+    ingest(settings, store=store)
+    assert client.get("/drift").status_code == 200
 
 
 def test_post_drift_with_the_source_data_is_detected_and_recorded(

@@ -70,6 +70,23 @@ def test_state_metrics_come_from_the_record_store(
     )
 
 
+def test_ingested_data_age_is_the_latest_stored_profiles(
+    api: Any, settings: Settings, store: Store
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from monitoring.storage.schema import data_profiles
+
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    with store.engine.begin() as conn:
+        conn.execute(update(data_profiles).values(created_at=an_hour_ago))
+    settings.finaldata_file.unlink()  # not read: another host may not have it
+    text = api.get("/metrics").get_data(as_text=True)
+    assert 3600 <= metric_value(text, "monitoring_ingested_data_age_seconds") < 3660
+
+
 def test_request_id_is_accepted_when_sane_and_generated_otherwise(api: Any) -> None:
     given = api.get("/health", headers={"X-Request-ID": "abc-123.x"})
     assert given.headers["X-Request-ID"] == "abc-123.x"
