@@ -13,13 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import json
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Table, delete, func, make_url, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    bindparam,
+    cast,
+    column,
+    delete,
+    func,
+    make_url,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitoring.storage.schema import capture_journals, captured_predictions, counters
@@ -35,6 +49,7 @@ _COLUMNS = (
     "prediction",
     "probability",
 )
+_ROW_COLUMNS = ("id", *_COLUMNS)
 Outcome = Literal["imported", "moved", "gone"]
 
 
@@ -148,14 +163,37 @@ def import_lines(
         for first, rows in parsed:
             if first is None:
                 first, next_id = next_id, next_id + len(rows)
-            values += [
-                {"id": first + i, **dict(zip(_COLUMNS, row, strict=True))}
-                for i, row in enumerate(rows)
-            ]
+            values += [(first + i, *row) for i, row in enumerate(rows)]
         if values:
-            conn.execute(_insert_ignoring(conn, captured_predictions), values)
+            _insert_rows(conn, values)
         conn.execute(update(table).where(table.c.name == name).values(imported=offset + size))
     return "imported"
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples of :data:`_ROW_COLUMNS`) into ``captured_predictions``, skipping
+    ids already there.
+
+    PostgreSQL gets the batch as one JSON parameter expanded by the server
+    (``json_to_recordset``): a few times less work on both sides than a statement per
+    row. SQLite runs one prepared statement per row in-process, which is as cheap.
+    """
+    keyed = [dict(zip(_ROW_COLUMNS, row, strict=True)) for row in rows]
+    if conn.dialect.name != "postgresql":
+        conn.execute(_insert_ignoring(conn, captured_predictions), keyed)
+        return
+    conn.execute(_batch_insert(), {"rows": json.dumps(keyed, separators=(",", ":"))})
+
+
+@functools.cache
+def _batch_insert() -> Any:
+    """``INSERT INTO captured_predictions SELECT * FROM json_to_recordset(:rows) ON
+    CONFLICT DO NOTHING`` (PostgreSQL)."""
+    table = captured_predictions
+    columns = [column(n, table.c[n].type) for n in _ROW_COLUMNS]
+    source = func.json_to_recordset(cast(bindparam("rows"), JSON)).table_valued(*columns)
+    query = select(*source.render_derived("batch", with_types=True).c)
+    return postgresql.insert(table).from_select(list(_ROW_COLUMNS), query).on_conflict_do_nothing()
 
 
 def forget_journal(store: Store, name: str) -> None:
