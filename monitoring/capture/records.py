@@ -37,7 +37,6 @@ DROPPED = Counter(
     "reason: journal (the journal file could not be written) or error (anything else).",
     ["reason"],
 )
-_DROPPED = {reason: DROPPED.labels(reason) for reason in ("journal", "error")}
 
 
 def should_capture(settings: Settings) -> bool:
@@ -87,7 +86,7 @@ def record(
         raise WriterClosed("every capture writer stopped before it could journal the rows")
     except Exception as exc:  # noqa: BLE001 - a capture must never fail the prediction
         reason = "journal" if isinstance(exc, OSError) else "error"
-        _DROPPED[reason].inc()
+        DROPPED.labels(reason).inc()  # its series appears with the first drop
         log.error(
             "capture of request %s dropped (%s): %s",
             request_id,
