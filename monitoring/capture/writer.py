@@ -96,7 +96,7 @@ class CaptureWriter:
                 return None
         first = self.next_id
         self.next_id += count
-        if self.spare is None and self.end_id - self.next_id < ID_BLOCK // 2:
+        if self.spare is None and self.end_id - self.next_id < ID_BLOCK // 2 and not self.ids_down:
             self.wake.set()  # fetch the next block before this one runs out
         return first
 

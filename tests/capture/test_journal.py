@@ -143,23 +143,26 @@ def test_a_journal_line_longer_than_an_import_batch_is_imported(
         assert [r["id"] for r in rows] == body["row_ids"]
 
 
-def _unreachable(self: Store) -> Any:
-    raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-
 def test_rows_journalled_while_the_store_is_down_get_ids_once_it_is_back(
     api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(importer, "IMPORT_EVERY", 0.02)
     monkeypatch.setattr(importer, "RETRY_MAX", 0.1)
     reachable = Store.engine
-    monkeypatch.setattr(Store, "engine", property(_unreachable))
+    tries: list[float] = []
+
+    def unreachable(self: Store) -> Any:
+        tries.append(time.monotonic())
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(Store, "engine", property(unreachable))
     down = [api.post("/prediction", json={"data": ROWS * k}) for k in (1, 2, 3, 1, 2)]
     assert [r.status_code for r in down] == [200] * 5
     bodies = [r.get_json() for r in down]
     assert [b["row_ids"] for b in bodies] == [None] * 5  # no ids could be had
     assert [len(b["predictions"]) for b in bodies] == [2, 4, 6, 2, 4]
     time.sleep(0.3)  # the writer's thread tries the store again and again meanwhile
+    assert len(tries) >= 3
 
     monkeypatch.setattr(Store, "engine", reachable)
     rids = [b["request_id"] for b in bodies]
@@ -181,6 +184,35 @@ def test_rows_journalled_while_the_store_is_down_get_ids_once_it_is_back(
     )
     metrics = api.get("/metrics").get_data(as_text=True)
     assert metric_value(metrics, "monitoring_capture_dropped_total", reason="journal") == 0
+
+
+def test_ids_in_hand_serve_an_outage_and_the_store_is_tried_at_the_writers_pace(
+    api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "IMPORT_EVERY", 0.02)
+    monkeypatch.setattr(importer, "RETRY_MAX", 0.1)
+    monkeypatch.setattr(writer, "ID_BLOCK", 400)
+    first = api.post("/prediction", json={"data": ROWS}).get_json()  # a block of 400 ids
+    reachable = Store.engine
+    tries: list[float] = []
+
+    def unreachable(self: Store) -> Any:
+        tries.append(time.monotonic())
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(Store, "engine", property(unreachable))
+    started = time.monotonic()
+    bodies = [api.post("/prediction", json={"data": ROWS}).get_json() for _ in range(150)]
+    seconds = time.monotonic() - started
+    ids = [i for body in bodies for i in body["row_ids"]]  # all from the block in hand
+    assert ids == list(range(first["row_ids"][0] + 2, first["row_ids"][0] + 302))
+    # Past half the block the next one is wanted: tried every 0.02 s doubling to 0.1 s
+    # (each try reaches the store twice: ids, import), not once per request.
+    assert len(tries) <= 2 * (seconds / 0.02 + 1) < 150
+    monkeypatch.setattr(Store, "engine", reachable)
+    for body in bodies:
+        rows = capture.captured(store, settings, request_id=body["request_id"])
+        assert [r["id"] for r in rows] == body["row_ids"]
 
 
 def test_a_capture_that_cannot_be_journalled_is_logged_counted_and_the_prediction_answers(
