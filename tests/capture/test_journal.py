@@ -148,6 +148,7 @@ def test_rows_journalled_while_the_store_is_down_get_ids_once_it_is_back(
 ) -> None:
     monkeypatch.setattr(importer, "IMPORT_EVERY", 0.02)
     monkeypatch.setattr(importer, "RETRY_MAX", 0.1)
+    assert api.get("/health").status_code == 200  # the model in memory; no capture yet
     reachable = Store.engine
     tries: list[float] = []
 
