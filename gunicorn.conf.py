@@ -43,10 +43,11 @@ def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
         _created_dirs.append(folder)  # ours: removed on exit
 
 
-# Captured predictions (monitoring/capture/journal.py): workers append them to journals;
-# one importer process, started here beside the workers, moves them into the
-# record store, so no worker spends request time on it. If it is not running the
-# workers import for themselves.
+# Captured predictions (monitoring/capture/): workers append them to host-local journals,
+# whatever the store; one importer process, started here beside the workers, moves
+# them into the record store (SQLite or PostgreSQL), so no worker spends request time
+# on it, and waits while the store is unreachable. If it is not running the workers
+# import for themselves.
 _importer: list = []
 
 

@@ -7,10 +7,13 @@ Run from the project root::
     .venv/bin/python benchmarks/bench_http.py --no-wrk   # force the Python load generator
 
 It copies the shipped data and config into a temporary project, runs
-``python -m monitoring setup`` there, then starts three gunicorn servers on
-loopback with the project's ``gunicorn.conf.py`` (2 sync workers each):
+``python -m monitoring setup`` there, then starts gunicorn servers on loopback with
+the project's ``gunicorn.conf.py`` (2 sync workers each):
 
-* ``ours``: ``wsgi:app``;
+* ``ours``: ``wsgi:app`` (SQLite store, prediction capture on);
+* ``ours-nocap``: the same with capture off (``/prediction`` only);
+* ``ours-pg``: the same with capture on and a PostgreSQL store, a throwaway cluster
+  started for the run (``/prediction`` only; skipped without PostgreSQL installed);
 * ``ceiling``: a Flask app returning a constant JSON (``http_apps:ceiling``);
 * ``naive``: reloads the pickle and re-reads the CSV per request (``http_apps:naive``).
 
@@ -27,6 +30,7 @@ model loads per process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -45,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT, Goal, make_project, median, print_goals
+from _postgres import binaries as postgres_binaries
+from _postgres import throwaway_cluster
 
 CONNECTIONS = 4
 ROWS = [
@@ -78,18 +84,22 @@ SERVERS = {
     "ceiling": "http_apps:ceiling",
     "ours": "wsgi:app",
     "ours-nocap": "wsgi:app",
+    "ours-pg": "wsgi:app",
     "naive": "http_apps:naive",
 }
 # "ours" runs the shipped config (prediction capture on, every request written to the
-# store); "ours-nocap" the same with capture.enabled false, on /prediction only.
+# store); "ours-nocap" the same with capture.enabled false and "ours-pg" with capture on
+# a PostgreSQL store, both on /prediction only.
 NO_CAPTURE = "ours-nocap"
+ON_POSTGRES = "ours-pg"
+PREDICTION_ONLY = (NO_CAPTURE, ON_POSTGRES)
 
 
-def servers_for(endpoint: Endpoint) -> list[str]:
-    """The servers an endpoint is measured on."""
+def servers_for(endpoint: Endpoint, servers: Sequence[str] = tuple(SERVERS)) -> list[str]:
+    """The ``servers`` (those running) an endpoint is measured on."""
     if endpoint.path == "/prediction":
-        return list(SERVERS)
-    return [name for name in SERVERS if name != NO_CAPTURE]
+        return list(servers)
+    return [name for name in servers if name not in PREDICTION_ONLY]
 
 
 @dataclass(frozen=True)
@@ -377,30 +387,36 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
     tool = "wrk (1 thread)" if wrk else "Python load generator (threads)"
     # A capture importer that gunicorn could not stop in time may still touch
     # the project while it is removed; leftovers in the temporary folder are harmless.
-    with tempfile.TemporaryDirectory(prefix="bench-http-", ignore_cleanup_errors=True) as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="bench-http-", ignore_cleanup_errors=True)
+        )
         folder = Path(tmp)
         config = make_project(folder / "project")
         no_capture = config.with_name("config-nocapture.json")
         raw = json.loads(config.read_text())
         raw["capture"] = {**raw.get("capture", {}), "enabled": False}
         no_capture.write_text(json.dumps(raw, indent=2))
+        configs = {name: config for name in SERVERS} | {NO_CAPTURE: no_capture}
+        if postgres_binaries() is not None:  # its own project: the live model is per store
+            url = stack.enter_context(throwaway_cluster())
+            configs[ON_POSTGRES] = make_project(folder / "project-pg", database_url=url)
+        else:
+            del configs[ON_POSTGRES]
         results: dict[tuple[str, str], list[Load]] = {}
         ratios: dict[tuple[str, str], list[float]] = {}
-        specs = {
-            name: (app, no_capture if name == NO_CAPTURE else config)
-            for name, app in SERVERS.items()
-        }
+        specs = {name: (SERVERS[name], path) for name, path in configs.items()}
         with gunicorn(specs) as ports:
             ours_port = ports["ours"]
             for endpoint in ENDPOINTS:
-                for name in servers_for(endpoint):
+                for name in servers_for(endpoint, list(specs)):
                     warm_up(ports[name], endpoint, count=4 if quick else 20)
             wait_for_dependency_report(ours_port, 2.0 if quick else 15.0)
             scripts = {e.path: wrk_script(e, folder) for e in ENDPOINTS} if wrk else {}
             for r in range(rounds):
                 for endpoint in ENDPOINTS:
                     loads: dict[str, Load] = {}
-                    order = servers_for(endpoint)
+                    order = servers_for(endpoint, list(specs))
                     shift = r % len(order)
                     for name in order[shift:] + order[:shift]:  # rotate the order
                         port = ports[name]
@@ -418,6 +434,10 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
                             ratios.setdefault((endpoint.name, f"{name}/naive"), []).append(
                                 loads[name].rps / loads["naive"].rps
                             )
+                    if ON_POSTGRES in loads and loads["ours"].rps > 0:
+                        ratios.setdefault((endpoint.name, "pg/sqlite"), []).append(
+                            loads[ON_POSTGRES].rps / loads["ours"].rps
+                        )
             redeploy_s = redeploy_latency(config, ours_port)
         # Capture off: model loads are what is counted, and no capture thread of
         # this process outlives the temporary project.
@@ -435,7 +455,7 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
     print(header)
     print("-" * len(header))
     for endpoint in ENDPOINTS:
-        for name in servers_for(endpoint):
+        for name in servers_for(endpoint, list(configs)):
             runs = results[(endpoint.name, name)]
             x_ceiling = median(ratios.get((endpoint.name, name), [1.0]))
             x_naive = median(ratios.get((endpoint.name, f"{name}/naive"), [float("nan")]))
@@ -473,6 +493,12 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
             ),
             Goal(f"/prediction >= 5x naive req/s ({label})", f"{x_naive:.1f}x", x_naive >= 5.0),
         ]
+    on_postgres = "/prediction capture on PostgreSQL >= 0.8x SQLite req/s"
+    if ON_POSTGRES in configs:
+        x_sqlite = ratio(pred, "pg/sqlite")
+        goals.append(Goal(on_postgres, f"{x_sqlite:.2f}x", x_sqlite >= 0.8))
+    else:
+        goals.append(Goal(on_postgres, "skipped: PostgreSQL is not installed", None))
     return goals + [
         Goal("/scoring >= 0.7x ceiling", f"{ratio('/scoring'):.2f}x", ratio("/scoring") >= 0.7),
         Goal(

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from monitoring.capture.journal import run_importer
+from monitoring.capture.importer import run_importer
 from monitoring.config import Settings, load_settings
 from monitoring.data.ingestion import ingest
 from monitoring.data.profile import profile_frame

@@ -186,6 +186,8 @@ class CaptureSettings:
     sample_rate: float = _spec(1.0, lambda v: 0 <= v <= 1, "between 0 and 1")
     retention_days: float = _spec(30.0, lambda v: v > 0, "positive")
     min_labelled_rows: int = _spec(30, lambda v: v >= 0, "zero or more")
+    # Host-local folder of the capture journals (resolved against the config folder).
+    journal_path: str = _spec("models/capture-journal", lambda v: bool(v.strip()), "not empty")
 
 
 @dataclass(frozen=True)
@@ -406,6 +408,8 @@ def settings_from_mapping(
     sections: dict[str, Any] = {
         name: _section(cls, merged[name], name) for name, cls in SECTIONS.items()
     }
+    journals = str((root / sections["capture"].journal_path).resolve())
+    sections["capture"] = dataclasses.replace(sections["capture"], journal_path=journals)
     return Settings(
         root=root,
         config_path=config_path,

@@ -49,6 +49,7 @@ def project(tmp_path: Path) -> Path:
 BOTH_STORES = (
     "tests/storage/",
     "tests/capture/",
+    "tests/e2e/test_processes.py",
     "tests/test_pipeline.py",
     "tests/web/test_api.py",
     "tests/web/test_live_model.py",

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, update
 
-from monitoring.capture.journal import import_journals
+from monitoring.capture.importer import import_journals
+from monitoring.config import Settings
 from monitoring.exceptions import DataValidationError, UnknownIdsError
 from monitoring.model.scoring import compute_metrics
 from monitoring.storage.schema import captured_predictions
@@ -65,14 +66,14 @@ def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
     return by_request, by_row
 
 
-def apply_feedback(store: Store, body: Any) -> dict[str, Any]:
-    """Store ground-truth labels for captured rows (all or nothing).
+def apply_feedback(store: Store, settings: Settings, body: Any) -> dict[str, Any]:
+    """Store ground-truth labels for captured rows (all or nothing), journals imported first.
 
     Raises :class:`UnknownIdsError` naming every request id and row id not captured,
     :class:`DataValidationError` if a request's label count is not its row count.
     """
     by_request, by_row = parse_feedback(body)
-    import_journals(store)
+    import_journals(store, settings)
     table = captured_predictions
     with store.engine.begin() as conn:
         query = (

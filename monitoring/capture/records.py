@@ -1,14 +1,18 @@
 """Recording predictions: one captured row per predicted input row.
 
 Each row gets an integer *row id*; the ``/prediction`` response carries the request
-id and the row ids, which ``POST /feedback`` labels later. With a SQLite store a
-request only appends its rows to its process's journal; other databases get one
-INSERT. Rows older than ``capture.retention_days`` are purged off the request path.
+id and the row ids, which ``POST /feedback`` labels later. Whatever the store, a
+request only appends its rows to its process's journal
+(:mod:`~monitoring.capture.writer`); the importer moves them into the store and purges
+rows older than ``capture.retention_days``, off the request path. Capture never fails
+a prediction: a request whose rows cannot be journalled is logged and counted in
+``monitoring_capture_dropped_total``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,20 +20,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from prometheus_client import Counter
+from sqlalchemy import select
 
-from monitoring.capture.journal import (
-    WriterClosed,
-    import_journals,
-    retention_cutoff,
-    row_json,
-    writer_for,
-)
+from monitoring.capture import ledger
+from monitoring.capture.importer import import_journals, retention_cutoff
+from monitoring.capture.writer import WriterClosed, writer_for
 from monitoring.config import Settings
 from monitoring.storage.schema import captured_predictions
 from monitoring.storage.store import Store, utcnow
 
-PURGE_EVERY_CAPTURES = 50  # other databases: purge once per this many captures, on average
+log = logging.getLogger("monitoring.capture")
+DROPPED = Counter(
+    "monitoring_capture_dropped",
+    "Captured /prediction requests lost because their rows could not be journalled, by "
+    "reason: journal (the journal file could not be written) or error (anything else).",
+    ["reason"],
+)
 
 
 def should_capture(settings: Settings) -> bool:
@@ -58,60 +65,48 @@ def record(
     model_version: str,
     frame: pd.DataFrame,
     result: Mapping[str, Any],
-) -> list[int]:
+) -> list[int] | None:
     """Capture one row per row of ``frame``; return their row ids in order.
 
     ``result`` is the model's output, with ``predictions`` and ``probabilities``.
+    Returns None when the rows were journalled without ids (the store could not give
+    any; the importer gives them ids) or could not be journalled at all (logged and
+    counted): never raises.
     """
-    now = utcnow()
-    predictions = [int(p) for p in result["predictions"]]
-    probabilities = result.get("probabilities") or [None] * len(predictions)
-    columns, inputs = _inputs(frame)
-    if store.engine.dialect.name == "sqlite":
-        while True:
-            writer = writer_for(store)
-            writer.retention_days = float(settings.capture.retention_days)
+    try:
+        predictions = [int(p) for p in result["predictions"]]
+        probabilities = result.get("probabilities") or [None] * len(predictions)
+        columns, inputs = _inputs(frame)
+        request = [request_id, utcnow(), model_version, columns, inputs, predictions, probabilities]
+        for _ in range(3):
             try:
-                return writer.insert(
-                    [request_id, now, model_version, columns, inputs, predictions, probabilities]
-                )
-            except WriterClosed:
+                return writer_for(store, settings).insert(request)
+            except WriterClosed:  # it stopped meanwhile: the next call makes a new one
                 continue
-    rows = [
-        {
-            "request_id": request_id,
-            "row_index": i,
-            "captured_at": now,
-            "model_version": model_version,
-            "inputs": row_inputs,
-            "prediction": pred,
-            "probability": prob,
-        }
-        for i, (row_inputs, pred, prob) in enumerate(
-            zip(row_json(columns, inputs), predictions, probabilities, strict=True)
+        raise WriterClosed("every capture writer stopped before it could journal the rows")
+    except Exception as exc:  # noqa: BLE001 - a capture must never fail the prediction
+        reason = "journal" if isinstance(exc, OSError) else "error"
+        DROPPED.labels(reason).inc()  # its series appears with the first drop
+        log.error(
+            "capture of request %s dropped (%s): %s",
+            request_id,
+            reason,
+            exc,
+            exc_info=None if isinstance(exc, OSError) else exc,
         )
-    ]
-    table = captured_predictions
-    query = insert(table).returning(table.c.id, sort_by_parameter_order=True)  # in row order
-    with store.engine.begin() as conn:
-        ids = [int(r[0]) for r in conn.execute(query, rows)]
-    if random.random() < 1.0 / PURGE_EVERY_CAPTURES:
-        purge(store, settings)
-    return ids
+        return None
 
 
 def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
     """Delete captured rows older than ``capture.retention_days``; return how many."""
-    import_journals(store)
+    import_journals(store, settings)
     cutoff = retention_cutoff(now or datetime.now(UTC), settings.capture.retention_days)
-    query = delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
-    with store.engine.begin() as conn:
-        return int(conn.execute(query).rowcount or 0)
+    return ledger.purge_expired(store, cutoff)
 
 
-def captured(store: Store, *, request_id: str) -> list[dict[str, Any]]:
-    """Captured rows of one request, in row order (inputs decoded)."""
-    import_journals(store)
+def captured(store: Store, settings: Settings, *, request_id: str) -> list[dict[str, Any]]:
+    """Captured rows of one request, in row order (inputs decoded), journals imported first."""
+    import_journals(store, settings)
     table = captured_predictions
     query = select(table).where(table.c.request_id == request_id).order_by(table.c.row_index)
     with store.engine.connect() as conn:

@@ -68,7 +68,9 @@ def prediction() -> Any:
     """Classes and positive-class probabilities for each row.
 
     Counts the rows for the metrics and captures them when sampled; the body adds
-    ``request_id`` and, when captured, ``row_ids`` (one per row, for ``POST /feedback``).
+    ``request_id`` and, when captured, ``row_ids`` (one per row, for ``POST /feedback``;
+    null when the store could not give ids, where the request id still labels the rows,
+    or when the capture failed, which never fails the request).
     """
     v = views()
     frame, name = _frame()

@@ -48,7 +48,8 @@ def feedback() -> Any:
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequestError("feedback must be a JSON body")
-    return apply_feedback(views().store, body)
+    v = views()
+    return apply_feedback(v.store, v.settings, body)
 
 
 @bp.get("/dashboard")

@@ -27,14 +27,14 @@ def api(deployed: dict[str, Any], client: Any) -> Any:
 
 
 def test_every_prediction_is_captured_with_row_ids(
-    api: Any, store: Store, deployed: dict[str, Any]
+    api: Any, settings: Settings, store: Store, deployed: dict[str, Any]
 ) -> None:
     response = api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "req-1"})
     body = response.get_json()
     assert response.status_code == 200
     assert body["request_id"] == "req-1" == response.headers["X-Request-ID"]
     assert len(body["row_ids"]) == 2
-    rows = capture.captured(store, request_id="req-1")
+    rows = capture.captured(store, settings, request_id="req-1")
     assert [r["id"] for r in rows] == body["row_ids"]
     assert [r["row_index"] for r in rows] == [0, 1]
     assert [r["prediction"] for r in rows] == body["predictions"] == [0, 1]
@@ -81,7 +81,9 @@ def test_live_f1_from_feedback_matches_a_hand_computation(
     assert live["confusion_matrix"] == [[1, 2], [1, 3]]
 
 
-def test_feedback_with_unknown_ids_is_404_and_stores_nothing(api: Any, store: Store) -> None:
+def test_feedback_with_unknown_ids_is_404_and_stores_nothing(
+    api: Any, settings: Settings, store: Store
+) -> None:
     known = api.post("/prediction", json={"data": ROWS}).get_json()
     response = api.post(
         "/feedback",
@@ -100,7 +102,8 @@ def test_feedback_with_unknown_ids_is_404_and_stores_nothing(api: Any, store: St
         "(never captured, sampled out or expired); no labels stored",
         "status": 404,
     }
-    assert all(r["label"] is None for r in capture.captured(store, request_id=known["request_id"]))
+    rows = capture.captured(store, settings, request_id=known["request_id"])
+    assert [r["label"] for r in rows] == [None, None]
 
 
 @pytest.mark.parametrize(
@@ -133,7 +136,7 @@ def test_sampling_rate_zero_captures_nothing(
     client = create_app(settings, {"TESTING": True}).test_client()
     body = client.post("/prediction", json={"data": ROWS}).get_json()
     assert "row_ids" not in body and body["request_id"]
-    assert capture.captured(store, request_id=body["request_id"]) == []
+    assert capture.captured(store, settings, request_id=body["request_id"]) == []
     response = client.post("/feedback", json={"request_id": body["request_id"], "labels": [1, 0]})
     assert response.status_code == 404
 
@@ -142,7 +145,7 @@ def test_retention_deletes_old_rows(api: Any, settings: Settings, store: Store) 
     body = api.post("/prediction", json={"data": ROWS}).get_json()
     later = datetime.now(UTC) + timedelta(days=settings.capture.retention_days + 1)
     assert capture.purge(store, settings, now=later) == 2
-    assert capture.captured(store, request_id=body["request_id"]) == []
+    assert capture.captured(store, settings, request_id=body["request_id"]) == []
 
 
 def test_pipeline_uses_live_labels_as_a_model_drift_check(

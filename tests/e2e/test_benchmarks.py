@@ -38,6 +38,7 @@ GOALS = [
     "/prediction 10 rows >= 0.45x ceiling (capture on)",
     "/prediction p99 <= 2 ms, 4 conns (capture on)",
     "/prediction >= 5x naive req/s (capture on)",
+    "/prediction capture on PostgreSQL >= 0.8x SQLite req/s",
     "/scoring >= 0.7x ceiling",
     "/summarystats >= 0.7x ceiling",
     "/diagnostics >= 0.5x ceiling",

@@ -1,0 +1,229 @@
+"""The importer: moves capture journal lines into the record store, each exactly once.
+
+The holder of a journal folder's importer lock (gunicorn's ``python -m monitoring
+capture-importer`` process, else a worker's background thread) imports every journal
+of the folder about every :data:`IMPORT_EVERY` seconds, removes the journals of
+processes that ended once they are imported, and deletes expired rows. Whatever needs
+every captured row calls :func:`import_journals` first. While the store cannot be
+reached the importer waits, longer each time up to :data:`RETRY_MAX` seconds, and the
+captures wait in the journals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
+
+from monitoring.capture import ledger
+from monitoring.capture.journal import (
+    finished,
+    journal_folder,
+    journal_folders,
+    journals,
+    parse_line,
+    read_lines,
+)
+from monitoring.config import Settings
+from monitoring.exceptions import StoreUnavailableError
+from monitoring.storage.store import Store
+
+IMPORT_EVERY = 0.1  # seconds between imports of the journals into the store
+PURGE_EVERY = 60.0  # seconds between retention purges by the importer
+RETRY_MAX = 5.0  # longest wait between tries while the store cannot be reached
+
+log = logging.getLogger("monitoring.capture")
+
+
+class Retry:
+    """How long to wait before the next try: :data:`IMPORT_EVERY` while the store answers,
+    doubling up to :data:`RETRY_MAX` while it fails. Logs when it starts failing
+    (a store error once; any other error each time) and when it answers again."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self.failures = 0
+
+    @property
+    def wait(self) -> float:
+        return min(IMPORT_EVERY * 2**self.failures, max(RETRY_MAX, IMPORT_EVERY))
+
+    def ok(self) -> None:
+        if self.failures:
+            log.info("%s: the record store answers again; importing the waiting captures", self.who)
+        self.failures = 0
+
+    def failed(self, exc: Exception) -> None:
+        if not isinstance(exc, DBAPIError | StoreUnavailableError):
+            log.error("%s failed; trying again: %s", self.who, exc, exc_info=exc)
+        elif not self.failures:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            log.warning(
+                "%s: the record store cannot be reached (%s); captures wait in the journals",
+                self.who,
+                first[0] if first else type(exc).__name__,
+            )
+        self.failures = min(self.failures + 1, 16)
+
+
+class Importer:
+    """Imports the journals in ``folders`` (the first one's lock) into ``store``."""
+
+    def __init__(
+        self, store: Store, folders: list[Path], retention_days: float | None = None
+    ) -> None:
+        self.store = store
+        self.folders = folders
+        self.retention_days = retention_days
+        self.lock_fd = os.open(folders[0] / ".importer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self.held = False
+        self.last_purge = 0.0
+
+    def cycle(self, *, block: bool) -> bool:
+        """Import every journal once if this process holds or gets the importer lock; say if so.
+
+        With ``block`` wait for the lock and keep it, else take it only if free, for once.
+        Raises what the store raises when it cannot be reached.
+        """
+        if not self.held:
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except BlockingIOError:  # another process is the importer
+                return False
+        try:
+            with _write_priority():  # the first use may migrate the schema under a lock
+                self.store.engine  # noqa: B018
+            for path in journals(self.folders):
+                import_journal(self.store, path, finished=finished(path))
+            ledger.checkpoint(self.store)
+            now = time.monotonic()
+            if self.retention_days is not None and now - self.last_purge > PURGE_EVERY:
+                cutoff = retention_cutoff(datetime.now(UTC), self.retention_days)
+                ledger.purge_expired(self.store, cutoff)
+                self.last_purge = now
+        finally:
+            self.held = block
+            if not block:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+        return True
+
+    def close(self) -> None:
+        os.close(self.lock_fd)  # releases the lock
+
+
+def import_journal(store: Store, path: Path, *, finished: bool = False) -> None:
+    """Insert the journal's complete lines not imported yet (each exactly once).
+
+    One transaction per :data:`~monitoring.capture.journal.IMPORT_BATCH` bytes; lines
+    are decoded before taking the lock, so it covers only the write (read again if
+    another importer moved the offset meanwhile). A ``finished`` journal (no writer
+    any more) is removed once imported, then its offset.
+    """
+    while True:
+        offset = ledger.imported_offset(store, path.name)
+        lines, at_end = read_lines(path, offset)
+        if not lines:
+            break
+        parsed = [parse_line(line) for line in lines]
+        with ledger.write_lock(store), _write_priority():
+            outcome = ledger.import_lines(store, path, offset, parsed, sum(map(len, lines)))
+        if outcome == "gone":
+            return
+        if outcome == "imported" and at_end:  # everything written so far is imported
+            break
+    if finished:
+        path.unlink(missing_ok=True)
+        ledger.forget_journal(store, path.name)
+
+
+def import_journals(store: Store, settings: Settings) -> None:
+    """Import every capture journal of this host for the store (cheap when up to date)."""
+    for path in journals(journal_folders(settings)):
+        import_journal(store, path)
+
+
+def run_importer(
+    settings: Settings, *, stop: Callable[[], bool], idle_priority: bool = False
+) -> None:
+    """Import the capture journals of ``settings``' store until ``stop()``.
+
+    Run by ``python -m monitoring capture-importer`` beside gunicorn's workers, leaving
+    them only journals to write. ``idle_priority`` applies once set up, so as not to
+    starve the start. Returns at once when capture is off.
+    """
+    if not settings.capture.enabled:
+        return
+    store = Store(settings.database_url)
+    journal_folder(settings).mkdir(parents=True, exist_ok=True)
+    importer = Importer(store, journal_folders(settings), float(settings.capture.retention_days))
+    retry = Retry("capture importer")
+    with contextlib.suppress(DBAPIError, StoreUnavailableError):  # else in the first cycle
+        store.engine  # noqa: B018 - creates or upgrades the schema at normal priority
+    if idle_priority:
+        use_idle_priority()
+    try:
+        while not stop():
+            try:
+                importer.cycle(block=True)
+            except Exception as exc:  # noqa: BLE001 - logged; the importer keeps going
+                retry.failed(exc)
+            else:
+                retry.ok()
+            deadline = time.monotonic() + retry.wait
+            while not stop() and time.monotonic() < deadline:
+                time.sleep(min(IMPORT_EVERY, retry.wait))
+    finally:
+        importer.close()
+
+
+def retention_cutoff(now: datetime, retention_days: float) -> str:
+    """The ISO time before which captured rows are expired."""
+    return (now - timedelta(days=float(retention_days))).isoformat(timespec="microseconds")
+
+
+_idle_priority = False  # set in the importer process (SCHED_IDLE)
+
+
+@contextlib.contextmanager
+def _write_priority() -> Iterator[None]:
+    """Normal CPU priority for the idle-priority importer while it holds the write lock.
+
+    A worker waiting on that lock (``POST /feedback`` imports first) must not wait for
+    an idle CPU.
+    """
+    normal = _idle_priority and _set_scheduler(os.SCHED_OTHER)  # not allowed: stay idle
+    try:
+        yield
+    finally:
+        if normal:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def use_idle_priority() -> None:
+    """Run this process (the importer) at idle CPU priority, writing at normal one.
+
+    An unprivileged process may leave ``SCHED_IDLE`` only if ``RLIMIT_NICE`` allows
+    nice 0; otherwise (and without ``SCHED_IDLE``) it runs at ``nice 19`` instead.
+    """
+    global _idle_priority
+    limit = resource.getrlimit(resource.RLIMIT_NICE)[0]
+    may_return = os.geteuid() == 0 or limit == resource.RLIM_INFINITY or limit >= 20
+    _idle_priority = may_return and hasattr(os, "SCHED_IDLE") and _set_scheduler(os.SCHED_IDLE)
+    if not _idle_priority:
+        os.nice(19)
+
+
+def _set_scheduler(policy: int) -> bool:
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        return False
+    return True
