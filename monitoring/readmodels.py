@@ -222,6 +222,24 @@ class LiveModel:
             version, status = None, "unavailable"
         return {"status": status, "model_version": version, "time": time.time()}
 
+    def readiness(self) -> dict[str, Any]:
+        """The ``model`` check of ``/ready``: ``ok`` with the version served, or why not."""
+        try:
+            return {"status": "ok", "version": self.artifact().version}
+        except NotDeployedError as exc:
+            return {"status": "no_model", "reason": exc.message}
+        except MonitoringError as exc:
+            return {"status": "unavailable", "reason": type(exc).__name__}
+
+
+def store_readiness(store: Store) -> dict[str, Any]:
+    """The ``store`` check of ``/ready``: ``ok`` if a query gets through, else ``unreachable``."""
+    try:
+        store.ping()
+    except (DBAPIError, StoreUnavailableError):
+        return {"status": "unreachable"}
+    return {"status": "ok"}
+
 
 class ScoringView:
     """``/scoring``: the live model's test score, model-drift verdict and live performance."""

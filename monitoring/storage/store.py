@@ -16,7 +16,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Executable, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from monitoring.storage.engine import get_engine, sqlite_file
 from monitoring.storage.files import file_identity
@@ -52,6 +61,11 @@ class Store(ModelVersions):
     @property
     def engine(self) -> Engine:
         return get_engine(self.url)
+
+    def ping(self) -> None:
+        """Run ``SELECT 1``; raise what the driver raises when the store cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
 
     def change_key(self, *, records_only: bool = False) -> Any:
         """A cheap value that changes whenever the store (``records_only``: its stamp) is written.

@@ -34,7 +34,7 @@ from monitoring.web.schemas import ADMIN_ERRORS, json_body, ref
 
 bp = Blueprint("admin", __name__)
 
-ALWAYS_OPEN = frozenset({"api.health", "openapi.spec", "openapi.docs", "static"})
+ALWAYS_OPEN = frozenset({"api.health", "api.ready", "openapi.spec", "openapi.docs", "static"})
 ADMIN_DISABLED = (
     "admin endpoints are disabled: set MONITORING_API_TOKEN "
     "(or api.allow_unauthenticated_admin for a loopback-only service)"

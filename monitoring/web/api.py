@@ -15,7 +15,7 @@ from monitoring.capture import record, should_capture
 from monitoring.data.payloads import frame_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
 from monitoring.model.deployment import list_versions
-from monitoring.readmodels import ReadModels
+from monitoring.readmodels import ReadModels, store_readiness
 from monitoring.web.logs import new_request_id, request_id
 from monitoring.web.metrics import count_predictions
 from monitoring.web.openapi import doc
@@ -159,3 +159,14 @@ def versions() -> Any:
 def health() -> Any:
     """Always open (no token). 'no_model' before the first deployment."""
     return views().model.health()
+
+
+@bp.get("/ready")
+@doc("Readiness", ok="Ready", shaped={503: "Ready"}, tag="ops")
+def ready() -> Any:
+    """Always open (no token). 200 when a model is loaded and the record store answers,
+    503 otherwise; each check says its status."""
+    v = views()
+    checks = {"model": v.model.readiness(), "store": store_readiness(v.store)}
+    ok = all(check["status"] == "ok" for check in checks.values())
+    return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503

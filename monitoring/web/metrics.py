@@ -23,9 +23,11 @@ from prometheus_client import Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture.feedback import live_performance
 from monitoring.config import Settings
+from monitoring.exceptions import StoreUnavailableError
 from monitoring.model.deployment import current_version
 from monitoring.storage.schema import runs as store_runs
 from monitoring.storage.store import Store
@@ -101,12 +103,27 @@ def count_predictions(model_version: str, predictions: list[int]) -> None:
 
 
 class StateCollector(Collector):
-    """Metrics read from the files and the record store when scraped."""
+    """Metrics read from the record store when scraped; only ``monitoring_store_up 0``
+    while it cannot be reached (the process metrics are served all the same)."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings, self.store = settings, store
 
     def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "monitoring_store_up", "Whether the record store answered this scrape (1) or not (0)."
+        )
+        try:
+            state = list(self._state())
+        except (DBAPIError, StoreUnavailableError):
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+        yield from state
+
+    def _state(self) -> Iterator[Metric]:
         version = current_version(self.store)
         info = GaugeMetricFamily(
             "monitoring_model_info",

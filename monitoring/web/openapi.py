@@ -49,6 +49,7 @@ def doc(
     body: Mapping[str, Any] | None = None,
     tag: str = "monitoring",
     admin: bool = False,
+    shaped: Mapping[int, str] | None = None,
 ) -> Callable[[View], View]:
     """Declare the OpenAPI operation of the view it decorates.
 
@@ -56,7 +57,8 @@ def doc(
     the 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
     :func:`~monitoring.web.schemas.text` for a non-JSON body. ``errors`` are the error
     statuses besides :data:`COMMON_ERRORS`; ``params`` and ``body`` OpenAPI parameter and
-    request body objects; ``admin`` operations need the bearer token. Raises
+    request body objects; ``admin`` operations need the bearer token; ``shaped`` maps a
+    status that answers with a schema of its own (not the error shape) to it. Raises
     :class:`ValueError` for an unknown schema name or a missing description.
     """
     if isinstance(ok, str):
@@ -68,10 +70,11 @@ def doc(
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": {media: {"schema": schema}}}
     }
-    for status in sorted({*errors, *COMMON_ERRORS}):
+    for status in sorted({*errors, *COMMON_ERRORS, *(shaped or {})}):
+        name = (shaped or {}).get(status, "Error")
         responses[str(status)] = {
             "description": HTTP_STATUS_CODES.get(status, "Error"),
-            "content": {"application/json": {"schema": ref("Error")}},
+            "content": {"application/json": {"schema": ref(name)}},
         }
     extra: dict[str, Any] = {"tags": [tag], "parameters": list(params), "responses": responses}
     if body is not None:

@@ -148,6 +148,15 @@ SCHEMAS: dict[str, Schema] = {
         model_version=NULL_STR,
         time=NUM,
     ),
+    "Ready": obj(
+        ("status", "checks"),
+        status={"type": "string", "enum": ["ready", "not_ready"]},
+        checks=obj(
+            ("model", "store"),
+            model=obj(("status",), status=STR, version=STR, reason=STR),
+            store=obj(("status",), status=STR),
+        ),
+    ),
     "Ingestion": obj(
         ("batch_id", "rows_read", "rows_kept", "files"),
         batch_id=STR,

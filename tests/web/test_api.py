@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from monitoring.config import Settings
+from monitoring.pipeline import bootstrap
 from monitoring.readmodels import LIVE_POLL_SECONDS
+from monitoring.storage.store import Store
 from tests.helpers import error_body, fake_clock
 
 ROWS = [
@@ -381,3 +383,40 @@ def test_a_store_error_during_a_read_is_a_json_503(
     monkeypatch.setattr(Store, "change_key", lambda self, **kw: None)  # no cached key either
     body = error_body(api.get("/scoring"), 503, "the record store cannot be reached")
     assert "server closed" not in body["message"]
+
+
+def test_ready_says_what_is_missing(client: Any, settings: Settings) -> None:
+    clock = fake_clock(client)
+    body = client.get("/ready")
+    assert body.status_code == 503
+    assert body.get_json()["status"] == "not_ready"
+    assert body.get_json()["checks"]["model"]["status"] == "no_model"
+    assert body.get_json()["checks"]["store"] == {"status": "ok"}
+    version = bootstrap(settings, Store(settings.database_url))["model_version"]
+    clock.now += LIVE_POLL_SECONDS  # the next request reads the live pointer again
+    ready = client.get("/ready").get_json()
+    assert ready == {
+        "status": "ready",
+        "checks": {
+            "model": {"status": "ok", "version": version},
+            "store": {"status": "ok"},
+        },
+    }
+
+
+def test_ready_when_the_store_cannot_be_reached(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from monitoring.storage.store import Store
+
+    assert api.get("/ready").status_code == 200  # the model is loaded
+
+    def down(self: Any) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(Store, "ping", down)
+    answer = api.get("/ready")
+    assert answer.status_code == 503
+    assert answer.get_json()["checks"]["store"] == {"status": "unreachable"}
+    assert answer.get_json()["checks"]["model"]["status"] == "ok"
+    assert api.get("/health").status_code == 200  # liveness is not readiness

@@ -210,3 +210,26 @@ def test_refused_requests_get_a_request_id_and_are_counted(
         - metric_value(before, "monitoring_http_requests_total", **labels)
         == 2
     )
+
+
+def test_metrics_are_served_while_the_store_is_down(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from monitoring.storage.store import Store
+
+    api.post("/prediction", json={"data": ROWS})
+    up = api.get("/metrics").get_data(as_text=True)
+    assert metric_value(up, "monitoring_store_up") == 1.0
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(Store, "drift_reports", down)
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert metric_value(text, "monitoring_store_up") == 0.0
+    assert "monitoring_http_requests_total" in text  # the process metrics are all there
+    assert "monitoring_model_info" not in text  # no state when it cannot be read
