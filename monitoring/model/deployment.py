@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitoring.config import Settings
+from monitoring.data.ingestion import format_record
 from monitoring.exceptions import MissingArtifactError, NotDeployedError, NotFoundError
 from monitoring.model.artifact import MODEL_FILE, Artifact, artifact_from_row, load_artifact
 from monitoring.model.scoring import SCORE_FILE
@@ -83,13 +84,12 @@ def _export(settings: Settings, row: dict[str, Any], record: str) -> None:
 
 
 def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
-    """Deploy the newest trained model with its score and the current ingestion record.
+    """Deploy the newest trained model with its score and the newest ingestion's record.
 
     Raises MissingArtifactError if it is not scored or nothing was ingested,
     IntegrityError if it fails its checksum.
     """
     store = store or Store(settings.database_url)
-    record = settings.ingested_record_file
     with _lock(settings):
         newest = store.newest_model()
         if newest is None:
@@ -101,12 +101,13 @@ def deploy(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
             raise MissingArtifactError(
                 f"model {version} has not been scored; run 'python -m monitoring score' first"
             )
-        if not record.is_file():
+        ingestion = store.latest_ingestion()  # from the store: any host may deploy
+        if not ingestion:
             raise MissingArtifactError(
-                f"{record} does not exist; run 'python -m monitoring ingest' first"
+                "nothing has been ingested; run 'python -m monitoring ingest' first"
             )
         row = _verified(store, version)
-        text = record.read_text(encoding="utf-8")
+        text = format_record(ingestion)
         previous = store.publish(version, text)
         _export(settings, row, row["ingestion_record"] or text)  # a republished one keeps its own
     return {"model_version": version, "previous_version": previous, "f1": newest["score"]["f1"]}

@@ -100,6 +100,12 @@ class Store(ModelVersions):
     def ingestions(self, *, limit: int = 100) -> list[dict[str, Any]]:
         return self._fetch(select(ingestions).order_by(ingestions.c.id.desc()).limit(limit))
 
+    def latest_ingestion(self) -> list[dict[str, Any]]:
+        """The per-file records of the newest ingestion batch, in file order (empty if none)."""
+        newest = select(ingestions.c.batch_id).order_by(ingestions.c.id.desc()).limit(1)
+        query = select(ingestions).where(ingestions.c.batch_id == newest.scalar_subquery())
+        return self._fetch(query.order_by(ingestions.c.id))
+
     def add_data_profile(
         self,
         profile: Mapping[str, Any],

@@ -128,7 +128,7 @@ def test_rollback_and_load_without_a_deployment(settings: Settings, store: Store
     assert current_version(store) is None and list_versions(store) == []
 
 
-def test_deploy_requires_a_trained_scored_model_and_an_ingestion(
+def test_deploy_requires_a_trained_scored_model_and_takes_the_record_from_the_store(
     settings: Settings, store: Store
 ) -> None:
     with pytest.raises(MissingArtifactError, match="no trained model in the record store"):
@@ -137,11 +137,13 @@ def test_deploy_requires_a_trained_scored_model_and_an_ingestion(
     version = train(settings, store=store)["version"]
     with pytest.raises(MissingArtifactError, match=f"model {version} has not been scored"):
         deploy(settings, store=store)
-    score(settings, store=store)
-    settings.ingested_record_file.unlink()
-    with pytest.raises(MissingArtifactError, match="run 'python -m monitoring ingest' first"):
-        deploy(settings, store=store)
     assert store.live_version() is None and store.deployments() == []
+    score(settings, store=store)
+    local = settings.ingested_record_file.read_text()
+    settings.ingested_record_file.unlink()  # another host: the record comes from the store
+    deploy(settings, store=store)
+    assert store.live_version() == version
+    assert (settings.prod_deployment_path / "ingestedfiles.txt").read_text() == local
 
 
 def test_a_newer_unscored_model_is_not_deployed_in_place_of_the_scored_one(

@@ -10,6 +10,8 @@ import re
 import uuid
 from typing import Any
 
+import pytest
+
 from app import create_app
 from monitoring.config import Settings
 from monitoring.storage.store import Store
