@@ -7,6 +7,7 @@ installed, never in CI, which sets ``MONITORING_REQUIRE_POSTGRES``).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -117,12 +118,40 @@ def store(settings: Settings) -> Store:
     return Store(settings.database_url)
 
 
+@pytest.fixture(scope="session")
+def _bootstraps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
+    """First deployments already made this session, by settings (see ``deployed``)."""
+    return {}
+
+
 @pytest.fixture
-def deployed(settings: Settings, store: Store) -> dict[str, Any]:
-    """Practice data ingested, a model trained, scored and deployed."""
+def deployed(
+    settings: Settings,
+    store: Store,
+    _bootstraps: dict[str, tuple[Path, Any]],
+    project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """Practice data ingested, a model trained, scored and deployed.
+
+    On SQLite the first deployment for given settings is made once per session and
+    copied into each test's project (the store holds no absolute path), which is
+    what makes the fast layer fast; on PostgreSQL it is made for every test.
+    """
     from monitoring.pipeline import bootstrap
 
-    return bootstrap(settings, store)
+    if not settings.database_url.startswith("sqlite:"):
+        return bootstrap(settings, store)
+    key = repr(settings).replace(str(project), "<project>")
+    if key not in _bootstraps:
+        result = bootstrap(settings, store)
+        template = tmp_path_factory.mktemp("bootstrap")
+        shutil.copytree(project, template, dirs_exist_ok=True)
+        _bootstraps[key] = (template, copy.deepcopy(result))
+        return result
+    template, result = _bootstraps[key]
+    shutil.copytree(template, project, dirs_exist_ok=True)
+    return copy.deepcopy(result)
 
 
 @pytest.fixture
