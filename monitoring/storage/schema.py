@@ -186,3 +186,30 @@ counters = Table(
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+# Journal lines the importer could not read (torn or foreign bytes): where they were,
+# why, and their first bytes; the whole line is kept in the host's quarantine folder.
+capture_quarantine = Table(
+    "capture_quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("quarantined_at", String(32), nullable=False),
+    Column("journal", String(128), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("excerpt", Text),
+)
+
+# Every label given to a captured row, in order: relabelling adds an event, and
+# ``captured_predictions.label`` holds the latest.
+label_events = Table(
+    "label_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("row_id", BigInteger, nullable=False, index=True),
+    Column("label", Integer, nullable=False),
+    Column("previous_label", Integer),
+    Column("labelled_at", String(32), nullable=False),
+    Column("source", String(64)),  # who sent it: "token" or "anonymous"
+)
