@@ -5,10 +5,16 @@ import os
 # Heroku and most PaaS give the port in $PORT; containers set HOST=0.0.0.0.
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "sync"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))  # a stuck request is killed
+# Threaded workers: a connection that sends nothing waits in the worker's poller, not
+# in a thread, and a slow client holds one thread of many, never the whole worker (the
+# sync worker was held by two idle sockets until its timeout killed it). Behind a
+# buffering proxy (the Compose file's nginx) fewer threads would do.
+worker_class = "monitoring.web.worker.HeaderBufferingWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))  # a stuck worker is restarted
 graceful_timeout = 30
-keepalive = 5
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Bounds on request framing; the body size limit is api.max_content_length.
 limit_request_line = 8190
 limit_request_fields = 100

@@ -8,7 +8,7 @@ Run from the project root::
 
 It copies the shipped data and config into a temporary project, runs
 ``python -m monitoring setup`` there, then starts gunicorn servers on loopback with
-the project's ``gunicorn.conf.py`` (2 sync workers each):
+the project's ``gunicorn.conf.py`` (2 threaded workers each, the same for every app):
 
 * ``ours``: ``wsgi:app`` (SQLite store, prediction capture on);
 * ``ours-nocap``: the same with capture off (``/prediction`` only);
@@ -260,8 +260,8 @@ def run_wrk(port: int, endpoint: Endpoint, seconds: float, script: Path) -> Load
 
 
 def run_python(port: int, endpoint: Endpoint, seconds: float, max_requests: int) -> Load:
-    """Drive ``endpoint`` from 4 threads, one connection per request (gunicorn's sync
-    workers close it anyway), until ``seconds`` pass or ``max_requests`` are sent."""
+    """Drive ``endpoint`` from 4 threads, one connection per request (as
+    many clients do), until ``seconds`` pass or ``max_requests`` are sent."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -444,7 +444,7 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
         loads_per_process = model_loads_per_process(no_capture)
 
     print(
-        f"HTTP: gunicorn, 2 sync workers each, loopback, {CONNECTIONS} connections, {tool};"
+        f"HTTP: gunicorn, 2 threaded workers each, loopback, {CONNECTIONS} connections, {tool};"
         f" median of {rounds} interleaved round(s) of {seconds:g} s; ratios are medians of"
         " per-round ratios"
     )

@@ -156,9 +156,9 @@ def expand(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
-def test_compose_has_postgres_web_and_scheduler() -> None:
+def test_compose_has_postgres_web_proxy_and_scheduler() -> None:
     spec = compose()
-    assert set(spec["services"]) == {"postgres", "web", "scheduler"}
+    assert set(spec["services"]) == {"postgres", "web", "proxy", "scheduler"}
     assert set(spec["volumes"]) == {"pgdata", "models"}
     postgres = spec["services"]["postgres"]
     assert postgres["image"] == "postgres:15"
@@ -174,12 +174,27 @@ def test_compose_web_migrates_sets_up_and_serves_once_postgres_is_healthy() -> N
     web = compose()["services"]["web"]
     assert web["build"] == "."
     assert web["command"] == ["sh", "-c", WEB_SCRIPT]
-    assert web["ports"] == ["8000:8000"]
+    assert "ports" not in web and web["expose"] == ["8000"]  # behind the proxy
     assert web["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     test = web["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
     assert "'http://127.0.0.1:8000/health'" in test[3]
     compile(test[3], "healthcheck", "exec")
+
+
+def test_compose_proxy_serves_the_shipped_nginx_conf_in_front_of_web() -> None:
+    proxy = compose()["services"]["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    mount, target, mode = proxy["volumes"][0].split(":")
+    assert (PROJECT_ROOT / mount).is_file() and (target, mode) == ("/etc/nginx/nginx.conf", "ro")
+    conf = (PROJECT_ROOT / mount).read_text()
+    assert "server web:8000;" in conf  # the web service's exposed port
+    listen = re.search(r"listen (\d+);", conf)
+    assert listen is not None and proxy["ports"] == [f"8000:{listen.group(1)}"]
+    max_body = re.search(r"client_max_body_size (\d+)m;", conf)
+    settings = load_settings(PROJECT_ROOT / "config.json", env={})
+    assert max_body is not None and int(max_body.group(1)) << 20 == settings.api.max_content_length
+    assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}
 
 
 def test_compose_scheduler_runs_the_schedule_command_after_web() -> None:

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 from flask import Response, g, request
@@ -55,6 +56,14 @@ POSITIVES = Counter(
 )
 
 
+# Label values come from fixed sets, whatever a client sends: the methods HTTP defines
+# (anything else is "other"), the app's URL rules ("<unmatched>" for any other path) and
+# the status codes HTTP defines.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
+)
+STATUSES = frozenset(str(int(status)) for status in HTTPStatus)
+
 _Metric = TypeVar("_Metric", Counter, Histogram)
 _SERIES: dict[tuple[Any, ...], Any] = {}
 
@@ -87,8 +96,10 @@ def finish_request(response: Response) -> Response:
     endpoint = rule.rule if rule is not None else "<unmatched>"
     method, code = request.method, response.status_code
     status = str(code)
-    series(REQUESTS, endpoint, method, status).inc()
-    series(LATENCY, endpoint, method, status).observe(seconds)
+    method_label = method if method in METHODS else "other"
+    status_label = status if status in STATUSES else "other"
+    series(REQUESTS, endpoint, method_label, status_label).inc()
+    series(LATENCY, endpoint, method_label, status_label).observe(seconds)
     if log.isEnabledFor(logging.INFO):
         access_log(rid, method, request.path, code, seconds)
     return response

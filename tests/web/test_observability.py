@@ -6,7 +6,9 @@ import dataclasses
 import io
 import json
 import logging
+import random
 import re
+import string
 import uuid
 from typing import Any
 
@@ -22,7 +24,7 @@ from monitoring.web.logs import (
     new_request_id,
     sole_json_handler,
 )
-from monitoring.web.metrics import REQUESTS, series
+from monitoring.web.metrics import METHODS, REQUESTS, STATUSES, series
 from tests.helpers import metric_value
 
 ROWS = [
@@ -235,3 +237,28 @@ def test_metrics_are_served_while_the_store_is_down(
     assert metric_value(text, "monitoring_store_up") == 0.0
     assert "monitoring_http_requests_total" in text  # the process metrics are all there
     assert "monitoring_model_info" not in text  # no state when it cannot be read
+
+
+def test_metric_labels_stay_in_fixed_sets_whatever_clients_send(api: Any) -> None:
+    rng = random.Random(13)
+    before = api.get("/metrics").get_data(as_text=True)
+    sent = set()
+    for i in range(200):
+        method = "".join(rng.choices(string.ascii_uppercase, k=rng.randint(3, 12)))
+        path = "/" + "".join(rng.choices(string.ascii_lowercase + "/", k=rng.randint(1, 30)))
+        sent |= {method, path}
+        assert api.open(path, method=method).status_code in (404, 405)
+        api.open("/health", method=f"ZQ{i}")
+    text = api.get("/metrics").get_data(as_text=True)
+    methods = set(re.findall(r'monitoring_http_requests_total\{[^}]*method="([^"]*)"', text))
+    endpoints = set(re.findall(r'monitoring_http_requests_total\{[^}]*endpoint="([^"]*)"', text))
+    statuses = set(re.findall(r'monitoring_http_requests_total\{[^}]*status="([^"]*)"', text))
+    assert methods <= METHODS | {"other"} and "other" in methods
+    assert "<unmatched>" in endpoints and not endpoints & sent  # (other tests' apps add rules)
+    assert statuses <= STATUSES
+    unmatched = {"endpoint": "<unmatched>", "method": "other"}
+    added = metric_value(text, "monitoring_http_requests_total", **unmatched, status="404")
+    added -= metric_value(before, "monitoring_http_requests_total", **unmatched, status="404")
+    assert added == 200
+    health = {"endpoint": "<unmatched>", "method": "other", "status": "405"}
+    assert metric_value(text, "monitoring_http_requests_total", **health) == 200
