@@ -216,6 +216,11 @@ def _check_column(
         out["status"] = "constant_reference" if constant else "ok"
     if out["status"] not in ("ok", "constant_reference"):
         return out
+    if out["status"] == "constant_reference" and method == "wasserstein":
+        # A distance divided by a zero spread means nothing (5.5 -> 5.51 gave 0.0018):
+        # KS decides, and any real move of the values is drift (D = 1 there).
+        method = out["method"] = "ks"
+        threshold = out["threshold"] = opts.p_value_threshold
 
     if numeric_path:
         num = profile.numeric

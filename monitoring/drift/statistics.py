@@ -350,17 +350,20 @@ def _psi(ref_shares: FloatArray, edges: FloatArray, cur_sorted: FloatArray) -> f
 
 
 def _chi_square(ref_counts: FloatArray, cur_counts: FloatArray) -> tuple[float, float]:
-    """Chi-square test of aligned counts; one category gives ``(0.0, 1.0)``.
+    """Two-sample chi-square test of homogeneity on the 2 x k table of aligned counts.
 
-    A category unseen in the reference adds 0.5 to every reference count: a few new
-    values are not drift, a large new share is.
+    Both samples are samples: the reference's own sampling noise counts, unlike a
+    goodness-of-fit test against the reference shares taken as exact, whose false
+    alarms grow with the current batch (83% at 200 vs 1000 rows over 5 categories).
+    Categories absent from both are dropped; a category new in the current batch is
+    simply a column of the table. Fewer than two categories give ``(0.0, 1.0)``.
+    No continuity correction, so the false-alarm rate stays near the level for 2 x 2.
     """
-    if ref_counts.size < 2:
+    seen = (ref_counts + cur_counts) > 0
+    if int(seen.sum()) < 2 or ref_counts.sum() == 0 or cur_counts.sum() == 0:
         return 0.0, 1.0
-    if (ref_counts == 0).any():
-        ref_counts = ref_counts + 0.5
-    expected = float(cur_counts.sum()) * (ref_counts / float(ref_counts.sum()))
-    result = stats.chisquare(cur_counts, expected)
+    table = np.vstack((ref_counts[seen], cur_counts[seen]))
+    result = stats.chi2_contingency(table, correction=False)
     return float(result.statistic), float(result.pvalue)
 
 

@@ -222,19 +222,20 @@ def test_sorted_quantiles_are_numpy_quantiles_bit_for_bit(seed: int) -> None:
     assert drift._sorted_quantiles(values, q).tobytes() == np.quantile(values, q).tobytes()
 
 
-def test_chi_square_matches_scipy(rng: np.random.Generator) -> None:
+def test_chi_square_is_scipys_two_sample_test_of_the_contingency_table(
+    rng: np.random.Generator,
+) -> None:
     ref = rng.choice(["a", "b", "c", "d"], 500, p=[0.4, 0.3, 0.2, 0.1])
     cur = rng.choice(["a", "b", "c", "d"], 300, p=[0.25, 0.25, 0.25, 0.25])
     column = categorical_column(ref, cur)
     statistic, p_value = column["chi_square"], column["chi_square_p_value"]
-    ref_counts = np.array([np.sum(ref == k) for k in "abcd"], dtype=float)
-    cur_counts = np.array([np.sum(cur == k) for k in "abcd"], dtype=float)
-    expected = stats.chisquare(cur_counts, ref_counts / ref_counts.sum() * 300)
+    table = [[np.sum(sample == k) for k in "abcd"] for sample in (ref, cur)]
+    expected = stats.chi2_contingency(table, correction=False)
     assert statistic == pytest.approx(float(expected.statistic), rel=1e-12)
     assert p_value == pytest.approx(float(expected.pvalue), rel=1e-9, abs=1e-300)
 
 
-def test_chi_square_smooths_categories_unseen_in_reference() -> None:
+def test_chi_square_takes_new_categories_as_columns_of_the_table() -> None:
     def chi_square(ref: list[str], cur: list[str]) -> tuple[float, float]:
         column = categorical_column(ref, cur)
         return column["chi_square"], column["chi_square_p_value"]
@@ -242,13 +243,64 @@ def test_chi_square_smooths_categories_unseen_in_reference() -> None:
     ref = ["a"] * 60 + ["b"] * 40
     few_new = ["a"] * 59 + ["b"] * 40 + ["z"]
     statistic, p_value = chi_square(ref, few_new)
-    smoothed = np.array([60.5, 40.5, 0.5])
-    expected = stats.chisquare([59, 40, 1], smoothed / smoothed.sum() * 100)
+    expected = stats.chi2_contingency([[60, 40, 0], [59, 40, 1]], correction=False)
     assert statistic == pytest.approx(float(expected.statistic), rel=1e-12)
     assert p_value == pytest.approx(float(expected.pvalue), rel=1e-9)
     assert p_value > 0.05  # one new value is not drift
     assert chi_square(ref, ["a"] * 30 + ["z"] * 70)[1] < 1e-10  # a new majority is
     assert chi_square(["a"] * 5, ["a"] * 3) == (0.0, 1.0)  # single category
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "n_cur", "shares"),
+    [
+        (200, 200, [0.3, 0.25, 0.2, 0.15, 0.1]),
+        (200, 1000, [0.3, 0.25, 0.2, 0.15, 0.1]),
+        (200, 1000, [0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05]),
+        (200, 1000, [0.7, 0.3]),
+        (1000, 100, [0.3, 0.25, 0.2, 0.15, 0.1]),
+    ],
+)
+def test_chi_square_false_alarms_stay_near_the_level_whatever_the_sizes(
+    n_ref: int, n_cur: int, shares: list[float]
+) -> None:
+    # A goodness-of-fit test against the reference shares as if exact alarmed on 83-94%
+    # of these no-drift pairs at 200 / 1000 rows; the two-sample test on about 5%.
+    rng = np.random.default_rng(n_ref * 7 + n_cur + len(shares))
+    labels = np.array([f"c{i}" for i in range(len(shares))])
+    pairs = 400
+    alarms = sum(
+        categorical_column(
+            rng.choice(labels, n_ref, p=shares), rng.choice(labels, n_cur, p=shares)
+        )["chi_square_p_value"]
+        < 0.05
+        for _ in range(pairs)
+    )
+    assert alarms / pairs <= 0.075, alarms
+
+
+@pytest.mark.parametrize(
+    ("reference", "current", "drifted"),
+    [
+        ([5.5] * 2000, [5.51] * 400, True),  # W / |mean| was 0.0018: "not drifted"
+        ([1000.5] * 2000, [1050.5] * 400, True),
+        ([0.0] * 2000, [1e-9] * 400, True),
+        ([5.5] * 2000, [5.5] * 400, False),
+        ([5.5] * 2000, [5.5] * 399 + [7.0], False),  # one odd value is not drift
+    ],
+    ids=["5.5-to-5.51", "1000.5-to-1050.5", "0-to-1e-9", "unchanged", "one-odd-value"],
+)
+def test_a_constant_reference_is_tested_with_ks_when_a_distance_was_chosen(
+    reference: list[float], current: list[float], drifted: bool
+) -> None:
+    column = numeric_column(reference, current)  # 2000 rows: "auto" would be Wasserstein
+    assert (column["status"], column["method"], column["threshold"]) == (
+        "constant_reference",
+        "ks",
+        0.05,
+    )
+    assert column["drifted"] is drifted
+    assert column["p_value"] == column["ks_p_value"]
 
 
 def test_jensen_shannon_matches_scipy(rng: np.random.Generator) -> None:
