@@ -237,6 +237,11 @@ def _check_column(
         out["chi_square_p_value"] = _num(chi_p)
         out["jensen_shannon"] = _num(js)
 
+    if method == "wasserstein" and out["wasserstein_normed"] is None:
+        # The distance overflowed (values near the float limit): KS, which only
+        # compares the order of values, decides instead of a silent "no drift".
+        method = out["method"] = "ks"
+        out["threshold"] = threshold = opts.p_value_threshold
     statistic_key, p_key = _RESULT_KEYS[method]
     out["statistic"] = out[statistic_key]
     if p_key is not None:

@@ -128,7 +128,12 @@ def _numeric_profile(sorted_values: FloatArray, psi_bins: int) -> _NumericProfil
         empty = np.zeros(0, dtype=np.float64)
         return _NumericProfile(empty, math.nan, math.nan, empty, empty)
     edges, props = _psi_bins(sorted_values, psi_bins)
-    mean, std = float(np.mean(sorted_values)), float(np.std(sorted_values))
+    # Scaled by the largest magnitude, so values near the float limit (where squares
+    # and sums overflow) still get a finite mean and spread.
+    scale = max(abs(float(sorted_values[0])), abs(float(sorted_values[-1])))
+    scale = scale if math.isfinite(scale) and scale > 1e150 else 1.0
+    scaled = sorted_values / scale if scale != 1.0 else sorted_values
+    mean, std = scale * float(np.mean(scaled)), scale * float(np.std(scaled))
     return _NumericProfile(sorted_values, mean, std, edges, props)
 
 

@@ -305,7 +305,13 @@ def _ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
 
 
 def _wasserstein_normed(value: float, std: float, mean: float) -> float:
-    """Divide by the reference std; by ``|mean|`` for a constant reference, unless 0."""
+    """Divide by the reference std; by ``|mean|`` for a constant reference, unless 0.
+
+    NaN (not tested) when the std is not finite: dividing by an overflowed spread
+    would read as "no drift".
+    """
+    if not math.isfinite(std):
+        return math.nan
     if std > 0.0:
         return value / std
     scale = abs(mean)

@@ -363,3 +363,18 @@ def test_benjamini_hochberg_known_values_and_validation() -> None:
         benjamini_hochberg([0.1, np.nan])
     with pytest.raises(DataValidationError, match=r"alpha must be in \(0, 1\), got 1.0"):
         benjamini_hochberg([0.1], alpha=1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e160, 1e300, 1e307])
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_extreme_magnitudes_never_hide_drift(scale: float, shift: float) -> None:
+    rng = np.random.default_rng(6)
+    reference, current = rng.normal(size=3000), rng.normal(size=3000) + shift
+    column = numeric_column(reference * scale, current * scale)  # "auto": Wasserstein
+    plain = numeric_column(reference, current)
+    assert column["drifted"] is plain["drifted"] is (shift > 0)
+    if column["method"] == "wasserstein":  # the normed distance does not depend on scale
+        assert column["statistic"] == pytest.approx(plain["statistic"], rel=1e-9)
+    else:  # the distance overflows near the float limit: KS decides, as it says
+        assert (scale, column["method"], column["wasserstein_normed"]) == (1e307, "ks", None)
+        assert column["p_value"] == column["ks_p_value"]
