@@ -34,6 +34,19 @@ ESTIMATOR_CLASSES: dict[str, type[Any]] = {
     "random_forest": RandomForestClassifier,
     "gradient_boosting": GradientBoostingClassifier,
 }
+# The parameters an estimator gets when ``model.params`` is not given: scikit-learn's
+# defaults, seeded, and liblinear for the course's logistic regression.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "logistic_regression": {"C": 1.0, "solver": "liblinear", "random_state": 0},
+    "random_forest": {"random_state": 0},
+    "gradient_boosting": {"random_state": 0},
+}
+
+
+class _NotGiven(dict[str, Any]):
+    """The empty ``model.params`` of a config that does not give them."""
+
+
 # Drift methods, globally and per column; which need numbers, which compare category
 # frequencies, and which decide on a p-value (p < threshold; the others: >=).
 METHODS = ("auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon")
@@ -128,11 +141,13 @@ class ModelSettings:
     """``model``: the estimator and its parameters, checked against scikit-learn."""
 
     estimator: str = _spec("logistic_regression", choices=tuple(ESTIMATOR_CLASSES))
-    params: Mapping[str, Any] = field(
-        default_factory=lambda: {"C": 1.0, "solver": "liblinear", "random_state": 0}, hash=False
-    )
+    # Without ``params``: the defaults of the chosen estimator (DEFAULT_PARAMS), never
+    # another estimator's.
+    params: Mapping[str, Any] = field(default_factory=_NotGiven, hash=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.params, _NotGiven):
+            object.__setattr__(self, "params", dict(DEFAULT_PARAMS[self.estimator]))
         cls = ESTIMATOR_CLASSES[self.estimator]
         unknown = sorted(set(self.params) - set(cls().get_params()))
         if unknown:

@@ -88,6 +88,22 @@ def test_invalid_config_names_the_key(project: Path, overrides: dict, message: s
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ({"estimator": "random_forest"}, {"random_state": 0}),
+        ({"estimator": "gradient_boosting"}, {"random_state": 0}),
+        ({}, {"C": 1.0, "solver": "liblinear", "random_state": 0}),
+        ({"estimator": "random_forest", "params": {}}, {}),  # scikit-learn's own defaults
+        ({"estimator": "random_forest", "params": {"n_estimators": 50}}, {"n_estimators": 50}),
+    ],
+)
+def test_parameters_default_per_estimator(project: Path, model: dict, params: dict) -> None:
+    # "random_forest" alone used to fail on logistic regression's default "C".
+    settings = load_settings(write_config(project, model=model), env={})
+    assert dict(settings.model.params) == params
+
+
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist; set MONITORING_CONFIG"):
         load_settings(tmp_path / "nope.json", env={})
