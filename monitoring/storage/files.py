@@ -108,7 +108,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if suffix == ".csv":
             return pd.read_csv(path)
         if suffix in (".jsonl", ".ndjson", ".json"):
-            return pd.read_json(path, lines=True)
+            return pd.read_json(path, lines=True, precise_float=True)  # floats exact, as CSV
         if suffix == ".parquet":
             return pd.read_parquet(path)
     except _PARSE_ERRORS as exc:

@@ -178,6 +178,35 @@ def test_jsonl_and_parquet_files_are_ingested_too(settings: Settings, store: Sto
     ]
 
 
+def test_the_same_rows_in_csv_jsonl_and_parquet_keep_one_copy_with_exact_values(
+    make_settings, project: Path, store: Store
+) -> None:
+    rng = np.random.default_rng(14)
+    text = [f"{v:.4f}" for v in rng.random(240)]  # 0.1138 read as 0.11380000000000001 before
+    frame = pd.DataFrame(
+        {
+            "corporation": [f"c{i}" for i in range(240)],
+            "lastmonth_activity": [float(v) for v in text],
+            "lastyear_activity": rng.integers(0, 1000, 240),
+            "number_of_employees": rng.integers(1, 500, 240),
+            "exited": rng.integers(0, 2, 240),
+        }
+    )
+    folder = project / "data" / "mixed"
+    folder.mkdir()
+    frame.to_csv(folder / "a.csv", index=False)
+    frame.to_json(folder / "b.jsonl", orient="records", lines=True)
+    frame.to_parquet(folder / "c.parquet")
+    settings = make_settings(input_folder_path="data/mixed")
+    result = ingest(settings, store=store)
+    assert (result.rows_read, result.rows_kept) == (720, 240)
+    kept = pd.read_csv(settings.finaldata_file, dtype={"lastmonth_activity": str})
+    assert kept["lastmonth_activity"].tolist() == [repr(float(v)) for v in text]
+    assert read_table(folder / "b.jsonl")["lastmonth_activity"].tolist() == [
+        float(v) for v in text
+    ]
+
+
 def test_missing_values_are_kept_and_reported(settings: Settings, store: Store) -> None:
     (settings.input_folder_path / "gaps.csv").write_text(GOOD + "gapp,,5,6,1\n")
     ingest(settings, store=store)
