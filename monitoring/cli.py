@@ -105,7 +105,7 @@ def cmd_diagnose(settings: Settings, args: argparse.Namespace) -> dict[str, Any]
         out["missing_data"] = profile["missing"]
     _say("checking dependencies" + (" (offline)" if args.offline else ""))
     out["dependencies"] = dependencies.refresh_cache(
-        settings.root / "requirements.txt",
+        settings.requirements_file,
         settings.output_model_path / DEPENDENCY_CACHE,
         fetch_latest=(lambda name: None) if args.offline else None,
         deadline=settings.diagnostics.dependency_deadline_seconds,

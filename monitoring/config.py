@@ -332,6 +332,13 @@ class Settings:
         return self.test_data_path / "testdata.csv"
 
     @property
+    def requirements_file(self) -> Path:
+        """The ``requirements.txt`` the dependency check reads: the one beside the config
+        file, else the service's own (a config kept outside the project has none)."""
+        beside = self.root / "requirements.txt"
+        return beside if beside.is_file() else PROJECT_ROOT / "requirements.txt"
+
+    @property
     def data_folders(self) -> tuple[Path, ...]:
         """Folders an API client may name a dataset in."""
         return (self.input_folder_path, self.output_folder_path, self.test_data_path)

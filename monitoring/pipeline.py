@@ -32,7 +32,7 @@ from monitoring.storage.store import Store
 
 Progress = Callable[[str], None]
 
-SKIP_OUTCOMES = ("no_drift", "rejected")
+SKIP_OUTCOMES = ("no_drift", "drift_ignored", "rejected")
 
 
 def pipeline_lock(settings: Settings) -> Any:
@@ -138,9 +138,16 @@ def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str
 
 
 def publish(settings: Settings, store: Store) -> dict[str, Any]:
-    """Deploy the trained, scored model, then write its model card."""
+    """Deploy the trained, scored model, then write its model card.
+
+    The model is live once deployed: a model card that cannot be written is reported
+    in the answer (``model_card_error``), not raised as if the deployment had failed.
+    """
     deployed = deploy(settings, store=store)
-    write_model_card(settings, store, deployed["model_version"])
+    try:
+        write_model_card(settings, store, deployed["model_version"])
+    except (MonitoringError, OSError) as exc:
+        deployed["model_card_error"] = exc.message if isinstance(exc, MonitoringError) else str(exc)
     return deployed
 
 
@@ -186,8 +193,6 @@ def run_full_process(
         evidence: dict[str, Any] = {}
         try:
             outcome, reason = _run(settings, store, evidence, force=force, progress=progress)
-            if outcome in ("deployed", "initial_deploy") and after_deploy is not None:
-                evidence["report"] = after_deploy()
         except BaseException as exc:
             reason = (
                 exc.message if isinstance(exc, MonitoringError) else f"{type(exc).__name__}: {exc}"
@@ -196,6 +201,15 @@ def run_full_process(
                 run_id, status="failed", outcome="failed", reason=reason, evidence=evidence
             )
             raise
+        if outcome in ("deployed", "initial_deploy") and after_deploy is not None:
+            # The new model is live whatever happens now: a report that fails is
+            # noted in the run, never recorded as a failed run.
+            try:
+                evidence["report"] = after_deploy()
+            except Exception as exc:  # noqa: BLE001 - any failure of the report
+                message = exc.message if isinstance(exc, MonitoringError) else str(exc)
+                evidence["report_error"] = message
+                reason = f"{reason}; the report after it failed: {message}"
         store.finish_run(
             run_id, status="completed", outcome=outcome, reason=reason, evidence=evidence
         )
@@ -251,13 +265,24 @@ def _run(
         forced=force,
     )
     evidence["retrain_reasons"] = reasons
+    any_model_drift = bool(model_drift["drift"] or live["drift"])
+    concept = any_model_drift and not data_drift["dataset_drift"]
+    evidence["concept_drift_suspected"] = concept
+    found = (
+        f"model drift {any_model_drift}"
+        + (" (concept drift suspected: the inputs did not drift)" if concept else "")
+        + f", data drift {data_drift['dataset_drift']} "
+        f"({data_drift['n_drifted']}/{data_drift['n_columns']} columns)"
+    )
     if not reasons:
-        return "no_drift", (
-            f"no retrain warranted: model drift {model_drift['drift']}, "
-            f"data drift {data_drift['dataset_drift']} "
-            f"({data_drift['n_drifted']}/{data_drift['n_columns']} columns)"
-        )
+        if any_model_drift or data_drift["dataset_drift"]:
+            return "drift_ignored", f"drift found but the policy does not retrain on it: {found}"
+        return "no_drift", f"no retrain warranted: {found}"
 
+    if concept:
+        reasons = [
+            r if r != "model drift" else "model drift (concept drift suspected)" for r in reasons
+        ]
     progress(f"retraining ({', '.join(reasons)})")
     challenger = train(settings, store=store)
     challenger_metrics = score(settings, store=store)

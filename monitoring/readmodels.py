@@ -352,7 +352,7 @@ class DiagnosticsView:
     def dependencies(self) -> dict[str, Any]:
         """The dependency report, kept a few seconds and while its files are unchanged, so
         a refresh written by any process (or the CLI) is shown on the next request."""
-        requirements = self.settings.root / "requirements.txt"
+        requirements = self.settings.requirements_file
         cache_file = self.settings.output_model_path / DEPENDENCY_CACHE
         ttl_slot = int(self.cache.clock() // DEPENDENCY_TTL_SECONDS)
         key = (file_identity(requirements), file_identity(cache_file), ttl_slot)

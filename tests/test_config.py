@@ -209,3 +209,16 @@ def test_options_must_be_a_mapping() -> None:
 def test_database_urls_of_every_form_use_psycopg(project: Path, given: str, used: str) -> None:
     settings = load_settings(project / "config.json", env={"DATABASE_URL": given})
     assert settings.database_url == used
+
+
+def test_the_dependency_check_reads_the_requirements_beside_the_config_else_the_services(
+    tmp_path: Path,
+) -> None:
+    from monitoring.config import PROJECT_ROOT
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    path = write_config(outside)  # a config kept outside the project, no requirements.txt
+    assert load_settings(path, env={}).requirements_file == PROJECT_ROOT / "requirements.txt"
+    (outside / "requirements.txt").write_text("pandas\n")
+    assert load_settings(path, env={}).requirements_file == outside / "requirements.txt"

@@ -100,9 +100,49 @@ def test_policy_can_ignore_drift(
         policy={"retrain_on_model_drift": False, "retrain_on_data_drift": False},
     )
     run = run_full_process(source, store=store)
-    assert run["outcome"] == "no_drift"
+    assert run["outcome"] == "drift_ignored"  # not "no_drift": drift was found
     assert run["evidence"]["retrain_reasons"] == []
-    assert "model drift True, data drift True (3/3 columns)" in run["reason"]
+    assert run["reason"] == (
+        "drift found but the policy does not retrain on it: "
+        "model drift True, data drift True (3/3 columns)"
+    )
+    assert run_full_process(source, store=store)["outcome"] == "no_new_data"  # decided once
+
+
+def test_model_drift_without_data_drift_is_labelled_concept_drift(
+    make_settings: Any, store: Store, deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitoring import pipeline
+
+    real = pipeline.check_data_drift
+
+    def inputs_unchanged(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**real(*args, **kwargs), "dataset_drift": False, "n_drifted": 0}
+
+    monkeypatch.setattr(pipeline, "check_data_drift", inputs_unchanged)
+    source = make_settings(input_folder_path="data/sourcedata")
+    run = run_full_process(source, store=store)
+    assert run["evidence"]["concept_drift_suspected"] is True
+    assert run["evidence"]["model_drift"]["drift"] is True
+    assert "retrain for model drift (concept drift suspected)" in run["reason"]
+
+
+def test_a_report_failing_after_the_deployment_leaves_the_run_deployed(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    source = make_settings(
+        input_folder_path="data/sourcedata",
+        thresholds={"model_drift_tolerance": 0.05, "gate_margin": 0.3},
+    )
+
+    def failing_report() -> dict[str, Any]:
+        raise FileNotFoundError("requirements.txt")
+
+    run = run_full_process(source, store=store, after_deploy=failing_report)
+    assert (run["status"], run["outcome"]) == ("completed", "deployed")
+    assert current_version(store) == run["evidence"]["challenger"]
+    assert run["evidence"]["report_error"] == "requirements.txt"
+    assert run["reason"].endswith("; the report after it failed: requirements.txt")
 
 
 def test_force_retrains_without_new_data(

@@ -202,9 +202,7 @@ def test_the_same_rows_in_csv_jsonl_and_parquet_keep_one_copy_with_exact_values(
     assert (result.rows_read, result.rows_kept) == (720, 240)
     kept = pd.read_csv(settings.finaldata_file, dtype={"lastmonth_activity": str})
     assert kept["lastmonth_activity"].tolist() == [repr(float(v)) for v in text]
-    assert read_table(folder / "b.jsonl")["lastmonth_activity"].tolist() == [
-        float(v) for v in text
-    ]
+    assert read_table(folder / "b.jsonl")["lastmonth_activity"].tolist() == [float(v) for v in text]
 
 
 def test_missing_values_are_kept_and_reported(settings: Settings, store: Store) -> None:
