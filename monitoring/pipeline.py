@@ -19,7 +19,7 @@ from monitoring.capture import live_performance
 from monitoring.config import Settings
 from monitoring.data.ingestion import find_new_files, ingest
 from monitoring.drift import detect_data_drift
-from monitoring.drift.model_drift import live_model_drift, training_f1_drift
+from monitoring.drift.model_drift import baseline_f1, batch_f1_drift, live_model_drift
 from monitoring.exceptions import MonitoringError
 from monitoring.model.artifact import Artifact
 from monitoring.model.deployment import deploy, load_deployed
@@ -86,10 +86,15 @@ def check_model_drift(
     labelled = X.assign(**{settings.target: y})
     metrics = evaluate(champion, labelled, settings.target, input_name=name)
     store.add_score(score_record(champion, metrics, dataset="ingested", dataset_sha256=digest))
-    baseline = float(champion.metadata["training_score"]["f1"])
-    tolerance = settings.thresholds.model_drift_tolerance
+    baseline, baseline_dataset = baseline_f1(champion.metadata)
+    assert baseline is not None  # every trained model records its scores
     return {
-        **training_f1_drift(baseline, metrics["f1"], tolerance=tolerance),
+        **batch_f1_drift(
+            baseline,
+            metrics["confusion_matrix"],
+            tolerance=settings.thresholds.model_drift_tolerance,
+            baseline_dataset=baseline_dataset,
+        ),
         "new_dataset": "newly ingested data",
         "rows_dropped_missing": dropped,
         "new_metrics": metrics,
@@ -251,7 +256,7 @@ def _run(
 
     live = live_model_drift(  # labelled captured traffic
         live_performance(store).get(champion.version),
-        baseline=(champion.metadata.get("training_score") or {}).get("f1"),
+        baseline=baseline_f1(champion.metadata)[0],
         tolerance=settings.thresholds.model_drift_tolerance,
         min_labelled_rows=int(settings.capture.min_labelled_rows),
     )

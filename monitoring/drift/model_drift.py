@@ -1,13 +1,15 @@
 """Model drift: is the deployed model's score worse than it should be?
 
 Score tests (raw, parametric, IQR, tolerance), a Welch t-test between histories,
-and the deployed model's verdicts: F1 against its F1 on the training data.
+and the deployed model's verdicts: a batch's F1 against the model's out-of-sample
+(cross-validated) F1, beyond the tolerance and beyond the batch's sampling noise.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -146,10 +148,78 @@ def tolerance_drift(
     }
 
 
-def training_f1_drift(baseline: float, new_f1: float, *, tolerance: float) -> dict[str, Any]:
-    """Model-drift verdict: :func:`tolerance_drift` of an F1 against the training-data F1."""
+BOOTSTRAP_DRAWS = 2000
+CONFIDENCE = 0.95
+
+
+def f1_bounds(
+    confusion: Sequence[Sequence[int]], *, confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap ``(lower, upper)`` bounds of a batch's F1, one-sided at ``confidence`` each.
+
+    Resampling the batch's rows only changes how many fall in each cell of its
+    confusion matrix ``[[tn, fp], [fn, tp]]``, so each draw is one multinomial draw of
+    the four counts (``BOOTSTRAP_DRAWS`` of them, seeded: the same batch gives the
+    same bounds). An F1 with no positive at all counts as 0, as scikit-learn's
+    ``zero_division=0``.
+
+    >>> [round(bound, 3) for bound in f1_bounds([[90, 10], [10, 90]])]
+    [0.86, 0.933]
+    """
+    (tn, fp), (fn, tp) = confusion
+    n = tn + fp + fn + tp
+    if n == 0:
+        return 0.0, 0.0
+    shares = np.array([tp, fp, fn, tn], dtype=np.float64) / n
+    draws = np.random.default_rng(seed).multinomial(n, shares, size=BOOTSTRAP_DRAWS)
+    denominator = 2 * draws[:, 0] + draws[:, 1] + draws[:, 2]
+    f1 = np.where(denominator > 0, 2 * draws[:, 0] / np.maximum(denominator, 1), 0.0)
+    lower, upper = np.quantile(f1, [1.0 - confidence, confidence])
+    return float(lower), float(upper)
+
+
+def batch_f1_drift(
+    baseline: float,
+    confusion: Sequence[Sequence[int]],
+    *,
+    tolerance: float,
+    baseline_dataset: str,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """Model-drift verdict of a labelled batch against an out-of-sample F1 baseline.
+
+    Drift when the batch's F1 is worse than ``baseline`` by more than ``tolerance``
+    (:func:`tolerance_drift`) *and* the upper bootstrap bound of the batch's F1
+    (:func:`f1_bounds`) is below the baseline: the fall is larger than the batch's
+    own sampling noise, so a small batch that merely scores low by chance does not
+    trip it. Adds ``lower_bound``, ``upper_bound``, ``confidence`` and ``n_rows``.
+    """
+    (tn, fp), (fn, tp) = confusion
+    denominator = 2 * tp + fp + fn
+    new_f1 = 2 * tp / denominator if denominator else 0.0
     verdict = tolerance_drift(baseline, new_f1, tolerance=tolerance)
-    return {**verdict, "metric": "f1", "baseline_dataset": "training data"}
+    lower, upper = f1_bounds(confusion, confidence=confidence)
+    return {
+        **verdict,
+        "drift": bool(verdict["drift"] and upper < verdict["baseline"]),
+        "method": "tolerance_and_bootstrap",
+        "metric": "f1",
+        "baseline_dataset": baseline_dataset,
+        "lower_bound": lower,
+        "upper_bound": upper,
+        "confidence": confidence,
+        "n_rows": int(tn + fp + fn + tp),
+    }
+
+
+def baseline_f1(metadata: Mapping[str, Any]) -> tuple[float | None, str]:
+    """The F1 a model is held to: cross-validated at training time (out of sample),
+    or, for a model trained before that was recorded, its in-sample training F1."""
+    cross_validated = (metadata.get("cv_score") or {}).get("f1")
+    if cross_validated is not None:
+        return float(cross_validated), "cross-validation on the training data"
+    training = (metadata.get("training_score") or {}).get("f1")
+    return (None if training is None else float(training)), "training data (in-sample)"
 
 
 def compare_score_histories(
@@ -210,15 +280,20 @@ def model_drift_status(settings: Any, store: Any, artifact: Any) -> dict[str, An
         checks["iqr"] = iqr_drift(history, current)
     ingested = store.scores(model_version=artifact.version, dataset="ingested")
     latest = ingested[-1] if ingested else {"f1": None}
-    baseline = (artifact.metadata.get("training_score") or {}).get("f1")
+    baseline, baseline_dataset = baseline_f1(artifact.metadata)
     tolerance = settings.thresholds.model_drift_tolerance
     if baseline is not None and latest["f1"] is not None:
-        new_data = tolerance_drift(float(baseline), float(latest["f1"]), tolerance=tolerance)
-        checks["new_data"] = {**new_data, "scored_at": latest["scored_at"]}
+        new_data = tolerance_drift(baseline, float(latest["f1"]), tolerance=tolerance)
+        checks["new_data"] = {
+            **new_data,
+            "baseline_dataset": baseline_dataset,
+            "scored_at": latest["scored_at"],
+        }
         drift = new_data["drift"]
         reason = (
-            f"F1 on the newest ingested data {latest['f1']:.4f} vs {float(baseline):.4f} "
-            f"on the training data (tolerance {tolerance})"
+            f"F1 on the newest ingested data {latest['f1']:.4f} vs {baseline:.4f} "
+            f"by {baseline_dataset} (tolerance {tolerance}; the pipeline's decision also "
+            "asks the fall to exceed the batch's bootstrap bound)"
         )
     else:
         drift = False
@@ -237,8 +312,9 @@ def live_model_drift(
 ) -> dict[str, Any]:
     """Model-drift check of the deployed model on its labelled captured traffic.
 
-    :func:`training_f1_drift` of the F1 in ``live``, its ``capture.live_performance``
-    entry; below ``min_labelled_rows`` labelled rows, evidence only (no drift).
+    :func:`batch_f1_drift` of the labelled rows in ``live``, its
+    ``capture.live_performance`` entry, against ``baseline`` (:func:`baseline_f1`);
+    below ``min_labelled_rows`` labelled rows, evidence only (no drift).
     """
     perf = live or {"n_captured": 0, "n_labelled": 0}
     out: dict[str, Any] = {"metric": "f1", "min_labelled_rows": min_labelled_rows, "live": perf}
@@ -246,6 +322,13 @@ def live_model_drift(
         reason = f"{perf['n_labelled']} labelled live rows; at least {min_labelled_rows} needed"
         out.update(checked=False, drift=False, reason=reason)
         return out
-    out.update(training_f1_drift(float(baseline), float(perf["f1"]), tolerance=tolerance))
+    out.update(
+        batch_f1_drift(
+            float(baseline),
+            perf["confusion_matrix"],
+            tolerance=tolerance,
+            baseline_dataset="the model's out-of-sample baseline",
+        )
+    )
     out["checked"] = True
     return out

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from scipy import stats
+from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
 
+from monitoring.config import ModelSettings
 from monitoring.drift import (
     compare_score_histories,
     iqr_drift,
@@ -14,7 +20,11 @@ from monitoring.drift import (
     raw_drift,
     tolerance_drift,
 )
+from monitoring.drift.model_drift import batch_f1_drift, f1_bounds
 from monitoring.exceptions import ConfigError, DataValidationError
+from monitoring.model.artifact import build_estimator
+from monitoring.model.scoring import compute_metrics
+from monitoring.model.training import cross_validated_score
 from tests.helpers import assert_plain_json
 
 
@@ -126,3 +136,66 @@ def test_compare_score_histories() -> None:
     constant = compare_score_histories([0.5, 0.5], [0.6, 0.6])
     assert constant["status"] == "zero_variance" and constant["significant"] is True
     assert_plain_json(result)
+
+
+def test_f1_bounds_match_a_row_bootstrap_of_the_batch() -> None:
+    confusion = [[90, 10], [20, 80]]  # F1 160/190
+    lower, upper = f1_bounds(confusion)
+    rng = np.random.default_rng(1)
+    y_true = np.repeat([0, 0, 1, 1], [90, 10, 20, 80])
+    y_pred = np.repeat([0, 1, 0, 1], [90, 10, 20, 80])
+    draws = rng.integers(0, 200, size=(2000, 200))
+    true, pred = y_true[draws], y_pred[draws]
+    tp = (true & pred).sum(axis=1)
+    f1 = 2 * tp / (true.sum(axis=1) + pred.sum(axis=1))  # scikit-learn's f1_score per draw
+    assert f1[0] == pytest.approx(f1_score(true[0], pred[0]))
+    assert lower == pytest.approx(np.quantile(f1, 0.05), abs=0.01)
+    assert upper == pytest.approx(np.quantile(f1, 0.95), abs=0.01)
+    assert lower < 160 / 190 < upper
+    assert f1_bounds(confusion) == (lower, upper)  # seeded
+
+
+@pytest.mark.parametrize(
+    ("confusion", "drift"),
+    [
+        ([[90, 10], [10, 90]], False),  # F1 0.90 against 0.92: within the tolerance
+        ([[90, 10], [40, 60]], True),  # F1 0.71: far below, beyond the noise
+        ([[5, 1], [2, 6]], False),  # F1 0.80 on 14 rows: below, but within the noise
+    ],
+)
+def test_batch_f1_drift_needs_the_tolerance_and_the_bootstrap_bound(
+    confusion: list[list[int]], drift: bool
+) -> None:
+    verdict = batch_f1_drift(0.92, confusion, tolerance=0.05, baseline_dataset="cv")
+    assert verdict["drift"] is drift
+    assert verdict["n_rows"] == sum(map(sum, confusion))
+    assert (verdict["baseline"], verdict["threshold"]) == (0.92, pytest.approx(0.87))
+
+
+def test_model_drift_decision_on_a_real_dataset_false_alarms_and_power() -> None:
+    # 300 seeded splits of scikit-learn's breast-cancer data (3 of its features, like the
+    # churn model): train as the service does (cross-validated baseline), then judge a
+    # 200-row batch without drift and the same batch with 20% of its labels flipped.
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = X.iloc[:, [0, 1, 4]]
+    settings = SimpleNamespace(model=ModelSettings())  # the default estimator
+    false_alarms = caught = 0
+    splits = 300
+    for seed in range(splits):
+        X_train, X_batch, y_train, y_batch = train_test_split(
+            X, y, test_size=200, random_state=seed, stratify=y
+        )
+        model = build_estimator(settings.model).fit(X_train, y_train)
+        baseline = cross_validated_score(settings, X_train, y_train)["f1"]
+        predictions = model.predict(X_batch)
+        flipped = np.random.default_rng(seed).random(200) < 0.2
+        for labels, changed in (
+            (y_batch.to_numpy(), False),
+            (np.where(flipped, 1 - y_batch, y_batch), True),
+        ):
+            confusion = compute_metrics(labels, predictions)["confusion_matrix"]
+            drift = batch_f1_drift(baseline, confusion, tolerance=0.05, baseline_dataset="cv")
+            false_alarms += drift["drift"] and not changed
+            caught += drift["drift"] and changed
+    assert false_alarms / splits <= 0.05, false_alarms
+    assert caught / splits >= 0.90, caught

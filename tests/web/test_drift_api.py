@@ -122,8 +122,12 @@ def test_scoring_reports_model_drift_after_a_run_and_runs_are_queryable(
 
     run_full_process(make_settings(input_folder_path="data/sourcedata"), store=store)
     after = client.get("/scoring").get_json()["model_drift"]
-    assert after["drift"] is True
-    assert after["checks"]["new_data"]["baseline"] == pytest.approx(26 / 34)
+    # F1 18/26 on the new data against 8/11 out of sample: within the 0.05 tolerance.
+    assert after["drift"] is False
+    assert after["checks"]["new_data"]["baseline"] == pytest.approx(8 / 11)
+    assert after["checks"]["new_data"]["baseline_dataset"] == (
+        "cross-validation on the training data"
+    )
     assert after["checks"]["new_data"]["new"] == pytest.approx(18 / 26)
 
     [run] = client.get("/runs").get_json()["runs"]
