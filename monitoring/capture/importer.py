@@ -107,9 +107,7 @@ class Importer:
             with _write_priority():  # the first use may migrate the schema under a lock
                 self.store.engine  # noqa: B018
             for path in journals(self.folders):
-                import_journal(
-                    self.store, path, finished=finished(path), max_bytes=self.max_bytes
-                )
+                import_journal(self.store, path, finished=finished(path), max_bytes=self.max_bytes)
             ledger.checkpoint(self.store)
             now = time.monotonic()
             if self.retention_days is not None and now - self.last_purge > PURGE_EVERY:

@@ -42,7 +42,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monitoring.storage.schema import capture_journals, captured_predictions, counters
+from monitoring.storage.schema import (
+    capture_journals,
+    captured_predictions,
+    counters,
+    label_events,
+)
 from monitoring.storage.store import Store
 
 ROW_IDS = "capture_row_id"  # the counter of captured row ids
@@ -210,6 +215,7 @@ def evict_over_budget(conn: Connection, max_bytes: int) -> int:
         conn.execute(update(counters).where(counters.c.name == BYTES).values(value=0))
         return 0
     conn.execute(delete(table).where(table.c.id <= last))
+    conn.execute(delete(label_events).where(label_events.c.row_id <= last))
     _add_to_counter(conn, BYTES, -freed)
     _add_to_counter(conn, EVICTED, evicted)
     return evicted
@@ -306,12 +312,14 @@ def forget_journal(store: Store, name: str) -> None:
 def purge_expired(store: Store, cutoff: str) -> int:
     """Delete captured rows from before ``cutoff`` (ISO time); return how many.
 
-    Their bytes leave :data:`BYTES` in the same transaction.
+    Their bytes leave :data:`BYTES` and their label events go, in the same transaction.
     """
     expired = captured_predictions.c.captured_at < cutoff
     with write_lock(store), store.engine.begin() as conn:
         freed = conn.execute(select(func.coalesce(func.sum(_row_bytes_sql()), 0)).where(expired))
         amount = int(freed.scalar_one())
+        gone = select(captured_predictions.c.id).where(expired)
+        conn.execute(delete(label_events).where(label_events.c.row_id.in_(gone)))
         deleted = int(conn.execute(delete(captured_predictions).where(expired)).rowcount or 0)
         if deleted:
             _add_to_counter(conn, BYTES, -amount)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,9 +33,12 @@ def test_every_prediction_is_captured_with_row_ids(
     response = api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "req-1"})
     body = response.get_json()
     assert response.status_code == 200
-    assert body["request_id"] == "req-1" == response.headers["X-Request-ID"]
+    # The client's id stays its correlation id; the capture is under one the server made.
+    assert response.headers["X-Request-ID"] == "req-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert capture.captured(store, settings, request_id="req-1") == []
     assert len(body["row_ids"]) == 2
-    rows = capture.captured(store, settings, request_id="req-1")
+    rows = capture.captured(store, settings, request_id=body["request_id"])
     assert [r["id"] for r in rows] == body["row_ids"]
     assert [r["row_index"] for r in rows] == [0, 1]
     assert [r["prediction"] for r in rows] == body["predictions"] == [0, 1]
@@ -117,7 +121,9 @@ def test_feedback_with_unknown_ids_is_404_and_stores_nothing(
     ],
 )
 def test_invalid_feedback(api: Any, body: Any, status: int, message: str) -> None:
-    api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "R"})
+    rid = api.post("/prediction", json={"data": ROWS}).get_json()["request_id"]
+    if isinstance(body, dict) and body.get("request_id") == "R":
+        body = {**body, "request_id": rid}
     response = api.post("/feedback", json=body)
     assert response.status_code == status
     assert message in response.get_json()["message"]
