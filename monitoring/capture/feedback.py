@@ -209,8 +209,10 @@ def _record_labels(conn: Connection, updates: dict[int, int], source: str) -> in
     return len(relabelled)
 
 
-def label_history(store: Store, row_id: int) -> dict[str, Any] | None:
-    """A captured row's label and its label events, oldest first (None: neither exists)."""
+def label_history(store: Store, settings: Settings, row_id: int) -> dict[str, Any] | None:
+    """A captured row's label and its label events, oldest first (None: neither exists),
+    journals imported first."""
+    import_journals(store, settings)
     table = captured_predictions
     query = select(
         label_events.c.label,

@@ -108,7 +108,8 @@ def feedback_history(row_id: int) -> Any:
 
     ``source`` says who gave it: ``admin_token``, ``feedback_token`` or ``anonymous``.
     """
-    found = label_history(views().store, row_id)
+    v = views()
+    found = label_history(v.store, v.settings, row_id)
     if found is None:
         raise NotFoundError(f"row {row_id} has no capture and no label history")
     return found
