@@ -89,6 +89,11 @@ def parse_feedback(body: Any) -> tuple[dict[str, list[int]], dict[int, int]]:
     return by_request, by_row
 
 
+def _chunks(values: list[Any], size: int = 10_000) -> list[list[Any]]:
+    """``values`` in lists of at most ``size`` (a statement's parameters are limited)."""
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
 def _short(value: Any, limit: int = 64) -> str:
     """``repr(value)`` cut to ``limit`` characters for a message."""
     text = repr(value)
@@ -117,16 +122,19 @@ def apply_feedback(
     import_journals(store, settings)
     table = captured_predictions
     with store.engine.begin() as conn:
-        query = (
-            select(table.c.request_id, table.c.id)
-            .where(table.c.request_id.in_(list(by_request)))
-            .order_by(table.c.request_id, table.c.row_index)
-        )
         request_rows: dict[str, list[int]] = {}
-        for rid, row_id in conn.execute(query):
-            request_rows.setdefault(rid, []).append(int(row_id))
-        query = select(table.c.id).where(table.c.id.in_(list(by_row)))
-        known_rows = {int(r[0]) for r in conn.execute(query)}
+        for chunk in _chunks(list(by_request)):
+            query = (
+                select(table.c.request_id, table.c.id)
+                .where(table.c.request_id.in_(chunk))
+                .order_by(table.c.request_id, table.c.row_index)
+            )
+            for rid, row_id in conn.execute(query):
+                request_rows.setdefault(rid, []).append(int(row_id))
+        known_rows: set[int] = set()
+        for chunk in _chunks(list(by_row)):
+            query = select(table.c.id).where(table.c.id.in_(chunk))
+            known_rows.update(int(r[0]) for r in conn.execute(query))
         unknown: dict[str, list[Any]] = {
             "request ids": [r for r in by_request if r not in request_rows],
             "row ids": sorted(r for r in by_row if r not in known_rows),
@@ -163,16 +171,14 @@ def _record_labels(conn: Connection, updates: dict[int, int], source: str) -> in
     table = captured_predictions
     ids = list(updates)
     previous: dict[int, int | None] = {}
-    for start in range(0, len(ids), 10_000):  # bounded IN lists
-        chunk = ids[start : start + 10_000]
+    for chunk in _chunks(ids):
         query = select(table.c.id, table.c.label).where(table.c.id.in_(chunk))
         previous.update((int(i), label) for i, label in conn.execute(query))
     now = utcnow()
     for label in (0, 1):
-        chosen = [i for i, v in updates.items() if v == label]
-        if chosen:
+        for chunk in _chunks([i for i, v in updates.items() if v == label]):
             conn.execute(
-                update(table).where(table.c.id.in_(chosen)).values(label=label, labelled_at=now)
+                update(table).where(table.c.id.in_(chunk)).values(label=label, labelled_at=now)
             )
     events = [
         {
@@ -186,26 +192,17 @@ def _record_labels(conn: Connection, updates: dict[int, int], source: str) -> in
     ]
     conn.execute(insert(label_events), events)
     relabelled = [i for i in ids if previous.get(i) is not None]
-    if relabelled:  # only these can have more events than kept
-        events_of = label_events.c.row_id
-        crowded = (
-            select(events_of)
-            .where(events_of.in_(relabelled))
-            .group_by(events_of)
-            .having(func.count() > MAX_LABEL_EVENTS)
-        )
-        for (row_id,) in conn.execute(crowded).all():
-            oldest_kept = (
-                select(label_events.c.id)
-                .where(events_of == row_id)
-                .order_by(label_events.c.id.desc())
-                .limit(1)
-                .offset(MAX_LABEL_EVENTS - 1)
-                .scalar_subquery()
+    events_of = label_events.c.row_id
+    for chunk in _chunks(relabelled):  # only these can have more events than kept
+        while True:  # the oldest event of each row over the limit, until none is
+            oldest = (
+                select(func.min(label_events.c.id))
+                .where(events_of.in_(chunk))
+                .group_by(events_of)
+                .having(func.count() > MAX_LABEL_EVENTS)
             )
-            conn.execute(
-                delete(label_events).where(events_of == row_id, label_events.c.id < oldest_kept)
-            )
+            if not conn.execute(delete(label_events).where(label_events.c.id.in_(oldest))).rowcount:
+                break
     return len(relabelled)
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import create_app
 from monitoring import capture
 from monitoring.capture.feedback import MAX_LABEL_EVENTS
 from monitoring.config import Settings
-from monitoring.storage.schema import label_events
+from monitoring.storage.schema import captured_predictions, label_events
 from monitoring.storage.store import Store
 
 ROWS = [
@@ -348,9 +348,39 @@ def test_a_404_names_only_the_first_unknown_ids_it_was_sent(api: Any, store: Sto
             "feedback item 0: 'row_id' must be an integer, got 'xxxxxxxxxx",
         ),
     ],
+    ids=[
+        "row-id-2-to-the-70",
+        "row-id-0",
+        "request-id-129-chars",
+        "request-id-surrogate",
+        "row-id-text",
+    ],
 )
 def test_feedback_ids_out_of_range_are_422(api: Any, item: Any, message: str) -> None:
     response = api.post("/feedback", json=item)
     assert response.status_code == 422
     assert response.get_json()["message"].startswith(message)
     assert len(response.get_json()["message"]) < 200  # a long id is not echoed whole
+
+
+def test_feedback_for_tens_of_thousands_of_rows_at_once(
+    api: Any, settings: Settings, store: Store
+) -> None:
+    """More ids than a statement takes parameters (PostgreSQL: 65,535) are looked up
+    and labelled 10,000 at a time."""
+    n = 70_000 if settings.database_url.startswith("postgresql") else 34_000
+    body = api.post("/prediction", json={"data": ROWS * (n // 2)}).get_json()
+    items = [{"row_id": r, "label": i % 2} for i, r in enumerate(body["row_ids"])]
+    answer = api.post("/feedback", json={"feedback": items})
+    assert answer.status_code == 200
+    assert (answer.get_json()["labelled_rows"], answer.get_json()["relabelled"]) == (n, 0)
+    again = api.post("/feedback", json={"feedback": items[:25_000]})
+    assert again.get_json()["relabelled"] == 25_000
+    with store.engine.connect() as conn:
+        labels = conn.execute(select(func.sum(captured_predictions.c.label))).scalar_one()
+        events = conn.execute(select(func.count()).select_from(label_events)).scalar_one()
+    assert (labels, events) == (n // 2, n + 25_000)
+    unknown = [{"row_id": body["row_ids"][-1] + 1 + i, "label": 1} for i in range(n)]
+    missing = api.post("/feedback", json={"feedback": unknown})
+    assert missing.status_code == 404
+    assert f"and {n - 10} more (never captured" in missing.get_json()["message"]

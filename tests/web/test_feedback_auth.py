@@ -51,6 +51,18 @@ def history(client: Any, row: int, headers: dict[str, str] | None = None) -> Any
         (TOKEN, LABELLER, {"Authorization": "Bearer wrong"}, 401, None),
         (TOKEN, LABELLER, {"Authorization": f"Basic {LABELLER}"}, 401, None),
     ],
+    ids=[
+        "no-token-open",
+        "admin-token-set-none-sent",
+        "admin-token-set-other-sent",
+        "admin-token-set-sent",
+        "feedback-token-set-none-sent",
+        "feedback-token-set-sent",
+        "both-set-feedback-sent",
+        "both-set-admin-sent",
+        "both-set-wrong-sent",
+        "both-set-basic-scheme",
+    ],
 )
 def test_feedback_needs_a_token_when_one_is_set(
     settings: Settings,
