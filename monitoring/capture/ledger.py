@@ -192,9 +192,12 @@ def evict_over_budget(conn: Connection, max_bytes: int) -> int:
     Runs in the caller's transaction (hold :func:`write_lock`): one key lookup while
     within the budget, else a walk up the primary key from the oldest row.
     """
-    _add_to_counter(conn, BYTES, 0)  # made from the stored rows if missing
     query = select(counters.c.value).where(counters.c.name == BYTES).with_for_update()
-    excess = int(conn.execute(query).scalar_one()) - max_bytes
+    total = conn.execute(query).scalar()
+    if total is None:  # made from the stored rows
+        _add_to_counter(conn, BYTES, 0)
+        total = conn.execute(query).scalar_one()
+    excess = int(total) - max_bytes
     if excess <= 0:
         return 0
     table = captured_predictions
@@ -270,7 +273,8 @@ def import_lines(
             values += [(first + i, *row) for i, row in enumerate(rows)]
         if values:
             _insert_rows(conn, values)
-            _add_to_counter(conn, BYTES, sum(row_bytes(v[1], v[4], v[5]) for v in values))
+            added = sum(len(v[1]) + len(v[4] or "") + len(v[5]) for v in values)  # row_bytes
+            _add_to_counter(conn, BYTES, added + ROW_OVERHEAD * len(values))
             if max_bytes is not None:
                 evict_over_budget(conn, max_bytes)
         conn.execute(update(table).where(table.c.name == name).values(imported=offset + size))
