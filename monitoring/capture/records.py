@@ -82,8 +82,11 @@ def _cap_text(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame[name]
         if column.dtype.kind in "biufcmM":  # numbers and times are short
             continue
-        lengths = column.map(lambda v: len(v) if isinstance(v, str) else 0)
-        long = lengths > MAX_TEXT_CHARS
+        if isinstance(column.dtype, pd.StringDtype):  # vectorised (a text column of a CSV)
+            long = column.str.len().gt(MAX_TEXT_CHARS).fillna(False).astype(bool)
+        else:  # anything in an object column: only text is cut
+            long = column.map(lambda v: isinstance(v, str) and len(v) > MAX_TEXT_CHARS)
+            long = long.astype(bool)
         if long.any():
             cut[name] = column.where(~long, column[long].map(_cut))
             TRUNCATED.labels("value").inc(int(long.sum()))
