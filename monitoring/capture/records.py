@@ -88,7 +88,8 @@ def _cap_text(frame: pd.DataFrame) -> pd.DataFrame:
             long = column.map(lambda v: isinstance(v, str) and len(v) > MAX_TEXT_CHARS)
             long = long.astype(bool)
         if long.any():
-            cut[name] = column.where(~long, column[long].map(_cut))
+            text = column.astype(object)  # a categorical column takes no new values
+            cut[name] = text.where(~long, text[long].map(_cut))
             TRUNCATED.labels("value").inc(int(long.sum()))
     if not cut:
         return frame

@@ -9,12 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 
 from app import create_app
 from monitoring import capture
 from monitoring.capture import ledger
+from monitoring.capture.records import _cap_text
 from monitoring.config import Settings
 from monitoring.storage.schema import captured_predictions, counters, label_events
 from monitoring.storage.store import Store
@@ -227,3 +229,24 @@ def test_features_of_a_capped_row_stay_numbers(api: Any, settings: Settings, sto
     [stored] = capture.captured(store, settings, request_id=body["request_id"])
     assert [stored["inputs"][f] for f in FEATURES] == [234.25, 3.25, 10.25]
     assert stored["inputs"]["corporation"].endswith("...[truncated: 1000 characters]")
+
+
+def test_text_is_cut_in_columns_of_every_kind() -> None:
+    """Text, object (mixed values) and categorical columns; numbers and short text stay."""
+    long, cut = "q" * 300, "q" * 64 + "...[truncated: 300 characters]"
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series([long, "short", None], dtype="str"),
+            "mixed": pd.Series([5, long, [1, 2]], dtype=object),
+            "category": pd.Series([long, long, "b"], dtype="category"),
+            "number": [1.5, 2.5, 3.5],
+        }
+    )
+    out = _cap_text(frame)
+    assert out["text"].tolist()[:2] == [cut, "short"] and pd.isna(out["text"].tolist()[2])
+    assert out["mixed"].tolist() == [5, cut, [1, 2]]
+    assert out["category"].tolist() == [cut, cut, "b"]
+    assert out["number"].tolist() == [1.5, 2.5, 3.5]
+    assert frame["text"].tolist()[0] == long  # the frame predicted on is not changed
+    unchanged = frame.assign(text=["a", "b", "c"], mixed=[1, 2, 3], category=["x", "y", "z"])
+    assert _cap_text(unchanged) is unchanged
