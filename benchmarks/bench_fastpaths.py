@@ -313,7 +313,7 @@ def metric_series(lookups: int) -> Iterator[Case]:
 
 def journal_json(rows: int) -> Iterator[Case]:
     """10. row_json (format template) vs json.dumps of each row's dict."""
-    columns, inputs = _inputs(frame_from_records(payload(rows, rows + 2), FEATURES))
+    columns, inputs = _inputs(frame_from_records(payload(rows, rows + 2), FEATURES), 1 << 16)
 
     def library() -> list[str]:
         dicts = (dict(zip(columns, r, strict=True)) for r in inputs)

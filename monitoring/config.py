@@ -200,6 +200,10 @@ class CaptureSettings:
     enabled: bool = _spec(True)
     sample_rate: float = _spec(1.0, lambda v: 0 <= v <= 1, "between 0 and 1")
     retention_days: float = _spec(30.0, lambda v: v > 0, "positive")
+    # A row's captured inputs (JSON) above this many bytes are stored as a marker.
+    max_row_bytes: int = _spec(64 * 1024, lambda v: v >= 256, "an integer of at least 256")
+    # Bytes of captured rows the store keeps; the oldest rows are evicted beyond it.
+    max_bytes: int = _spec(1 << 30, lambda v: v >= 1 << 20, "an integer of at least 1048576")
     min_labelled_rows: int = _spec(30, lambda v: v >= 0, "zero or more")
     # Host-local folder of the capture journals (resolved against the config folder).
     journal_path: str = _spec("models/capture-journal", lambda v: bool(v.strip()), "not empty")
@@ -246,6 +250,9 @@ class DriftOptions:
     fdr: bool = _spec(False)
     fdr_alpha: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
     psi_bins: int = _spec(10, lambda v: v >= 2, "at least 2")
+    # Ad-hoc reports (POST /drift) kept: the newest this many, none older than this.
+    max_adhoc_reports: int = _spec(1000, lambda v: v >= 1, "at least 1")
+    adhoc_retention_days: float = _spec(7.0, lambda v: v > 0, "positive")
     columns: Mapping[str, ColumnOptions] = _spec({})
 
     @staticmethod
@@ -308,6 +315,7 @@ class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     model_card: ModelCardSettings = field(default_factory=ModelCardSettings)
     api_token: str | None = field(default=None, repr=False)
+    feedback_token: str | None = field(default=None, repr=False)
 
     # -- derived file locations, one place for every file name ---------------------
     @property
@@ -355,7 +363,11 @@ class Settings:
         raw["features"], raw["id_columns"] = list(self.features), list(self.id_columns)
         raw.update(changes)
         return settings_from_mapping(
-            raw, root=self.root, config_path=self.config_path, api_token=self.api_token
+            raw,
+            root=self.root,
+            config_path=self.config_path,
+            api_token=self.api_token,
+            feedback_token=self.feedback_token,
         )
 
 
@@ -399,7 +411,12 @@ def _database_url(value: Any, root: Path) -> str:
 
 
 def settings_from_mapping(
-    raw: Mapping[str, Any], *, root: Path, config_path: Path | None, api_token: str | None
+    raw: Mapping[str, Any],
+    *,
+    root: Path,
+    config_path: Path | None,
+    api_token: str | None,
+    feedback_token: str | None = None,
 ) -> Settings:
     """Validate a mapping of config keys (missing ones take their defaults).
 
@@ -440,6 +457,7 @@ def settings_from_mapping(
         target=target,
         id_columns=id_columns,
         api_token=api_token,
+        feedback_token=feedback_token,
         **paths,
         **sections,
     )
@@ -495,7 +513,10 @@ def load_settings(
     raw.update(_env_overrides(env))
     if overrides:
         raw.update(overrides)
-    token = env.get("MONITORING_API_TOKEN") or None
     return settings_from_mapping(
-        raw, root=config_path.parent, config_path=config_path, api_token=token
+        raw,
+        root=config_path.parent,
+        config_path=config_path,
+        api_token=env.get("MONITORING_API_TOKEN") or None,
+        feedback_token=env.get("MONITORING_FEEDBACK_TOKEN") or None,
     )

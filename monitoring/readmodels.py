@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -39,7 +40,7 @@ from monitoring.exceptions import (
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.storage.engine import unavailable
 from monitoring.storage.files import file_identity
-from monitoring.storage.store import Store, utcnow
+from monitoring.storage.store import ADHOC_SOURCE, Store, utcnow
 
 log = logging.getLogger(__name__)
 DEPENDENCY_CACHE = ".dependency-check.json"
@@ -398,14 +399,27 @@ class DriftView:
         )
 
     def record(self, frame: pd.DataFrame | None = None, *, input_name: str = "") -> dict[str, Any]:
-        """Drift of ``frame`` (default: the ingested data), recorded; the report with its ``id``."""
+        """Drift of ``frame`` (default: the ingested data), recorded; the report with its
+        ``id`` and ``adhoc``.
+
+        A ``frame``'s report is ad-hoc (source ``request``): it never drives the drift
+        metric or a retrain, and only the newest ``drift.max_adhoc_reports`` of them,
+        none older than ``drift.adhoc_retention_days``, are kept.
+        """
         if frame is None:
-            report = self.latest()
+            report = {**self.latest(), "adhoc": False}
         else:
-            report = self.report(frame, input_name=input_name, source="request")
+            report = {**self.report(frame, input_name=input_name, source=ADHOC_SOURCE)}
+            report["adhoc"] = True
         report_id = self.store.add_drift_report(
             report, model_version=report["model_version"], source=report["source"]
         )
+        if report["adhoc"]:
+            options = self.settings.drift
+            before = datetime.now(UTC) - timedelta(days=options.adhoc_retention_days)
+            self.store.prune_adhoc_drift_reports(
+                keep=options.max_adhoc_reports, before=before.isoformat(timespec="microseconds")
+            )
         return {**report, "id": report_id}
 
     def report(

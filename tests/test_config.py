@@ -78,6 +78,26 @@ def test_the_shipped_config_keeps_the_starter_keys_and_model() -> None:
         ),
         ({"diagnostics": {"timing_runs": 0}}, "config key 'diagnostics.timing_runs' must be at"),
         ({"api": {"max_rows": -1}}, "config key 'api.max_rows' must be a positive integer"),
+        (
+            {"capture": {"max_row_bytes": 255}},
+            "config key 'capture.max_row_bytes' must be an integer of at least 256, got 255",
+        ),
+        (
+            {"capture": {"max_bytes": 1048575}},
+            "config key 'capture.max_bytes' must be an integer of at least 1048576, got 1048575",
+        ),
+        (
+            {"capture": {"max_bytes": 1.5e9}},
+            "config key 'capture.max_bytes' must be an integer, got 1500000000.0",
+        ),
+        (
+            {"drift": {"max_adhoc_reports": 0}},
+            "config key 'drift.max_adhoc_reports' must be at least 1, got 0",
+        ),
+        (
+            {"drift": {"adhoc_retention_days": 0}},
+            "config key 'drift.adhoc_retention_days' must be positive, got 0.0",
+        ),
         ({"drift": {"method": "magic"}}, "drift.method"),
     ],
 )

@@ -78,11 +78,16 @@ class Importer:
     """Imports the journals in ``folders`` (the first one's lock) into ``store``."""
 
     def __init__(
-        self, store: Store, folders: list[Path], retention_days: float | None = None
+        self,
+        store: Store,
+        folders: list[Path],
+        retention_days: float | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.folders = folders
         self.retention_days = retention_days
+        self.max_bytes = max_bytes  # capture.max_bytes: evict the oldest rows past it
         self.lock_fd = os.open(folders[0] / ".importer-lock", os.O_RDWR | os.O_CREAT, 0o600)
         self.held = False
         self.last_purge = 0.0
@@ -102,7 +107,7 @@ class Importer:
             with _write_priority():  # the first use may migrate the schema under a lock
                 self.store.engine  # noqa: B018
             for path in journals(self.folders):
-                import_journal(self.store, path, finished=finished(path))
+                import_journal(self.store, path, finished=finished(path), max_bytes=self.max_bytes)
             ledger.checkpoint(self.store)
             now = time.monotonic()
             if self.retention_days is not None and now - self.last_purge > PURGE_EVERY:
@@ -119,8 +124,11 @@ class Importer:
         os.close(self.lock_fd)  # releases the lock
 
 
-def import_journal(store: Store, path: Path, *, finished: bool = False) -> None:
-    """Insert the journal's complete lines not imported yet (each exactly once).
+def import_journal(
+    store: Store, path: Path, *, finished: bool = False, max_bytes: int | None = None
+) -> None:
+    """Insert the journal's complete lines not imported yet (each exactly once), evicting
+    the oldest rows past ``max_bytes`` (:func:`~monitoring.capture.ledger.import_lines`).
 
     One transaction per :data:`~monitoring.capture.journal.IMPORT_BATCH` bytes; lines
     are decoded before taking the lock, so it covers only the write (read again if
@@ -134,7 +142,9 @@ def import_journal(store: Store, path: Path, *, finished: bool = False) -> None:
             break
         parsed = [parse_line(line) for line in lines]
         with ledger.write_lock(store), _write_priority():
-            outcome = ledger.import_lines(store, path, offset, parsed, sum(map(len, lines)))
+            outcome = ledger.import_lines(
+                store, path, offset, parsed, sum(map(len, lines)), max_bytes=max_bytes
+            )
         if outcome == "gone":
             return
         if outcome == "imported" and at_end:  # everything written so far is imported
@@ -147,7 +157,7 @@ def import_journal(store: Store, path: Path, *, finished: bool = False) -> None:
 def import_journals(store: Store, settings: Settings) -> None:
     """Import every capture journal of this host for the store (cheap when up to date)."""
     for path in journals(journal_folders(settings)):
-        import_journal(store, path)
+        import_journal(store, path, max_bytes=settings.capture.max_bytes)
 
 
 def run_importer(
@@ -163,7 +173,12 @@ def run_importer(
         return
     store = Store(settings.database_url)
     journal_folder(settings).mkdir(parents=True, exist_ok=True)
-    importer = Importer(store, journal_folders(settings), float(settings.capture.retention_days))
+    importer = Importer(
+        store,
+        journal_folders(settings),
+        float(settings.capture.retention_days),
+        settings.capture.max_bytes,
+    )
     retry = Retry("capture importer")
     with contextlib.suppress(DBAPIError, StoreUnavailableError):  # else in the first cycle
         store.engine  # noqa: B018 - creates or upgrades the schema at normal priority

@@ -7,6 +7,12 @@ journal's new offset in ``capture_journals``, under that offset's row lock (``SE
 ... FOR UPDATE`` on PostgreSQL; SQLite serialises its writers anyway, and an ``flock``
 beside the database lets a waiting process in the moment the lock is free): each line
 is imported exactly once.
+
+The bytes the captured rows take (:func:`row_bytes`) are kept in the ``counters`` row
+``capture_bytes``, moved in the same transaction as every insert and delete, so the
+total budget ``capture.max_bytes`` is checked with one key lookup: past it the oldest
+rows (by row id) are evicted in the inserting transaction (:func:`evict_over_budget`),
+counted in ``capture_evicted_rows``.
 """
 
 from __future__ import annotations
@@ -36,10 +42,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monitoring.storage.schema import capture_journals, captured_predictions, counters
+from monitoring.storage.schema import (
+    capture_journals,
+    captured_predictions,
+    counters,
+    label_events,
+)
 from monitoring.storage.store import Store
 
 ROW_IDS = "capture_row_id"  # the counter of captured row ids
+BYTES = "capture_bytes"  # the counter of the captured rows' bytes (row_bytes summed)
+EVICTED = "capture_evicted_rows"  # rows evicted for the byte budget, ever
+ROW_OVERHEAD = 64  # bytes counted per row for its numbers and time
+EVICT_CHUNK = 4096  # rows read at a time while choosing what to evict
 _COLUMNS = (
     "request_id",
     "row_index",
@@ -127,6 +142,94 @@ def _legacy_next_id(store: Store) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
+def row_bytes(request_id: str, model_version: str | None, inputs: str) -> int:
+    """The bytes a captured row counts against ``capture.max_bytes``: its text columns
+    (ASCII JSON and ids) and :data:`ROW_OVERHEAD` for the rest."""
+    return len(inputs) + len(request_id) + len(model_version or "") + ROW_OVERHEAD
+
+
+def _row_bytes_sql() -> Any:
+    """:func:`row_bytes` of each stored row, in SQL."""
+    table = captured_predictions
+    return (
+        func.length(table.c.inputs)
+        + func.length(table.c.request_id)
+        + func.coalesce(func.length(table.c.model_version), 0)
+        + ROW_OVERHEAD
+    )
+
+
+def _add_to_counter(conn: Connection, name: str, amount: int) -> None:
+    """Move counter ``name`` on by ``amount`` (after the change it counts).
+
+    A missing :data:`BYTES` row starts from the stored rows' sum (what an earlier
+    version stored, counted once; the change is in it already), any other from zero.
+    """
+    bump = update(counters).where(counters.c.name == name).values(value=counters.c.value + amount)
+    if conn.execute(bump).rowcount:
+        return
+    start = amount
+    if name == BYTES:
+        total = select(func.coalesce(func.sum(_row_bytes_sql()), 0))
+        start = int(conn.execute(total).scalar_one())
+    made = conn.execute(_insert_ignoring(conn, counters).values(name=name, value=start))
+    if not made.rowcount:  # another transaction made it meanwhile
+        conn.execute(bump)
+
+
+def counter_values(store: Store) -> dict[str, int]:
+    """The capture counters (:data:`BYTES`, :data:`EVICTED`) by name; absent ones are 0."""
+    query = select(counters.c.name, counters.c.value).where(counters.c.name.in_([BYTES, EVICTED]))
+    with store.engine.connect() as conn:
+        found = {name: int(value) for name, value in conn.execute(query)}
+    return {BYTES: found.get(BYTES, 0), EVICTED: found.get(EVICTED, 0)}
+
+
+def evict_over_budget(conn: Connection, max_bytes: int) -> int:
+    """Delete the oldest captured rows (lowest ids) until the rows take at most
+    ``max_bytes`` (:data:`BYTES`); return how many, counted in :data:`EVICTED`.
+
+    Runs in the caller's transaction (hold :func:`write_lock`): one key lookup while
+    within the budget, else a walk up the primary key from the oldest row.
+    """
+    query = select(counters.c.value).where(counters.c.name == BYTES).with_for_update()
+    total = conn.execute(query).scalar()
+    if total is None:  # made from the stored rows
+        _add_to_counter(conn, BYTES, 0)
+        total = conn.execute(query).scalar_one()
+    excess = int(total) - max_bytes
+    if excess <= 0:
+        return 0
+    table = captured_predictions
+    freed = evicted = 0
+    last: int | None = None
+    while freed < excess:
+        page = select(table.c.id, _row_bytes_sql()).order_by(table.c.id).limit(EVICT_CHUNK)
+        if last is not None:
+            page = page.where(table.c.id > last)
+        rows = conn.execute(page).all()
+        if not rows:
+            break
+        for row_id, size in rows:
+            last, freed, evicted = int(row_id), freed + int(size), evicted + 1
+            if freed >= excess:
+                break
+    if last is None:  # no rows: the counter was off
+        conn.execute(update(counters).where(counters.c.name == BYTES).values(value=0))
+        return 0
+    conn.execute(delete(table).where(table.c.id <= last))
+    conn.execute(delete(label_events).where(label_events.c.row_id <= last))
+    _add_to_counter(conn, BYTES, -freed)
+    _add_to_counter(conn, EVICTED, evicted)
+    return evicted
+
+
+def enforce_budget(store: Store, max_bytes: int) -> int:
+    """:func:`evict_over_budget` in a transaction of its own; return how many rows went."""
+    with write_lock(store), store.engine.begin() as conn:
+        return evict_over_budget(conn, max_bytes)
+
+
 def imported_offset(store: Store, name: str) -> int:
     """Bytes of journal ``name`` imported so far."""
     query = select(capture_journals.c.imported).where(capture_journals.c.name == name)
@@ -140,13 +243,17 @@ def import_lines(
     offset: int,
     parsed: list[tuple[int | None, list[tuple[Any, ...]]]],
     size: int,
+    *,
+    max_bytes: int | None = None,
 ) -> Outcome:
     """Insert the rows of the lines read from ``path`` at ``offset`` and move its offset on.
 
     ``parsed`` holds each line's first row id (None: ids are reserved here) and rows;
     ``size`` is their bytes. Under the offset's row lock: ``"moved"`` if another importer
     moved the offset meanwhile (read again), ``"gone"`` if the journal was imported
-    whole and removed meanwhile, else ``"imported"``. Hold :func:`write_lock`.
+    whole and removed meanwhile, else ``"imported"``. The rows' bytes are added to
+    :data:`BYTES` and, past ``max_bytes``, the oldest rows evicted, in the same
+    transaction. Hold :func:`write_lock`.
     """
     name = path.name
     table = capture_journals
@@ -166,6 +273,10 @@ def import_lines(
             values += [(first + i, *row) for i, row in enumerate(rows)]
         if values:
             _insert_rows(conn, values)
+            added = sum(len(v[1]) + len(v[4] or "") + len(v[5]) for v in values)  # row_bytes
+            _add_to_counter(conn, BYTES, added + ROW_OVERHEAD * len(values))
+            if max_bytes is not None:
+                evict_over_budget(conn, max_bytes)
         conn.execute(update(table).where(table.c.name == name).values(imported=offset + size))
     return "imported"
 
@@ -203,10 +314,20 @@ def forget_journal(store: Store, name: str) -> None:
 
 
 def purge_expired(store: Store, cutoff: str) -> int:
-    """Delete captured rows from before ``cutoff`` (ISO time); return how many."""
-    query = delete(captured_predictions).where(captured_predictions.c.captured_at < cutoff)
+    """Delete captured rows from before ``cutoff`` (ISO time); return how many.
+
+    Their bytes leave :data:`BYTES` and their label events go, in the same transaction.
+    """
+    expired = captured_predictions.c.captured_at < cutoff
     with write_lock(store), store.engine.begin() as conn:
-        return int(conn.execute(query).rowcount or 0)
+        freed = conn.execute(select(func.coalesce(func.sum(_row_bytes_sql()), 0)).where(expired))
+        amount = int(freed.scalar_one())
+        gone = select(captured_predictions.c.id).where(expired)
+        conn.execute(delete(label_events).where(label_events.c.row_id.in_(gone)))
+        deleted = int(conn.execute(delete(captured_predictions).where(expired)).rowcount or 0)
+        if deleted:
+            _add_to_counter(conn, BYTES, -amount)
+        return deleted
 
 
 def checkpoint(store: Store) -> None:

@@ -7,10 +7,21 @@ request only appends its rows to its process's journal
 rows older than ``capture.retention_days``, off the request path. Capture never fails
 a prediction: a request whose rows cannot be journalled is logged and counted in
 ``monitoring_capture_dropped_total``.
+
+What a row captures is bounded whatever the client sends: a text value longer than
+:data:`MAX_TEXT_CHARS` (a 15 MB id cell) keeps only its start and a marker with its
+length, and a row whose inputs still exceed ``capture.max_row_bytes`` as JSON (very
+many or very long column names) is stored with :func:`omitted` in their place; its
+prediction, probability and row id stay, so it can still be labelled. Both are
+counted in ``monitoring_capture_truncated_total{part="value"|"row"}``. The request id
+is at most 128 characters (:mod:`monitoring.web.logs` replaces a longer
+``X-Request-ID``), the outputs are numbers. The store's total is bounded by
+``capture.max_bytes`` (:func:`~monitoring.capture.ledger.evict_over_budget`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -25,6 +36,7 @@ from sqlalchemy import select
 
 from monitoring.capture import ledger
 from monitoring.capture.importer import import_journals, retention_cutoff
+from monitoring.capture.journal import row_json
 from monitoring.capture.writer import WriterClosed, writer_for
 from monitoring.config import Settings
 from monitoring.storage.schema import captured_predictions
@@ -37,6 +49,67 @@ DROPPED = Counter(
     "reason: journal (the journal file could not be written) or error (anything else).",
     ["reason"],
 )
+TRUNCATED = Counter(
+    "monitoring_capture_truncated",
+    "Captured input values cut to their first characters (part=value) and rows stored "
+    "with a marker in place of their inputs (part=row), for capture size bounds.",
+    ["part"],
+)
+MAX_TEXT_CHARS = 256  # a longer text value is captured as its start and a marker
+_KEPT_CHARS = 64  # how much of such a value is kept
+_FLOAT_CHARS = 24  # the longest repr of a float64 ('-2.2250738585072014e-308')
+
+
+@functools.lru_cache(maxsize=16)
+def _longest_row(columns: tuple[str, ...]) -> int:
+    """Bytes of the longest JSON object of finite floats in ``columns``."""
+    return sum(len(json.dumps(c)) + 2 + _FLOAT_CHARS for c in columns) + 2
+
+
+def omitted(size: int, limit: int) -> str:
+    """The captured inputs of a row whose inputs were ``size`` bytes of JSON, over ``limit``."""
+    return json.dumps({"_omitted": {"bytes": size, "max_row_bytes": limit}})
+
+
+def _cut(value: str) -> str:
+    return f"{value[:_KEPT_CHARS]}...[truncated: {len(value)} characters]"
+
+
+def _cap_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text value longer than :data:`MAX_TEXT_CHARS` cut (a copy if any)."""
+    cut: dict[Any, pd.Series] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "biufcmM":  # numbers and times are short
+            continue
+        if isinstance(column.dtype, pd.StringDtype):  # vectorised (a text column of a CSV)
+            long = column.str.len().gt(MAX_TEXT_CHARS).fillna(False).astype(bool)
+        else:  # anything in an object column: only text is cut
+            long = column.map(lambda v: isinstance(v, str) and len(v) > MAX_TEXT_CHARS)
+            long = long.astype(bool)
+        if long.any():
+            text = column.astype(object)  # a categorical column takes no new values
+            cut[name] = text.where(~long, text[long].map(_cut))
+            TRUNCATED.labels("value").inc(int(long.sum()))
+    if not cut:
+        return frame
+    frame = frame.copy()
+    for name, column in cut.items():
+        frame[name] = column
+    return frame
+
+
+def _bounded(lines: list[str], limit: int) -> list[str]:
+    """``lines`` (one JSON object per row) with each longer than ``limit`` bytes replaced
+    by the :func:`omitted` marker (JSON here is ASCII: a character is a byte)."""
+    over = [i for i, line in enumerate(lines) if len(line) > limit]
+    if not over:
+        return lines
+    TRUNCATED.labels("row").inc(len(over))
+    lines = list(lines)
+    for i in over:
+        lines[i] = omitted(len(lines[i]), limit)
+    return lines
 
 
 def should_capture(settings: Settings) -> bool:
@@ -44,17 +117,21 @@ def should_capture(settings: Settings) -> bool:
     return settings.capture.enabled and random.random() < settings.capture.sample_rate
 
 
-def _inputs(frame: pd.DataFrame) -> tuple[list[str] | None, list[Any]]:
+def _inputs(frame: pd.DataFrame, max_row_bytes: int) -> tuple[list[str] | None, list[Any]]:
     """The captured inputs compactly: (columns, value rows), or (None, JSON objects).
 
-    Finite floats (the common case) stay a matrix, serialised with one ``json.dumps``;
-    anything else becomes a JSON object per row through ``to_json`` (NaN as null).
+    Finite floats (the common case) stay a matrix, serialised with one ``json.dumps``,
+    when no row can exceed ``max_row_bytes``; anything else becomes a JSON object per
+    row (``to_json``, NaN as null; text values cut), each within ``max_row_bytes``.
     """
     values = frame.to_numpy()  # float64 when every column is a number and one a float
     if len(frame.columns) and values.dtype == np.float64 and np.isfinite(values).all():
-        return [str(c) for c in frame.columns], values.tolist()
-    text = frame.to_json(orient="records", date_format="iso", lines=True)
-    return None, text.splitlines()
+        columns = [str(c) for c in frame.columns]
+        if _longest_row(tuple(columns)) <= max_row_bytes:
+            return columns, values.tolist()
+        return None, _bounded(row_json(columns, values.tolist()), max_row_bytes)
+    text = _cap_text(frame).to_json(orient="records", date_format="iso", lines=True)
+    return None, _bounded(text.splitlines(), max_row_bytes)
 
 
 def record(
@@ -76,7 +153,7 @@ def record(
     try:
         predictions = [int(p) for p in result["predictions"]]
         probabilities = result.get("probabilities") or [None] * len(predictions)
-        columns, inputs = _inputs(frame)
+        columns, inputs = _inputs(frame, settings.capture.max_row_bytes)
         request = [request_id, utcnow(), model_version, columns, inputs, predictions, probabilities]
         for _ in range(3):
             try:
@@ -98,10 +175,12 @@ def record(
 
 
 def purge(store: Store, settings: Settings, *, now: datetime | None = None) -> int:
-    """Delete captured rows older than ``capture.retention_days``; return how many."""
+    """Delete captured rows older than ``capture.retention_days``, then the oldest past
+    ``capture.max_bytes``; return how many."""
     import_journals(store, settings)
     cutoff = retention_cutoff(now or datetime.now(UTC), settings.capture.retention_days)
-    return ledger.purge_expired(store, cutoff)
+    expired = ledger.purge_expired(store, cutoff)
+    return expired + ledger.enforce_budget(store, settings.capture.max_bytes)
 
 
 def captured(store: Store, settings: Settings, *, request_id: str) -> list[dict[str, Any]]:

@@ -43,6 +43,7 @@ class CaptureWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folders = journal_folders(settings)
         self.retention_days = float(settings.capture.retention_days)
+        self.max_bytes = settings.capture.max_bytes
         self.mutex = threading.Lock()
         self.ids_ready = threading.Condition(self.mutex)
         self.next_id = self.end_id = 0  # the block in use
@@ -148,6 +149,7 @@ class CaptureWriter:
                 try:
                     self._fetch_ids()
                     imports.retention_days = self.retention_days
+                    imports.max_bytes = self.max_bytes
                     imports.cycle(block=False)
                 except (DBAPIError, StoreUnavailableError) as exc:  # the store is down
                     retry.failed(exc)

@@ -75,7 +75,7 @@ drift_reports = Table(
     Column("id", Integer, primary_key=True),
     Column("created_at", String(32), nullable=False),
     Column("model_version", String(64)),
-    Column("source", String(32), nullable=False),  # ingested | request | pipeline
+    Column("source", String(32), nullable=False),  # ingested | pipeline | request (ad-hoc)
     Column("dataset_sha256", String(64)),
     Column("n_current", Integer),
     Column("dataset_drift", Boolean),
@@ -211,5 +211,5 @@ label_events = Table(
     Column("label", Integer, nullable=False),
     Column("previous_label", Integer),
     Column("labelled_at", String(32), nullable=False),
-    Column("source", String(64)),  # who sent it: "token" or "anonymous"
+    Column("source", String(64)),  # who sent it: admin_token, feedback_token or anonymous
 )

@@ -21,7 +21,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
+    delete,
     insert,
+    or_,
     select,
     text,
     update,
@@ -39,6 +41,9 @@ from monitoring.storage.schema import (
     scores,
     timings,
 )
+
+# Drift reports of a client's batch (POST /drift): kept within limits, never alerting.
+ADHOC_SOURCE = "request"
 
 # Profiles that keep their drift reference bytes (about 8 bytes per row and feature);
 # older ones keep only their JSON, so the table does not grow by the data's size.
@@ -216,15 +221,39 @@ class Store(ModelVersions):
             key = conn.execute(insert(drift_reports), row).inserted_primary_key
         return int(key[0]) if key else 0
 
-    def drift_reports(self, *, limit: int = 50, full: bool = False) -> list[dict[str, Any]]:
-        """Drift reports, newest first; ``full`` includes each per-column table."""
-        rows = self._fetch(select(drift_reports).order_by(drift_reports.c.id.desc()).limit(limit))
+    def drift_reports(
+        self, *, limit: int = 50, full: bool = False, adhoc: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Drift reports, newest first, each with ``adhoc`` (a client's batch, source
+        :data:`ADHOC_SOURCE`); ``adhoc`` True/False keeps only those/the others;
+        ``full`` includes each per-column table."""
+        query = select(drift_reports)
+        if adhoc is not None:
+            is_adhoc = drift_reports.c.source == ADHOC_SOURCE
+            query = query.where(is_adhoc if adhoc else ~is_adhoc)
+        rows = self._fetch(query.order_by(drift_reports.c.id.desc()).limit(limit))
         for row in rows:
             report = json.loads(row.pop("report"))
             row["drifted_columns"] = report.get("drifted_columns", [])
+            row["adhoc"] = row["source"] == ADHOC_SOURCE
             if full:
                 row["report"] = report
         return rows
+
+    def prune_adhoc_drift_reports(self, *, keep: int, before: str) -> int:
+        """Delete ad-hoc drift reports but the newest ``keep``, and any created before
+        ``before`` (ISO time); return how many."""
+        adhoc = drift_reports.c.source == ADHOC_SOURCE
+        newest = (
+            select(drift_reports.c.id)
+            .where(adhoc)
+            .order_by(drift_reports.c.id.desc())
+            .limit(1)
+            .offset(keep)
+        ).scalar_subquery()  # the newest report beyond those kept (NULL: none)
+        old = or_(drift_reports.c.created_at < before, drift_reports.c.id <= newest)
+        with self._write() as conn:
+            return int(conn.execute(delete(drift_reports).where(adhoc, old)).rowcount or 0)
 
     def add_timing(self, step: str, seconds: float, rows: int | None = None) -> None:
         row = {"measured_at": utcnow(), "step": step, "seconds": seconds, "rows": rows}

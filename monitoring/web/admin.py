@@ -6,7 +6,9 @@ change anything. With ``MONITORING_API_TOKEN`` set, admin endpoints need
 ``Authorization: Bearer <token>`` (compared in constant time, never logged or echoed),
 and so do reads with ``api.require_token_for_reads``; ``/health``, ``/openapi.json`` and
 ``/docs`` stay open. Without a token admin endpoints answer 403 unless
-``api.allow_unauthenticated_admin`` (loopback-only services). Every admin operation holds
+``api.allow_unauthenticated_admin`` (loopback-only services). ``POST /feedback`` needs
+``MONITORING_FEEDBACK_TOKEN`` or the admin token when either is set (open otherwise);
+``GET /feedback/<row_id>/history`` is an admin read. Every admin operation holds
 the pipeline lock: one overlapping a run, the CLI or another admin call gets 409.
 """
 
@@ -35,6 +37,8 @@ from monitoring.web.schemas import ADMIN_ERRORS, json_body, ref
 bp = Blueprint("admin", __name__)
 
 ALWAYS_OPEN = frozenset({"api.health", "api.ready", "openapi.spec", "openapi.docs", "static"})
+FEEDBACK = "ops.feedback"  # labels: the feedback token or the admin token, when either is set
+ADMIN_READS = frozenset({"ops.feedback_history"})  # reads that need the admin token
 ADMIN_DISABLED = (
     "admin endpoints are disabled: set MONITORING_API_TOKEN "
     "(or api.allow_unauthenticated_admin for a loopback-only service)"
@@ -48,6 +52,19 @@ def _bearer_ok(token: str) -> bool:
     return secrets.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
+def feedback_caller(settings: Settings) -> str | None:
+    """Who is sending feedback: ``"admin_token"``, ``"feedback_token"``, ``"anonymous"``
+    when no token is set (feedback is open then), or None (a token is set, and the request
+    does not carry it)."""
+    if settings.api_token is not None and _bearer_ok(settings.api_token):
+        return "admin_token"
+    if settings.feedback_token is not None and _bearer_ok(settings.feedback_token):
+        return "feedback_token"
+    if settings.api_token is None and settings.feedback_token is None:
+        return "anonymous"
+    return None
+
+
 def check_access(settings: Settings, endpoint: str | None, blueprint: str | None) -> Any:
     """The error response for a request that may not proceed, or None.
 
@@ -55,7 +72,13 @@ def check_access(settings: Settings, endpoint: str | None, blueprint: str | None
     """
     if endpoint is None or endpoint in ALWAYS_OPEN:
         return None
-    admin = blueprint == bp.name
+    if endpoint == FEEDBACK and (settings.api_token or settings.feedback_token):
+        if feedback_caller(settings) is not None:
+            return None
+        challenge = [("WWW-Authenticate", 'Bearer realm="monitoring"')]
+        message = "feedback needs 'Authorization: Bearer <token>' (the feedback or admin token)"
+        return error_response(401, message, challenge)
+    admin = blueprint == bp.name or endpoint in ADMIN_READS
     if not (admin or settings.api.require_token_for_reads):
         return None
     token = settings.api_token

@@ -16,7 +16,7 @@ from monitoring.data.payloads import frame_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
 from monitoring.model.deployment import list_versions
 from monitoring.readmodels import ReadModels, store_readiness
-from monitoring.web.logs import new_request_id, request_id
+from monitoring.web.logs import response_id
 from monitoring.web.metrics import count_predictions
 from monitoring.web.openapi import doc
 from monitoring.web.schemas import DATA_BODY, DATA_ERRORS, LIMIT, PATH_QUERY, STR, query
@@ -68,16 +68,17 @@ def prediction() -> Any:
     """Classes and positive-class probabilities for each row.
 
     Counts the rows for the metrics and captures them when sampled; the body adds
-    ``request_id`` and, when captured, ``row_ids`` (one per row, for ``POST /feedback``;
-    null when the store could not give ids, where the request id still labels the rows,
-    or when the capture failed, which never fails the request).
+    ``request_id`` (made by the server for this response: a client's ``X-Request-ID``
+    stays in the header and logs) and, when captured, ``row_ids`` (one per row, for
+    ``POST /feedback``; null when the store could not give ids, where the request id
+    still labels the rows, or when the capture failed, which never fails the request).
     """
     v = views()
     frame, name = _frame()
     result = v.model.predict(frame, input_name=name)
     version = str(result.get("model_version"))
     count_predictions(version, result["predictions"])
-    rid = request_id() or new_request_id()
+    rid = response_id()
     body = {**result, "request_id": rid}
     if should_capture(v.settings):
         body["row_ids"] = record(
@@ -121,7 +122,8 @@ def drift_latest() -> Any:
 @bp.post("/drift")
 @doc("Drift of a batch", ok="DriftReport", errors=DATA_ERRORS, params=[PATH_QUERY], body=DATA_BODY)
 def drift_batch() -> Any:
-    """Data drift of the rows in the body (same formats as /prediction); recorded."""
+    """Data drift of the rows in the body (same formats as /prediction); recorded as
+    ad-hoc (``adhoc: true``): it never changes the drift metric or triggers a retrain."""
     frame, name = _frame()
     return views().drift.record(frame, input_name=name)
 

@@ -37,6 +37,16 @@ def new_request_id() -> str:
     return raw.hex()
 
 
+def response_id() -> str:
+    """An id of this response made by the server: the request's id when the server made
+    it, else (the client sent ``X-Request-ID``) a new one, so that no client can take
+    another's id. ``/prediction`` captures under it; the client's id stays theirs for logs."""
+    current = request_id()
+    if current is None or current == request.environ.get(_REQUEST_ID_ENVIRON):
+        return new_request_id()
+    return current
+
+
 def incoming_request_id() -> str:
     """The request's sane ``X-Request-ID``, or a new id."""
     given = request.environ.get(_REQUEST_ID_ENVIRON)

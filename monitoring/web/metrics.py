@@ -26,6 +26,7 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
+from monitoring.capture import ledger
 from monitoring.capture.feedback import live_performance
 from monitoring.config import Settings
 from monitoring.exceptions import StoreUnavailableError
@@ -145,14 +146,15 @@ class StateCollector(Collector):
             info.add_metric([version], 1.0)
         yield info
 
-        reports = self.store.drift_reports(limit=1)
+        reports = self.store.drift_reports(limit=1, adhoc=False)  # never a client's batch
         drift = GaugeMetricFamily(
             "monitoring_data_drift_detected",
-            "Verdict of the latest recorded data-drift report (1 drift, 0 none).",
+            "Verdict of the latest data-drift report of the ingested data, by the pipeline "
+            "or the drift command (1 drift, 0 none); ad-hoc POST /drift reports never count.",
         )
         drifted = GaugeMetricFamily(
             "monitoring_data_drift_drifted_columns",
-            "Number of drifted columns in the latest recorded data-drift report.",
+            "Number of drifted columns in the latest data-drift report of the ingested data.",
         )
         if reports:
             drift.add_metric([], 1.0 if reports[0]["dataset_drift"] else 0.0)
@@ -198,6 +200,21 @@ class StateCollector(Collector):
                 live_f1.add_metric([model_version], float(perf["f1"]))
         yield live_f1
         yield labelled
+
+        counted = ledger.counter_values(self.store)
+        used = GaugeMetricFamily(
+            "monitoring_capture_bytes",
+            "Bytes of the captured prediction rows in the record store, counted against "
+            "capture.max_bytes (inputs JSON, ids and 64 per row).",
+        )
+        used.add_metric([], float(counted[ledger.BYTES]))
+        yield used
+        evicted = CounterMetricFamily(
+            "monitoring_capture_evicted",
+            "Captured rows evicted, oldest first, to keep within capture.max_bytes.",
+        )
+        evicted.add_metric([], float(counted[ledger.EVICTED]))
+        yield evicted
 
 
 def render_metrics(settings: Settings, store: Store) -> bytes:

@@ -1,5 +1,5 @@
-"""Operations routes (``GET /metrics``, ``POST /feedback``, ``GET /dashboard``) and the
-request hooks: request ids, JSON logs, request metrics."""
+"""Operations routes (``GET /metrics``, ``POST /feedback``, ``GET /feedback/<row_id>/history``,
+``GET /dashboard``) and the request hooks: request ids, JSON logs, request metrics."""
 
 from __future__ import annotations
 
@@ -8,14 +8,25 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from monitoring.capture.feedback import apply_feedback
-from monitoring.exceptions import BadRequestError
+from monitoring.capture.feedback import MAX_ROW_ID, apply_feedback, label_history
+from monitoring.exceptions import BadRequestError, NotFoundError
 from monitoring.reports.dashboard import dashboard_html
+from monitoring.web.admin import feedback_caller
 from monitoring.web.api import views
 from monitoring.web.logs import configure_json_logging
 from monitoring.web.metrics import finish_request, render_metrics, start_request
 from monitoring.web.openapi import doc
-from monitoring.web.schemas import ANY_OBJ, INT, STR, array, json_body, obj, text
+from monitoring.web.schemas import (
+    ANY_OBJ,
+    BOOL,
+    INT,
+    STR,
+    array,
+    json_body,
+    nullable,
+    obj,
+    text,
+)
 
 bp = Blueprint("ops", __name__)
 
@@ -31,7 +42,13 @@ def metrics() -> Any:
 @bp.post("/feedback")
 @doc(
     "Ground-truth feedback",
-    ok=obj(("labelled_rows",), labelled_rows=INT, request_ids=array(STR), row_ids=array(INT)),
+    ok=obj(
+        ("labelled_rows", "relabelled"),
+        labelled_rows=INT,
+        relabelled=INT,
+        request_ids=array(STR),
+        row_ids=array(INT),
+    ),
     errors=(400, 404, 413, 415, 422),
     body=json_body(
         ANY_OBJ,
@@ -40,16 +57,62 @@ def metrics() -> Any:
     ),
 )
 def feedback() -> Any:
-    """Labels for captured predictions, by request id or row id (all or nothing).
+    """Labels for captured predictions, by request id or row id (all or nothing); needs
+    the feedback or admin token when either is set.
 
-    ``labels`` are one per row of that request, in order; unknown ids give 404 (all
-    listed, nothing stored), invalid labels or a wrong label count 422.
+    ``labels`` are one per row of that request, in order; unknown ids give 404 (the
+    first ten named, nothing stored), invalid labels or a wrong label count 422. Every
+    label is kept in the row's label history; ``relabelled`` counts rows that had one.
     """
     body = request.get_json(silent=True)
     if body is None:
         raise BadRequestError("feedback must be a JSON body")
     v = views()
-    return apply_feedback(v.store, v.settings, body)
+    source = feedback_caller(v.settings) or "anonymous"
+    return apply_feedback(v.store, v.settings, body, source=source)
+
+
+@bp.get(f"/feedback/<int(max={MAX_ROW_ID}):row_id>/history")
+@doc(
+    "Label history of a row",
+    ok=obj(
+        ("row_id", "captured", "label", "events"),
+        row_id=INT,
+        captured=BOOL,
+        label=nullable(INT),
+        events=array(
+            obj(
+                ("label", "previous_label", "labelled_at", "source"),
+                label=INT,
+                previous_label=nullable(INT),
+                labelled_at=STR,
+                source=nullable(STR),
+            )
+        ),
+    ),
+    errors=(404,),
+    params=[
+        {
+            "name": "row_id",
+            "in": "path",
+            "required": True,
+            "schema": INT,
+            "description": "A captured row id.",
+        }
+    ],
+    tag="admin",
+    admin=True,
+)
+def feedback_history(row_id: int) -> Any:
+    """Every label given to a captured row, oldest first, and its current label (admin).
+
+    ``source`` says who gave it: ``admin_token``, ``feedback_token`` or ``anonymous``.
+    """
+    v = views()
+    found = label_history(v.store, v.settings, row_id)
+    if found is None:
+        raise NotFoundError(f"row {row_id} has no capture and no label history")
+    return found
 
 
 @bp.get("/dashboard")

@@ -124,6 +124,7 @@ SCHEMAS: dict[str, Schema] = {
         n_columns=INT,
         drifted_columns=array(STR),
         columns={},
+        adhoc=BOOL,
     ),
     "DriftHistory": obj(("reports",), reports=array(ANY_OBJ)),
     "Runs": obj(("runs",), runs=array(ref("Run"))),

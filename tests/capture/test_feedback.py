@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import pytest
+from sqlalchemy import func, select
 
 from app import create_app
 from monitoring import capture
+from monitoring.capture.feedback import MAX_LABEL_EVENTS
 from monitoring.config import Settings
+from monitoring.storage.schema import captured_predictions, label_events
 from monitoring.storage.store import Store
 
 ROWS = [
@@ -32,9 +36,12 @@ def test_every_prediction_is_captured_with_row_ids(
     response = api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "req-1"})
     body = response.get_json()
     assert response.status_code == 200
-    assert body["request_id"] == "req-1" == response.headers["X-Request-ID"]
+    # The client's id stays its correlation id; the capture is under one the server made.
+    assert response.headers["X-Request-ID"] == "req-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", body["request_id"])
+    assert capture.captured(store, settings, request_id="req-1") == []
     assert len(body["row_ids"]) == 2
-    rows = capture.captured(store, settings, request_id="req-1")
+    rows = capture.captured(store, settings, request_id=body["request_id"])
     assert [r["id"] for r in rows] == body["row_ids"]
     assert [r["row_index"] for r in rows] == [0, 1]
     assert [r["prediction"] for r in rows] == body["predictions"] == [0, 1]
@@ -117,7 +124,9 @@ def test_feedback_with_unknown_ids_is_404_and_stores_nothing(
     ],
 )
 def test_invalid_feedback(api: Any, body: Any, status: int, message: str) -> None:
-    api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "R"})
+    rid = api.post("/prediction", json={"data": ROWS}).get_json()["request_id"]
+    if isinstance(body, dict) and body.get("request_id") == "R":
+        body = {**body, "request_id": rid}
     response = api.post("/feedback", json=body)
     assert response.status_code == status
     assert message in response.get_json()["message"]
@@ -235,3 +244,143 @@ def test_live_performance_equals_per_version_metrics_of_every_labelled_row(
     assert live["v3"]["roc_auc"] is None and live["only-ones"]["roc_auc"] is None
     assert live["v1"]["roc_auc"] is not None
     assert live["unlabelled"] == {"n_captured": 120, "n_labelled": 0}
+
+
+def label_trail(store: Store, row_id: int) -> list[tuple[int, int | None, str]]:
+    """(label, previous label, source) of each label event of ``row_id``, oldest first."""
+    query = (
+        select(label_events.c.label, label_events.c.previous_label, label_events.c.source)
+        .where(label_events.c.row_id == row_id)
+        .order_by(label_events.c.id)
+    )
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def test_relabelling_is_recorded_and_live_f1_uses_the_latest_label(
+    api: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    body = api.post("/prediction", json={"data": ROWS}).get_json()
+    assert body["predictions"] == [0, 1]
+    first, second = body["row_ids"]
+    answer = api.post("/feedback", json={"request_id": body["request_id"], "labels": [1, 0]})
+    assert answer.get_json() == {
+        "labelled_rows": 2,
+        "relabelled": 0,
+        "request_ids": [body["request_id"]],
+        "row_ids": [],
+    }
+    live = capture.live_performance(store)[deployed["model_version"]]
+    assert live["accuracy"] == 0.0  # both labels wrong
+    answer = api.post("/feedback", json={"feedback": [{"row_id": first, "label": 0}]})
+    assert answer.get_json()["relabelled"] == 1
+    answer = api.post("/feedback", json={"row_id": second, "label": 1})
+    assert answer.get_json()["relabelled"] == 1
+    assert label_trail(store, first) == [(1, None, "anonymous"), (0, 1, "anonymous")]
+    assert label_trail(store, second) == [(0, None, "anonymous"), (1, 0, "anonymous")]
+    live = capture.live_performance(store)[deployed["model_version"]]
+    assert live["n_labelled"] == 2 and live["accuracy"] == 1.0  # the latest labels
+
+
+def test_a_row_keeps_its_newest_label_events(api: Any, store: Store) -> None:
+    [row_id, other] = api.post("/prediction", json={"data": ROWS}).get_json()["row_ids"]
+    assert api.post("/feedback", json={"row_id": other, "label": 1}).status_code == 200
+    for n in range(MAX_LABEL_EVENTS + 5):
+        assert api.post("/feedback", json={"row_id": row_id, "label": n % 2}).status_code == 200
+    trail = label_trail(store, row_id)
+    assert len(trail) == MAX_LABEL_EVENTS
+    labels = [n % 2 for n in range(MAX_LABEL_EVENTS + 5)][-MAX_LABEL_EVENTS:]
+    assert [event[0] for event in trail] == labels
+    assert label_trail(store, other) == [(1, None, "anonymous")]  # another row's untouched
+
+
+def test_a_reused_x_request_id_does_not_break_another_clients_feedback(
+    api: Any, settings: Settings, store: Store
+) -> None:
+    """Two clients sending the same X-Request-ID each get their own capture id."""
+    one = api.post("/prediction", json={"data": ROWS}, headers={"X-Request-ID": "shared"})
+    two = api.post("/prediction", json={"data": ROWS[:1]}, headers={"X-Request-ID": "shared"})
+    assert one.headers["X-Request-ID"] == "shared" == two.headers["X-Request-ID"]
+    first, second = one.get_json(), two.get_json()
+    assert first["request_id"] != second["request_id"]
+    ok = api.post("/feedback", json={"request_id": first["request_id"], "labels": [1, 0]})
+    assert ok.status_code == 200 and ok.get_json()["labelled_rows"] == 2
+    ok = api.post("/feedback", json={"request_id": second["request_id"], "labels": [1]})
+    assert ok.status_code == 200 and ok.get_json()["labelled_rows"] == 1
+    missing = api.post("/feedback", json={"request_id": "shared", "labels": [1]})
+    assert missing.status_code == 404
+    without = api.post("/prediction", json={"data": ROWS})  # no X-Request-ID: one id
+    assert without.get_json()["request_id"] == without.headers["X-Request-ID"]
+
+
+def test_a_404_names_only_the_first_unknown_ids_it_was_sent(api: Any, store: Store) -> None:
+    known = api.post("/prediction", json={"data": ROWS}).get_json()["row_ids"]
+    unknown = [known[-1] + 1000 + i for i in range(25)]
+    items = [{"row_id": r, "label": 1} for r in [*known, *unknown]]
+    response = api.post("/feedback", json={"feedback": items})
+    assert response.status_code == 404
+    assert response.get_json()["message"] == (
+        f"unknown row ids: {unknown[:10]} and 15 more (never captured, sampled out or "
+        "expired); no labels stored"
+    )
+    assert label_trail(store, known[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            {"row_id": 2**70, "label": 1},
+            f"feedback item 0: 'row_id' must be between 1 and {2**63 - 1}, got "
+            "1180591620717411303424",
+        ),
+        ({"row_id": 0, "label": 1}, "feedback item 0: 'row_id' must be between 1 and"),
+        (
+            {"request_id": "r" * 129, "labels": [1]},
+            "feedback item 0: 'request_id' must be at most 128 letters, digits or '._:-'",
+        ),
+        (
+            {"request_id": "\ud800", "labels": [1]},
+            "feedback item 0: 'request_id' must be at most 128 letters, digits or '._:-'",
+        ),
+        (
+            {"row_id": "x" * 5000, "label": 1},
+            "feedback item 0: 'row_id' must be an integer, got 'xxxxxxxxxx",
+        ),
+    ],
+    ids=[
+        "row-id-2-to-the-70",
+        "row-id-0",
+        "request-id-129-chars",
+        "request-id-surrogate",
+        "row-id-text",
+    ],
+)
+def test_feedback_ids_out_of_range_are_422(api: Any, item: Any, message: str) -> None:
+    response = api.post("/feedback", json=item)
+    assert response.status_code == 422
+    assert response.get_json()["message"].startswith(message)
+    assert len(response.get_json()["message"]) < 200  # a long id is not echoed whole
+
+
+def test_feedback_for_tens_of_thousands_of_rows_at_once(
+    api: Any, settings: Settings, store: Store
+) -> None:
+    """More ids than a statement takes parameters (PostgreSQL: 65,535) are looked up
+    and labelled 10,000 at a time."""
+    n = 70_000 if settings.database_url.startswith("postgresql") else 34_000
+    body = api.post("/prediction", json={"data": ROWS * (n // 2)}).get_json()
+    items = [{"row_id": r, "label": i % 2} for i, r in enumerate(body["row_ids"])]
+    answer = api.post("/feedback", json={"feedback": items})
+    assert answer.status_code == 200
+    assert (answer.get_json()["labelled_rows"], answer.get_json()["relabelled"]) == (n, 0)
+    again = api.post("/feedback", json={"feedback": items[:25_000]})
+    assert again.get_json()["relabelled"] == 25_000
+    with store.engine.connect() as conn:
+        labels = conn.execute(select(func.sum(captured_predictions.c.label))).scalar_one()
+        events = conn.execute(select(func.count()).select_from(label_events)).scalar_one()
+    assert (labels, events) == (n // 2, n + 25_000)
+    unknown = [{"row_id": body["row_ids"][-1] + 1 + i, "label": 1} for i in range(n)]
+    missing = api.post("/feedback", json={"feedback": unknown})
+    assert missing.status_code == 404
+    assert f"and {n - 10} more (never captured" in missing.get_json()["message"]

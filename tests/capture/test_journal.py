@@ -60,8 +60,8 @@ def test_a_large_request_gets_row_ids_in_row_order(
         {"lastmonth_activity": i, "lastyear_activity": 7, "number_of_employees": i % 50}
         for i in range(2500)
     ]
-    body = api.post("/prediction", json={"data": rows}, headers={"X-Request-ID": "big"}).get_json()
-    captured = capture.captured(store, settings, request_id="big")
+    body = api.post("/prediction", json={"data": rows}).get_json()
+    captured = capture.captured(store, settings, request_id=body["request_id"])
     assert [r["id"] for r in captured] == body["row_ids"]
     assert body["row_ids"] == list(range(body["row_ids"][0], body["row_ids"][0] + 2500))
     assert [r["inputs"]["lastmonth_activity"] for r in captured] == list(range(2500))
@@ -240,8 +240,8 @@ def test_a_capture_that_cannot_be_journalled_is_logged_counted_and_the_predictio
     body = response.get_json()
     assert body["predictions"] == first["predictions"] and body["row_ids"] is None
     assert dropped() == before + 1
-    assert "capture of request x dropped (journal)" in caplog.text
-    assert capture.captured(store, settings, request_id="x") == []
+    assert f"capture of request {body['request_id']} dropped (journal)" in caplog.text
+    assert capture.captured(store, settings, request_id=body["request_id"]) == []
     again = api.post("/prediction", json={"data": ROWS}).get_json()
     assert [r["id"] for r in capture.captured(store, settings, request_id=again["request_id"])] == (
         again["row_ids"]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
+from app import create_app
 from monitoring import readmodels
 from monitoring.data.ingestion import ingest
 from monitoring.pipeline import run_full_process
 from monitoring.readmodels import ReadModels
 from monitoring.storage.files import read_table
-from monitoring.storage.schema import data_profiles
+from monitoring.storage.schema import data_profiles, drift_reports
 from monitoring.storage.store import Store
-from tests.helpers import FEATURES, error_body
+from tests.helpers import FEATURES, error_body, metric_samples
 
 
 def test_get_drift_on_the_training_data_finds_none_and_records_nothing(
@@ -136,3 +138,75 @@ def test_scoring_reports_model_drift_after_a_run_and_runs_are_queryable(
     assert run["evidence"]["gate"]["accepted"] is False
     versions = client.get("/versions").get_json()
     assert [v["live"] for v in versions["versions"]] == [True]
+
+
+def _post_drifted(client: Any, settings: Any) -> dict[str, Any]:
+    csv = (settings.input_folder_path.parent / "sourcedata" / "dataset4.csv").read_bytes()
+    response = client.post("/drift", data=csv, content_type="text/csv")
+    assert response.status_code == 200
+    return dict(response.get_json())
+
+
+def _drift_metrics(client: Any) -> dict[str, float | None]:
+    samples = metric_samples(client.get("/metrics").get_data(as_text=True))
+    names = ("monitoring_data_drift_detected", "monitoring_data_drift_drifted_columns")
+    return {name: samples.get((name, ())) for name in names}
+
+
+def test_adhoc_drift_is_marked_and_never_drives_the_drift_metric(
+    client: Any, settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    body = _post_drifted(client, settings)
+    assert body["adhoc"] is True and body["dataset_drift"] is True
+    no_verdict = {
+        "monitoring_data_drift_detected": None,
+        "monitoring_data_drift_drifted_columns": None,
+    }
+    assert _drift_metrics(client) == no_verdict
+    store.add_drift_report(
+        {"dataset_drift": False, "drifted_columns": []}, model_version="v", source="pipeline"
+    )
+    calm = {"monitoring_data_drift_detected": 0.0, "monitoring_data_drift_drifted_columns": 0.0}
+    assert _drift_metrics(client) == calm
+    again = _post_drifted(client, settings)  # a client's drifted batch cannot raise it
+    assert _drift_metrics(client) == calm
+    store.add_drift_report(
+        {"dataset_drift": True, "drifted_columns": ["a", "b"]}, model_version="v", source="ingested"
+    )
+    assert _drift_metrics(client) == {
+        "monitoring_data_drift_detected": 1.0,
+        "monitoring_data_drift_drifted_columns": 2.0,
+    }
+    history = client.get("/drift/history").get_json()["reports"]
+    assert [(r["source"], r["adhoc"]) for r in history] == [
+        ("ingested", False),
+        ("request", True),
+        ("pipeline", False),
+        ("request", True),
+    ]
+    assert [history[1]["id"], history[3]["id"]] == [again["id"], body["id"]]
+    full = client.get("/drift/history?full=1&limit=1").get_json()["reports"]
+    assert full[0]["adhoc"] is False
+
+
+def test_adhoc_drift_reports_are_kept_within_their_count_and_age(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    settings = make_settings(drift={"max_adhoc_reports": 2, "adhoc_retention_days": 7})
+    client = create_app(settings, {"TESTING": True}).test_client()
+    pipeline_id = store.add_drift_report(
+        {"dataset_drift": False}, model_version="v", source="pipeline"
+    )
+    old_id = store.add_drift_report({"dataset_drift": True}, model_version="v", source="request")
+    eight_days_ago = (datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="microseconds")
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(drift_reports)
+            .where(drift_reports.c.id.in_([old_id, pipeline_id]))
+            .values(created_at=eight_days_ago)
+        )
+    first = _post_drifted(client, settings)
+    ids = [r["id"] for r in store.drift_reports()]
+    assert ids == [first["id"], pipeline_id]  # the old ad-hoc report went; the pipeline's stays
+    posted = [_post_drifted(client, settings)["id"] for _ in range(3)]
+    assert [r["id"] for r in store.drift_reports()] == [posted[2], posted[1], pipeline_id]
