@@ -222,12 +222,19 @@ class Store(ModelVersions):
         return int(key[0]) if key else 0
 
     def drift_reports(
-        self, *, limit: int = 50, full: bool = False, adhoc: bool | None = None
+        self,
+        *,
+        limit: int = 50,
+        full: bool = False,
+        adhoc: bool | None = None,
+        source: str | None = None,
     ) -> list[dict[str, Any]]:
         """Drift reports, newest first, each with ``adhoc`` (a client's batch, source
-        :data:`ADHOC_SOURCE`); ``adhoc`` True/False keeps only those/the others;
-        ``full`` includes each per-column table."""
+        :data:`ADHOC_SOURCE`); ``adhoc`` True/False keeps only those/the others,
+        ``source`` only that source; ``full`` includes each per-column table."""
         query = select(drift_reports)
+        if source is not None:
+            query = query.where(drift_reports.c.source == source)
         if adhoc is not None:
             is_adhoc = drift_reports.c.source == ADHOC_SOURCE
             query = query.where(is_adhoc if adhoc else ~is_adhoc)

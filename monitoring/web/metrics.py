@@ -146,15 +146,15 @@ class StateCollector(Collector):
             info.add_metric([version], 1.0)
         yield info
 
-        reports = self.store.drift_reports(limit=1, adhoc=False)  # never a client's batch
+        reports = self.store.drift_reports(limit=1, source="pipeline")  # the one that acts
         drift = GaugeMetricFamily(
             "monitoring_data_drift_detected",
-            "Verdict of the latest data-drift report of the ingested data, by the pipeline "
-            "or the drift command (1 drift, 0 none); ad-hoc POST /drift reports never count.",
+            "Verdict of the latest data-drift report recorded by the pipeline (1 drift, "
+            "0 none); ad-hoc POST /drift reports and the drift command never count.",
         )
         drifted = GaugeMetricFamily(
             "monitoring_data_drift_drifted_columns",
-            "Number of drifted columns in the latest data-drift report of the ingested data.",
+            "Number of drifted columns in the latest data-drift report of the pipeline.",
         )
         if reports:
             drift.add_metric([], 1.0 if reports[0]["dataset_drift"] else 0.0)

@@ -170,8 +170,12 @@ def test_adhoc_drift_is_marked_and_never_drives_the_drift_metric(
     assert _drift_metrics(client) == calm
     again = _post_drifted(client, settings)  # a client's drifted batch cannot raise it
     assert _drift_metrics(client) == calm
+    store.add_drift_report(  # the operator's drift command: a check, not the pipeline's
+        {"dataset_drift": True, "drifted_columns": ["a"]}, model_version="v", source="ingested"
+    )
+    assert _drift_metrics(client) == calm
     store.add_drift_report(
-        {"dataset_drift": True, "drifted_columns": ["a", "b"]}, model_version="v", source="ingested"
+        {"dataset_drift": True, "drifted_columns": ["a", "b"]}, model_version="v", source="pipeline"
     )
     assert _drift_metrics(client) == {
         "monitoring_data_drift_detected": 1.0,
@@ -179,12 +183,13 @@ def test_adhoc_drift_is_marked_and_never_drives_the_drift_metric(
     }
     history = client.get("/drift/history").get_json()["reports"]
     assert [(r["source"], r["adhoc"]) for r in history] == [
+        ("pipeline", False),
         ("ingested", False),
         ("request", True),
         ("pipeline", False),
         ("request", True),
     ]
-    assert [history[1]["id"], history[3]["id"]] == [again["id"], body["id"]]
+    assert [history[2]["id"], history[4]["id"]] == [again["id"], body["id"]]
     full = client.get("/drift/history?full=1&limit=1").get_json()["reports"]
     assert full[0]["adhoc"] is False
 
