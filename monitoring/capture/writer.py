@@ -97,6 +97,7 @@ class CaptureWriter:
         self.checked = time.monotonic()  # the last check that the journal is in place
         self.orphans: list[tuple[int, Path, int]] = []  # deleted journals: fd, path, lines
         self.salvage_failed = False  # logged once until a salvage succeeds
+        self.salvage_lock = threading.Lock()
         self.last_write = time.monotonic()
         self.closed = False
         self.wake = threading.Event()
@@ -181,8 +182,12 @@ class CaptureWriter:
         staged journal, the offset row is dropped (the path is gone) and, once that
         commits, the staged journal is published to be imported like a finished one.
         Raises what the store raises (tried again later); a file error leaves the journal
-        waiting, logged once.
+        waiting, logged once. One call at a time.
         """
+        with self.salvage_lock:
+            self._salvage_all()
+
+    def _salvage_all(self) -> None:
         while True:
             with self.mutex:
                 if not self.orphans:
@@ -213,11 +218,13 @@ class CaptureWriter:
                 raise
             self.salvage_failed = False
             with self.mutex:
-                self.orphans.remove((fd, path, lines))  # only this thread removes the first
+                self.orphans.remove((fd, path, lines))  # only a salvage removes the first
             try:
                 for file in staged:
                     publish_journal(file)
             except OSError as exc:
+                for file in staged:
+                    file.unlink(missing_ok=True)
                 self._give_up(fd, path, moved, f"its rows could not be moved: {exc}")
                 continue
             os.close(fd)
