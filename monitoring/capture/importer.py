@@ -274,6 +274,7 @@ def _quarantine_file(path: Path, bad: list[_Bad]) -> Iterator[Callable[[bool], N
         log.error("capture quarantine: %s cannot be written: %s", target, exc)
         yield committed.append
         return
+    before: int | None = None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # one importer at a time appends to (and cuts) it
         before = os.fstat(fd).st_size
@@ -292,8 +293,9 @@ def _quarantine_file(path: Path, bad: list[_Bad]) -> Iterator[Callable[[bool], N
         if not any(committed):
             os.ftruncate(fd, before)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, before)
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, before)
         raise
     finally:
         os.close(fd)

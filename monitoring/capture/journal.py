@@ -32,6 +32,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import make_url
 
 from monitoring.config import Settings
@@ -177,9 +178,10 @@ def _check(
         raise bad("the columns are not an array of strings")
     if any(type(row) is not list or len(row) != len(columns) for row in inputs):
         raise bad("an input row does not have one value per column")
+    values = list(chain.from_iterable(inputs))
     try:
-        finite = all(
-            type(v) in (int, float) and math.isfinite(v) for v in chain.from_iterable(inputs)
+        finite = set(map(type, values)) <= {int, float} and bool(
+            np.isfinite(np.array(values, dtype=np.float64)).all()
         )
     except OverflowError:  # an integer too large for a float
         finite = False

@@ -49,8 +49,12 @@ class Traffic:
             response = session.post(
                 self.base + "/prediction", json=body, headers={"X-Request-ID": rid}, timeout=30
             )
+            try:
+                answer = response.json()
+            except ValueError:  # not the service's JSON: kept to show in the failure
+                answer = {"request_id": rid, "text": response.text[:300]}
             with self.lock:
-                self.answers.append((response.status_code, response.json()))
+                self.answers.append((response.status_code, answer))
             time.sleep(0.005)
 
     def __enter__(self) -> Traffic:
@@ -94,7 +98,7 @@ def assert_each_capture_stored_once(
     store: Store, answers: list[tuple[int, dict[str, Any]]], *, lost: set[str] = frozenset()
 ) -> None:
     """Every answer 200; each capture (but ``lost``) stored once, with its row ids."""
-    assert [status for status, _ in answers] == [200] * len(answers)
+    assert [a for a in answers if a[0] != 200] == []
     expected = {
         b["request_id"]: (len(b["predictions"]), b["row_ids"])
         for _, b in answers
