@@ -98,6 +98,7 @@ class CaptureWriter:
         self.orphans: list[tuple[int, Path, int]] = []  # deleted journals: fd, path, lines
         self.salvage_failed = False  # logged once until a salvage succeeds
         self.salvage_lock = threading.Lock()
+        self.rotate_failed = False  # logged once until a new journal is made
         self.last_write = time.monotonic()
         self.closed = False
         self.wake = threading.Event()
@@ -157,8 +158,11 @@ class CaptureWriter:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, path = open_journal(self.folder)
         except OSError as exc:
-            log.error("capture journal %s was %s; no new one can be made: %s", self.path, what, exc)
+            if not self.rotate_failed:  # once, not at every check
+                log.error("capture journal %s was %s; no new one: %s", self.path, what, exc)
+            self.rotate_failed = True
             return  # the rows go on into the old one, to be recovered later
+        self.rotate_failed = False
         log.warning(
             "capture journal %s was %s while in use; going on in %s and recovering its rows "
             "not imported yet",
@@ -173,6 +177,23 @@ class CaptureWriter:
         if len(self.orphans) > MAX_ORPHANS:  # the first may be in salvage: give up the next
             self._give_up(*self.orphans.pop(1), "too many deleted journals wait")
         self.wake.set()
+
+    def _rotate(self) -> int:
+        """Go on in a new journal (hold the mutex); return the old descriptor to close, or
+        -1 when no new journal can be made (a full disk: the current one goes on)."""
+        try:
+            fd, path = open_journal(self.folder)
+        except OSError as exc:
+            if not self.rotate_failed:  # once, not at every cycle
+                log.error("capture journal %s: no new journal can be made: %s", self.path, exc)
+            self.rotate_failed = True
+            return -1
+        self.rotate_failed = False
+        retired, self.fd, self.path = self.fd, fd, path
+        self.identity = _identity(os.fstat(fd))
+        self.written = self.lines = 0
+        self.torn = False
+        return retired
 
     def _salvage(self) -> None:
         """Move the rows of deleted journals not imported yet into new journals.
@@ -307,10 +328,7 @@ class CaptureWriter:
                         retired, self.fd = self.fd, -1
                         self.ids_ready.notify_all()
                     elif self.written > ROTATE_BYTES:
-                        retired, (self.fd, self.path) = self.fd, open_journal(self.folder)
-                        self.identity = _identity(os.fstat(self.fd))
-                        self.written = self.lines = 0
-                        self.torn = False
+                        retired = self._rotate()
                 if retired >= 0:
                     os.close(retired)  # unlocked: imported and removed as a finished journal
                 try:
