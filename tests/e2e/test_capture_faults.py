@@ -6,6 +6,7 @@ journalled whole is stored exactly once, and capture recovers without a restart.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
@@ -306,3 +307,23 @@ def test_journals_deleted_while_serving_lose_nothing(
     text = metrics(base)
     assert metric_value(text, "monitoring_capture_dropped_total", reason="journal_deleted") == 0
     assert quarantine_rows(store) == []
+
+
+def test_an_importer_that_stops_on_purpose_is_left_stopped_and_none_outlives_gunicorn(
+    settings: Settings, deployed: dict[str, Any]
+) -> None:
+    """With capture off the importer ends at once, saying so: not started again. A
+    served gunicorn leaves no importer behind when it stops."""
+    with running_gunicorn(settings) as (base, _):
+        assert len(_importer_processes(settings.config_path)) == 1
+    wait_until(lambda: _importer_processes(settings.config_path) == [], "the importer to end")
+    config = json.loads(settings.config_path.read_text())
+    config["capture"]["enabled"] = False
+    settings.config_path.write_text(json.dumps(config))
+    with running_gunicorn(settings) as (base, _):
+        wait_until(lambda: _importer_processes(settings.config_path) == [], "the importer's end")
+        time.sleep(3.5)  # past the first restart waits (1 s, 2 s)
+        assert _importer_processes(settings.config_path) == []
+        response = requests.post(base + "/prediction", json={"data": [ROW]}, timeout=30)
+        assert response.status_code == 200
+        assert len(response.json()["predictions"]) == 1 and "row_ids" not in response.json()
