@@ -220,6 +220,24 @@ def test_a_poison_line_is_quarantined_and_the_imports_go_on(
     assert len(quarantined(store)) == 1  # quarantined once, never read again
 
 
+def test_feedback_imports_past_a_poison_line(
+    api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/feedback imports what is pending before it looks ids up: a poison line on its way
+    is quarantined, not a 500."""
+    monkeypatch.setattr(importer.Importer, "cycle", lambda self, block: False)  # no thread
+    the_writer = writer.writer_for(store, settings)
+    body = predict(api, "labelled", k=2)
+    with the_writer.mutex, open(the_writer.path, "ab") as handle:
+        handle.write(b"\x00" * 64 + b"\n")
+    later = predict(api, "later")
+    response = api.post("/feedback", json={"request_id": "labelled", "labels": [1, 0, 1, 1]})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["labelled_rows"] == 4
+    assert_stored_once(store, [body, later])
+    assert [r["reason"].split(":")[0] for r in quarantined(store)] == ["not_json"]
+
+
 def test_a_finished_journal_with_a_cut_last_line_and_old_lines_is_imported_and_removed(
     settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
