@@ -110,14 +110,20 @@ def _supervise_importer(server):  # noqa: ANN001, ANN202
             process.pid,
             wait,
         )
-        if _importer_stop.wait(wait):
-            return
-        with _importer_lock:
-            if _importer_stop.is_set():
+        while True:
+            if _importer_stop.wait(wait):
                 return
-            _importer[-1] = _start_importer()
+            wait = min(wait * 2, longest)
+            try:
+                with _importer_lock:
+                    if _importer_stop.is_set():
+                        return
+                    _importer[-1] = _start_importer()
+            except OSError as exc:  # no process can be made now (EAGAIN, ENOMEM)
+                server.log.error("capture importer cannot be started: %s; trying again", exc)
+                continue
             server.log.info("capture importer started again (pid %s)", _importer[-1].pid)
-        wait = min(wait * 2, longest)
+            break
 
 
 def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
