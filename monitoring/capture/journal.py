@@ -78,7 +78,8 @@ class BadLine(ValueError):
 # Why a line is quarantined: a torn or corrupt frame, a payload that is not JSON, or JSON
 # that is not a capture record (also what the store refuses to take).
 BAD_KINDS = ("torn", "not_json", "bad_shape", "rejected")
-_INT32 = 2**31 - 1  # row ids and predictions are 32-bit integers on PostgreSQL
+# Integers no store takes; PostgreSQL's 32-bit columns refuse more (then: "rejected").
+_INT64 = 2**63 - 1
 
 
 def _payload(line: bytes) -> bytes:
@@ -110,7 +111,7 @@ def parse_line(line: bytes) -> tuple[int | None, list[tuple[Any, ...]]] | None:
     Each row is ``(request_id, row_index, captured_at, model_version, inputs,
     prediction, probability)``. None for an empty line (a writer's fresh start after a
     failed write). Raises :class:`BadLine` for a line that holds no capture record, or
-    one the store could not take (checked here: types, sizes, finite numbers).
+    one no store could take (checked here: types, sizes, finite numbers, 64-bit integers).
     """
     if line in (b"\n", b""):
         return None
@@ -160,11 +161,11 @@ def _check(
     ):
         raise bad("inputs, predictions and probabilities differ in length")
     if first is not None and not (
-        type(first) is int and 0 < first and first + len(predictions) <= _INT32
+        type(first) is int and 0 < first and first + len(predictions) <= _INT64
     ):
-        raise bad("the first row id is not a positive 32-bit integer")
-    if any(type(p) is not int or not -_INT32 <= p <= _INT32 for p in predictions):
-        raise bad("a prediction is not a 32-bit integer")
+        raise bad("the first row id is not a positive 64-bit integer")
+    if any(type(p) is not int or not -_INT64 <= p <= _INT64 for p in predictions):
+        raise bad("a prediction is not a 64-bit integer")
     if any(
         p is not None and (type(p) not in (int, float) or not math.isfinite(p))
         for p in probabilities

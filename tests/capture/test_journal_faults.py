@@ -129,11 +129,11 @@ def _shape(record: list[Any]) -> bytes:
         (_shape([1, "r", 5, *REQUEST[2:]]), "bad_shape", "the capture time"),
         (_shape([1, "r", REQUEST[1], "v" * 65, *REQUEST[3:]]), "bad_shape", "model version"),
         (_shape([0, *REQUEST]), "bad_shape", "first row id"),
-        (_shape([2**31 - 1, *REQUEST]), "bad_shape", "first row id"),
+        (_shape([2**63 - 1, *REQUEST]), "bad_shape", "first row id"),
         (_shape([True, *REQUEST]), "bad_shape", "first row id"),
         (_shape([1, *REQUEST[:5], [1, 0], [0.5]]), "bad_shape", "differ in length"),
         (_shape([1, *REQUEST[:5], ["1"], [0.5]]), "bad_shape", "a prediction"),
-        (_shape([1, *REQUEST[:5], [2**40], [0.5]]), "bad_shape", "a prediction"),
+        (_shape([1, *REQUEST[:5], [2**63], [0.5]]), "bad_shape", "a prediction"),
         (_framed(GOOD.split(b" ", 2)[2][:-1].replace(b"0.75", b"NaN")), "bad_shape", "prob"),
         (_shape([1, *REQUEST[:3], ["x", 1], *REQUEST[4:]]), "bad_shape", "the columns"),
         (_shape([1, *REQUEST[:4], [[1.0]], *REQUEST[5:]]), "bad_shape", "one value per column"),
@@ -163,11 +163,11 @@ def _shape(record: list[Any]) -> bytes:
         "time-not-string",
         "long-model-version",
         "row-id-zero",
-        "row-id-past-int32",
+        "row-id-past-int64",
         "row-id-bool",
         "lengths-differ",
         "prediction-string",
-        "prediction-past-int32",
+        "prediction-past-int64",
         "probability-nan",
         "column-not-string",
         "row-too-short",
@@ -300,6 +300,30 @@ def test_a_line_the_store_refuses_is_quarantined_alone(
     [row] = quarantined(store)
     assert (row["offset"], row["length"]) == (sum(map(len, lines[:3])), len(lines[3]))
     assert row["reason"] == "rejected: the store refused it: value out of range"
+
+
+def test_a_row_id_past_32_bits_is_stored_on_sqlite_and_refused_by_postgresql(
+    settings: Settings, store: Store
+) -> None:
+    """What the store cannot take is found by the store: SQLite's ids are 64-bit,
+    PostgreSQL's ``integer`` refuses it and only that line is quarantined."""
+    folder = journal.journal_folder(settings)
+    folder.mkdir(parents=True)
+    big = journal.encode_line(2**40, ["big", *REQUEST[1:]])
+    small = journal.encode_line(None, ["small", *REQUEST[1:]])
+    after = journal.encode_line(None, ["after", *REQUEST[1:]])
+    (folder / "host_1_000000000004.jsonl").write_bytes(small + big + after)
+    capture.import_journals(store, settings)
+    if ledger.is_sqlite(store):
+        assert stored(store, "big") == [("big", 0, 2**40)]
+        assert quarantined(store) == []
+    else:
+        assert stored(store, "big") == []
+        [row] = quarantined(store)
+        assert (row["offset"], row["length"]) == (len(small), len(big))
+        assert row["reason"].startswith("rejected: the store refused it: ")
+        assert "out of range" in row["reason"]
+    assert [r[0] for r in stored(store, "small", "after")] == ["after", "small"]
 
 
 def test_a_store_that_cannot_be_reached_quarantines_nothing(
