@@ -149,7 +149,7 @@ def import_journal(store: Store, path: Path, *, finished: bool = False) -> None:
     taken one at a time and the refused one is quarantined. A ``finished`` journal (no
     writer any more) is removed once imported, then its offset.
     """
-    single = False  # one line per transaction, after the store refused a batch
+    single = False  # one line per transaction, from a refused batch to its refused line
     while True:
         offset = ledger.imported_offset(store, path.name)
         lines, at_end = read_lines(path, offset, finished=finished)
@@ -169,6 +169,7 @@ def import_journal(store: Store, path: Path, *, finished: bool = False) -> None:
             detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
             refused = [_Bad(offset, lines[0], "rejected", f"the store refused it: {detail[:200]}")]
             outcome = _import(store, path, offset, lines, [], refused)
+            single = False  # the lines after it: in batches again
         if outcome == "gone":
             return
         if outcome == "imported" and at_end:  # everything written so far is imported
