@@ -6,9 +6,11 @@ journalled whole is stored exactly once, and capture recovers without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import textwrap
 import threading
 import time
@@ -21,7 +23,7 @@ import requests
 from sqlalchemy import func, select
 
 from monitoring.capture import journal
-from monitoring.config import Settings
+from monitoring.config import Settings, load_settings
 from monitoring.storage.schema import capture_quarantine, captured_predictions
 from monitoring.storage.store import Store
 from tests.e2e.test_processes import _importer_processes
@@ -327,3 +329,63 @@ def test_an_importer_that_stops_on_purpose_is_left_stopped_and_none_outlives_gun
         response = requests.post(base + "/prediction", json={"data": [ROW]}, timeout=30)
         assert response.status_code == 200
         assert len(response.json()["predictions"]) == 1 and "row_ids" not in response.json()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KB tmpfs (needs the right to mount: root in a container that allows it)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of ``folder`` to the last byte; the filler file."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        for size in (1 << 16, 1 << 12, 1 << 8, 1):
+            with contextlib.suppress(OSError):
+                while handle.write(b"\0" * size) == size:
+                    pass
+    return filler
+
+
+def test_a_real_full_disk_under_gunicorn(
+    settings: Settings, deployed: dict[str, Any], small_disk: Path
+) -> None:
+    """The journals on a small tmpfs filled to the last byte while traffic flows, then
+    freed: /prediction 200 throughout; each capture answered with row ids stored once;
+    those refused (no row ids) counted; torn lines quarantined, nothing else."""
+    config = json.loads(settings.config_path.read_text())
+    config["capture"]["journal_path"] = str(small_disk)
+    settings.config_path.write_text(json.dumps(config))
+    settings = load_settings(settings.config_path, env={})
+    store = Store(settings.database_url)
+    with running_gunicorn(settings) as (base, _):
+        with Traffic(base) as traffic:
+            traffic.wait_for(20)
+            filler = fill(small_disk)
+            start = traffic.count()
+            traffic.wait_for(60)
+            filler.unlink()
+            end = traffic.count()
+            traffic.wait_for(30)
+        answers = traffic.answers
+        refused = {b["request_id"] for _, b in answers if b["row_ids"] is None}
+        assert refused and refused <= {b["request_id"] for _, b in answers[start - 2 : end + 2]}
+        assert_each_capture_stored_once(store, answers, lost=refused)
+        text = metrics(base)
+        assert metric_value(text, "monitoring_capture_dropped_total", reason="disk_full") == len(
+            refused
+        )
+        assert {r["reason"].split(":")[0] for r in quarantine_rows(store)} <= {"torn"}
