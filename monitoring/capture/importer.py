@@ -7,6 +7,13 @@ processes that ended once they are imported, and deletes expired rows. Whatever 
 every captured row calls :func:`import_journals` first. While the store cannot be
 reached the importer waits, longer each time up to :data:`RETRY_MAX` seconds, and the
 captures wait in the journals.
+
+A line that holds no capture (torn, not JSON, not a capture record, or refused by the
+store) is quarantined and the import goes on with the next line: a row in
+``capture_quarantine`` (journal, offset, length, reason, an escaped excerpt) written in
+the transaction that moves the offset past it, its bytes (up to :data:`KEEP_LINE`)
+appended to ``quarantine/<journal>.bad`` in the journal folder, a log line and
+``monitoring_capture_quarantined_total{reason}``.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from prometheus_client import Counter
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from monitoring.capture import ledger
 from monitoring.capture.journal import (
+    BadLine,
     finished,
     journal_folder,
     journal_folders,
@@ -34,13 +44,23 @@ from monitoring.capture.journal import (
 )
 from monitoring.config import Settings
 from monitoring.exceptions import StoreUnavailableError
-from monitoring.storage.store import Store
+from monitoring.storage.store import Store, utcnow
 
 IMPORT_EVERY = 0.1  # seconds between imports of the journals into the store
 PURGE_EVERY = 60.0  # seconds between retention purges by the importer
 RETRY_MAX = 5.0  # longest wait between tries while the store cannot be reached
+KEEP_LINE = 1 << 20  # bytes of a quarantined line kept in its quarantine file
+KEEP_TOTAL = 64 << 20  # quarantine files of a folder past this size keep no more bytes
+EXCERPT = 120  # bytes of a quarantined line shown (escaped) in its capture_quarantine row
 
 log = logging.getLogger("monitoring.capture")
+QUARANTINED = Counter(
+    "monitoring_capture_quarantined",
+    "Capture journal lines quarantined because they hold no capture, by reason: torn (a "
+    "cut or damaged frame), not_json, bad_shape (not a capture record), rejected (the "
+    "store refused it).",
+    ["reason"],
+)
 
 
 class Retry:
@@ -132,19 +152,32 @@ def import_journal(
 
     One transaction per :data:`~monitoring.capture.journal.IMPORT_BATCH` bytes; lines
     are decoded before taking the lock, so it covers only the write (read again if
-    another importer moved the offset meanwhile). A ``finished`` journal (no writer
-    any more) is removed once imported, then its offset.
+    another importer moved the offset meanwhile). Lines that hold no capture are
+    quarantined in the same transaction; if the store refuses a batch, its lines are
+    taken one at a time and the refused one is quarantined. A ``finished`` journal (no
+    writer any more) is removed once imported, then its offset.
     """
+    single = False  # one line per transaction, from a refused batch to its refused line
     while True:
         offset = ledger.imported_offset(store, path.name)
-        lines, at_end = read_lines(path, offset)
+        lines, at_end = read_lines(path, offset, finished=finished)
         if not lines:
             break
-        parsed = [parse_line(line) for line in lines]
-        with ledger.write_lock(store), _write_priority():
-            outcome = ledger.import_lines(
-                store, path, offset, parsed, sum(map(len, lines)), max_bytes=max_bytes
-            )
+        if single:
+            lines, at_end = lines[:1], at_end and len(lines) == 1
+        parsed, bad = _parse(path.name, offset, lines)
+        try:
+            outcome = _import(store, path, offset, lines, parsed, bad, max_bytes)
+        except StatementError as exc:
+            if isinstance(exc, DBAPIError) and not isinstance(exc, DataError | IntegrityError):
+                raise  # the store is unreachable or failing: try again later
+            if len(lines) > 1:
+                single = True
+                continue
+            detail = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+            refused = [_Bad(offset, lines[0], "rejected", f"the store refused it: {detail[:200]}")]
+            outcome = _import(store, path, offset, lines, [], refused, max_bytes)
+            single = False  # the lines after it: in batches again
         if outcome == "gone":
             return
         if outcome == "imported" and at_end:  # everything written so far is imported
@@ -152,6 +185,135 @@ def import_journal(
     if finished:
         path.unlink(missing_ok=True)
         ledger.forget_journal(store, path.name)
+
+
+class _Bad:
+    """A journal line to quarantine: where it is, its bytes, why."""
+
+    def __init__(self, offset: int, line: bytes, kind: str, detail: str) -> None:
+        self.offset, self.line, self.kind, self.detail = offset, line, kind, detail
+        self.kept = 0  # bytes of it in the quarantine file
+
+
+def _parse(
+    name: str, offset: int, lines: list[bytes]
+) -> tuple[list[tuple[int | None, list[tuple[Any, ...]]]], list[_Bad]]:
+    """The captures of ``lines`` (read at ``offset``) and the lines to quarantine."""
+    parsed, bad = [], []
+    at = offset
+    for line in lines:
+        try:
+            record = parse_line(line)
+        except BadLine as exc:
+            bad.append(_Bad(at, line, exc.kind, exc.detail))
+        else:
+            if record is not None:
+                parsed.append(record)
+        at += len(line)
+    return parsed, bad
+
+
+def _import(
+    store: Store,
+    path: Path,
+    offset: int,
+    lines: list[bytes],
+    parsed: list[tuple[int | None, list[tuple[Any, ...]]]],
+    bad: list[_Bad],
+    max_bytes: int | None,
+) -> ledger.Outcome:
+    """One import transaction; the quarantined lines' bytes are kept only if it commits.
+
+    Past ``max_bytes`` of captured rows the oldest are evicted in it too.
+    """
+    with _quarantine_file(path, bad) as commit, ledger.write_lock(store), _write_priority():
+        rows = [_quarantine_row(path.name, b) for b in bad]
+        outcome = ledger.import_lines(
+            store, path, offset, parsed, sum(map(len, lines)), rows, max_bytes=max_bytes
+        )
+        commit(outcome == "imported")
+    if outcome == "imported":
+        for b in bad:
+            QUARANTINED.labels(b.kind).inc()
+            log.warning(
+                "capture journal %s: the line at byte %d (%d bytes) is quarantined (%s: %s); "
+                "%s; the import goes on",
+                path.name,
+                b.offset,
+                len(b.line),
+                b.kind,
+                b.detail,
+                f"its bytes are in {quarantine_path(path)}" if b.kept else "its bytes are not kept",
+            )
+    return outcome
+
+
+def quarantine_path(journal: Path) -> Path:
+    """The file keeping the quarantined lines of ``journal``."""
+    return journal.parent / "quarantine" / f"{journal.stem}.bad"
+
+
+def _quarantine_row(name: str, bad: _Bad) -> dict[str, Any]:
+    """The ``capture_quarantine`` row of a quarantined line."""
+    excerpt = bad.line[:EXCERPT].decode("latin-1").encode("unicode_escape").decode("ascii")
+    kept = "" if bad.kept == len(bad.line) else f" (bytes kept: {bad.kept} of {len(bad.line)})"
+    return {
+        "quarantined_at": utcnow(),
+        "journal": name[:128],
+        "offset": bad.offset,
+        "length": len(bad.line),
+        "reason": f"{bad.kind}: {bad.detail}{kept}",
+        "excerpt": excerpt,
+    }
+
+
+@contextlib.contextmanager
+def _quarantine_file(path: Path, bad: list[_Bad]) -> Iterator[Callable[[bool], None]]:
+    """Append the lines of ``bad`` to ``path``'s quarantine file, each after a header
+    ``# offset <n> length <n> kept <n> <reason>``; yield ``commit(ok)``: unless called
+    with True, the file is cut back to its size before (the transaction did not commit).
+
+    Sets each line's ``kept`` bytes (0 where the folder holds :data:`KEEP_TOTAL` already
+    or the file cannot be written: the row in the store is made all the same).
+    """
+    if not bad:
+        yield lambda ok: None
+        return
+    committed: list[bool] = []
+    target = quarantine_path(path)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        room = KEEP_TOTAL - sum(f.stat().st_size for f in target.parent.glob("*.bad"))
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        log.error("capture quarantine: %s cannot be written: %s", target, exc)
+        yield committed.append
+        return
+    before: int | None = None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one importer at a time appends to (and cuts) it
+        before = os.fstat(fd).st_size
+        try:
+            for b in bad:
+                kept = b.line[: max(0, min(KEEP_LINE, room))]
+                header = f"# offset {b.offset} length {len(b.line)} kept {len(kept)} {b.kind}\n"
+                os.write(fd, header.encode() + kept + b"\n")
+                b.kept, room = len(kept), room - len(kept)
+        except OSError as exc:  # a full disk: the rows say what is missing
+            log.error("capture quarantine: %s cannot be written: %s", target, exc)
+            for b in bad:
+                b.kept = 0
+            os.ftruncate(fd, before)
+        yield committed.append
+        if not any(committed):
+            os.ftruncate(fd, before)
+    except BaseException:
+        if before is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, before)
+        raise
+    finally:
+        os.close(fd)
 
 
 def import_journals(store: Store, settings: Settings) -> None:

@@ -6,7 +6,8 @@ journal lines goes into ``captured_predictions`` in the same transaction as the
 journal's new offset in ``capture_journals``, under that offset's row lock (``SELECT
 ... FOR UPDATE`` on PostgreSQL; SQLite serialises its writers anyway, and an ``flock``
 beside the database lets a waiting process in the moment the lock is free): each line
-is imported exactly once.
+is imported exactly once. Lines that hold no capture go into ``capture_quarantine`` in
+that same transaction, so the offset moves past them exactly when they are recorded.
 
 The bytes the captured rows take (:func:`row_bytes`) are kept in the ``counters`` row
 ``capture_bytes``, moved in the same transaction as every insert and delete, so the
@@ -23,7 +24,7 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from monitoring.storage.schema import (
     capture_journals,
+    capture_quarantine,
     captured_predictions,
     counters,
     label_events,
@@ -243,17 +245,19 @@ def import_lines(
     offset: int,
     parsed: list[tuple[int | None, list[tuple[Any, ...]]]],
     size: int,
+    quarantined: list[dict[str, Any]] | None = None,
     *,
     max_bytes: int | None = None,
 ) -> Outcome:
     """Insert the rows of the lines read from ``path`` at ``offset`` and move its offset on.
 
     ``parsed`` holds each line's first row id (None: ids are reserved here) and rows;
-    ``size`` is their bytes. Under the offset's row lock: ``"moved"`` if another importer
-    moved the offset meanwhile (read again), ``"gone"`` if the journal was imported
-    whole and removed meanwhile, else ``"imported"``. The rows' bytes are added to
-    :data:`BYTES` and, past ``max_bytes``, the oldest rows evicted, in the same
-    transaction. Hold :func:`write_lock`.
+    ``size`` is the bytes of every line read; ``quarantined`` the ``capture_quarantine``
+    rows of the lines among them that hold no capture. Under the offset's row lock:
+    ``"moved"`` if another importer moved the offset meanwhile (read again), ``"gone"`` if
+    the journal was imported whole and removed meanwhile, else ``"imported"``. The rows'
+    bytes are added to :data:`BYTES` and, past ``max_bytes``, the oldest rows evicted, in
+    the same transaction. Hold :func:`write_lock`.
     """
     name = path.name
     table = capture_journals
@@ -277,8 +281,26 @@ def import_lines(
             _add_to_counter(conn, BYTES, added + ROW_OVERHEAD * len(values))
             if max_bytes is not None:
                 evict_over_budget(conn, max_bytes)
+        if quarantined:
+            conn.execute(capture_quarantine.insert(), quarantined)
         conn.execute(update(table).where(table.c.name == name).values(imported=offset + size))
     return "imported"
+
+
+def take_over(store: Store, path: Path, move: Callable[[int], int]) -> int:
+    """Call ``move(imported offset)`` under the offset row lock of journal ``path`` (no
+    importer moves it meanwhile) and, if ``path`` is gone, drop the row; return what
+    ``move`` returned. For a journal deleted while in use: ``move`` takes its rest
+    elsewhere. Hold :func:`write_lock`.
+    """
+    table = capture_journals
+    with store.engine.connect() as conn, conn.begin():
+        conn.execute(_insert_ignoring(conn, table).values(name=path.name, imported=0))
+        query = select(table.c.imported).where(table.c.name == path.name).with_for_update()
+        moved = move(int(conn.execute(query).scalar() or 0))
+        if not path.exists():
+            conn.execute(delete(table).where(table.c.name == path.name))
+    return moved
 
 
 def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:

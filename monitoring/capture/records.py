@@ -37,18 +37,12 @@ from sqlalchemy import select
 from monitoring.capture import ledger
 from monitoring.capture.importer import import_journals, retention_cutoff
 from monitoring.capture.journal import row_json
-from monitoring.capture.writer import WriterClosed, writer_for
+from monitoring.capture.writer import DROPPED, WriterClosed, drop_reason, writer_for
 from monitoring.config import Settings
 from monitoring.storage.schema import captured_predictions
 from monitoring.storage.store import Store, utcnow
 
 log = logging.getLogger("monitoring.capture")
-DROPPED = Counter(
-    "monitoring_capture_dropped",
-    "Captured /prediction requests lost because their rows could not be journalled, by "
-    "reason: journal (the journal file could not be written) or error (anything else).",
-    ["reason"],
-)
 TRUNCATED = Counter(
     "monitoring_capture_truncated",
     "Captured input values cut to their first characters (part=value) and rows stored "
@@ -162,7 +156,7 @@ def record(
                 continue
         raise WriterClosed("every capture writer stopped before it could journal the rows")
     except Exception as exc:  # noqa: BLE001 - a capture must never fail the prediction
-        reason = "journal" if isinstance(exc, OSError) else "error"
+        reason = drop_reason(exc)  # disk_full, journal (another OSError) or error
         DROPPED.labels(reason).inc()  # its series appears with the first drop
         log.error(
             "capture of request %s dropped (%s): %s",
