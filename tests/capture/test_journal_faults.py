@@ -214,7 +214,7 @@ def test_a_poison_line_is_quarantined_and_the_imports_go_on(
     assert counted(api, start) == {"monitoring_capture_quarantined_total{not_json}": 1}
     assert f"capture journal {the_writer.path.name}: the line at byte {offset}" in caplog.text
     again = predict(api, "again")
-    assert [r["id"] for r in capture.captured(store, settings, request_id="again")] == (
+    assert [r["id"] for r in capture.captured(store, settings, request_id=again["request_id"])] == (
         again["row_ids"]
     )
     assert len(quarantined(store)) == 1  # quarantined once, never read again
@@ -231,7 +231,8 @@ def test_feedback_imports_past_a_poison_line(
     with the_writer.mutex, open(the_writer.path, "ab") as handle:
         handle.write(b"\x00" * 64 + b"\n")
     later = predict(api, "later")
-    response = api.post("/feedback", json={"request_id": "labelled", "labels": [1, 0, 1, 1]})
+    labels = {"request_id": body["request_id"], "labels": [1, 0, 1, 1]}
+    response = api.post("/feedback", json=labels)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["labelled_rows"] == 4
     assert_stored_once(store, [body, later])
@@ -382,7 +383,7 @@ def test_a_full_disk_fails_only_the_captures_and_a_torn_write_never_spoils_the_n
     assert [b["row_ids"] for b in during] == [None] * 4  # answered, not captured
     assert [b["predictions"] for b in during] == [before[0]["predictions"]] * 4
     assert counted(api, start) == {"monitoring_capture_dropped_total{disk_full}": 4}
-    assert "capture of request during-0 dropped (disk_full)" in caplog.text
+    assert f"capture of request {during[0]['request_id']} dropped (disk_full)" in caplog.text
     spell["on"] = False
     after = [predict(api, f"after-{i}", k=2) for i in range(3)]
     wait_for(lambda: len(stored(store, *(b["request_id"] for b in after))) == 12, "stuck")
@@ -419,7 +420,7 @@ def test_a_capture_writer_that_cannot_write_its_journal_counts_journal_not_disk_
     assert counted(api, start) == {"monitoring_capture_dropped_total{journal}": 1}
     assert not the_writer.torn  # nothing was written: no fresh line needed
     later = predict(api, "later")
-    assert [r["id"] for r in capture.captured(store, settings, request_id="later")] == (
+    assert [r["id"] for r in capture.captured(store, settings, request_id=later["request_id"])] == (
         later["row_ids"]
     )
 
@@ -438,7 +439,8 @@ def test_rows_of_a_journal_deleted_while_in_use_are_recovered_once(
     written to the deleted file before the writer noticed: each stored once."""
     start = counters(api)
     first = [predict(api, f"first-{i}") for i in range(2)]
-    wait_for(lambda: len(stored(store, "first-0", "first-1")) == 4, "not imported")
+    ids = [b["request_id"] for b in first]  # the server's ids (X-Request-ID correlates only)
+    wait_for(lambda: len(stored(store, *ids)) == 4, "not imported")
     cycle, check = importer.Importer.cycle, writer.CaptureWriter._check_journal
     monkeypatch.setattr(importer.Importer, "cycle", lambda self, block: False)  # no imports
     monkeypatch.setattr(writer.CaptureWriter, "_check_journal", lambda self, now=False: None)
