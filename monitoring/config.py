@@ -115,12 +115,14 @@ def _section(cls: type[Any], raw: Any, name: str) -> Any:
         if key not in fields:
             raise ConfigError(f"unknown config key '{name}.{key}'; expected one of {list(fields)}")
     hints = get_type_hints(cls)
-    values = {}
+    values: dict[str, Any] = {}
     for key, f in fields.items():
         if key not in raw:
             continue
         value, kind, dotted = raw[key], hints[key], f"{name}.{key}"
-        if get_origin(kind) is Mapping:
+        if get_origin(kind) is tuple:  # a list of column names
+            values[key] = _str_list(raw, key, allow_empty=True, name=dotted)
+        elif get_origin(kind) is Mapping:
             _check_object(dotted, value)
             parse = getattr(cls, f"_parse_{key}", None)
             values[key] = dict(value) if parse is None else parse(dotted, value)
@@ -172,6 +174,10 @@ class Policy:
     retrain_on_model_drift: bool = _spec(True)
     retrain_on_data_drift: bool = _spec(True)
     retrain_every_hours: float | None = _spec(None, lambda v: v > 0, "positive or null")
+    # Features whose drift alone is data drift (with retrain_on_data_drift): those
+    # named, and the model's `key_features_top` most important ones.
+    key_features: tuple[str, ...] = field(default=())
+    key_features_top: int = _spec(0, lambda v: v >= 0, "zero or more")
 
 
 @dataclass(frozen=True)
@@ -386,14 +392,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _str_list(raw: Mapping[str, Any], key: str, *, allow_empty: bool) -> tuple[str, ...]:
-    value = raw[key]
+def _str_list(
+    raw: Mapping[str, Any], key: str, *, allow_empty: bool, name: str | None = None
+) -> tuple[str, ...]:
+    value, name = raw[key], name or key
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"config key '{key}' must be a list of column names, got {value!r}")
+        raise ConfigError(f"config key '{name}' must be a list of column names, got {value!r}")
     if not value and not allow_empty:
-        raise ConfigError(f"config key '{key}' must name at least one column")
+        raise ConfigError(f"config key '{name}' must name at least one column")
     if len(set(value)) != len(value):
-        raise ConfigError(f"config key '{key}' lists a column twice: {value!r}")
+        raise ConfigError(f"config key '{name}' lists a column twice: {value!r}")
     return tuple(value)
 
 
@@ -447,6 +455,11 @@ def settings_from_mapping(
     sections: dict[str, Any] = {
         name: _section(cls, merged[name], name) for name, cls in SECTIONS.items()
     }
+    unknown = [name for name in sections["policy"].key_features if name not in features]
+    if unknown:
+        raise ConfigError(
+            f"config key 'policy.key_features' names columns that are not features: {unknown}"
+        )
     journals = str((root / sections["capture"].journal_path).resolve())
     sections["capture"] = dataclasses.replace(sections["capture"], journal_path=journals)
     return Settings(

@@ -9,7 +9,7 @@ champion's by more than ``thresholds.gate_margin``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,27 +104,59 @@ def check_model_drift(
 def check_data_drift(
     settings: Settings, store: Store, champion: Artifact, frame: pd.DataFrame, digest: str
 ) -> dict[str, Any]:
-    """Data drift of the ingested data against the deployed model's training data."""
+    """Data drift of the ingested data against the deployed model's training data.
+
+    Each column carries the model's ``importance`` of it; ``key_features`` are the
+    policy's (named, and the ``key_features_top`` most important), ``key_drifted``
+    those that drifted.
+    """
     report = detect_data_drift(
         champion.reference,
         frame,
         columns=champion.features,
         options=settings.drift,
     )
+    importance: dict[str, float] = champion.metadata.get("feature_importance") or {}
+    for column in report["columns"]:
+        column["importance"] = importance.get(column["column"])
+    key = key_features(settings, importance)
+    report["key_features"] = key
+    report["key_drifted"] = [name for name in report["drifted_columns"] if name in key]
     store.add_drift_report(
         report, model_version=champion.version, source="pipeline", dataset_sha256=digest
     )
     return report
 
 
-def decide(
-    settings: Settings, *, model_drift: bool, data_drift: bool, scheduled: bool, forced: bool
-) -> list[str]:
-    """Reasons to retrain under the configured policy (empty: do not retrain)."""
+def key_features(settings: Settings, importance: dict[str, float]) -> list[str]:
+    """The features whose drift alone is data drift: ``policy.key_features`` and the
+    ``policy.key_features_top`` most important to the model, in feature order."""
     policy = settings.policy
+    ranked = sorted(importance, key=lambda name: -importance[name])
+    chosen = set(policy.key_features) | set(ranked[: policy.key_features_top])
+    return [name for name in settings.features if name in chosen]
+
+
+def decide(
+    settings: Settings,
+    *,
+    model_drift: bool,
+    data_drift: bool,
+    scheduled: bool,
+    forced: bool,
+    key_drift: Sequence[str] = (),
+) -> list[str]:
+    """Reasons to retrain under the configured policy (empty: do not retrain).
+
+    Drift in a key feature (``key_drift``) is data drift on its own, even when too few
+    columns drifted for the dataset to count as drifted.
+    """
+    policy = settings.policy
+    key = f"key feature drift ({', '.join(key_drift)})"
     due = {
         "model drift": model_drift and policy.retrain_on_model_drift,
         "data drift": data_drift and policy.retrain_on_data_drift,
+        key: bool(key_drift) and not data_drift and policy.retrain_on_data_drift,
         "scheduled retrain": scheduled,
         "forced": forced,
     }
@@ -268,19 +300,27 @@ def _run(
         data_drift=data_drift["dataset_drift"],
         scheduled=scheduled,
         forced=force,
+        key_drift=data_drift["key_drifted"],
     )
     evidence["retrain_reasons"] = reasons
     any_model_drift = bool(model_drift["drift"] or live["drift"])
-    concept = any_model_drift and not data_drift["dataset_drift"]
+    inputs_drifted = bool(data_drift["dataset_drift"] or data_drift["key_drifted"])
+    concept = any_model_drift and not inputs_drifted
     evidence["concept_drift_suspected"] = concept
     found = (
         f"model drift {any_model_drift}"
         + (" (concept drift suspected: the inputs did not drift)" if concept else "")
         + f", data drift {data_drift['dataset_drift']} "
-        f"({data_drift['n_drifted']}/{data_drift['n_columns']} columns)"
+        f"({data_drift['n_drifted']}/{data_drift['n_columns']} columns"
+        + (
+            f"; key features drifted: {', '.join(data_drift['key_drifted'])}"
+            if data_drift["key_drifted"]
+            else ""
+        )
+        + ")"
     )
     if not reasons:
-        if any_model_drift or data_drift["dataset_drift"]:
+        if any_model_drift or inputs_drifted:
             return "drift_ignored", f"drift found but the policy does not retrain on it: {found}"
         return "no_drift", f"no retrain warranted: {found}"
 

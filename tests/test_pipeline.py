@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from monitoring.exceptions import AlreadyRunningError
+from monitoring.exceptions import AlreadyRunningError, ConfigError
 from monitoring.model.deployment import current_version
-from monitoring.pipeline import gate, pipeline_lock, run_full_process
+from monitoring.pipeline import decide, gate, pipeline_lock, run_full_process
 from monitoring.storage.store import Store
 
 # Practice model, in-sample on its 26 training rows: TP 13, FP 6, FN 2 -> F1 26/34;
@@ -207,3 +207,53 @@ def test_a_run_killed_mid_way_is_marked_interrupted_by_the_next(
     assert record is not None
     assert (record["status"], record["outcome"]) == ("interrupted", "interrupted")
     assert record["finished_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("data_drift", "key_drift", "on_data_drift", "reasons"),
+    [
+        (False, [], True, []),
+        (False, ["lastmonth_activity"], True, ["key feature drift (lastmonth_activity)"]),
+        (True, ["lastmonth_activity"], True, ["data drift"]),  # said once
+        (False, ["lastmonth_activity"], False, []),  # the policy ignores data drift
+    ],
+)
+def test_drift_in_a_key_feature_alone_is_a_reason_to_retrain(
+    make_settings: Any, data_drift: bool, key_drift: list[str], on_data_drift: bool, reasons: list
+) -> None:
+    settings = make_settings(policy={"retrain_on_data_drift": on_data_drift})
+    got = decide(
+        settings,
+        model_drift=False,
+        data_drift=data_drift,
+        scheduled=False,
+        forced=False,
+        key_drift=key_drift,
+    )
+    assert got == reasons
+
+
+def test_drift_reports_show_importance_and_the_key_features(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    importance = store.model_version(deployed["model_version"], with_bytes=False)["metadata"][
+        "feature_importance"
+    ]
+    assert sum(importance.values()) == pytest.approx(1.0)
+    top = max(importance, key=importance.get)
+    source = make_settings(
+        input_folder_path="data/sourcedata",
+        policy={"key_features": ["number_of_employees"], "key_features_top": 1},
+    )
+    report = run_full_process(source, store=store)["evidence"]["data_drift"]
+    assert {c["column"]: c["importance"] for c in report["columns"]} == importance
+    expected = [f for f in source.features if f in {top, "number_of_employees"}]
+    assert report["key_features"] == expected
+    assert report["key_drifted"] == expected  # every column drifts on the source data
+    [stored] = store.drift_reports(limit=1, full=True)
+    assert stored["report"]["key_drifted"] == expected
+
+
+def test_key_features_must_be_features(make_settings: Any) -> None:
+    with pytest.raises(ConfigError, match=r"'policy.key_features' names columns that are not"):
+        make_settings(policy={"key_features": ["corporation"]})
