@@ -132,9 +132,9 @@ GOOD = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exi
         (GOOD.strip() + ",region\nabcd,1,2,3,0,north\n", "bad.csv: unexpected column(s) 'region'"),
         (
             GOOD + "abcd,1,lots,3,0\n",
-            "bad.csv: column 'lastyear_activity' must be numeric; row 0 has 'lots'",
+            "bad.csv, line 2: column 'lastyear_activity' must be numeric, got 'lots'",
         ),
-        (GOOD + "abcd,1,2,3,2\n", "bad.csv: target column 'exited' must hold 0 or 1; found 2"),
+        (GOOD + "abcd,1,2,3,2\n", "bad.csv, line 2: target column 'exited' must hold 0 or 1, got 2"),
         ("", "bad.csv: cannot be parsed as csv"),
     ],
 )
@@ -372,7 +372,7 @@ def test_a_bad_row_in_a_later_piece_rejects_the_whole_file(
     result = ingest(settings, store=store)
     [rejected] = result.rejected
     assert rejected["message"] == (
-        f"a_bad.csv: column 'lastyear_activity' must be numeric; row {good_rows} has 'lots'"
+        f"a_bad.csv, line {good_rows + 2}: column 'lastyear_activity' must be numeric, got 'lots'"
     )
     final = pd.read_csv(settings.finaldata_file)
     assert final.corporation.str.startswith("new").sum() == 9  # from b_late.csv only
