@@ -185,11 +185,17 @@ _NOT_BINARY = "target column '{column}' must hold 0 or 1, got {value}"
 
 
 def _shown(value: Any) -> str:
-    """``repr`` of a cell as a user wrote it (2, not 2.0 or np.float64(2.0))."""
+    """``repr`` of a cell as a user wrote it (2, not 2.0 or np.float64(2.0)); a long
+    string is cut, so a message stays short."""
     value = value.item() if isinstance(value, np.generic) else value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
     return repr(value)
+
+
+_SHOWN_CHARS = 40
 
 
 def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
@@ -593,7 +599,6 @@ def _merge_files(
                 message = ""
                 if quarantined is not None:
                     quarantined.close()
-                    rejects.append(quarantined)
                     count = quarantined.rows
                     message = (
                         f"{count} bad row{'s' if count > 1 else ''} quarantined to "
@@ -622,6 +627,7 @@ def _merge_files(
                         quarantined = _Rejects(
                             settings.rejects_folder, batch_id, path.name, piece.columns
                         )
+                        rejects.append(quarantined)  # discarded by the caller on failure
                     quarantined.write(
                         [
                             [*_original_values(piece, int(at), original), line, reason]
@@ -639,6 +645,7 @@ def _merge_files(
                     lines.close()
                 if quarantined is not None:
                     quarantined.discard()
+                    rejects.remove(quarantined)
                     quarantined = None
                 record.update(
                     status="rejected",

@@ -555,6 +555,15 @@ def test_a_bad_row_rejects_its_file_naming_the_line_and_why(
     assert not settings.rejects_folder.exists()
 
 
+def test_a_long_bad_value_is_cut_in_the_message(settings: Settings, store: Store) -> None:
+    (settings.input_folder_path / "bad.csv").write_text(GOOD + f"abcd,1,{'z' * 10_000},3,0\n")
+    [rejected] = ingest(settings, store=store).rejected
+    assert rejected["message"] == (
+        f"bad.csv, line 2: column 'lastyear_activity' must be numeric, got {'z' * 40!r}... "
+        "(10000 characters)"
+    )
+
+
 def test_validate_frame_names_the_1_based_row(settings: Settings) -> None:
     frame = pd.read_csv(io.StringIO(GOOD + ROW + ROW + "abcd,1,2,3,\n"))
     with pytest.raises(DataValidationError) as caught:
@@ -790,20 +799,31 @@ def test_quarantine_still_rejects_a_file_that_cannot_be_read(
     assert len(pd.read_csv(settings.finaldata_file)) == 26
 
 
+@pytest.mark.parametrize("b_has_a_bad_row", [False, True])
 def test_quarantine_writes_the_rejects_once_when_ingestion_restarts(
-    make_settings, project: Path, store: Store
+    make_settings, project: Path, store: Store, b_has_a_bad_row: bool
 ) -> None:
     folder = project / "data" / "mixed"
     folder.mkdir()
     (folder / "a.csv").write_text(GOOD + "aaaa,1,2,3,0\nbad1,1,2,3,\n")
-    (folder / "b.csv").write_text(GOOD + "cccc,7,8.5,9,0\n")  # a float column: written again
+    # a float column in b.csv: the rows of a.csv are written again
+    (folder / "b.csv").write_text(GOOD + "cccc,7,8.5,9,0\n" + "bad2,1,2,3,2\n" * b_has_a_bad_row)
     settings = make_settings(input_folder_path="data/mixed", ingestion=QUARANTINE)
     result = ingest(settings, store=store)
     assert settings.finaldata_file.read_text() == GOOD + "aaaa,1,2.0,3,0\ncccc,7,8.5,9,0\n"
-    assert rejects_text(settings, result, "a.csv") == REJECTS_HEADER + (
+    a_rejects = settings.rejects_folder / f"{result.batch_id}-a.csv"
+    b_rejects = settings.rejects_folder / f"{result.batch_id}-b.csv"
+    assert (
+        sorted(settings.rejects_folder.iterdir()) == [a_rejects, b_rejects][: 1 + b_has_a_bad_row]
+    )
+    assert a_rejects.read_text() == REJECTS_HEADER + (
         "bad1,1,2,3,,3,target column 'exited' is missing\n"
     )
-    assert [r["rows_quarantined"] for r in result.records] == [1, 0]
+    if b_has_a_bad_row:
+        assert b_rejects.read_text() == REJECTS_HEADER + (
+            "bad2,1,2,3,2,3,\"target column 'exited' must hold 0 or 1, got 2\"\n"
+        )
+    assert [r["rows_quarantined"] for r in result.records] == [1, int(b_has_a_bad_row)]
 
 
 def test_a_file_of_bad_rows_only_is_quarantined_whole(make_settings, store: Store) -> None:
