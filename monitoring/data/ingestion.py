@@ -1,6 +1,8 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-:func:`ingest` rejects a bad file (naming file and column) and ingests the others,
+:func:`ingest` rejects a bad file (naming file, column and, for a bad row, its file
+line) and ingests the others; with ``ingestion.bad_rows: "quarantine"`` a file's bad
+rows go to ``rejects/<batch_id>-<file>.csv`` instead and the rest is ingested. It
 drops duplicate rows as ``drop_duplicates`` on their concatenation would, and
 atomically writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per file),
 ``finaldata.profile.json``, and into the record store a row per file and the data
@@ -23,7 +25,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -329,7 +331,7 @@ class _Lines:
         suffix = path.suffix.lower()
         self.word = "row" if suffix == ".parquet" else "line"
         self._offset = 2 if suffix == ".csv" else 1  # data row 0's line, were none skipped
-        self._rows: Iterator[tuple[int, Any]] | None = None
+        self._rows: Generator[tuple[int, Any], None, None] | None = None
         if suffix == ".csv":
             self._rows = _csv_rows(path)
         elif suffix != ".parquet":
@@ -355,10 +357,10 @@ class _Lines:
 
     def close(self) -> None:
         if self._rows is not None:
-            self._rows.close()  # type: ignore[attr-defined]
+            self._rows.close()
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
     """``(first line, fields)`` of each data row of a CSV file, skipping what pandas'
     parser skips: blank lines and lines of spaces and tabs only."""
     csv.field_size_limit(max(csv.field_size_limit(), min(path.stat().st_size, 2**31 - 1)))
@@ -375,7 +377,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             yield start, fields
 
 
-def _json_rows(path: Path) -> Iterator[tuple[int, str]]:
+def _json_rows(path: Path) -> Generator[tuple[int, str], None, None]:
     """``(line, text)`` of each record of a JSON lines file (blank lines skipped, as
     pandas does)."""
     with open(path, "rb") as handle:
