@@ -60,8 +60,11 @@ def _say(message: str) -> None:
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     result = ingest(settings)
-    for record in result.rejected:
-        _say(f"rejected {record['file_name']}: {record['message']}")
+    for record in result.records:
+        if record["status"] == "rejected":
+            _say(f"rejected {record['file_name']}: {record['message']}")
+        elif record.get("rows_quarantined"):
+            _say(f"{record['file_name']}: {record['message']}")
     _say(f"read {result.rows_read} rows, kept {result.rows_kept} -> {settings.finaldata_file}")
     return result.to_dict()
 

@@ -126,6 +126,8 @@ def _section(cls: type[Any], raw: Any, name: str) -> Any:
             _check_object(dotted, value)
             parse = getattr(cls, f"_parse_{key}", None)
             values[key] = dict(value) if parse is None else parse(dotted, value)
+        elif get_origin(kind) is tuple:  # a list in JSON, parsed by the section
+            values[key] = getattr(cls, f"_parse_{key}")(dotted, value)
         elif value is None and type(None) in get_args(kind):
             values[key] = None
         else:
@@ -287,6 +289,62 @@ class DriftOptions:
         return self.columns.get(name, ColumnOptions())
 
 
+# The strings that read as a missing value in a feature or the target (besides an
+# empty cell, a JSON null and a Parquet null, which always do): pandas' default
+# tokens, written out so they are documented (README, *Ingestion*) and configurable.
+DEFAULT_NA_VALUES = (
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
+BAD_ROWS = ("reject_file", "quarantine")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return not math.isnan(float(text))
+
+
+@dataclass(frozen=True)
+class IngestionSettings:
+    """``ingestion``: which strings read as missing, and what a bad row does to its file
+    (``reject_file``: the file is rejected; ``quarantine``: the row goes to a rejects
+    file and the rest of the file is ingested)."""
+
+    bad_rows: str = _spec("reject_file", choices=BAD_ROWS)
+    na_values: tuple[str, ...] = _spec(DEFAULT_NA_VALUES)
+
+    @staticmethod
+    def _parse_na_values(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key '{key}' must be a list of strings, got {value!r}")
+        for token in value:
+            if _is_number(token):
+                raise ConfigError(
+                    f"config key '{key}' must not list a number (it would read as missing "
+                    f"only where written exactly so), got {token!r}"
+                )
+        return tuple(dict.fromkeys(v for v in value if v))
+
+
 PATH_DEFAULTS = {
     "input_folder_path": "data/practicedata",
     "output_folder_path": "data/ingesteddata",
@@ -320,6 +378,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     model_card: ModelCardSettings = field(default_factory=ModelCardSettings)
+    ingestion: IngestionSettings = field(default_factory=IngestionSettings)
     api_token: str | None = field(default=None, repr=False)
     feedback_token: str | None = field(default=None, repr=False)
 
@@ -340,6 +399,11 @@ class Settings:
     @property
     def profile_file(self) -> Path:
         return self.output_folder_path / "finaldata.profile.json"
+
+    @property
+    def rejects_folder(self) -> Path:
+        """Where quarantined rows go (``ingestion.bad_rows: "quarantine"``)."""
+        return self.output_folder_path / "rejects"
 
     @property
     def test_data_file(self) -> Path:

@@ -121,3 +121,27 @@ def test_an_unreachable_store_is_one_error_line_before_any_file(
     )
     assert err.count("\n") == 1 and "secret" not in err and "Traceback" not in err
     assert not (project / "data" / "ingesteddata").exists()
+
+
+def test_ingest_says_which_files_were_rejected_and_what_was_quarantined(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
+    folder = project / "data" / "practicedata"
+    (folder / "a_bad.csv").write_text(header + "q1,1,2,3,0\nq2,1,2,3,\n")
+    (folder / "b_broken.csv").write_text("corporation\nx\n")
+    config = write_config(project, ingestion={"bad_rows": "quarantine"})
+    assert main(["--config", str(config), "--json", "ingest"]) == 0
+    out = capsys.readouterr()
+    result = json.loads(out.out)
+    rejects = f"data/ingesteddata/rejects/{result['batch_id']}-a_bad.csv"
+    assert out.err.splitlines()[:3] == [
+        f"[monitoring] a_bad.csv: 1 bad row quarantined to {rejects}",
+        "[monitoring] rejected b_broken.csv: b_broken.csv: missing column(s) "
+        "'lastmonth_activity', 'lastyear_activity', 'number_of_employees', 'exited'; "
+        "expected ['corporation', 'lastmonth_activity', 'lastyear_activity', "
+        "'number_of_employees', 'exited'], got ['corporation']",
+        f"[monitoring] read 38 rows, kept 27 -> {project}/data/ingesteddata/finaldata.csv",
+    ]
+    assert (result["rows_read"], result["rows_quarantined"], result["rows_kept"]) == (38, 1, 27)
+    assert result["duplicates_removed"] == 10

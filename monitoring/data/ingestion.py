@@ -1,6 +1,8 @@
 """Ingestion: merge every data file of the input folder into ``finaldata.csv``.
 
-:func:`ingest` rejects a bad file (naming file and column) and ingests the others,
+:func:`ingest` rejects a bad file (naming file, column and, for a bad row, its file
+line) and ingests the others; with ``ingestion.bad_rows: "quarantine"`` a file's bad
+rows go to ``rejects/<batch_id>-<file>.csv`` instead and the rest is ingested. It
 drops duplicate rows as ``drop_duplicates`` on their concatenation would, and
 atomically writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per file),
 ``finaldata.profile.json``, and into the record store a row per file and the data
@@ -13,13 +15,17 @@ per kept row.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
+import os
 import re
+import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +39,7 @@ import pyarrow.csv as pa_csv
 from monitoring.config import Settings
 from monitoring.data.profile import ProfileParts
 from monitoring.data.rowkeys import _EXACT_FLOAT, SeenRows
-from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
+from monitoring.data.validation import _to_float, check_columns
 from monitoring.exceptions import DataValidationError, MonitoringError
 from monitoring.storage.files import (
     atomic_write,
@@ -67,6 +73,7 @@ class IngestionResult:
     rows_kept: int
     records: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    rows_quarantined: int = 0  # bad rows set aside (``ingestion.bad_rows: "quarantine"``)
 
     @property
     def rejected(self) -> list[dict[str, Any]]:
@@ -77,28 +84,85 @@ class IngestionResult:
             "batch_id": self.batch_id,
             "rows_read": self.rows_read,
             "rows_kept": self.rows_kept,
-            "duplicates_removed": self.rows_read - self.rows_kept,
+            "rows_quarantined": self.rows_quarantined,
+            "duplicates_removed": self.rows_read - self.rows_quarantined - self.rows_kept,
             "seconds": self.seconds,
             "files": self.records,
         }
 
 
-def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
-    """Check one input file's columns and types; return it in config column order.
+@dataclass
+class CheckedFrame:
+    """An input piece checked cell by cell (:func:`check_frame`)."""
 
-    Values may be missing (reported, not refused); present ones must be numeric, the
-    target's 0 or 1."""
+    frame: pd.DataFrame  # the good rows, in config column order, typed
+    bad: np.ndarray  # positions in the input of the bad rows, ascending
+    reasons: list[str]  # why each bad row is bad ("; " between its bad cells)
+
+
+def check_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> CheckedFrame:
+    """Check one input piece's columns, then each row's cells; return its good rows.
+
+    A missing or unexpected column raises :class:`DataValidationError` (the file is
+    bad). A row is bad when a feature holds a non-numeric or an infinite value, or
+    the target is missing or not 0 or 1. In a feature or the target, a string listed
+    in ``ingestion.na_values`` or the empty string is missing (CSV's parser already
+    read them so; here they are read so from JSON lines and Parquet too). Missing
+    features are kept (reported by the profile). Integer columns without gaps stay
+    integer; an empty identifier is missing.
+    """
     check_columns(frame, settings.columns, input_name=input_name)
-    numeric_columns = [*settings.features, settings.target]
-    # int64 columns are numeric, finite and whole already: only the others are checked.
-    others = [c for c in numeric_columns if frame[c].dtype != np.int64]
-    numeric = to_numeric_columns(frame, others, input_name=input_name, allow_missing=True)
-    out: dict[str, pd.Series] = {}
-    for column in numeric_columns:
-        if column not in others:
-            out[column] = frame[column]
+    tokens = ["", *settings.ingestion.na_values]
+    # (rows, column, its values, reason template), in column order
+    problems: list[tuple[np.ndarray, str, pd.Series, str]] = []
+    numbers: dict[str, pd.Series] = {}
+    for column in [*settings.features, settings.target]:
+        values = frame[column]
+        target = column == settings.target
+        if values.dtype == np.int64:  # numeric, finite and whole already
+            numbers[column] = values
+            if target:
+                problems.append((~values.isin([0, 1]).to_numpy(), column, values, _NOT_BINARY))
             continue
-        col = numeric[column]
+        if values.dtype.kind in "biuf":
+            numeric = values.astype("float64")
+            present = values.notna().to_numpy()
+            not_number = np.zeros(len(values), dtype=bool)
+        else:
+            values = values.mask(values.isin(tokens))
+            try:
+                numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+            except OverflowError:  # an integer beyond float range: float() gives inf
+                numeric = values.map(_to_float).astype("float64")
+            present = values.notna().to_numpy()
+            not_number = present & np.isnan(numeric.to_numpy())
+        array = numeric.to_numpy()
+        if target:
+            problems.append((~present, column, values, _MISSING_TARGET))
+            problems.append((present & ~np.isin(array, [0.0, 1.0]), column, values, _NOT_BINARY))
+        else:
+            problems.append((not_number, column, values, _NOT_NUMERIC))
+            problems.append((np.isinf(array), column, values, _INFINITE))
+        numbers[column] = numeric
+
+    bad_rows = np.zeros(len(frame), dtype=bool)
+    for mask, *_ in problems:
+        bad_rows |= mask
+    bad = np.flatnonzero(bad_rows)
+    reasons: dict[int, list[str]] = {int(i): [] for i in bad}
+    if len(bad):
+        for mask, column, values, template in problems:
+            for at in np.flatnonzero(mask):
+                reasons[int(at)].append(
+                    template.format(column=column, value=_shown(values.iloc[at]))
+                )
+    keep = None if not len(bad) else ~bad_rows
+    out: dict[str, pd.Series] = {}
+    for column, numeric in numbers.items():
+        col = numeric if keep is None else numeric[keep]
+        if col.dtype == np.int64:
+            out[column] = col
+            continue
         # Keep integer columns integer when they have no gaps, so the CSV stays as
         # given; only where int64 holds every value exactly (no -0.0, no 1e300).
         values = col.to_numpy()
@@ -109,10 +173,42 @@ def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) 
             and not (np.signbit(values) & (values == 0)).any()
         )
         out[column] = col.astype("int64") if whole else col
-    check_binary_target(out[settings.target], input_name=input_name, column=settings.target)
     for column in settings.id_columns:
-        out[column] = frame[column].astype("string")
-    return pd.DataFrame({column: out[column] for column in settings.columns}, copy=False)
+        ids = frame[column] if keep is None else frame[column][keep]
+        out[column] = ids.astype("string").replace("", pd.NA)
+    good = pd.DataFrame({column: out[column] for column in settings.columns}, copy=False)
+    return CheckedFrame(good, bad, ["; ".join(reasons[int(i)]) for i in bad])
+
+
+_NOT_NUMERIC = "column '{column}' must be numeric, got {value}"
+_INFINITE = "column '{column}' must be finite, got {value}"
+_MISSING_TARGET = "target column '{column}' is missing"
+_NOT_BINARY = "target column '{column}' must hold 0 or 1, got {value}"
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a cell as a user wrote it (2, not 2.0 or np.float64(2.0)); a long
+    string is cut, so a message stays short."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and len(value) > _SHOWN_CHARS:
+        return f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+_SHOWN_CHARS = 40
+
+
+def validate_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> pd.DataFrame:
+    """:func:`check_frame` for a whole table in memory: its rows, or
+    :class:`DataValidationError` naming the first bad row (1-based) and why."""
+    checked = check_frame(frame, settings, input_name=input_name)
+    if len(checked.bad):
+        raise DataValidationError(
+            f"{input_name}, row {int(checked.bad[0]) + 1}: {checked.reasons[0]}"
+        )
+    return checked.frame
 
 
 def write_csv(frame: pd.DataFrame, handle: IO[bytes], *, header: bool = True) -> None:
@@ -213,7 +309,149 @@ CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
 _END = object()  # marks the end of a file in the stream of pieces
 
 
-def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str, Any]]:
+def na_values(settings: Settings) -> dict[str, list[str]]:
+    """The strings CSV's parser reads as missing, per column: the empty cell everywhere,
+    and ``ingestion.na_values`` in the features and the target."""
+    tokens = ["", *settings.ingestion.na_values]
+    return {
+        **{column: [""] for column in settings.id_columns},
+        **{column: tokens for column in [*settings.features, settings.target]},
+    }
+
+
+class _Lines:
+    """Where a file's data rows are: their file line numbers and original values,
+    found by reading the file again only when a row is bad (forward only).
+
+    CSV: the line a row starts on (the header is line 1; blank lines, skipped by the
+    parser, are counted); JSON lines: the record's line; Parquet: the 1-based row.
+    """
+
+    def __init__(self, path: Path) -> None:
+        suffix = path.suffix.lower()
+        self.word = "row" if suffix == ".parquet" else "line"
+        self._offset = 2 if suffix == ".csv" else 1  # data row 0's line, were none skipped
+        self._rows: Generator[tuple[int, Any], None, None] | None = None
+        if suffix == ".csv":
+            self._rows = _csv_rows(path)
+        elif suffix != ".parquet":
+            self._rows = _json_rows(path)
+        self._next = 0  # the data row the next item of _rows is
+
+    def find(self, rows: Sequence[int]) -> list[tuple[int, Any]]:
+        """``(line, original values or None)`` of data rows ``rows`` (0-based, ascending,
+        after those asked before)."""
+        found = []
+        for row in rows:
+            line, original = row + self._offset, None
+            if self._rows is not None:
+                try:
+                    while self._next <= row:
+                        line, original = next(self._rows)
+                        self._next += 1
+                except StopIteration:  # the parser saw rows we do not: say where we think
+                    self._rows = None
+                    line, original = row + self._offset, None
+            found.append((line, original))
+        return found
+
+    def close(self) -> None:
+        if self._rows is not None:
+            self._rows.close()
+
+
+def _csv_rows(path: Path) -> Generator[tuple[int, list[str]], None, None]:
+    """``(first line, fields)`` of each data row of a CSV file, skipping what pandas'
+    parser skips: blank lines and lines of spaces and tabs only."""
+    csv.field_size_limit(max(csv.field_size_limit(), min(path.stat().st_size, 2**31 - 1)))
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        header, end = True, 0
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip(" \t")):
+                continue
+            if header:
+                header = False
+                continue
+            yield start, fields
+
+
+def _json_rows(path: Path) -> Generator[tuple[int, str], None, None]:
+    """``(line, text)`` of each record of a JSON lines file (blank lines skipped, as
+    pandas does)."""
+    with open(path, "rb") as handle:
+        for line, raw in enumerate(handle, 1):
+            text = raw.decode("utf-8", "replace")
+            if text.strip():
+                yield line, text
+
+
+def _cell_text(value: Any) -> str:
+    """A value as a rejects file shows it: missing empty, JSON literals as in JSON."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | dict | list):
+        return json.dumps(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _original_values(piece: pd.DataFrame, at: int, original: Any) -> list[str]:
+    """The cells of the piece's row at position ``at`` as the file holds them."""
+    columns = [str(c) for c in piece.columns]
+    if isinstance(original, list):  # CSV fields
+        return [*original[: len(columns)], *[""] * (len(columns) - len(original))]
+    if isinstance(original, str):  # a JSON lines record, numbers kept as written
+        try:
+            record = json.loads(original, parse_float=str, parse_int=str, parse_constant=str)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return [_cell_text(record.get(c)) for c in columns]
+    return [_cell_text(v) for v in piece.iloc[at].tolist()]
+
+
+class _Rejects:
+    """A file's quarantined rows, streamed to a temporary file beside their rejects file
+    (``<batch_id>-<file name>[.csv]`` in ``rejects/``); renamed into place by
+    :meth:`commit` once the ingestion succeeded."""
+
+    def __init__(self, folder: Path, batch_id: str, name: str, columns: Sequence[str]) -> None:
+        self.path = folder / f"{batch_id}-{name}{'' if name.lower().endswith('.csv') else '.csv'}"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+        self.tmp = Path(tmp)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        self.writer.writerow([*columns, "line", "reason"])
+        self.rows = 0
+
+    def write(self, rows: list[list[Any]]) -> None:
+        self.writer.writerows(rows)
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        if not self.handle.closed:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+
+    def commit(self) -> None:
+        self.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def _stream(
+    paths: Sequence[Path], skip: set[Path], na: dict[str, list[str]]
+) -> Iterator[tuple[Path, str, Any]]:
     """``(path, sha256, piece)`` for each piece of each file, then ``(path, sha256, _END)``.
 
     A piece is a DataFrame or the DataValidationError that stopped the file; files
@@ -222,7 +460,7 @@ def _stream(paths: Sequence[Path], skip: set[Path]) -> Iterator[tuple[Path, str,
     for path in paths:
         digest = sha256_file(path)
         try:
-            for piece in read_table_pieces(path, CHUNK_ROWS):
+            for piece in read_table_pieces(path, CHUNK_ROWS, na_values=na):
                 yield path, digest, piece
                 if path in skip:
                     break
@@ -300,21 +538,29 @@ def _merge_files(
     settings: Settings,
     handle: IO[bytes],
     records: list[dict[str, Any]],
+    rejects: list[_Rejects],
     *,
+    batch_id: str,
     float_columns: frozenset[str],
 ) -> ProfileParts:
     """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
 
-    A file is accepted or rejected as a whole: a piece that fails validation undoes
-    the file's earlier pieces. :class:`_Restart` when a column turns float after rows
-    were written as integers (pandas' concat makes it float throughout).
+    A bad file (a missing column, a parse error) is rejected as a whole: a piece that
+    fails undoes the file's earlier pieces. So is a file with a bad row, unless
+    ``ingestion.bad_rows`` is ``quarantine``: then its bad rows go to ``rejects`` (a
+    :class:`_Rejects` per file that had some, to commit) and the others are kept.
+    :class:`_Restart` when a column turns float after rows were written as integers
+    (pandas' concat makes it float throughout).
     """
     numeric = [*settings.features, settings.target]
+    quarantine = settings.ingestion.bad_rows == "quarantine"
     seen = SeenRows()
     parts = ProfileParts(settings)
     written_as_int: set[str] = set()
     now = utcnow()
     skip: set[Path] = set()
+    lines: _Lines | None = None
+    quarantined: _Rejects | None = None
     # A worker thread hashes and parses the next piece and formats the previous
     # one's CSV while this thread validates and de-duplicates (pandas' parser,
     # hashlib and Arrow's CSV writer release the GIL). One, not two: with two the
@@ -322,7 +568,8 @@ def _merge_files(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as worker:
         output = _Output(handle, worker)
         record: dict[str, Any] = {}
-        for path, digest, piece in _read_ahead(_stream(paths, skip), worker):
+        stream = _stream(paths, skip, na_values(settings))
+        for path, digest, piece in _read_ahead(stream, worker):
             if record.get("file_name") != path.name:  # a new file starts
                 record = {
                     "file_name": path.name,
@@ -330,6 +577,7 @@ def _merge_files(
                     "ingested_at": now,
                     "sha256": digest,
                     "rows_read": 0,
+                    "rows_quarantined": 0,
                 }
                 records.append(record)
                 mark = output.mark()
@@ -337,9 +585,12 @@ def _merge_files(
                 file_parts = ProfileParts(settings)
                 file_floats = set(float_columns)
                 file_writes_int: set[str] = set()
+                lines = _Lines(path)
             if path in skip:
                 continue
             if piece is _END:
+                if lines is not None:
+                    lines.close()
                 if file_floats & (written_as_int | file_writes_int):
                     raise _Restart(frozenset(file_floats))
                 float_columns = frozenset(file_floats)
@@ -347,36 +598,75 @@ def _merge_files(
                 seen.commit()
                 parts.absorb(file_parts)
                 kept = file_parts.rows
+                message = ""
+                if quarantined is not None:
+                    quarantined.close()
+                    count = quarantined.rows
+                    message = (
+                        f"{count} bad row{'s' if count > 1 else ''} quarantined to "
+                        f"{settings.relative(quarantined.path)}"
+                    )
+                    quarantined = None
                 record.update(
                     status="accepted",
                     rows_kept=kept,
-                    duplicates_removed=record["rows_read"] - kept,
-                    message="",
+                    duplicates_removed=record["rows_read"] - record["rows_quarantined"] - kept,
+                    message=message,
                 )
                 continue
             try:
                 if isinstance(piece, DataValidationError):
                     raise piece
-                frame = validate_frame(piece, settings, input_name=path.name)
+                checked = check_frame(piece, settings, input_name=path.name)
+                if len(checked.bad):
+                    assert lines is not None
+                    found = lines.find([int(i) for i in piece.index[checked.bad]])
+                    if not quarantine:
+                        raise DataValidationError(
+                            f"{path.name}, {lines.word} {found[0][0]}: {checked.reasons[0]}"
+                        )
+                    if quarantined is None:
+                        quarantined = _Rejects(
+                            settings.rejects_folder, batch_id, path.name, piece.columns
+                        )
+                        rejects.append(quarantined)  # discarded by the caller on failure
+                    quarantined.write(
+                        [
+                            [*_original_values(piece, int(at), original), line, reason]
+                            for at, (line, original), reason in zip(
+                                checked.bad, found, checked.reasons, strict=True
+                            )
+                        ]
+                    )
+                    record["rows_quarantined"] += len(checked.bad)
             except DataValidationError as exc:
                 skip.add(path)
                 output.undo(mark)
                 seen.rollback()
+                if lines is not None:
+                    lines.close()
+                if quarantined is not None:
+                    quarantined.discard()
+                    rejects.remove(quarantined)
+                    quarantined = None
                 record.update(
                     status="rejected",
                     rows_read=None,
+                    rows_quarantined=0,
                     rows_kept=0,
                     duplicates_removed=None,
                     message=exc.message,
                 )
                 continue
+            record["rows_read"] += len(piece)
             del piece
+            frame = checked.frame
+            del checked
             file_floats |= {c for c in numeric if frame[c].dtype.kind == "f"}
             keep = seen.admit(frame)
             kept = frame if keep.all() else frame.loc[keep]
             if file_floats:
                 kept = kept.astype(dict.fromkeys(file_floats, "float64"))
-            record["rows_read"] += len(frame)
             del frame
             output.append(kept)
             if len(kept):
@@ -407,14 +697,29 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
     batch_id = str(uuid.uuid4())
     records: list[dict[str, Any]] = []
     parts: list[ProfileParts] = []
+    rejects: list[_Rejects] = []
+
+    def discard_rejects() -> None:
+        for quarantined in rejects:
+            quarantined.discard()
+        rejects.clear()
 
     def write(handle: IO[bytes]) -> None:
         float_columns: frozenset[str] = frozenset()
         while True:
             records.clear()
+            discard_rejects()
             try:
                 parts.append(
-                    _merge_files(paths, settings, handle, records, float_columns=float_columns)
+                    _merge_files(
+                        paths,
+                        settings,
+                        handle,
+                        records,
+                        rejects,
+                        batch_id=batch_id,
+                        float_columns=float_columns,
+                    )
                 )
                 return
             except _Restart as restart:
@@ -422,7 +727,13 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
                 handle.seek(0)
                 handle.truncate()
 
-    atomic_write(settings.finaldata_file, write)
+    try:
+        atomic_write(settings.finaldata_file, write)
+    except BaseException:
+        discard_rejects()
+        raise
+    for quarantined in rejects:  # the rejects files appear with the data they left
+        quarantined.commit()
     # The merged file is hashed on a thread while this one profiles (hashlib and
     # numpy's sort release the GIL); the parts go as the drift profile is fitted.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as hasher:
@@ -432,9 +743,14 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
     atomic_write_json(settings.profile_file, profile)
     atomic_write_text(settings.ingested_record_file, format_record(records))
     store.add_data_profile(profile, reference=reference, data_sha256=digest.result())
-    store.add_ingestions([{**r, "batch_id": batch_id} for r in records])
+    store.add_ingestions(
+        [{**{k: r[k] for k in RECORD_FIELDS}, "batch_id": batch_id} for r in records]
+    )
 
     rows_read = sum(r["rows_read"] or 0 for r in records)
     seconds = time.perf_counter() - started
     store.add_timing("ingestion", seconds, rows_read)
-    return IngestionResult(batch_id, rows_read, profile["rows"], records, seconds)
+    quarantined_rows = sum(r["rows_quarantined"] for r in records)
+    return IngestionResult(
+        batch_id, rows_read, profile["rows"], records, seconds, rows_quarantined=quarantined_rows
+    )

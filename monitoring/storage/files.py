@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -118,18 +118,28 @@ def read_table(path: Path) -> pd.DataFrame:
     )
 
 
-def read_table_pieces(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+def read_table_pieces(
+    path: Path, rows: int, *, na_values: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[pd.DataFrame]:
     """:func:`read_table` in pieces: CSV streamed ``rows`` rows at a time, others whole.
 
-    Each piece keeps its rows' numbers in the file as its index; errors are those of
-    :func:`read_table`, possibly after some pieces.
+    Each piece keeps its rows' numbers in the file (0 for the first data row, blank
+    lines not counted) as its index; errors are those of :func:`read_table`, possibly
+    after some pieces. ``na_values`` (CSV only): for each column, the exact strings
+    that read as missing, instead of pandas' defaults (a column not named has none).
     """
     path = Path(path)
     if path.suffix.lower() != ".csv":
         yield read_table(path)
         return
+    options: dict[str, Any] = {}
+    if na_values is not None:
+        options = {
+            "keep_default_na": False,
+            "na_values": {k: list(v) for k, v in na_values.items()},
+        }
     try:
-        with pd.read_csv(path, chunksize=rows) as reader:
+        with pd.read_csv(path, chunksize=rows, **options) as reader:
             yield from reader
     except _PARSE_ERRORS as exc:
         raise _unparsable(path, exc) from exc

@@ -14,6 +14,7 @@ import pytest
 from monitoring.config import Settings
 from monitoring.data import ingestion
 from monitoring.data.ingestion import (
+    check_frame,
     find_new_files,
     ingest,
     read_record,
@@ -22,7 +23,7 @@ from monitoring.data.ingestion import (
 )
 from monitoring.data.profile import ProfileParts, profile_frame
 from monitoring.drift import ReferenceProfile
-from monitoring.exceptions import DataValidationError, MonitoringError
+from monitoring.exceptions import ConfigError, DataValidationError, MonitoringError
 from monitoring.storage.files import list_tables, read_table, sha256_file
 from monitoring.storage.store import Store
 from tests.helpers import assert_same_profile
@@ -132,9 +133,12 @@ GOOD = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exi
         (GOOD.strip() + ",region\nabcd,1,2,3,0,north\n", "bad.csv: unexpected column(s) 'region'"),
         (
             GOOD + "abcd,1,lots,3,0\n",
-            "bad.csv: column 'lastyear_activity' must be numeric; row 0 has 'lots'",
+            "bad.csv, line 2: column 'lastyear_activity' must be numeric, got 'lots'",
         ),
-        (GOOD + "abcd,1,2,3,2\n", "bad.csv: target column 'exited' must hold 0 or 1; found 2"),
+        (
+            GOOD + "abcd,1,2,3,2\n",
+            "bad.csv, line 2: target column 'exited' must hold 0 or 1, got 2",
+        ),
         ("", "bad.csv: cannot be parsed as csv"),
     ],
 )
@@ -290,15 +294,20 @@ def random_pool(rng: np.random.Generator) -> pd.DataFrame:
 
 
 def reference_outputs(settings: Settings) -> tuple[bytes, dict[str, Any], list[int]]:
-    """What the in-memory implementation (validate all, merge_frames, write_csv) gives."""
+    """What the in-memory implementation (validate all, merge_frames, write_csv) gives;
+    with quarantine, a file's good rows."""
+    quarantine = settings.ingestion.bad_rows == "quarantine"
     accepted = []
     for path in list_tables(settings.input_folder_path):
         try:
-            accepted.append(
-                (path.name, validate_frame(read_table(path), settings, input_name=path.name))
-            )
+            frame = read_table(path)
+            if quarantine:
+                good = check_frame(frame, settings, input_name=path.name).frame
+            else:
+                good = validate_frame(frame, settings, input_name=path.name)
         except DataValidationError:
-            pass
+            continue
+        accepted.append((path.name, good))
     merged, kept = merge_frames(accepted)
     buffer = io.BytesIO()
     write_csv(merged, buffer)
@@ -332,8 +341,12 @@ def test_streaming_ingestion_equals_the_in_memory_merge(
             frame.to_parquet(path)
     if rng.random() < 0.3:  # rejected in its third piece when pieces are 7 rows
         good_rows = "".join(f"ok{i},1,2,3,0\n" for i in range(16))
-        (folder / "f9_bad.csv").write_text(GOOD + good_rows + "abcd,1,lots,3,0\n")
-    settings = make_settings(input_folder_path=f"data/random{seed}")
+        (folder / "f9_bad.csv").write_text(GOOD + good_rows + "abcd,1,lots,3,0\nok,1,2,3,1\n")
+    # every fourth seed sets bad rows aside instead: f9_bad.csv's good rows are kept
+    bad_rows = "quarantine" if seed % 4 == 3 else "reject_file"
+    settings = make_settings(
+        input_folder_path=f"data/random{seed}", ingestion={"bad_rows": bad_rows}
+    )
     try:
         expected_csv, expected_profile, expected_kept = reference_outputs(settings)
     except DataValidationError:  # every file empty or rejected: ingest must refuse too
@@ -350,6 +363,8 @@ def test_streaming_ingestion_equals_the_in_memory_merge(
     kept = [r["rows_kept"] for r in result.records if r["status"] == "accepted"]
     assert kept == expected_kept
     assert result.rows_kept == sum(expected_kept)
+    f9_quarantined = bad_rows == "quarantine" and (folder / "f9_bad.csv").exists()
+    assert result.rows_quarantined == (1 if f9_quarantined else 0)
     # the store serves the same profile, and the drift profile of the written file
     stored = store.data_profile()
     assert stored is not None
@@ -372,7 +387,7 @@ def test_a_bad_row_in_a_later_piece_rejects_the_whole_file(
     result = ingest(settings, store=store)
     [rejected] = result.rejected
     assert rejected["message"] == (
-        f"a_bad.csv: column 'lastyear_activity' must be numeric; row {good_rows} has 'lots'"
+        f"a_bad.csv, line {good_rows + 2}: column 'lastyear_activity' must be numeric, got 'lots'"
     )
     final = pd.read_csv(settings.finaldata_file)
     assert final.corporation.str.startswith("new").sum() == 9  # from b_late.csv only
@@ -430,3 +445,396 @@ def test_write_csv_is_byte_identical_to_pandas(frame: pd.DataFrame) -> None:
     handle = io.BytesIO()
     write_csv(frame, handle)
     assert handle.getvalue().decode() == frame.to_csv(index=False)
+
+
+# -- bad rows: file line numbers, missing targets, NA tokens, quarantine ------------------
+ROW = "aaaa,1,2,3,0\n"
+
+
+def write_jsonl(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def record_line(corporation: str, exited: Any, **values: Any) -> str:
+    row = {"corporation": corporation, "lastmonth_activity": 1, "lastyear_activity": 2}
+    row |= {"number_of_employees": 3, "exited": exited, **values}
+    return json.dumps(row)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "bad.csv",
+            GOOD + ROW + "abcd,1,2,3,\n",
+            "bad.csv, line 3: target column 'exited' is missing",
+        ),
+        (
+            "bad.csv",
+            GOOD + ROW + "abcd,1,2,3,n/a\n",
+            "bad.csv, line 3: target column 'exited' is missing",
+        ),
+        (
+            "bad.csv",
+            GOOD + ROW + "abcd,1,2,3,yes\n",
+            "bad.csv, line 3: target column 'exited' must hold 0 or 1, got 'yes'",
+        ),
+        (
+            "bad.csv",
+            GOOD + ROW + "abcd,1,2,3,0.5\n",
+            "bad.csv, line 3: target column 'exited' must hold 0 or 1, got 0.5",
+        ),
+        (  # blank lines and a line of spaces are skipped by the parser, counted here
+            "bad.csv",
+            "\n" + GOOD + ROW + "\n   \n\t\nabcd,1,lots,3,0\n",
+            "bad.csv, line 7: column 'lastyear_activity' must be numeric, got 'lots'",
+        ),
+        (  # a quoted value over two lines: the next row starts on line 4
+            "bad.csv",
+            GOOD + '"two\nlines",1,2,3,0\nabcd,1,2,3,7\n',
+            "bad.csv, line 4: target column 'exited' must hold 0 or 1, got 7",
+        ),
+        (
+            "bad.csv",
+            GOOD + ROW + "abcd,1e999,2,3,0\n",
+            "bad.csv, line 3: column 'lastmonth_activity' must be finite, got inf",  # as parsed
+        ),
+        (
+            "bad.csv",
+            GOOD + ROW + "abcd,-inf,2,3,0\n",
+            "bad.csv, line 3: column 'lastmonth_activity' must be finite, got -inf",
+        ),
+        (  # every bad cell of the first bad row, in column order
+            "bad.csv",
+            GOOD + ROW + "abcd,x,y,3,5\nefgh,1,2,3,\n",
+            "bad.csv, line 3: column 'lastmonth_activity' must be numeric, got 'x'; "
+            "column 'lastyear_activity' must be numeric, got 'y'; "
+            "target column 'exited' must hold 0 or 1, got 5",
+        ),
+        (
+            "bad.jsonl",
+            [record_line("aaaa", 0), "", record_line("abcd", None)],
+            "bad.jsonl, line 3: target column 'exited' is missing",
+        ),
+        (
+            "bad.jsonl",
+            [record_line("aaaa", 0), record_line("abcd", 1, lastyear_activity="lots")],
+            "bad.jsonl, line 2: column 'lastyear_activity' must be numeric, got 'lots'",
+        ),
+        (
+            "bad.parquet",
+            pd.DataFrame(
+                {
+                    "corporation": ["aaaa", "abcd"],
+                    "lastmonth_activity": [1.5, 2.0],
+                    "lastyear_activity": [2, 2],
+                    "number_of_employees": [3, 3],
+                    "exited": [0, 3],
+                }
+            ),
+            "bad.parquet, row 2: target column 'exited' must hold 0 or 1, got 3",
+        ),
+    ],
+)
+def test_a_bad_row_rejects_its_file_naming_the_line_and_why(
+    settings: Settings, store: Store, name: str, content: Any, message: str
+) -> None:
+    path = settings.input_folder_path / name
+    if isinstance(content, pd.DataFrame):
+        content.to_parquet(path)
+    elif isinstance(content, list):
+        write_jsonl(path, content)
+    else:
+        path.write_text(content)
+    result = ingest(settings, store=store)
+    [rejected] = result.rejected
+    assert (rejected["file_name"], rejected["message"]) == (name, message)
+    assert (result.rows_read, result.rows_kept) == (36, 26)
+    stored = {r["file_name"]: (r["status"], r["message"]) for r in store.ingestions()}
+    assert stored[name] == ("rejected", message)
+    assert not settings.rejects_folder.exists()
+
+
+def test_a_long_bad_value_is_cut_in_the_message(settings: Settings, store: Store) -> None:
+    (settings.input_folder_path / "bad.csv").write_text(GOOD + f"abcd,1,{'z' * 10_000},3,0\n")
+    [rejected] = ingest(settings, store=store).rejected
+    assert rejected["message"] == (
+        f"bad.csv, line 2: column 'lastyear_activity' must be numeric, got {'z' * 40!r}... "
+        "(10000 characters)"
+    )
+
+
+def test_validate_frame_names_the_1_based_row(settings: Settings) -> None:
+    frame = pd.read_csv(io.StringIO(GOOD + ROW + ROW + "abcd,1,2,3,\n"))
+    with pytest.raises(DataValidationError) as caught:
+        validate_frame(frame, settings, input_name="frame")
+    assert caught.value.message == "frame, row 3: target column 'exited' is missing"
+
+
+@pytest.mark.parametrize(
+    ("na_values", "cell", "outcome"),
+    [
+        (None, "n/a", "missing"),  # the default list holds n/a, NA, null, ...
+        (None, "NA", "missing"),
+        (None, "null", "missing"),
+        (None, "", "missing"),
+        (None, "?", "bad"),
+        ([], "n/a", "bad"),
+        ([], "", "missing"),  # an empty cell is always missing
+        (["?"], "?", "missing"),
+        (["?"], "NA", "bad"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_na_tokens_in_a_feature_read_as_documented(
+    make_settings, store: Store, na_values: list[str] | None, cell: str, outcome: str, kind: str
+) -> None:
+    settings = make_settings(
+        **({} if na_values is None else {"ingestion": {"na_values": na_values}})
+    )
+    path = settings.input_folder_path / f"tokens.{kind}"
+    if kind == "csv":
+        path.write_text(GOOD + f"tok1,{cell},2,3,0\n")
+    else:
+        write_jsonl(path, [record_line("tok1", 0, lastmonth_activity=cell)])
+    result = ingest(settings, store=store)
+    final = pd.read_csv(settings.finaldata_file, keep_default_na=False, dtype=str)
+    if outcome == "missing":
+        assert result.rejected == []
+        assert final.loc[final.corporation == "tok1", "lastmonth_activity"].tolist() == [""]
+        missing = {
+            m["column"]: m["missing_count"] for m in store.data_profile()["profile"]["missing"]
+        }
+        assert missing["lastmonth_activity"] == 1
+    else:
+        [rejected] = result.rejected
+        assert rejected["message"] == (
+            f"tokens.{kind}, line 2: column 'lastmonth_activity' must be numeric, got {cell!r}"
+            if kind == "csv"
+            else f"tokens.{kind}, line 1: column 'lastmonth_activity' must be numeric, got {cell!r}"
+        )
+        assert "tok1" not in final.corporation.tolist()
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_na_tokens_do_not_apply_to_identifiers(settings: Settings, store: Store, kind: str) -> None:
+    path = settings.input_folder_path / f"ids.{kind}"
+    if kind == "csv":
+        path.write_text(GOOD + "NA,1,2,3,0\n,4,5,6,1\n")
+    else:
+        write_jsonl(path, [record_line("NA", 0), record_line("", 1, lastmonth_activity=4)])
+    ingest(settings, store=store)
+    final = pd.read_csv(settings.finaldata_file, keep_default_na=False, dtype=str)
+    assert final.corporation.tolist()[-2:] == ["NA", ""]  # "" written for the missing id
+
+
+@pytest.mark.parametrize(
+    ("ingestion_config", "message"),
+    [
+        (
+            {"bad_rows": "drop"},
+            "config key 'ingestion.bad_rows' must be one of "
+            "['reject_file', 'quarantine'], got 'drop'",
+        ),
+        (
+            {"na_values": "n/a"},
+            "config key 'ingestion.na_values' must be a list of strings, got 'n/a'",
+        ),
+        (
+            {"na_values": ["n/a", 0]},
+            "config key 'ingestion.na_values' must be a list of strings, got ['n/a', 0]",
+        ),
+        (
+            {"na_values": ["-999"]},
+            "config key 'ingestion.na_values' must not list a number "
+            "(it would read as missing only where written exactly so), got '-999'",
+        ),
+        (
+            {"quarantine": True},
+            "unknown config key 'ingestion.quarantine'; expected one of ['bad_rows', 'na_values']",
+        ),
+    ],
+)
+def test_ingestion_config_keys_are_checked(
+    make_settings, ingestion_config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_settings(ingestion=ingestion_config)
+    assert str(caught.value) == message
+
+
+def test_ingestion_config_defaults(settings: Settings) -> None:
+    assert settings.ingestion.bad_rows == "reject_file"
+    assert settings.ingestion.na_values == (
+        "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+    )  # fmt: skip
+    assert settings.rejects_folder == settings.output_folder_path / "rejects"
+
+
+QUARANTINE = {"bad_rows": "quarantine"}
+REJECTS_HEADER = GOOD.strip() + ",line,reason\n"
+
+
+def rejects_text(settings: Settings, result: Any, name: str) -> str:
+    """The one rejects file of ``name`` in this ingestion, and no other file there."""
+    path = settings.rejects_folder / f"{result.batch_id}-{name}"
+    assert [p.name for p in settings.rejects_folder.iterdir()] == [path.name]
+    return path.read_text()
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 100_000])  # bad rows in three pieces, or one
+def test_quarantine_sets_bad_csv_rows_aside_and_ingests_the_rest(
+    make_settings, store: Store, monkeypatch: pytest.MonkeyPatch, chunk_rows: int
+) -> None:
+    monkeypatch.setattr(ingestion, "CHUNK_ROWS", chunk_rows)
+    settings = make_settings(ingestion=QUARANTINE)
+    (settings.input_folder_path / "bad.csv").write_text(
+        GOOD
+        + "q1,1,2,3,0\n"  # line 2
+        + "q2,1,lots,3,1\n"  # line 3: bad
+        + "q3,1,2,3,\n"  # line 4: bad
+        + "\n"  # line 5: blank
+        + "q4,1,2,3,1\n"  # line 6
+        + "q1,1,2,3,0\n"  # line 7: a duplicate of line 2
+        + '"q,5",1.50,x,3,9\n'  # line 8: bad twice
+        + "q6,1,2,3,n/a\n"  # line 9: bad
+    )
+    result = ingest(settings, store=store)
+
+    name = f"{result.batch_id}-bad.csv"
+    message = f"4 bad rows quarantined to data/ingesteddata/rejects/{name}"
+    assert rejects_text(settings, result, "bad.csv") == REJECTS_HEADER + (
+        "q2,1,lots,3,1,3,\"column 'lastyear_activity' must be numeric, got 'lots'\"\n"
+        "q3,1,2,3,,4,target column 'exited' is missing\n"
+        "\"q,5\",1.50,x,3,9,8,\"column 'lastyear_activity' must be numeric, got 'x'; "
+        "target column 'exited' must hold 0 or 1, got 9\"\n"
+        "q6,1,2,3,n/a,9,target column 'exited' is missing\n"
+    )
+    bad = next(r for r in result.records if r["file_name"] == "bad.csv")
+    assert {k: bad[k] for k in ("status", "rows_read", "rows_quarantined", "rows_kept")} == {
+        "status": "accepted",
+        "rows_read": 7,
+        "rows_quarantined": 4,
+        "rows_kept": 2,
+    }
+    assert (bad["duplicates_removed"], bad["message"]) == (1, message)
+    assert (result.rows_read, result.rows_quarantined, result.rows_kept) == (43, 4, 28)
+    assert result.to_dict()["duplicates_removed"] == 11
+    final = pd.read_csv(settings.finaldata_file)
+    assert final.corporation.tolist()[:2] == ["q1", "q4"]
+    assert len(final) == 28
+    [txt] = [r for r in read_record(settings.ingested_record_file) if r["file_name"] == "bad.csv"]
+    assert (txt["status"], txt["rows_read"], txt["rows_kept"]) == ("accepted", "7", "2")
+    assert (txt["duplicates_removed"], txt["message"]) == ("1", message)
+    [stored] = [r for r in store.ingestions() if r["file_name"] == "bad.csv"]
+    assert (stored["status"], stored["rows_kept"], stored["message"]) == ("accepted", 2, message)
+
+
+def test_quarantined_json_lines_keep_their_values_as_written(make_settings, store: Store) -> None:
+    settings = make_settings(ingestion=QUARANTINE)
+    write_jsonl(
+        settings.input_folder_path / "bad.jsonl",
+        [
+            '{"corporation": "j1", "lastmonth_activity": 0.1000, "lastyear_activity": 2,'
+            ' "number_of_employees": 3, "exited": 2}',
+            "",
+            record_line("j2", 1),
+            '{"corporation": "j3", "lastmonth_activity": "n/a", "lastyear_activity": 2,'
+            ' "number_of_employees": 3, "exited": null}',
+        ],
+    )
+    result = ingest(settings, store=store)
+    assert rejects_text(settings, result, "bad.jsonl.csv") == REJECTS_HEADER + (
+        "j1,0.1000,2,3,2,1,\"target column 'exited' must hold 0 or 1, got 2\"\n"
+        "j3,n/a,2,3,,4,target column 'exited' is missing\n"
+    )
+    [bad] = [r for r in result.records if r["file_name"] == "bad.jsonl"]
+    assert (bad["rows_read"], bad["rows_quarantined"], bad["rows_kept"]) == (3, 2, 1)
+    assert bad["message"] == (
+        f"2 bad rows quarantined to data/ingesteddata/rejects/{result.batch_id}-bad.jsonl.csv"
+    )
+
+
+def test_quarantined_parquet_rows_are_numbered_from_1(make_settings, store: Store) -> None:
+    settings = make_settings(ingestion=QUARANTINE)
+    pd.DataFrame(
+        {
+            "corporation": ["p1", None, "p3"],
+            "lastmonth_activity": [0.1, np.inf, 2.5],
+            "lastyear_activity": [2, 2, 2],
+            "number_of_employees": [3, 3, 3],
+            "exited": [0, 1, 1],
+        }
+    ).to_parquet(settings.input_folder_path / "bad.parquet")
+    result = ingest(settings, store=store)
+    assert rejects_text(settings, result, "bad.parquet.csv") == REJECTS_HEADER + (
+        ",inf,2,3,1,2,\"column 'lastmonth_activity' must be finite, got inf\"\n"
+    )
+    [bad] = [r for r in result.records if r["file_name"] == "bad.parquet"]
+    assert (bad["rows_read"], bad["rows_quarantined"], bad["rows_kept"]) == (3, 1, 2)
+    assert bad["message"] == (
+        f"1 bad row quarantined to data/ingesteddata/rejects/{result.batch_id}-bad.parquet.csv"
+    )
+
+
+def test_quarantine_still_rejects_a_file_that_cannot_be_read(
+    make_settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingestion, "CHUNK_ROWS", 2)
+    settings = make_settings(ingestion=QUARANTINE)
+    (settings.input_folder_path / "bad.csv").write_text(
+        GOOD + "r1,1,2,3,\nr2,1,2,3,0\nr3,1,2,3,0\nr4,1,2,3,0,extra\n"
+    )
+    result = ingest(settings, store=store)
+    [rejected] = result.rejected
+    assert rejected["message"].startswith("bad.csv: cannot be parsed as csv: ")
+    assert "Expected 5 fields in line 5, saw 6" in rejected["message"]
+    assert (rejected["rows_read"], rejected["rows_quarantined"], result.rows_quarantined) == (
+        None,
+        0,
+        0,
+    )
+    assert list(settings.rejects_folder.iterdir()) == []  # the half-written rejects are gone
+    assert len(pd.read_csv(settings.finaldata_file)) == 26
+
+
+@pytest.mark.parametrize("b_has_a_bad_row", [False, True])
+def test_quarantine_writes_the_rejects_once_when_ingestion_restarts(
+    make_settings, project: Path, store: Store, b_has_a_bad_row: bool
+) -> None:
+    folder = project / "data" / "mixed"
+    folder.mkdir()
+    (folder / "a.csv").write_text(GOOD + "aaaa,1,2,3,0\nbad1,1,2,3,\n")
+    # a float column in b.csv: the rows of a.csv are written again
+    (folder / "b.csv").write_text(GOOD + "cccc,7,8.5,9,0\n" + "bad2,1,2,3,2\n" * b_has_a_bad_row)
+    settings = make_settings(input_folder_path="data/mixed", ingestion=QUARANTINE)
+    result = ingest(settings, store=store)
+    assert settings.finaldata_file.read_text() == GOOD + "aaaa,1,2.0,3,0\ncccc,7,8.5,9,0\n"
+    a_rejects = settings.rejects_folder / f"{result.batch_id}-a.csv"
+    b_rejects = settings.rejects_folder / f"{result.batch_id}-b.csv"
+    assert (
+        sorted(settings.rejects_folder.iterdir()) == [a_rejects, b_rejects][: 1 + b_has_a_bad_row]
+    )
+    assert a_rejects.read_text() == REJECTS_HEADER + (
+        "bad1,1,2,3,,3,target column 'exited' is missing\n"
+    )
+    if b_has_a_bad_row:
+        assert b_rejects.read_text() == REJECTS_HEADER + (
+            "bad2,1,2,3,2,3,\"target column 'exited' must hold 0 or 1, got 2\"\n"
+        )
+    assert [r["rows_quarantined"] for r in result.records] == [1, int(b_has_a_bad_row)]
+
+
+def test_a_file_of_bad_rows_only_is_quarantined_whole(make_settings, store: Store) -> None:
+    settings = make_settings(ingestion=QUARANTINE)
+    (settings.input_folder_path / "bad.csv").write_text(GOOD + "b1,1,2,3,\nb2,1,2,3,\n")
+    result = ingest(settings, store=store)
+    [bad] = [r for r in result.records if r["file_name"] == "bad.csv"]
+    assert (bad["status"], bad["rows_read"], bad["rows_kept"], bad["duplicates_removed"]) == (
+        "accepted",
+        2,
+        0,
+        0,
+    )
+    assert (result.rows_read, result.rows_quarantined, result.rows_kept) == (38, 2, 26)
