@@ -120,14 +120,16 @@ def _section(cls: type[Any], raw: Any, name: str) -> Any:
         if key not in raw:
             continue
         value, kind, dotted = raw[key], hints[key], f"{name}.{key}"
-        if get_origin(kind) is tuple:  # a list of column names
-            values[key] = _str_list(raw, key, allow_empty=True, name=dotted)
+        if get_origin(kind) is tuple:  # a list in JSON: column names unless parsed otherwise
+            parse = getattr(cls, f"_parse_{key}", None)
+            if parse is None:
+                values[key] = _str_list(raw, key, allow_empty=True, name=dotted)
+            else:
+                values[key] = parse(dotted, value)
         elif get_origin(kind) is Mapping:
             _check_object(dotted, value)
             parse = getattr(cls, f"_parse_{key}", None)
             values[key] = dict(value) if parse is None else parse(dotted, value)
-        elif get_origin(kind) is tuple:  # a list in JSON, parsed by the section
-            values[key] = getattr(cls, f"_parse_{key}")(dotted, value)
         elif value is None and type(None) in get_args(kind):
             values[key] = None
         else:
