@@ -443,9 +443,21 @@ def test_a_tampered_model_is_never_loaded(deployed: dict[str, Any], settings: Se
     with pytest.raises(IntegrityError, match="does not match its recorded checksum"):
         load_deployed(store)
     client = client_with(settings)
-    error_body(client.post("/prediction", json={"data": [ROW]}), 500, "internal error")
+    error_body(
+        client.post("/prediction", json={"data": [ROW]}),
+        503,
+        f"the live model (version {version}) is not served: model artifact failed its "
+        "checksum; see the server log",
+    )
+    error_body(client.get("/scoring"), 503, "model artifact failed its checksum")
     body = client.get("/health").get_json()
     assert (body["status"], body["model_version"]) == ("unavailable", None)
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["model"] == {
+        "status": "unavailable",
+        "reason": "model artifact failed its checksum",
+    }
 
 
 def test_a_live_pointer_naming_an_unknown_version_is_a_clear_503(
