@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from monitoring.exceptions import MonitoringError, StoreUnavailableError
@@ -60,6 +60,10 @@ def init_app(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is larger than the limit of {limit} bytes"
+        if isinstance(exc, ClientDisconnected):
+            message = (
+                f"request body ended before its Content-Length ({request.content_length} bytes)"
+            )
         if status == 405:
             allowed = exc.get_response().headers.get("Allow", "")
             message = f"method {request.method} is not allowed here; allowed: {allowed}"
