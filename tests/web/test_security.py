@@ -241,12 +241,13 @@ def test_hostile_prediction_input(
         ("/prediction?dataset_path=%2e%2e/%2e%2e/etc/passwd", 403, "'../../etc/passwd' is outside"),
         ("/prediction?filepath=/etc/passwd", 403, "'/etc/passwd' is outside the data folders"),
         ("/drift?dataset_path=/etc/shadow", 403, "'/etc/shadow' is outside the data folders"),
+        (
+            "/prediction?dataset_path=" + "a" * 5000,
+            400,
+            "dataset_path is 5000 characters long; the limit is 1024",
+        ),
     ],
-    ids=[
-        "encoded-dotdot",
-        "filepath-absolute",
-        "drift-absolute",
-    ],
+    ids=["encoded-dotdot", "filepath-absolute", "drift-absolute", "path-5000-characters"],
 )
 def test_hostile_query_paths(api: Any, url: str, status: int, message: str) -> None:
     error_body(api.post(url), status, message)
