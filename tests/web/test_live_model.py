@@ -119,7 +119,7 @@ def test_a_store_lost_after_loading_still_answers_predictions(
         clock.now += LIVE_POLL_SECONDS
         assert _served(client) == version
     assert client.get("/health").get_json()["status"] == "ok"
-    lost = [r.getMessage() for r in caplog.records]
+    lost = [r.getMessage() for r in caplog.records if r.name == "monitoring.readmodels"]
     assert len(lost) == 1 and lost[0].startswith("cannot reach the record store at ")
     assert lost[0].endswith(f"; serving model {version} until it is back")
 
