@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,15 @@ def _csv_header(data: bytes, *, input_name: str) -> list[str]:
         raise BadRequestError(f"{input_name}: is not valid CSV: {exc}") from None
 
 
+def _check_unique(names: list[str], *, input_name: str) -> None:
+    """:class:`DataValidationError` naming the column names given more than once."""
+    if len(set(names)) != len(names):
+        counts = Counter(names)
+        twice = sorted(name for name, count in counts.items() if count > 1)
+        listed = ", ".join(shown(name) for name in twice[:5])
+        raise DataValidationError(f"{input_name}: duplicated column(s) {listed}")
+
+
 def frame_from_csv(data: bytes, *, input_name: str, max_columns: int | None = None) -> pd.DataFrame:
     """Parse CSV bytes; :class:`BadRequestError` if they are empty or not CSV.
 
@@ -284,12 +294,7 @@ def frame_from_csv(data: bytes, *, input_name: str, max_columns: int | None = No
     header = _csv_header(data, input_name=input_name)
     if max_columns is not None and len(header) > max_columns:
         raise _column_limit(input_name, len(header), max_columns)
-    named = [name for name in header if name]
-    if len(set(named)) != len(named):
-        seen: set[str] = set()
-        twice = sorted({name for name in named if name in seen or seen.add(name)})
-        listed = ", ".join(shown(name) for name in twice[:5])
-        raise DataValidationError(f"{input_name}: duplicated column(s) {listed}")
+    _check_unique([name for name in header if name], input_name=input_name)
     try:
         return pd.read_csv(io.BytesIO(data))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -348,11 +353,7 @@ def frame_from_parquet(
                 f"{input_name}: column {shown(column.name)} holds {what} ({column.type}); "
                 "columns must hold numbers or text"
             )
-    names = [column.name for column in schema]
-    if len(set(names)) != len(names):
-        twice = sorted({name for name in names if names.count(name) > 1})
-        listed = ", ".join(shown(name) for name in twice[:5])
-        raise DataValidationError(f"{input_name}: duplicated column(s) {listed}")
+    _check_unique([column.name for column in schema], input_name=input_name)
     try:
         return pd.read_parquet(io.BytesIO(data))
     except Exception:

@@ -718,7 +718,8 @@ pq.write_table(
                 _parquet_features(lastmonth_activity=pa.array([0], pa.timestamp("ms"))),
             ),
             422,
-            "x.parquet: column 'lastmonth_activity' must be numeric; it holds datetime64[",
+            "x.parquet: column 'lastmonth_activity' must be numeric; it holds datetime64[ms] "
+            "values",
             id="parquet-timestamp",
         ),
         pytest.param(
@@ -726,7 +727,7 @@ pq.write_table(
                 "x.parquet", _parquet_features(lastyear_activity=pa.array([5], pa.duration("s")))
             ),
             422,
-            "x.parquet: column 'lastyear_activity' must be numeric; it holds timedelta64[",
+            "x.parquet: column 'lastyear_activity' must be numeric; it holds timedelta64[s] values",
             id="parquet-duration",
         ),
         pytest.param(
