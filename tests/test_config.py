@@ -78,6 +78,8 @@ def test_the_shipped_config_keeps_the_starter_keys_and_model() -> None:
         ),
         ({"diagnostics": {"timing_runs": 0}}, "config key 'diagnostics.timing_runs' must be at"),
         ({"api": {"max_rows": -1}}, "config key 'api.max_rows' must be a positive integer"),
+        ({"api": {"max_columns": 0}}, "config key 'api.max_columns' must be a positive integer"),
+        ({"api": {"max_columns": 1.5}}, "config key 'api.max_columns' must be an integer"),
         ({"drift": {"method": "magic"}}, "drift.method"),
     ],
 )

@@ -1102,3 +1102,22 @@ def test_no_answer_names_an_absolute_server_path(
         text = json.dumps(answer if isinstance(answer, dict) else answer.get_json())
         assert str(settings.root) not in text and str(outside) not in text, text
         assert "/tmp/" not in text and "/pytest-" not in text, text
+
+
+def test_the_column_cap_is_the_configured_one_and_never_below_the_features(
+    deployed: dict[str, Any], settings: Settings
+) -> None:
+    five = client_with(settings, max_columns=5)
+    error_body(
+        five.post("/prediction", data=_wide_csv(6), content_type="text/csv"),
+        413,
+        "request body: has 6 columns; the limit is 5 (api.max_columns)",
+    )
+    assert five.post("/prediction", data=_wide_csv(5), content_type="text/csv").status_code == 200
+    one = client_with(settings, max_columns=1)  # below the model's 3 features: 3 it is
+    assert one.post("/prediction", json={"data": [ROW]}).status_code == 200
+    error_body(
+        one.post("/prediction", json={"data": [{**ROW, "corporation": "x"}]}),
+        413,
+        "request body: has 4 columns; the limit is 3 (api.max_columns)",
+    )
