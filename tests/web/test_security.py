@@ -1071,6 +1071,9 @@ def test_no_answer_names_an_absolute_server_path(
     client = client_with(settings)
     answers = [client.get(path) for path in ("/health", "/ready", "/versions", "/scoring")]
     answers += [client.get(path) for path in ("/diagnostics", "/summarystats", "/runs")]
+    outside_path = client.post("/prediction", json={"dataset_path": "/etc/passwd"})
+    error_body(outside_path, 403, "one of ['incoming', 'data/ingesteddata', 'data/testdata']")
+    answers.append(outside_path)
     # an empty input folder; then a file that is not rows; then one that ingests
     answers.append(error_body(client.post("/ingest", headers=AUTH), 503, "input folder incoming "))
     (outside / "broken.parquet").write_bytes(b"PAR1 not really")
