@@ -15,7 +15,8 @@ from monitoring.config import PROJECT_ROOT
 HEADING = "## Hostile inputs and faults"
 COLUMNS = ["#", "input or situation", "expected answer", "test"]
 MIN_ROWS = 60
-NODE = re.compile(r"^`(tests/[\w/]+\.py)::(\w+)(\[[^`\]]+\])?`$")
+# `file::function[param]`, the backticks optional
+NODE = re.compile(r"^(`?)(tests/[\w/]+\.py)::\w+(\[[^`]+\])?\1$")
 
 
 def _table() -> list[list[str]]:
