@@ -306,7 +306,28 @@ def frame_from_json_lines(
     data: bytes, *, input_name: str, features: Sequence[str], max_columns: int | None = None
 ) -> pd.DataFrame:
     """Parse JSON lines (one row object per line) with the rules of JSON rows
-    (:func:`frame_from_records`); :class:`BadRequestError` if a line is not JSON."""
+    (:func:`frame_from_records`); :class:`BadRequestError` if a line is not JSON.
+
+    A ``.json`` file may also be one JSON document: a list of rows, or an object with
+    ``data`` as in a request body.
+    """
+    if input_name.lower().endswith(".json"):
+        try:
+            document = loads_json(data, input_name=input_name)
+        except BadRequestError:
+            raise
+        except ValueError:
+            document = None  # not one document: JSON lines
+        if isinstance(document, dict) and "data" in document:
+            records = document["data"]
+        elif isinstance(document, list):
+            records = document
+        else:  # one row object (one line of JSON lines), or not one document
+            records = None
+        if records is not None:
+            return frame_from_records(
+                records, features, max_columns=max_columns, input_name=input_name
+            )
     rows = []
     for number, line in enumerate(data.splitlines(), start=1):
         if line.strip():
@@ -318,6 +339,8 @@ def frame_from_json_lines(
                 raise BadRequestError(
                     f"{input_name}: is not valid JSON lines (line {number})"
                 ) from None
+    if not rows:
+        raise DataValidationError(f"{input_name}: contains no rows")
     return frame_from_records(rows, features, max_columns=max_columns, input_name=input_name)
 
 

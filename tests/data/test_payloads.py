@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
+from werkzeug.datastructures import FileStorage
 
-from monitoring.data.payloads import frame_from_csv, frame_from_records, loads_json
+from monitoring.data.payloads import (
+    frame_from_csv,
+    frame_from_records,
+    frame_from_upload,
+    loads_json,
+)
 from monitoring.data.validation import to_numeric_columns
 from monitoring.exceptions import BadRequestError, ColumnLimitError, DataValidationError
 from tests.helpers import FEATURES, small_artifact
@@ -199,3 +206,49 @@ def test_csv_header_is_checked_before_parsing(
 def test_numbers_are_numbers(frame: pd.DataFrame, message: str) -> None:
     with pytest.raises(DataValidationError, match=re.escape(message)):
         to_numeric_columns(frame, ["x"], input_name="x", allow_missing=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        pytest.param("rows.jsonl", b'{"a": 1, "b": 2}\n\n{"a": 3, "b": 4}\n', id="json-lines"),
+        pytest.param("rows.json", b'{"a": 1, "b": 2}\n{"a": 3, "b": 4}', id="json-named-lines"),
+        pytest.param("rows.json", b'[{"a": 1, "b": 2},\n {"a": 3, "b": 4}]', id="json-list"),
+        pytest.param("rows.json", b'{"data": {"a": [1, 3], "b": [2, 4]}}', id="json-body"),
+    ],
+)
+def test_json_uploads_are_rows_by_the_rules_of_a_json_body(name: str, data: bytes) -> None:
+    upload = FileStorage(io.BytesIO(data), filename=name)
+    frame, shown_name = frame_from_upload(upload, features=["a", "b"], max_columns=2)
+    assert shown_name == name
+    assert frame.to_dict("list") == {"a": [1, 3], "b": [2, 4]}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "error", "message"),
+    [
+        pytest.param(
+            "x.jsonl", b"\n \n", DataValidationError, "x.jsonl: contains no rows", id="empty"
+        ),
+        pytest.param(
+            "x.json",
+            b'{"a": 1}\n{"a": ',
+            BadRequestError,
+            "x.json: is not valid JSON lines (line 2)",
+            id="broken-second-line",
+        ),
+        pytest.param(
+            "x.json",
+            b'[{"a": 1, "b": 2, "c": 3}]',
+            ColumnLimitError,
+            "x.json: has 3 columns; the limit is 2",
+            id="wide-list",
+        ),
+    ],
+)
+def test_json_uploads_that_are_not_rows(
+    name: str, data: bytes, error: type[Exception], message: str
+) -> None:
+    upload = FileStorage(io.BytesIO(data), filename=name)
+    with pytest.raises(error, match=re.escape(message)):
+        frame_from_upload(upload, features=["a", "b"], max_columns=2)
