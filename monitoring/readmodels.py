@@ -154,11 +154,9 @@ class LiveModel:
         try:
             version = self.store.live_version()
             if version is None:
-                self._served, self._fallback = (
-                    NotDeployedError(
-                        "no model is deployed yet; run 'python -m monitoring setup' first"
-                    ),
-                    None,
+                self._fallback = None
+                self._served = NotDeployedError(
+                    "no model is deployed yet; run 'python -m monitoring setup' first"
                 )
             else:
                 self._serve(version, self._load(version))
@@ -261,8 +259,8 @@ class LiveModel:
     def readiness(self) -> dict[str, Any]:
         """The ``model`` check of ``/ready``: ``ok`` with the version served, or why not.
 
-        ``fallback`` (not ready) while an earlier version is served because the live
-        one was refused.
+        ``fallback`` (still ready: it serves) while an earlier version is served
+        because the live one was refused, with the reason.
         """
         try:
             version = self.artifact().version
