@@ -263,12 +263,14 @@ def _column_index(features: tuple[str, ...]) -> pd.Index:
     return pd.Index(features, dtype=object)
 
 
-def _csv_header(data: bytes, *, input_name: str) -> list[str]:
-    """The header record of CSV bytes (the first record that is not blank), read
-    without parsing the rest; :class:`BadRequestError` if it cannot be read."""
+def _csv_header(data: bytes, *, input_name: str) -> tuple[list[str], list[str]]:
+    """The header record of CSV bytes (the first record that is not blank) and the
+    first row after it, read without parsing the rest; :class:`BadRequestError` if
+    they cannot be read."""
     stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    records = (record for record in csv.reader(stream) if record)
     try:
-        return next((record for record in csv.reader(stream) if record), [])
+        return next(records, []), next(records, [])
     except (csv.Error, UnicodeDecodeError) as exc:
         raise BadRequestError(f"{input_name}: is not valid CSV: {exc}") from None
 
@@ -287,14 +289,21 @@ def frame_from_csv(data: bytes, *, input_name: str, max_columns: int | None = No
 
     The header is read first: more than ``max_columns`` columns is a
     :class:`ColumnLimitError` and a column name given twice (which pandas would
-    rename ``name.1``) a :class:`DataValidationError`, before any row is parsed.
+    rename ``name.1``) a :class:`DataValidationError`, before any row is parsed; a
+    first row longer than the header (which pandas would read shifted, its first
+    field as the index) a :class:`BadRequestError`.
     """
     if not data.strip():
         raise BadRequestError(f"{input_name}: is empty; send CSV with a header row")
-    header = _csv_header(data, input_name=input_name)
+    header, first = _csv_header(data, input_name=input_name)
     if max_columns is not None and len(header) > max_columns:
         raise _column_limit(input_name, len(header), max_columns)
     _check_unique([name for name in header if name], input_name=input_name)
+    if len(first) > len(header):  # pandas would take the first column as the index
+        raise BadRequestError(
+            f"{input_name}: is not valid CSV: row 0 has {len(first)} fields; the header "
+            f"has {len(header)}"
+        )
     try:
         return pd.read_csv(io.BytesIO(data))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -146,6 +146,13 @@ def test_loads_json_leaves_invalid_json_to_the_caller() -> None:
         ),
         pytest.param(b",a,\n1,2,3\n", None, "", id="two-unnamed-columns"),
         pytest.param(
+            b"a,b\n\n1,2,3\n",
+            BadRequestError,
+            "x: is not valid CSV: row 0 has 3 fields; the header has 2",
+            id="first-row-longer-than-the-header",
+        ),
+        pytest.param(b"a,b\n1\n", None, "", id="first-row-shorter-than-the-header"),
+        pytest.param(
             b"a,b,c,d\n1,2,3,4\n", ColumnLimitError, "x: has 4 columns; the limit is 3", id="wide"
         ),
         pytest.param(

@@ -689,6 +689,12 @@ pq.write_table(
             id="parquet-duplicate-column",
         ),
         pytest.param(
+            _csv(b"1,2,3,4\n5,6,7,8\n"),
+            400,
+            "request body: is not valid CSV: row 0 has 4 fields; the header has 3",
+            id="csv-rows-longer-than-the-header",
+        ),
+        pytest.param(
             _csv(b"true,1,2\n"),
             422,
             "request body: column 'lastmonth_activity' must be numeric; row 0 has True",
