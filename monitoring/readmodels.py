@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture import live_performance
 from monitoring.config import Settings
-from monitoring.data.validation import check_columns, check_not_empty
+from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
 from monitoring.drift import ReferenceProfile, detect_data_drift, model_drift_status
@@ -464,6 +464,8 @@ class DriftView:
         if isinstance(data, pd.DataFrame):
             check_not_empty(data, input_name=input_name)
             check_columns(data, artifact.features, input_name=input_name, allow_extra=True)
+            # The features are numbers, as for /prediction (booleans, dates, text: 422).
+            to_numeric_columns(data, artifact.features, input_name=input_name, allow_missing=True)
         else:
             if data.n_rows_ == 0:
                 raise DataValidationError(f"{input_name}: contains no rows")

@@ -261,10 +261,10 @@ def test_huge_but_finite_numbers_are_served(api: Any) -> None:
         "/drift", data=HEADER + b"1e308,-1e308,1.7e308\n1,2,3\n", content_type="text/csv"
     )
     assert drift.status_code == 200 and drift.get_json()["n_columns"] == 3
-    error_body(
+    error_body(  # as for /prediction
         api.post("/drift", data=HEADER + b"1" + b"0" * 400 + b",1,2\n", content_type="text/csv"),
         422,
-        "column 'lastmonth_activity' has an integer beyond the float range",
+        "request body: column 'lastmonth_activity' has an infinite value at row 0",
     )
 
 
@@ -1130,3 +1130,53 @@ def test_the_column_cap_is_the_configured_one_and_never_below_the_features(
         413,
         "request body: has 4 columns; the limit is 3 (api.max_columns)",
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        pytest.param(
+            _csv(b"true,1,2\n"),
+            422,
+            "request body: column 'lastmonth_activity' must be numeric; row 0 has True",
+            id="csv-true",
+        ),
+        pytest.param(
+            _csv(b"1,2,ten\n"),
+            422,
+            "request body: column 'number_of_employees' must be numeric; row 0 has 'ten'",
+            id="csv-text",
+        ),
+        pytest.param(
+            _upload(
+                "x.parquet",
+                _parquet_features(lastmonth_activity=pa.array([0], pa.timestamp("ms"))),
+            ),
+            422,
+            "x.parquet: column 'lastmonth_activity' must be numeric; it holds datetime64[ms] "
+            "values",
+            id="parquet-timestamp",
+        ),
+        pytest.param(
+            {"data": _wide_csv(1001), "content_type": "text/csv"},
+            413,
+            "request body: has 1001 columns; the limit is 1000 (api.max_columns)",
+            id="csv-1001-columns",
+        ),
+        pytest.param(
+            _json(_deep(100_000)), 400, "request body: JSON nested too deeply", id="json-deep"
+        ),
+    ],
+)
+def test_drift_batches_follow_the_rules_of_prediction(
+    api: Any, kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    for path in ("/prediction", "/drift"):
+        call = dict(kwargs)
+        data = call.get("data")
+        if isinstance(data, dict) and isinstance(data.get("file"), tuple):
+            content, name = data["file"]
+            call["data"] = {"file": (io.BytesIO(content), name)}
+        body = error_body(api.post(path, **call), status, message)
+        assert body["message"] == message or body["message"].startswith(message)
+    assert api.get("/drift/history").get_json()["reports"] == []  # nothing recorded
