@@ -307,8 +307,8 @@ def frame_from_csv(data: bytes, *, input_name: str, max_columns: int | None = No
     try:
         return pd.read_csv(io.BytesIO(data))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadRequestError(f"{input_name}: is not valid CSV: {first}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadRequestError(f"{input_name}: is not valid CSV: {reason}") from None
 
 
 def frame_from_json_lines(
