@@ -81,16 +81,20 @@ def _lone_surrogate(value: Any) -> str | None:
         text = key.encode("ascii", "backslashreplace").decode("ascii")
         return text if len(text) <= 40 else text[:37] + "..."
 
+    def cut(pointer: str) -> str:
+        pointer = pointer or "/"
+        return pointer if len(pointer) <= 120 else pointer[:60] + "..." + pointer[-57:]
+
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, pointer = stack.pop()
         if isinstance(item, str):
             if _SURROGATE.search(item):
-                return f"the string at {pointer or '/'}"
+                return f"the string at {cut(pointer)}"
         elif isinstance(item, dict):
             for key in item:
                 if _SURROGATE.search(key):
-                    return f"the key {part(key)} in {pointer or '/'}"
+                    return f"the key {part(key)} in {cut(pointer)}"
             stack.extend((v, f"{pointer}/{part(k)}") for k, v in reversed(item.items()))
         elif isinstance(item, list):
             stack.extend((v, f"{pointer}/{i}") for i, v in reversed(list(enumerate(item))))

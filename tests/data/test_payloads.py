@@ -91,6 +91,11 @@ def test_rows_with_extra_or_missing_keys_keep_pandas_semantics(rng: np.random.Ge
         ),
         pytest.param(b'"\\ud800"', "body: the string at / is not valid Unicode", id="top-level"),
         pytest.param(
+            b"[" * 900 + b'"\\ud800"' + b"]" * 900,
+            "body: the string at " + "/0" * 30 + "...0" + "/0" * 28 + " is not valid Unicode",
+            id="deep-pointer-cut-short",
+        ),
+        pytest.param(
             b'{"' + b"k" * 100 + b'\\ud800": 1}',
             "body: the key " + "k" * 37 + "... in / is not valid Unicode",
             id="long-key-cut-short",
