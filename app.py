@@ -14,6 +14,7 @@ from flask import Flask
 from monitoring.config import Settings, load_settings
 from monitoring.readmodels import ReadModels
 from monitoring.web import admin, api, errors, openapi, ops
+from monitoring.web.bodies import RequestJSONProvider, guard_body
 
 
 def create_app(
@@ -49,7 +50,11 @@ def configure_app(app: Flask, settings: Settings, test_config: Mapping[str, Any]
         MAX_CONTENT_LENGTH=settings.api.max_content_length,
         MAX_ROWS=settings.api.max_rows,
     )
+    # JSON bodies nested too deeply or holding lone surrogates are a 400 naming that;
+    # a body that cannot be read at all (a broken chunked encoding) is a 400 too.
+    app.json = RequestJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.wsgi_app = guard_body(app.wsgi_app)  # type: ignore[method-assign]
     if test_config:
         app.config.from_mapping(test_config)
 

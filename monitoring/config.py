@@ -199,6 +199,8 @@ class ApiSettings:
 
     max_content_length: int = _spec(16 * 1024 * 1024, lambda v: v > 0, "a positive integer")
     max_rows: int = _spec(100_000, lambda v: v > 0, "a positive integer")
+    # Columns per request (a CSV header, JSON rows, an upload): checked before parsing.
+    max_columns: int = _spec(1_000, lambda v: v > 0, "a positive integer")
     require_token_for_reads: bool = _spec(False)
     allow_unauthenticated_admin: bool = _spec(False)
 
@@ -426,6 +428,14 @@ class Settings:
     def relative(self, path: Path) -> str:
         """``path`` relative to ``root`` if it is inside it, else as it is."""
         return str(path.relative_to(self.root) if path.is_relative_to(self.root) else path)
+
+    def public(self, path: Path) -> str:
+        """``path`` as an API answer may name it: relative to ``root`` if it is inside it,
+        else only its name (no answer names an absolute server path)."""
+        path = Path(path)
+        if not path.is_absolute() or path.is_relative_to(self.root):
+            return str(path.relative_to(self.root) if path.is_absolute() else path)
+        return path.name
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a validated copy with some top-level keys replaced."""

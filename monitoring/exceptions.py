@@ -60,6 +60,11 @@ class IntegrityError(MonitoringError, RuntimeError, status_code=500):
     """An artifact failed its checksum or could not be loaded."""
 
 
+class ModelUnavailableError(MonitoringError, status_code=503):
+    """The live model cannot be served: its artifact failed its checks (and no earlier
+    good version is loaded to serve instead)."""
+
+
 class AlreadyRunningError(MonitoringError, RuntimeError, status_code=409):
     """Another pipeline run holds the lock."""
 
@@ -74,6 +79,10 @@ class UnknownIdsError(MonitoringError, status_code=404):
 
 class RowLimitError(MonitoringError, status_code=413):
     """A request has more rows than ``api.max_rows``."""
+
+
+class ColumnLimitError(MonitoringError, status_code=413):
+    """A request has more columns than ``api.max_columns``."""
 
 
 class StoreUnavailableError(MonitoringError, ConnectionError, status_code=503):

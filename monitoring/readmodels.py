@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture import live_performance
 from monitoring.config import Settings
-from monitoring.data.validation import check_columns, check_not_empty
+from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
 from monitoring.drift import ReferenceProfile, detect_data_drift, model_drift_status
@@ -32,13 +33,14 @@ from monitoring.exceptions import (
     DataValidationError,
     IntegrityError,
     MissingArtifactError,
+    ModelUnavailableError,
     MonitoringError,
     NotDeployedError,
     NotFoundError,
     StoreUnavailableError,
 )
-from monitoring.model.artifact import Artifact, load_artifact
-from monitoring.storage.engine import unavailable
+from monitoring.model.artifact import CHECKSUM_FAILED, Artifact, load_artifact
+from monitoring.storage.engine import is_corrupt, unavailable
 from monitoring.storage.files import file_identity
 from monitoring.storage.store import ADHOC_SOURCE, Store, utcnow
 
@@ -54,6 +56,11 @@ REFRESH_COST_FACTOR = 20
 # rollback made anywhere is served by every worker within it, plus one model load.
 LIVE_POLL_SECONDS = 0.5
 KEEP_VERSIONS = 3  # loaded models kept per process (a rollback and back loads nothing)
+REFUSED = Counter(
+    "monitoring_live_model_refused",
+    "Live model versions a worker refused to serve (the artifact failed its checksum or "
+    "could not be unpickled); the version served before, if any, keeps serving.",
+)
 NOT_INGESTED = "no data has been ingested yet; run 'python -m monitoring ingest' first"
 INGESTED = "the ingested data"  # names the latest ingestion's profile in messages
 
@@ -103,6 +110,11 @@ class LiveModel:
     and verified once. While the store cannot be reached the model already loaded
     keeps serving (the outage is logged once); other requests than the one reading
     the pointer never wait for it once a model is loaded.
+
+    A live version whose artifact fails its checksum or cannot be unpickled is
+    refused (logged once and counted in ``monitoring_live_model_refused_total``): the
+    version served before keeps serving, and ``/ready`` says so; with none loaded,
+    requests get a 503 naming the reason (:class:`ModelUnavailableError`).
     """
 
     def __init__(self, store: Store, cache: ResultCache) -> None:
@@ -111,7 +123,8 @@ class LiveModel:
         self._checked_at: float | None = None
         self._served: Artifact | MonitoringError | None = None  # the latest poll's outcome
         self._versions: dict[str, Artifact] = {}  # loaded versions, the latest last
-        self._refused: dict[str, IntegrityError] = {}  # versions that failed their checks
+        self._refused: dict[str, ModelUnavailableError] = {}  # failed their checks
+        self._fallback: str | None = None  # why the version served is not the live one
         self._outage = False
 
     def artifact(self) -> Artifact:
@@ -119,7 +132,7 @@ class LiveModel:
 
         Without a model loaded: :class:`StoreUnavailableError` while the store cannot be
         reached, :class:`MissingArtifactError` if the pointer names an unknown version,
-        :class:`IntegrityError` if the live version fails its checksum.
+        :class:`ModelUnavailableError` if the live version fails its checks.
         """
         checked = self._checked_at
         if checked is None or self.cache.clock() - checked >= LIVE_POLL_SECONDS:
@@ -135,18 +148,19 @@ class LiveModel:
         if isinstance(served, Artifact):
             return served
         assert served is not None  # a poll always leaves an outcome
-        raise type(served)(served.message)
+        raise type(served)(served.message, details=served.details)
 
     def _poll(self) -> None:
         """Read the live pointer and load the version it names unless loaded already."""
         try:
             version = self.store.live_version()
             if version is None:
+                self._fallback = None
                 self._served = NotDeployedError(
                     "no model is deployed yet; run 'python -m monitoring setup' first"
                 )
             else:
-                self._served = self._load(version)
+                self._serve(version, self._load(version))
         except StoreUnavailableError as exc:
             self._unreachable(exc)
         except DBAPIError as exc:
@@ -156,6 +170,15 @@ class LiveModel:
                 log.warning("the record store is reachable again")
                 self._outage = False
         self._checked_at = self.cache.clock()
+
+    def _serve(self, version: str, loaded: Artifact | MonitoringError) -> None:
+        """Serve what loading ``version`` gave; a refused artifact leaves the model
+        served until now (if any) in place."""
+        served = self._served
+        if isinstance(loaded, ModelUnavailableError) and isinstance(served, Artifact):
+            self._fallback = f"live version {version}: {loaded.details}; serving {served.version}"
+            return
+        self._served, self._fallback = loaded, None
 
     def _unreachable(self, failure: StoreUnavailableError) -> None:
         """Keep serving the loaded model, if any; log the first failure of an outage."""
@@ -179,9 +202,20 @@ class LiveModel:
                 f"the live model is version '{version}', which is not in the record store"
             )
         except IntegrityError as exc:  # refused for the life of this process, logged once
-            log.error("live model not loaded: %s", exc.message)
-            self._refused[version] = exc
-            return exc
+            kept = self._served.version if isinstance(self._served, Artifact) else None
+            log.error(
+                "live model not loaded: %s; %s",
+                exc.message,
+                f"serving version {kept} instead" if kept else "no model to serve",
+            )
+            REFUSED.inc()
+            reason = str(exc.details or CHECKSUM_FAILED)
+            refused = ModelUnavailableError(
+                f"the live model (version {version}) is not served: {reason}; see the server log",
+                details=reason,
+            )
+            self._refused[version] = refused
+            return refused
         self._versions[version] = artifact
         while len(self._versions) > KEEP_VERSIONS:  # the oldest loaded go first
             self._versions.pop(next(iter(self._versions)))
@@ -224,20 +258,33 @@ class LiveModel:
         return {"status": status, "model_version": version, "time": time.time()}
 
     def readiness(self) -> dict[str, Any]:
-        """The ``model`` check of ``/ready``: ``ok`` with the version served, or why not."""
+        """The ``model`` check of ``/ready``: ``ok`` with the version served, or why not.
+
+        ``fallback`` (still ready: it serves) while an earlier version is served
+        because the live one was refused, with the reason.
+        """
         try:
-            return {"status": "ok", "version": self.artifact().version}
+            version = self.artifact().version
         except NotDeployedError as exc:
             return {"status": "no_model", "reason": exc.message}
+        except ModelUnavailableError as exc:
+            return {"status": "unavailable", "reason": str(exc.details)}
         except MonitoringError as exc:
             return {"status": "unavailable", "reason": type(exc).__name__}
+        fallback = self._fallback
+        if fallback is not None:
+            return {"status": "fallback", "version": version, "reason": fallback}
+        return {"status": "ok", "version": version}
 
 
 def store_readiness(store: Store) -> dict[str, Any]:
-    """The ``store`` check of ``/ready``: ``ok`` if a query gets through, else ``unreachable``."""
+    """The ``store`` check of ``/ready``: ``ok`` if a query gets through, ``corrupt`` if
+    the database file is damaged, else ``unreachable``."""
     try:
         store.ping()
-    except (DBAPIError, StoreUnavailableError):
+    except DBAPIError as exc:
+        return {"status": "corrupt" if is_corrupt(exc) else "unreachable"}
+    except StoreUnavailableError:
         return {"status": "unreachable"}
     return {"status": "ok"}
 
@@ -431,6 +478,8 @@ class DriftView:
         if isinstance(data, pd.DataFrame):
             check_not_empty(data, input_name=input_name)
             check_columns(data, artifact.features, input_name=input_name, allow_extra=True)
+            # The features are numbers, as for /prediction (booleans, dates, text: 422).
+            to_numeric_columns(data, artifact.features, input_name=input_name, allow_missing=True)
         else:
             if data.n_rows_ == 0:
                 raise DataValidationError(f"{input_name}: contains no rows")

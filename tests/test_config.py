@@ -98,6 +98,8 @@ def test_the_shipped_config_keeps_the_starter_keys_and_model() -> None:
             {"drift": {"adhoc_retention_days": 0}},
             "config key 'drift.adhoc_retention_days' must be positive, got 0.0",
         ),
+        ({"api": {"max_columns": 0}}, "config key 'api.max_columns' must be a positive integer"),
+        ({"api": {"max_columns": 1.5}}, "config key 'api.max_columns' must be an integer"),
         ({"drift": {"method": "magic"}}, "drift.method"),
     ],
 )

@@ -39,8 +39,11 @@ import pyarrow.csv as pa_csv
 from monitoring.config import Settings
 from monitoring.data.profile import ProfileParts
 from monitoring.data.rowkeys import _EXACT_FLOAT, SeenRows
-from monitoring.data.validation import _to_float, check_columns
-from monitoring.exceptions import DataValidationError, MonitoringError
+from monitoring.data.validation import (
+    _to_float,
+    check_columns,
+)
+from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.storage.files import (
     atomic_write,
     atomic_write_json,
@@ -676,7 +679,7 @@ def _merge_files(
     if not any(r["status"] == "accepted" for r in records):
         reasons = "; ".join(r["message"] for r in records)
         raise DataValidationError(
-            f"no file in {settings.input_folder_path} could be ingested: {reasons}"
+            f"no file in {settings.public(settings.input_folder_path)} could be ingested: {reasons}"
         )
     return parts
 
@@ -684,15 +687,18 @@ def _merge_files(
 def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult:
     """Ingest every data file in the input folder.
 
-    :class:`MonitoringError` if the folder holds no data file or every file was
-    rejected; the previous ingestion's outputs are then left untouched.
+    :class:`MissingArtifactError` if the folder holds no data file, or
+    :class:`DataValidationError` if every file was rejected; the previous
+    ingestion's outputs are then left untouched.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
     folder = settings.input_folder_path
     paths = list_tables(folder)
     if not paths:
-        raise MonitoringError(f"input folder {folder} holds no data file to ingest")
+        raise MissingArtifactError(
+            f"input folder {settings.public(folder)} holds no data file to ingest"
+        )
 
     batch_id = str(uuid.uuid4())
     records: list[dict[str, Any]] = []

@@ -3,25 +3,38 @@
 ``POST /prediction`` (and ``POST /drift``) take the data itself, as JSON records,
 a CSV body or a file upload, or the course's way: a dataset path, which must
 resolve (symlinks included) to a file inside one of the configured data folders.
+
+What a client sends is checked before it is parsed where that is cheap: the column
+count (``api.max_columns``) from a CSV header or a Parquet schema, binary and nested
+columns from a Parquet schema, JSON nesting and lone surrogates as JSON is read. A
+client's value is echoed in messages only cut short (:func:`shown`).
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import io
+import json
 import math
 import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from werkzeug.datastructures import FileStorage
 
 from monitoring.config import Settings
+from monitoring.data.validation import shown
 from monitoring.exceptions import (
     BadRequestError,
+    ColumnLimitError,
     DataValidationError,
     ForbiddenPathError,
     NotFoundError,
@@ -32,6 +45,71 @@ from monitoring.storage.files import TABLE_SUFFIXES, read_table
 PATH_KEYS = ("dataset_path", "filepath", "data_file", "path")
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 FLOAT_MAX = 1.7976931348623157e308  # sys.float_info.max
+MAX_PATH_CHARS = 1024  # a dataset path longer than this is refused unread
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only these can put a lone
+# surrogate into a parsed string (raw bytes must be valid UTF-8 already).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+SCALARS = (str, int, float, bool, type(None))  # what a cell of a JSON row may hold
+
+
+def loads_json(data: bytes | str, *, input_name: str = "request body") -> Any:
+    """Parse JSON text; :class:`BadRequestError` if it is nested too deeply for the
+    parser or a string holds a lone surrogate (not Unicode text).
+
+    Invalid JSON raises the parser's :class:`ValueError`, left to the caller.
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise BadRequestError(f"{input_name}: JSON nested too deeply") from None
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _SURROGATE_ESCAPE.search(raw):  # rare: look for the string that holds it
+        where = _lone_surrogate(value)
+        if where is not None:
+            raise BadRequestError(
+                f"{input_name}: {where} is not valid Unicode (a lone surrogate escape "
+                "such as \\ud800); send UTF-8 text"
+            )
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """Where the first string (or key) holding a lone surrogate is, as a JSON pointer."""
+
+    def part(key: str) -> str:
+        text = key.encode("ascii", "backslashreplace").decode("ascii")
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    def cut(pointer: str) -> str:
+        pointer = pointer or "/"
+        return pointer if len(pointer) <= 120 else pointer[:60] + "..." + pointer[-57:]
+
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, pointer = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return f"the string at {cut(pointer)}"
+        elif isinstance(item, dict):
+            for key in item:
+                if _SURROGATE.search(key):
+                    return f"the key {part(key)} in {cut(pointer)}"
+            stack.extend((v, f"{pointer}/{part(k)}") for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, f"{pointer}/{i}") for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def _column_limit(input_name: str, count: int, limit: int) -> ColumnLimitError:
+    return ColumnLimitError(
+        f"{input_name}: has {count} columns; the limit is {limit} (api.max_columns)"
+    )
+
+
+def column_limit(settings: Settings) -> int:
+    """The most columns a request may have: ``api.max_columns``, at least the features."""
+    return max(settings.api.max_columns, len(settings.features))
 
 
 def resolve_dataset_path(settings: Settings, raw: object) -> Path:
@@ -44,11 +122,23 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     """
     if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
         raise BadRequestError("dataset_path must be a non-empty string")
+    if len(raw) > MAX_PATH_CHARS:
+        raise BadRequestError(
+            f"dataset_path is {len(raw)} characters long; the limit is {MAX_PATH_CHARS}"
+        )
+    if _SURROGATE.search(raw):
+        raise BadRequestError("dataset_path is not valid Unicode text")
     allowed = [Path(os.path.realpath(f)) for f in settings.data_folders]
 
     def confined(path: Path) -> Path | None:
         real = Path(os.path.realpath(path))
         return real if any(real.is_relative_to(folder) for folder in allowed) else None
+
+    def is_file(path: Path | None) -> bool:
+        try:
+            return path is not None and path.is_file()
+        except OSError:  # a name too long for the file system, ...: not there
+            return False
 
     given = Path(raw.strip())
     # The path as the client wrote it: relative to the project root, or absolute.
@@ -56,73 +146,93 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     # Convenience: a relative name inside one of the data folders ("testdata.csv").
     fallbacks = [] if given.is_absolute() else [confined(f / given) for f in settings.data_folders]
     for real in (primary, *fallbacks):
-        if real is not None and real.is_file():
+        if real is not None and is_file(real):
             if real.suffix.lower() not in TABLE_SUFFIXES:
                 raise DataValidationError(
-                    f"dataset_path '{raw}' is not a data file; expected one of "
+                    f"dataset_path {shown(raw)} is not a data file; expected one of "
                     f"{list(TABLE_SUFFIXES)}"
                 )
             return real
     if primary is None:
-        names = [settings.relative(f) for f in settings.data_folders]
+        names = [settings.public(f) for f in settings.data_folders]
         raise ForbiddenPathError(
-            f"dataset_path '{raw}' is outside the data folders; it must name a file in "
+            f"dataset_path {shown(raw)} is outside the data folders; it must name a file in "
             f"one of {names}"
         )
-    raise NotFoundError(f"dataset_path '{raw}' does not exist in the data folders")
+    raise NotFoundError(f"dataset_path {shown(raw)} does not exist in the data folders")
 
 
-def frame_from_records(records: object, features: Sequence[str]) -> pd.DataFrame:
+def frame_from_records(
+    records: object,
+    features: Sequence[str],
+    *,
+    max_columns: int | None = None,
+    input_name: str = "request body",
+) -> pd.DataFrame:
     """Build a frame from JSON records: a list of row objects or an object of columns.
 
     Raises :class:`DataValidationError` naming the row and column of the first
-    feature value that is not a finite number.
+    feature value that is not a finite number, or of any value that is not a number,
+    a string, a boolean or null (rows are flat), and :class:`ColumnLimitError` when
+    the rows have more than ``max_columns`` columns between them.
     """
     if isinstance(records, dict):
+        if max_columns is not None and len(records) > max_columns:
+            raise _column_limit(input_name, len(records), max_columns)
         if not all(isinstance(v, list) for v in records.values()):
             raise DataValidationError(
-                "request body: 'data' as an object must map each column to a list of values"
+                f"{input_name}: 'data' as an object must map each column to a list of values"
             )
         lengths = {len(v) for v in records.values()}
         if len(lengths) > 1:
             raise DataValidationError(
-                f"request body: the column lists in 'data' differ in length: {sorted(lengths)}"
+                f"{input_name}: the column lists in 'data' differ in length: {sorted(lengths)}"
             )
         records = [
             dict(zip(records, row, strict=True)) for row in zip(*records.values(), strict=True)
         ]
     if not isinstance(records, list):
         raise DataValidationError(
-            "request body: 'data' must be a list of row objects or an object of column lists"
+            f"{input_name}: 'data' must be a list of row objects or an object of column lists"
         )
     if not records:
-        raise DataValidationError("request body: 'data' contains no rows")
+        raise DataValidationError(f"{input_name}: 'data' contains no rows")
     matrix = _plain_matrix(records, features)
     if matrix is not None:  # the usual case, ~20x cheaper than from_records
         return pd.DataFrame(matrix, columns=_column_index(tuple(features)), copy=False)
+    columns: set[str] = set()
     for i, row in enumerate(records):
         if not isinstance(row, dict):
             raise DataValidationError(
-                f"request body: row {i} must be an object of column: value, "
+                f"{input_name}: row {i} must be an object of column: value, "
                 f"got {type(row).__name__}"
             )
+        columns.update(row)
         for column in features:
             value = row.get(column)
             if value is None:
                 continue  # missing: reported by the model's column checks
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise DataValidationError(
-                    f"request body: column '{column}' must be a number; row {i} has {value!r}"
+                    f"{input_name}: column '{column}' must be a number; row {i} has {shown(value)}"
                 )
             if isinstance(value, int) and abs(value) > FLOAT_MAX:
                 raise DataValidationError(
-                    f"request body: column '{column}' must be finite; row {i} has an "
+                    f"{input_name}: column '{column}' must be finite; row {i} has an "
                     f"integer of {len(str(abs(value)))} digits, beyond the float range"
                 )
             if not math.isfinite(value):
                 raise DataValidationError(
-                    f"request body: column '{column}' must be finite; row {i} has {value!r}"
+                    f"{input_name}: column '{column}' must be finite; row {i} has {value!r}"
                 )
+        for column, value in row.items():
+            if not isinstance(value, SCALARS):
+                raise DataValidationError(
+                    f"{input_name}: column {shown(column)} must hold a number, a string or "
+                    f"null; row {i} has {shown(value)}"
+                )
+    if max_columns is not None and len(columns) > max_columns:
+        raise _column_limit(input_name, len(columns), max_columns)
     return pd.DataFrame.from_records(records)
 
 
@@ -157,36 +267,155 @@ def _column_index(features: tuple[str, ...]) -> pd.Index:
     return pd.Index(features, dtype=object)
 
 
-def frame_from_csv(data: bytes, *, input_name: str) -> pd.DataFrame:
-    """Parse CSV bytes; :class:`BadRequestError` if they are empty or not CSV."""
+def _csv_header(data: bytes, *, input_name: str) -> tuple[list[str], list[str]]:
+    """The header record of CSV bytes (the first record that is not blank) and the
+    first row after it, read without parsing the rest; :class:`BadRequestError` if
+    they cannot be read."""
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    records = (record for record in csv.reader(stream) if record)
+    try:
+        return next(records, []), next(records, [])
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"{input_name}: is not valid CSV: {exc}") from None
+
+
+def _check_unique(names: list[str], *, input_name: str) -> None:
+    """:class:`DataValidationError` naming the column names given more than once."""
+    if len(set(names)) != len(names):
+        counts = Counter(names)
+        twice = sorted(name for name, count in counts.items() if count > 1)
+        listed = ", ".join(shown(name) for name in twice[:5])
+        raise DataValidationError(f"{input_name}: duplicated column(s) {listed}")
+
+
+def frame_from_csv(data: bytes, *, input_name: str, max_columns: int | None = None) -> pd.DataFrame:
+    """Parse CSV bytes; :class:`BadRequestError` if they are empty or not CSV.
+
+    The header is read first: more than ``max_columns`` columns is a
+    :class:`ColumnLimitError` and a column name given twice (which pandas would
+    rename ``name.1``) a :class:`DataValidationError`, before any row is parsed; a
+    first row longer than the header (which pandas would read shifted, its first
+    field as the index) a :class:`BadRequestError`.
+    """
     if not data.strip():
         raise BadRequestError(f"{input_name}: is empty; send CSV with a header row")
+    header, first = _csv_header(data, input_name=input_name)
+    if max_columns is not None and len(header) > max_columns:
+        raise _column_limit(input_name, len(header), max_columns)
+    _check_unique([name for name in header if name], input_name=input_name)
+    if len(first) > len(header):  # pandas would take the first column as the index
+        raise BadRequestError(
+            f"{input_name}: is not valid CSV: row 0 has {len(first)} fields; the header "
+            f"has {len(header)}"
+        )
     try:
         return pd.read_csv(io.BytesIO(data))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadRequestError(f"{input_name}: is not valid CSV: {first}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadRequestError(f"{input_name}: is not valid CSV: {reason}") from None
 
 
-def frame_from_upload(upload: FileStorage) -> tuple[pd.DataFrame, str]:
+def frame_from_json_lines(
+    data: bytes, *, input_name: str, features: Sequence[str], max_columns: int | None = None
+) -> pd.DataFrame:
+    """Parse JSON lines (one row object per line) with the rules of JSON rows
+    (:func:`frame_from_records`); :class:`BadRequestError` if a line is not JSON.
+
+    A ``.json`` file may also be one JSON document: a list of rows, or an object with
+    ``data`` as in a request body.
+    """
+    if input_name.lower().endswith(".json"):
+        try:
+            document = loads_json(data, input_name=input_name)
+        except BadRequestError:
+            raise
+        except ValueError:
+            document = None  # not one document: JSON lines
+        if isinstance(document, dict) and "data" in document:
+            records = document["data"]
+        elif isinstance(document, list):
+            records = document
+        else:  # one row object (one line of JSON lines), or not one document
+            records = None
+        if records is not None:
+            return frame_from_records(
+                records, features, max_columns=max_columns, input_name=input_name
+            )
+    rows = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(loads_json(line, input_name=f"{input_name} line {number}"))
+            except BadRequestError:
+                raise
+            except ValueError:
+                raise BadRequestError(
+                    f"{input_name}: is not valid JSON lines (line {number})"
+                ) from None
+    if not rows:
+        raise DataValidationError(f"{input_name}: contains no rows")
+    return frame_from_records(rows, features, max_columns=max_columns, input_name=input_name)
+
+
+def _arrow_kind(kind: pa.DataType) -> str | None:
+    """What makes an Arrow column type unacceptable in an upload, or None."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return "binary data"
+    if pa.types.is_fixed_size_binary(kind) or getattr(pa.types, "is_binary_view", bool)(kind):
+        return "binary data"
+    if pa.types.is_nested(kind):
+        return "nested values"
+    return None
+
+
+def frame_from_parquet(
+    data: bytes, *, input_name: str, max_columns: int | None = None
+) -> pd.DataFrame:
+    """Parse Parquet bytes after checking their schema: more than ``max_columns``
+    columns is a :class:`ColumnLimitError`, a binary or nested column a
+    :class:`DataValidationError` (rows must be flat numbers and text)."""
+    try:
+        schema = pq.ParquetFile(io.BytesIO(data)).schema_arrow
+    except Exception:  # pyarrow raises several unrelated types
+        raise BadRequestError(f"{input_name}: is not a valid Parquet file") from None
+    if max_columns is not None and len(schema) > max_columns:
+        raise _column_limit(input_name, len(schema), max_columns)
+    for column in schema:
+        what = _arrow_kind(column.type)
+        if what is not None:
+            raise DataValidationError(
+                f"{input_name}: column {shown(column.name)} holds {what} ({column.type}); "
+                "columns must hold numbers or text"
+            )
+    _check_unique([column.name for column in schema], input_name=input_name)
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception:
+        raise BadRequestError(f"{input_name}: is not a valid Parquet file") from None
+
+
+def frame_from_upload(
+    upload: FileStorage, *, features: Sequence[str], max_columns: int | None = None
+) -> tuple[pd.DataFrame, str]:
     """Parse an uploaded file by the extension of its name."""
     name = Path(upload.filename or "upload.csv").name
     suffix = Path(name).suffix.lower()
+    if len(name) > 80:  # the name as the client gave it, cut short for messages
+        name = name[:60] + "..." + name[-17:]
     data = upload.read()
     if suffix in ("", ".csv", ".txt"):
-        return frame_from_csv(data, input_name=name), name
+        return frame_from_csv(data, input_name=name, max_columns=max_columns), name
     if suffix in (".jsonl", ".ndjson", ".json"):
-        try:
-            return pd.read_json(io.BytesIO(data), lines=True), name
-        except ValueError:
-            raise BadRequestError(f"{name}: is not valid JSON lines") from None
+        frame = frame_from_json_lines(
+            data, input_name=name, features=features, max_columns=max_columns
+        )
+        return frame, name
     if suffix == ".parquet":
-        try:
-            return pd.read_parquet(io.BytesIO(data)), name
-        except Exception:  # pyarrow raises several unrelated types
-            raise BadRequestError(f"{name}: is not a valid Parquet file") from None
+        return frame_from_parquet(data, input_name=name, max_columns=max_columns), name
     raise UnsupportedMediaTypeError(
-        f"{name}: unsupported file type '{suffix}'; upload .csv, .jsonl or .parquet"
+        f"{name}: unsupported file type {shown(suffix)}; upload .csv, .jsonl or .parquet"
     )
 
 
@@ -194,12 +423,13 @@ def frame_from_request(request: Any, settings: Settings) -> tuple[pd.DataFrame, 
     """The DataFrame a request carries, and a name for it in messages."""
     mimetype = request.mimetype or ""
     features = settings.features
+    limit = column_limit(settings)
     if mimetype == "application/json" or mimetype.endswith("+json"):
         payload = request.get_json(silent=True)
         if payload is None:
             raise BadRequestError("request body is not valid JSON")
         if isinstance(payload, list):
-            return frame_from_records(payload, features), "request body"
+            return frame_from_records(payload, features, max_columns=limit), "request body"
         if not isinstance(payload, dict):
             raise BadRequestError(
                 "request body must be a JSON object with 'data' (rows) or 'dataset_path', "
@@ -209,21 +439,23 @@ def frame_from_request(request: Any, settings: Settings) -> tuple[pd.DataFrame, 
         if "data" in payload and path_keys:
             raise BadRequestError("send either 'data' or 'dataset_path', not both")
         if "data" in payload:
-            return frame_from_records(payload["data"], features), "request body"
+            return frame_from_records(payload["data"], features, max_columns=limit), "request body"
         if path_keys:
             path = resolve_dataset_path(settings, payload[path_keys[0]])
             return read_table(path), path.name
+        keys = [shown(key) for key in list(payload)[:5]]
         raise BadRequestError(
             f"request body must have a 'data' list of rows or a 'dataset_path'; "
-            f"got keys {sorted(payload)}"
+            f"got keys [{', '.join(sorted(keys))}]"
         )
     if mimetype in CSV_TYPES:
-        return frame_from_csv(request.get_data(), input_name="request body"), "request body"
+        frame = frame_from_csv(request.get_data(), input_name="request body", max_columns=limit)
+        return frame, "request body"
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise BadRequestError("multipart request must carry the data in a 'file' field")
-        return frame_from_upload(upload)
+        return frame_from_upload(upload, features=features, max_columns=limit)
     path_arg = next((request.args[k] for k in PATH_KEYS if k in request.args), None)
     if path_arg is not None and not request.get_data():
         path = resolve_dataset_path(settings, path_arg)
@@ -234,6 +466,6 @@ def frame_from_request(request: Any, settings: Settings) -> tuple[pd.DataFrame, 
             "a text/csv body, or a multipart 'file' upload"
         )
     raise UnsupportedMediaTypeError(
-        f"unsupported content type '{mimetype or 'none'}'; use application/json, "
+        f"unsupported content type {shown(mimetype or 'none')}; use application/json, "
         "text/csv or multipart/form-data"
     )

@@ -6,6 +6,7 @@ which column, what was expected and what was found.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,12 +15,22 @@ import pandas as pd
 from monitoring.exceptions import DataValidationError
 
 _MAX_LISTED = 5
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+_SHOWN.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short for a message: a client's value is echoed in at most
+    about 60 characters however long or deeply nested it is."""
+    return _SHOWN.repr(value)
 
 
 def _listing(items: Sequence[object]) -> str:
-    shown = ", ".join(repr(i) for i in items[:_MAX_LISTED])
+    listed = ", ".join(shown(i) for i in items[:_MAX_LISTED])
     more = len(items) - _MAX_LISTED
-    return shown + (f" and {more} more" if more > 0 else "")
+    return listed + (f" and {more} more" if more > 0 else "")
 
 
 def check_columns(
@@ -31,7 +42,7 @@ def check_columns(
     if missing:
         raise DataValidationError(
             f"{input_name}: missing column(s) {_listing(missing)}; "
-            f"expected {list(required)}, got {present}"
+            f"expected {list(required)}, got {_listing(present)}"
         )
     if len(set(present)) != len(present):
         dupes = sorted({c for c in present if present.count(c) > 1})
@@ -68,11 +79,27 @@ def to_numeric_columns(
     frame: pd.DataFrame, columns: Sequence[str], *, input_name: str, allow_missing: bool
 ) -> pd.DataFrame:
     """Return ``frame[columns]`` as float64, naming the first non-numeric, infinite or
-    (unless ``allow_missing``) empty cell."""
+    (unless ``allow_missing``) empty cell.
+
+    Booleans (a CSV column of ``true``/``false``) are not numbers, as in JSON, and
+    neither are dates, times and durations (pandas would give nanoseconds).
+    """
     out = {}
     for column in columns:
         values = frame[column]
-        if values.dtype.kind in "biuf":
+        kind = values.dtype.kind
+        present = np.flatnonzero(values.notna().to_numpy()) if kind == "b" else None
+        if present is not None and len(present):
+            at = int(present[0])
+            raise DataValidationError(
+                f"{input_name}: column '{column}' must be numeric; "
+                f"row {_row(frame, at)} has {shown(bool(values.iloc[at]))}"
+            )
+        if kind in "bmM":
+            raise DataValidationError(
+                f"{input_name}: column '{column}' must be numeric; it holds {values.dtype} values"
+            )
+        if kind in "iuf":
             numeric = values.astype("float64")
         else:
             try:
@@ -84,7 +111,7 @@ def to_numeric_columns(
                 at = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataValidationError(
                     f"{input_name}: column '{column}' must be numeric; "
-                    f"row {_row(frame, at)} has {values.iloc[at]!r}"
+                    f"row {_row(frame, at)} has {shown(values.iloc[at])}"
                 )
         array = numeric.to_numpy()
         if not allow_missing and np.isnan(array).any():

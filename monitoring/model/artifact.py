@@ -35,6 +35,9 @@ from monitoring.storage.store import Store
 MODEL_FILE = "trainedmodel.pkl"
 METADATA_FILE = "trainedmodel.json"
 REFERENCE_FILE = "reference_profile"
+# Why an artifact was refused (IntegrityError.details), in words a client may see.
+CHECKSUM_FAILED = "model artifact failed its checksum"
+LOAD_FAILED = "model artifact cannot be unpickled"
 
 
 def build_estimator(model: ModelSettings) -> ClassifierMixin:
@@ -171,12 +174,15 @@ def artifact_from_row(row: dict[str, Any]) -> Artifact:
     if digest != row["sha256"]:
         raise IntegrityError(
             f"model version {version} does not match its recorded checksum "
-            f"(expected {row['sha256']}, got {digest}); refusing to load it"
+            f"(expected {row['sha256']}, got {digest}); refusing to load it",
+            details=CHECKSUM_FAILED,
         )
     try:
         estimator = pickle.loads(data)  # noqa: S301 - verified, self-written artifact
     except Exception as exc:
-        raise IntegrityError(f"model version {version} cannot be loaded: {exc}") from exc
+        raise IntegrityError(
+            f"model version {version} cannot be loaded: {exc}", details=LOAD_FAILED
+        ) from exc
     return Artifact(estimator, row["metadata"], row["score"], row["reference"])
 
 

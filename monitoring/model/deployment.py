@@ -18,6 +18,7 @@ from typing import Any
 
 from monitoring.config import Settings
 from monitoring.data.ingestion import format_record
+from monitoring.data.validation import shown
 from monitoring.exceptions import MissingArtifactError, NotDeployedError, NotFoundError
 from monitoring.model.artifact import MODEL_FILE, Artifact, artifact_from_row, load_artifact
 from monitoring.model.scoring import SCORE_FILE
@@ -136,7 +137,12 @@ def rollback(
                 )
             to_version = older[-1]
         if to_version not in known:
-            raise NotFoundError(f"model version '{to_version}' is not deployed; known: {known}")
+            listed = f"{known[-5:]}"
+            if len(known) > 5:
+                listed += f" (the newest 5 of {len(known)})"
+            raise NotFoundError(
+                f"model version {shown(to_version)} is not deployed; known: {listed}"
+            )
         row = _verified(store, to_version)
         previous = store.set_live(to_version)
         _export(settings, row, row["ingestion_record"] or "")

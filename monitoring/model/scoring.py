@@ -99,7 +99,7 @@ def read_test_data(settings: Settings) -> pd.DataFrame:
     """The test data, or a clear error when it is missing."""
     path = settings.test_data_file
     if not path.is_file():
-        raise MissingArtifactError(f"test data {path} does not exist")
+        raise MissingArtifactError(f"test data {settings.public(path)} does not exist")
     return read_table(path)
 
 

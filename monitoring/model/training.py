@@ -117,7 +117,7 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     path = settings.finaldata_file
     if not path.is_file():
         raise MissingArtifactError(
-            f"{path} does not exist; run 'python -m monitoring ingest' first"
+            f"{settings.public(path)} does not exist; run 'python -m monitoring ingest' first"
         )
     data_sha = sha256_file(path)
     frame = read_table(path)

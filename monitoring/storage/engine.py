@@ -106,6 +106,17 @@ def get_engine(url: str, *, upgrade: bool = True) -> Engine:
         return engine
 
 
+# SQLite's result codes for a file that is not (or no longer) a database.
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """Whether a driver error says the database file is damaged (SQLite's
+    ``SQLITE_CORRUPT`` or ``SQLITE_NOTADB``), rather than out of reach."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlite_errorcode", None) in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
 def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
     """The one-line error for a store that cannot be reached."""
     first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()

@@ -149,7 +149,10 @@ _PARSE_ERRORS = (ValueError, OSError)  # pandas' ParserError is a ValueError
 
 
 def _unparsable(path: Path, exc: Exception) -> DataValidationError:
-    return DataValidationError(f"{path.name}: cannot be parsed as {path.suffix.lower()[1:]}: {exc}")
+    # The parser's message may name the file by its full path: only its name is shown.
+    reason = str(exc).replace(str(path), path.name).replace(str(path.parent) + os.sep, "")
+    kind = path.suffix.lower()[1:]
+    return DataValidationError(f"{path.name}: cannot be parsed as {kind}: {reason}")
 
 
 def list_tables(folder: Path) -> list[Path]:

@@ -25,7 +25,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 
@@ -37,6 +36,7 @@ from monitoring.storage.schema import (
     deployments,
     drift_reports,
     ingestions,
+    live_model,
     runs,
     scores,
     timings,
@@ -68,9 +68,10 @@ class Store(ModelVersions):
         return get_engine(self.url)
 
     def ping(self) -> None:
-        """Run ``SELECT 1``; raise what the driver raises when the store cannot be reached."""
+        """Read one row of a table; raise what the driver raises when the store cannot be
+        reached or its database is damaged (``SELECT 1`` would not read the file)."""
         with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            conn.execute(select(live_model.c.version).limit(1)).all()
 
     def change_key(self, *, records_only: bool = False) -> Any:
         """A cheap value that changes whenever the store (``records_only``: its stamp) is written.

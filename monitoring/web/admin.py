@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, request
 
 from monitoring.config import Settings
 from monitoring.data.ingestion import ingest as run_ingest
-from monitoring.exceptions import BadRequestError, UnsupportedMediaTypeError
+from monitoring.data.validation import shown
+from monitoring.exceptions import BadRequestError, DataValidationError, UnsupportedMediaTypeError
 from monitoring.model.deployment import rollback as run_rollback
 from monitoring.model.scoring import score
 from monitoring.model.training import train
@@ -36,6 +38,7 @@ from monitoring.web.schemas import ADMIN_ERRORS, json_body, ref
 
 bp = Blueprint("admin", __name__)
 
+MAX_VERSION_CHARS = 64  # the width of a model version in the store
 ALWAYS_OPEN = frozenset({"api.health", "api.ready", "openapi.spec", "openapi.docs", "static"})
 FEEDBACK = "ops.feedback"  # labels: the feedback token or the admin token, when either is set
 ADMIN_READS = frozenset({"ops.feedback_history"})  # reads that need the admin token
@@ -112,15 +115,18 @@ def _options(allowed: dict[str, type]) -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")
-    unknown = sorted(set(body) - set(allowed))
+    unknown = sorted(shown(key) for key in set(body) - set(allowed))
     if unknown:
         raise BadRequestError(
-            f"unknown field(s) {unknown}; this endpoint takes {sorted(allowed) or 'no fields'}"
+            f"unknown field(s) [{', '.join(unknown[:5])}]; this endpoint takes "
+            f"{sorted(allowed) or 'no fields'}"
         )
     for key, kind in allowed.items():
         value = body.get(key)
         if value is not None and not isinstance(value, kind):
-            raise BadRequestError(f"field '{key}' must be {kind.__name__} or null, got {value!r}")
+            raise BadRequestError(
+                f"field '{key}' must be {kind.__name__} or null, got {shown(value)}"
+            )
     return body
 
 
@@ -144,7 +150,14 @@ def _admin_doc(summary: str, ok: str, body: Any = None) -> Callable[[View], View
 def ingest() -> Any:
     """Merge every data file of the input folder into finaldata.csv."""
     _options({})
-    return _locked(lambda m: run_ingest(m.settings, store=m.store).to_dict())
+
+    def step(m: ReadModels) -> dict[str, Any]:
+        result = run_ingest(m.settings, store=m.store).to_dict()
+        for record in result["files"]:  # never an absolute server path in an answer
+            record["source_path"] = m.settings.public(Path(record["source_path"]))
+        return result
+
+    return _locked(step)
 
 
 @bp.post("/retrain")
@@ -173,6 +186,10 @@ def deploy() -> Any:
 def rollback() -> Any:
     """Make an earlier version live; default: the one before the live one."""
     version = _options({"version": str}).get("version")
+    if version is not None and len(version) > MAX_VERSION_CHARS:
+        raise DataValidationError(
+            f"field 'version' must be at most {MAX_VERSION_CHARS} characters, got {len(version)}"
+        )
     return _locked(lambda m: run_rollback(m.settings, to_version=version, store=m.store))
 
 

@@ -10,12 +10,14 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from monitoring.exceptions import MonitoringError, StoreUnavailableError
+from monitoring.storage.engine import is_corrupt
 
 STORE_DOWN = "the record store cannot be reached; try again shortly"
+STORE_CORRUPT = "the record store's database is damaged; it must be restored (see the server log)"
 
 
 def error_response(status: int, message: str, headers: Any = None) -> Any:
@@ -58,6 +60,10 @@ def init_app(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is larger than the limit of {limit} bytes"
+        if isinstance(exc, ClientDisconnected):
+            message = (
+                f"request body ended before its Content-Length ({request.content_length} bytes)"
+            )
         if status == 405:
             allowed = exc.get_response().headers.get("Allow", "")
             message = f"method {request.method} is not allowed here; allowed: {allowed}"
@@ -65,9 +71,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _store_error(exc: DBAPIError) -> Any:
-        # The store went away mid-request: say so (the URL and driver detail stay in the log).
+        # The store went away mid-request, or its file is damaged: say which (the URL
+        # and driver detail stay in the log).
         app.logger.error("record store error: %s", (str(exc.orig or exc).splitlines() or [""])[0])
-        return error_response(503, STORE_DOWN)
+        return error_response(503, STORE_CORRUPT if is_corrupt(exc) else STORE_DOWN)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -181,7 +181,9 @@ SCHEMAS: dict[str, Schema] = {
 
 DATA_BODY: dict[str, Any] = {
     "description": "The rows: JSON, a CSV body with a header row, or a multipart 'file' "
-    "upload (.csv, .jsonl, .parquet). 'dataset_path' may also be a query parameter.",
+    "upload (.csv, .jsonl, .parquet). 'dataset_path' may also be a query parameter. At most "
+    "api.max_rows rows and api.max_columns columns (413 beyond); values are flat: numbers, "
+    "text or null.",
     "content": {
         "application/json": {"schema": ref("PredictionRequest")},
         "text/csv": {"schema": STR},
