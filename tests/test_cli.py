@@ -140,7 +140,7 @@ def test_ingest_says_which_files_were_rejected_and_what_was_quarantined(
         "[monitoring] rejected b_broken.csv: b_broken.csv: missing column(s) "
         "'lastmonth_activity', 'lastyear_activity', 'number_of_employees', 'exited'; "
         "expected ['corporation', 'lastmonth_activity', 'lastyear_activity', "
-        "'number_of_employees', 'exited'], got ['corporation']",
+        "'number_of_employees', 'exited'], got 'corporation'",
         f"[monitoring] read 38 rows, kept 27 -> {project}/data/ingesteddata/finaldata.csv",
     ]
     assert (result["rows_read"], result["rows_quarantined"], result["rows_kept"]) == (38, 1, 27)

@@ -164,6 +164,7 @@ SCHEMAS: dict[str, Schema] = {
         rows_read=INT,
         rows_kept=INT,
         duplicates_removed=INT,
+        rows_quarantined=INT,
         seconds=NUM,
         files=array(ANY_OBJ),
     ),

@@ -309,7 +309,7 @@ def test_summarystats_and_missing_data_come_from_the_store(
 
     header = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
     (settings.input_folder_path / "gaps.csv").write_text(
-        header + "gap1,,5,6,1\ngap2,,,7,0\ngap3,4,5,6,\n"
+        header + "gap1,,5,6,1\ngap2,,,7,0\ngap3,4,5,,1\n"  # (a missing target: rejected)
     )
     ingest(settings, store=store)
     settings.finaldata_file.unlink()
@@ -323,8 +323,8 @@ def test_summarystats_and_missing_data_come_from_the_store(
         "corporation": 0,
         "lastmonth_activity": 2,
         "lastyear_activity": 1,
-        "number_of_employees": 0,
-        "exited": 1,
+        "number_of_employees": 1,
+        "exited": 0,
     }
     assert missing["lastmonth_activity"]["missing_share"] == 2 / 29
 

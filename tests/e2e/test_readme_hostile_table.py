@@ -10,7 +10,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from monitoring.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e  # collects the named test files in a pytest process of its own
 
 HEADING = "## Hostile inputs and faults"
 COLUMNS = ["#", "input or situation", "expected answer", "test"]
