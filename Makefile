@@ -33,7 +33,7 @@ test: $(VENV)/.deps
 # The unit layer: everything but tests/e2e (real servers, browsers, killed processes)
 # and the PostgreSQL runs of the store tests.
 test-fast: $(VENV)/.deps
-	$(BIN)/python -m pytest --ignore=tests/e2e -m "not postgres" -q -n 2
+	$(BIN)/python -m pytest --ignore=tests/e2e -m "not postgres and not slow" -q -n 2
 
 lint: $(VENV)/.deps
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

@@ -368,6 +368,7 @@ def test_a_feedback_request_id_with_a_lone_surrogate_is_a_400(api: Any) -> None:
     )
 
 
+@pytest.mark.slow
 def test_feedback_for_tens_of_thousands_of_rows_at_once(
     api: Any, settings: Settings, store: Store
 ) -> None:

@@ -316,7 +316,11 @@ def reference_outputs(settings: Settings) -> tuple[bytes, dict[str, Any], list[i
     return buffer.getvalue(), profile, kept
 
 
-@pytest.mark.parametrize("seed", range(40))
+# 16 seeds (and 39, which quarantines a bad row) in the fast layer, all 40 in the suite.
+SEEDS = [pytest.param(s, marks=[pytest.mark.slow] if 16 <= s < 39 else []) for s in range(40)]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_streaming_ingestion_equals_the_in_memory_merge(
     make_settings, project: Path, store: Store, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

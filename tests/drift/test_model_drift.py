@@ -172,6 +172,7 @@ def test_batch_f1_drift_needs_the_tolerance_and_the_bootstrap_bound(
     assert (verdict["baseline"], verdict["threshold"]) == (0.92, pytest.approx(0.87))
 
 
+@pytest.mark.slow
 def test_model_drift_decision_on_a_real_dataset_false_alarms_and_power() -> None:
     # 300 seeded splits of scikit-learn's breast-cancer data (3 of its features, like the
     # churn model): train as the service does (cross-validated baseline), then judge a

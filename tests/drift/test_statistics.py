@@ -251,6 +251,7 @@ def test_chi_square_takes_new_categories_as_columns_of_the_table() -> None:
     assert chi_square(["a"] * 5, ["a"] * 3) == (0.0, 1.0)  # single category
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("n_ref", "n_cur", "shares"),
     [
