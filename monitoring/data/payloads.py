@@ -44,6 +44,9 @@ from monitoring.storage.files import TABLE_SUFFIXES, read_table
 
 PATH_KEYS = ("dataset_path", "filepath", "data_file", "path")
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+# A long cell is data, not an error (capture cuts it): the csv module's 128 KiB field
+# limit is lifted once for the process; bodies are bounded by api.max_content_length.
+csv.field_size_limit(2**31 - 1)
 FLOAT_MAX = 1.7976931348623157e308  # sys.float_info.max
 MAX_PATH_CHARS = 1024  # a dataset path longer than this is refused unread
 # A JSON escape of a UTF-16 surrogate (\ud800-\udfff): only these can put a lone

@@ -140,7 +140,8 @@ def test_captures_and_feedback_across_replicas(
     for rid, (url, predictions) in sent.items():
         other = url_b if url == url_a else url_a
         labels = [1 - p for p in predictions]
-        answer = requests.post(other + "/feedback", json={"request_id": rid, "labels": labels})
+        labelled = {"request_id": rid, "labels": labels}  # the admin token labels too
+        answer = requests.post(other + "/feedback", json=labelled, headers=AUTH, timeout=10)
         assert answer.status_code == 200, answer.text
     assert captured_rows(database) == {rid: len(ROWS) for rid in sent}  # each row once
 
