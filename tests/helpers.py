@@ -17,10 +17,14 @@ import numpy as np
 import pandas as pd
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
 from app import create_app
+from monitoring.capture import ledger
 from monitoring.config import PROJECT_ROOT, Settings
 from monitoring.model.artifact import Artifact
+from monitoring.storage.schema import captured_predictions
+from monitoring.storage.store import Store
 
 
 def free_port() -> int:
@@ -215,3 +219,17 @@ def planted(n_ref: int, n_cur: int, seed: int) -> tuple[pd.DataFrame, pd.DataFra
         )
 
     return frame(n_ref, False), frame(n_cur, True)
+
+
+def stored_capture(store: Store) -> tuple[int, int]:
+    """(rows, bytes as :func:`ledger.row_bytes` counts them) of the captured rows, in SQL."""
+    table = captured_predictions
+    size = (
+        func.length(table.c.inputs)
+        + func.length(table.c.request_id)
+        + func.coalesce(func.length(table.c.model_version), 0)
+        + ledger.ROW_OVERHEAD
+    )
+    with store.engine.connect() as conn:
+        rows, total = conn.execute(select(func.count(), func.coalesce(func.sum(size), 0))).one()
+    return int(rows), int(total)

@@ -20,7 +20,7 @@ from monitoring.capture.records import _cap_text
 from monitoring.config import Settings
 from monitoring.storage.schema import captured_predictions, counters, label_events
 from monitoring.storage.store import Store
-from tests.helpers import FEATURES, metric_value
+from tests.helpers import FEATURES, metric_value, stored_capture
 
 ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
 MIB = 1 << 20
@@ -37,19 +37,6 @@ def client_for(settings: Settings) -> Any:
 
 def metrics(client: Any) -> str:
     return str(client.get("/metrics").get_data(as_text=True))
-
-
-def stored_bytes(store: Store) -> int:
-    """The captured rows' bytes as :func:`ledger.row_bytes` counts them, summed in SQL."""
-    table = captured_predictions
-    size = (
-        func.length(table.c.inputs)
-        + func.length(table.c.request_id)
-        + func.coalesce(func.length(table.c.model_version), 0)
-        + ledger.ROW_OVERHEAD
-    )
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.sum(size), 0))).scalar_one())
 
 
 def test_a_long_text_value_is_captured_as_its_start_and_its_length(
@@ -170,7 +157,7 @@ def test_the_byte_budget_evicts_the_oldest_rows_and_counts_them(
     first = bodies[0]["row_ids"][0]
     assert ids == list(range(first + n - kept, first + n))  # the newest, by row id
     assert events == 0  # the labelled row was evicted, and its label events with it
-    assert stored_bytes(store) == kept * size == ledger.counter_values(store)[ledger.BYTES]
+    assert stored_capture(store)[1] == kept * size == ledger.counter_values(store)[ledger.BYTES]
     text = metrics(client)
     assert metric_value(text, "monitoring_capture_bytes") == kept * size
     assert metric_value(text, "monitoring_capture_evicted_total") == n - kept
@@ -184,10 +171,10 @@ def test_retention_takes_the_expired_rows_bytes_and_label_events(
     body = api.post("/prediction", json={"data": [ROW, ROW]}).get_json()
     assert api.post("/feedback", json={"request_id": body["request_id"], "labels": [1, 0]})
     before = ledger.counter_values(store)[ledger.BYTES]
-    assert before == stored_bytes(store) > 0
+    assert before == stored_capture(store)[1] > 0
     later = datetime.now(UTC) + timedelta(days=settings.capture.retention_days + 1)
     assert capture.purge(store, settings, now=later) == 2
-    assert ledger.counter_values(store)[ledger.BYTES] == 0 == stored_bytes(store)
+    assert ledger.counter_values(store)[ledger.BYTES] == 0 == stored_capture(store)[1]
     with store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(label_events)).scalar_one() == 0
 
@@ -219,7 +206,7 @@ def test_the_byte_count_starts_from_rows_stored_before_it_existed(store: Store) 
     assert ids == [6, 7, 8, 9, 10]
     assert {ledger.BYTES, ledger.EVICTED} <= names
     assert ledger.enforce_budget(store, sum(each[5:]) - 1) == 1  # one byte over: one row
-    assert ledger.counter_values(store)[ledger.BYTES] == sum(each[6:]) == stored_bytes(store)
+    assert ledger.counter_values(store)[ledger.BYTES] == sum(each[6:]) == stored_capture(store)[1]
 
 
 def test_features_of_a_capped_row_stay_numbers(api: Any, settings: Settings, store: Store) -> None:

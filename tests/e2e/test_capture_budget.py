@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, select
 
 from monitoring.capture import ledger
 from monitoring.config import load_settings
-from monitoring.storage.schema import captured_predictions
 from monitoring.storage.store import Store
 from tests.conftest import write_config
-from tests.helpers import metric_value, running_gunicorn
+from tests.helpers import metric_value, running_gunicorn, stored_capture
 
 pytestmark = pytest.mark.e2e
 
@@ -36,20 +34,6 @@ OVERSIZE = {**FEATURES, **{f"o{i:03d}" + "v" * 246: 1 for i in range(300)}}
 
 def csv_body(row: dict[str, Any]) -> bytes:
     return (",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n").encode()
-
-
-def stored_bytes(store: Store) -> tuple[int, int]:
-    """(rows, bytes as ledger.row_bytes counts them) of the captured rows, summed in SQL."""
-    table = captured_predictions
-    size = (
-        func.length(table.c.inputs)
-        + func.length(table.c.request_id)
-        + func.coalesce(func.length(table.c.model_version), 0)
-        + ledger.ROW_OVERHEAD
-    )
-    with store.engine.connect() as conn:
-        rows, total = conn.execute(select(func.count(), func.coalesce(func.sum(size), 0))).one()
-    return int(rows), int(total)
 
 
 def test_capture_stays_within_its_budget_under_a_flood_of_maximum_size_rows(
@@ -86,7 +70,7 @@ def test_capture_stays_within_its_budget_under_a_flood_of_maximum_size_rows(
 
         def sample() -> None:
             while not stop.wait(0.25):
-                samples.append(stored_bytes(store)[1])
+                samples.append(stored_capture(store)[1])
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -95,14 +79,14 @@ def test_capture_stays_within_its_budget_under_a_flood_of_maximum_size_rows(
         answered = sum(statuses.values())
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the importer catches up
-            if stored_bytes(store)[0] + ledger.counter_values(store)[ledger.EVICTED] >= answered:
+            if stored_capture(store)[0] + ledger.counter_values(store)[ledger.EVICTED] >= answered:
                 break
             time.sleep(0.2)
         stop.set()
         sampler.join()
         text = requests.get(f"{url}/metrics", timeout=30).text
 
-    rows, total = stored_bytes(store)
+    rows, total = stored_capture(store)
     evicted = metric_value(text, "monitoring_capture_evicted_total")
     size_after = sum(f.stat().st_size for f in files if f.exists())
     print(
