@@ -166,10 +166,10 @@ def test_loads_json_leaves_invalid_json_to_the_caller() -> None:
             "x: has 4 columns; the limit is 3",
             id="wide-with-a-newline-in-a-name",
         ),
-        pytest.param(
+        pytest.param(  # past the csv module's default 128 KiB field limit: still data
             b'"' + b"n" * 200_000 + b'",b\n1,2\n',
-            BadRequestError,
-            "x: is not valid CSV: field larger than field limit",
+            None,
+            "",
             id="header-field-over-128-kib",
         ),
     ],
