@@ -35,7 +35,8 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 HEADER_SECONDS = float(os.environ.get("GUNICORN_HEADER_TIMEOUT", "10"))
 HEADER_END = b"\r\n\r\n"
-READ_CHUNK = 64 << 10
+READ_CHUNK = 16 << 10
+PARKED_BYTES = 32 << 10  # at most this much of a header block waits in the event loop
 
 
 def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -58,10 +59,10 @@ class HeaderBufferingWorker(ThreadWorker):
     def init_process(self) -> None:
         util.write_error = write_json_error  # this process's gunicorn errors are JSON
         self.header_conns: deque[Any] = deque()  # sorted by deadline: all wait the same time
-        # The largest header block gunicorn accepts: the request line and every field.
-        self.header_limit = self.cfg.limit_request_line + self.cfg.limit_request_fields * (
-            self.cfg.limit_request_field_size + 4
-        )
+        # Bytes kept per waiting connection: past this a thread takes over (gunicorn's
+        # own limits then apply), so waiting connections hold at most
+        # worker_connections x 32 KiB.
+        self.header_limit = PARKED_BYTES
         super().init_process()
 
     def accept(self, listener: Any) -> None:
