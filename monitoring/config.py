@@ -250,7 +250,7 @@ class ColumnOptions:
 
 @dataclass(frozen=True)
 class DriftOptions:
-    """``drift``: the data-drift tests; the defaults follow Evidently (README, *Data drift*)."""
+    """``drift``: the data-drift tests (README, *Data drift*: rule, units, measured quality)."""
 
     method: str = _spec("auto", choices=METHODS)
     p_value_threshold: float = _spec(0.05, lambda v: 0 < v < 1, "in (0, 1)")
