@@ -141,8 +141,32 @@ def gunicorn_server(
     prom = tmp_path / "prom"
     prom.mkdir()
     (prom / "counter_99999999.db").write_bytes(b"stale")  # emptied at server start
-    with running_gunicorn(settings, PROMETHEUS_MULTIPROC_DIR=str(prom)) as (url, _):
+    # One open connection per worker: a worker holding one takes no other, so the
+    # requests below reach both workers (threaded workers would otherwise let one
+    # worker take them all, and there would be nothing to add up).
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(prom), "GUNICORN_WORKER_CONNECTIONS": "1"}
+    with running_gunicorn(settings, **env) as (url, _):
         yield url, prom
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is ``pid``."""
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+            cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(fields.get("PPid", "0").strip()) == pid:
+            out.append((int(status.parent.name), cmdline))
+    return out
+
+
+def gunicorn_workers() -> set[str]:
+    """Pids of the workers of the gunicorn this test process started."""
+    masters = [pid for pid, cmd in _children(os.getpid()) if "gunicorn" in cmd]
+    return {str(pid) for m in masters for pid, cmd in _children(m) if "gunicorn" in cmd}
 
 
 @pytest.mark.e2e
@@ -152,7 +176,9 @@ def test_metrics_add_up_across_gunicorn_workers(
     (url, prom), version = gunicorn_server, deployed["model_version"]
 
     def writers() -> set[str]:
-        return {p.stem.split("_")[-1] for p in prom.glob("counter_*.db")}
+        """The gunicorn workers that wrote counters (the capture importer writes some too)."""
+        files = {p.stem.split("_")[-1] for p in prom.glob("counter_*.db")}
+        return files & gunicorn_workers()
 
     def health(_: int) -> int:
         response = requests.get(url + "/health", headers={"Connection": "close"}, timeout=30)
@@ -168,8 +194,8 @@ def test_metrics_add_up_across_gunicorn_workers(
     pids = set()
 
     def predict(_: int) -> int:
-        # A new connection each time, from 4 threads at once: while one sync worker
-        # is busy the other accepts, so both workers count.
+        # A new connection each time, from 4 threads at once: while one worker holds
+        # its one connection the other accepts, so both workers count.
         response = requests.post(
             url + "/prediction", json={"data": ROWS}, headers={"Connection": "close"}, timeout=30
         )
@@ -195,4 +221,4 @@ def test_metrics_add_up_across_gunicorn_workers(
     assert len(pids) == 4  # every response carried its own request id
     # Both workers counted (one file per worker pid), the stale file is gone, and
     # the sums above are across them.
-    assert len(writers()) == 2 and "99999999" not in writers()
+    assert len(writers()) == 2 and not (prom / "counter_99999999.db").exists()
