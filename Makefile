@@ -27,10 +27,11 @@ cron:
 	@sed -e 's|/path/to/risk-monitoring/.venv|$(abspath $(VENV))|g' \
 	     -e 's|/path/to/risk-monitoring|$(CURDIR)|g' cronjob.txt
 
-# The whole suite, in one process (a pytest-xdist worker once hung starting a thread;
-# the fast layer below still uses both cores).
+# The whole suite: everything but tests/e2e on both cores, then tests/e2e alone (its
+# servers, load and latency checks must not share the cores with other tests).
 test: $(VENV)/.deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --ignore=tests/e2e
+	$(BIN)/python -m pytest tests/e2e
 
 # The unit layer: everything but tests/e2e (real servers, browsers, killed processes)
 # and the PostgreSQL runs of the store tests.

@@ -184,3 +184,30 @@ def _no_pypi(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 def api(deployed: dict[str, Any], client: Any) -> Any:
     """A test client of the app with the practice model deployed."""
     return client
+
+
+@pytest.fixture(autouse=True)
+def _release_stores() -> Iterator[None]:
+    """Release what a test opened on its stores once it is done: the engines (their
+    pooled connections and SQLite files) and the capture writers (their threads).
+
+    A session of a thousand tests would otherwise keep them all; one ran out of file
+    descriptors and threads ("can't start new thread", SQLite "disk I/O error").
+    """
+    from monitoring.capture import writer
+    from monitoring.storage import engine as engines
+
+    engines_before, writers_before = set(engines._engines), set(writer._writers)
+    yield
+    for key in set(writer._writers) - writers_before:
+        capture_writer = writer._writers.get(key)
+        if capture_writer is not None:
+            with writer._writers_lock, capture_writer.mutex:
+                capture_writer.last_write = float("-inf")  # idle: its thread retires
+            capture_writer.wake.set()
+    for key in set(engines._engines) - engines_before:
+        with engines._engines_lock:
+            made = engines._engines.pop(key, None)
+            engines._upgraded.discard(key)
+        if made is not None:
+            made.dispose()
