@@ -349,6 +349,35 @@ class IngestionSettings:
         return tuple(dict.fromkeys(v for v in value if v))
 
 
+TRAINING_WINDOWS = ("all", "new", "rows", "days")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """``training``: the rows a model is trained on (``window``).
+
+    ``all``: every row ingested so far, de-duplicated; ``new``: the newest ingestion
+    only (the course's behaviour); ``rows``: the ``window_size`` most recently ingested
+    distinct rows; ``days``: the rows of the ingestions within ``window_size`` days of
+    the newest one.
+    """
+
+    window: str = _spec("all", choices=TRAINING_WINDOWS)
+    window_size: float | None = _spec(None, lambda v: v > 0, "positive or null")
+
+    def __post_init__(self) -> None:
+        size = self.window_size
+        if self.window in ("rows", "days") and size is None:
+            raise ConfigError(
+                f"config key 'training.window_size' must be given for window '{self.window}'"
+            )
+        if self.window == "rows" and size is not None and not float(size).is_integer():
+            raise ConfigError(
+                "config key 'training.window_size' must be a whole number of rows for "
+                f"window 'rows', got {size!r}"
+            )
+
+
 PATH_DEFAULTS = {
     "input_folder_path": "data/practicedata",
     "output_folder_path": "data/ingesteddata",
@@ -383,6 +412,7 @@ class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     model_card: ModelCardSettings = field(default_factory=ModelCardSettings)
     ingestion: IngestionSettings = field(default_factory=IngestionSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     api_token: str | None = field(default=None, repr=False)
     feedback_token: str | None = field(default=None, repr=False)
 

@@ -37,7 +37,8 @@ def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
     make_settings: Any, store: Store, deployed: dict[str, Any]
 ) -> None:
     champion = deployed["model_version"]
-    source = make_settings(input_folder_path="data/sourcedata")
+    # The course's window: the challenger sees only the 26 new rows.
+    source = make_settings(input_folder_path="data/sourcedata", training={"window": "new"})
     run = run_full_process(source, store=store)
     evidence = run["evidence"]
 
@@ -131,7 +132,7 @@ def test_model_drift_without_data_drift_is_labelled_concept_drift(
 
     monkeypatch.setattr(pipeline, "check_data_drift", inputs_unchanged)
     monkeypatch.setattr(pipeline, "check_model_drift", model_worse)
-    source = make_settings(input_folder_path="data/sourcedata")
+    source = make_settings(input_folder_path="data/sourcedata", training={"window": "new"})
     run = run_full_process(source, store=store)
     assert run["evidence"]["concept_drift_suspected"] is True
     assert run["evidence"]["model_drift"]["drift"] is True

@@ -43,6 +43,7 @@ from monitoring.data.validation import (
     _to_float,
     check_columns,
 )
+from monitoring.data.window import store_batch
 from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.storage.files import (
     atomic_write,
@@ -749,6 +750,14 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
     atomic_write_json(settings.profile_file, profile)
     atomic_write_text(settings.ingested_record_file, format_record(records))
     store.add_data_profile(profile, reference=reference, data_sha256=digest.result())
+    # The rows kept, for training windows beyond this batch (training.window).
+    store_batch(
+        settings,
+        store,
+        batch_id=batch_id,
+        ingested_at=records[0]["ingested_at"],
+        data_sha256=digest.result(),
+    )
     store.add_ingestions(
         [{**{k: r[k] for k in RECORD_FIELDS}, "batch_id": batch_id} for r in records]
     )

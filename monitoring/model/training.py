@@ -1,4 +1,7 @@
-"""Training: fit the configured model on ``finaldata.csv`` and save it in the store.
+"""Training: fit the configured model on the training window and save it in the store.
+
+The window (``training.window``, :mod:`monitoring.data.window`) is every ingested
+row by default, or the newest ingestion's ``finaldata.csv`` as in the course.
 
 Saved with it: the data's SHA-256, the in-sample score (the model-drift baseline)
 and the drift reference profile, so each drift check only costs the new batch. The
@@ -19,8 +22,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from monitoring.config import Settings
 from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
+from monitoring.data.window import TrainingData, training_data
 from monitoring.drift import ReferenceProfile
-from monitoring.exceptions import DataValidationError, MissingArtifactError
+from monitoring.exceptions import DataValidationError
 from monitoring.model.artifact import (
     Artifact,
     build_estimator,
@@ -29,7 +33,6 @@ from monitoring.model.artifact import (
     save_artifact,
 )
 from monitoring.model.scoring import compute_metrics, score_record
-from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
 
 
@@ -106,22 +109,24 @@ def cross_validated_score(
     return {**compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba), "folds": folds}
 
 
+def _input_name(settings: Settings, data: TrainingData) -> str:
+    """How errors name the training data: the file, or the window of stored batches."""
+    if data.source == settings.relative(settings.finaldata_file):
+        return settings.finaldata_file.name
+    return f"the training window ({data.source})"
+
+
 def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
-    """Train on ``finaldata.csv``, save the model in the store and export it; return its metadata.
+    """Train on the training window, save the model in the store and export it; return its metadata.
 
     Raises MissingArtifactError if nothing was ingested, DataValidationError if the
     data cannot be trained on.
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
-    path = settings.finaldata_file
-    if not path.is_file():
-        raise MissingArtifactError(
-            f"{settings.public(path)} does not exist; run 'python -m monitoring ingest' first"
-        )
-    data_sha = sha256_file(path)
-    frame = read_table(path)
-    X, y, dropped = training_matrix(frame, settings, input_name=path.name)
+    data = training_data(settings, store)
+    frame, data_sha = data.frame, data.sha256
+    X, y, dropped = training_matrix(frame, settings, input_name=_input_name(settings, data))
 
     estimator = build_estimator(settings.model).fit(X, y)
 
@@ -142,9 +147,8 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
             "features": list(settings.features),
             "target": settings.target,
             "training_data": {
-                "path": str(path.relative_to(settings.root))
-                if path.is_relative_to(settings.root)
-                else str(path),
+                "path": data.source,
+                "window": data.window,
                 "sha256": data_sha,
                 "rows": len(frame),
                 "rows_used": len(X),

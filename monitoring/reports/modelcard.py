@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from monitoring.config import Settings
+from monitoring.data.window import training_data
 from monitoring.exceptions import MissingArtifactError
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.model.scoring import compute_metrics, read_test_data
 from monitoring.reports.formatting import render
-from monitoring.storage.files import atomic_write_json, atomic_write_text, read_table, sha256_file
+from monitoring.storage.files import atomic_write_json, atomic_write_text
 from monitoring.storage.store import Store
 
 MODEL_CARD_MD = "modelcard.md"
@@ -79,8 +80,8 @@ def slice_metrics(
     return out
 
 
-def build_model_card(settings: Settings, artifact: Artifact) -> dict[str, Any]:
-    """The model card of a trained, scored artifact."""
+def build_model_card(settings: Settings, artifact: Artifact, store: Store) -> dict[str, Any]:
+    """The model card of a trained, scored artifact (its training window read from ``store``)."""
     meta = artifact.metadata
     score = artifact.score or {}
     training = meta.get("training_data", {})
@@ -92,9 +93,12 @@ def build_model_card(settings: Settings, artifact: Artifact) -> dict[str, Any]:
         test = empty
         caveats.append(f"no test data for slices: {exc.message}")
     train = empty
-    path = settings.finaldata_file
-    if path.is_file() and sha256_file(path) == training.get("sha256"):
-        train = read_table(path)
+    try:
+        window = training_data(settings, store)
+    except MissingArtifactError:
+        window = None
+    if window is not None and window.sha256 == training.get("sha256"):
+        train = window.frame
     else:
         caveats.append("the training data has changed since training; no training-data slices")
     n_test = len(test)
@@ -156,7 +160,7 @@ def write_model_card(settings: Settings, store: Store, version: str) -> dict[str
     Exported as ``modelcards/<version>.md`` and ``.json`` in ``prod_deployment_path``
     and as ``modelcard.md`` in ``output_model_path``, next to the report.
     """
-    card = build_model_card(settings, load_artifact(store, version))
+    card = build_model_card(settings, load_artifact(store, version), store)
     text = render("modelcard.md", card=card)
     store.set_model_card(version, text, card)
     target = model_card_folder(settings)

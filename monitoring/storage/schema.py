@@ -179,6 +179,21 @@ data_profiles = Table(
     Column("reference", LargeBinary),
 )
 
+# The rows each ingestion kept (its ``finaldata.csv``), as Parquet pieces: what a
+# training window other than ``new`` trains on (``training.window``). A batch whose
+# data is byte-identical to a stored one is stored once (``data_sha256``).
+ingested_batches = Table(
+    "ingested_batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("batch_id", String(36), nullable=False, index=True),
+    Column("ingested_at", String(32), nullable=False),
+    Column("data_sha256", String(64), nullable=False, index=True),
+    Column("piece", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
 # Named counters handed out in blocks (capture row ids), atomically across hosts.
 counters = Table(
     "counters",

@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from monitoring.storage.batches import IngestedBatches
 from monitoring.storage.engine import get_engine, sqlite_file
 from monitoring.storage.files import file_identity
 from monitoring.storage.models import ModelVersions, utcnow
@@ -50,7 +51,7 @@ ADHOC_SOURCE = "request"
 KEEP_PROFILE_REFERENCES = 5
 
 
-class Store(ModelVersions):
+class Store(ModelVersions, IngestedBatches):
     """Typed access to the record store at SQLAlchemy database URL ``url``.
 
     With SQLite, :attr:`stamp` (``<file>.records``) is touched after each write of all

@@ -54,8 +54,8 @@ def test_artifact_is_a_plain_pickle_with_metadata(settings: Settings, store: Sto
 def test_training_needs_ingested_data_with_both_classes(settings: Settings, store: Store) -> None:
     with pytest.raises(MissingArtifactError, match="run 'python -m monitoring ingest' first"):
         train(settings, store=store)
+    for path in settings.input_folder_path.glob("*.csv"):
+        pd.read_csv(path).assign(exited=1).to_csv(path, index=False)
     ingest(settings, store=store)
-    final = pd.read_csv(settings.finaldata_file)
-    final.assign(exited=1).to_csv(settings.finaldata_file, index=False)
     with pytest.raises(DataValidationError, match="needs both classes 0 and 1"):
         train(settings, store=store)
