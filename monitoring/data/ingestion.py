@@ -43,7 +43,7 @@ from monitoring.data.validation import (
     _to_float,
     check_columns,
 )
-from monitoring.data.window import store_batch
+from monitoring.data.window import batch_pieces, store_batch
 from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.storage.files import (
     atomic_write,
@@ -743,8 +743,11 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
         quarantined.commit()
     # The merged file is hashed on a thread while this one profiles (hashlib and
     # numpy's sort release the GIL); the parts go as the drift profile is fitted.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as hasher:
+    # Its compressed pieces for the store too (zstd releases the GIL as well).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-hash") as hasher:
         digest = hasher.submit(sha256_file, settings.finaldata_file)
+        kept_rows = sum(r["rows_kept"] for r in records if r["status"] == "accepted")
+        pieces = hasher.submit(batch_pieces, settings.finaldata_file, kept_rows)
         profile = parts[0].profile()
         reference = parts.pop().drift_profile(settings.drift)
     atomic_write_json(settings.profile_file, profile)
@@ -757,6 +760,7 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
         batch_id=batch_id,
         ingested_at=records[0]["ingested_at"],
         data_sha256=digest.result(),
+        pieces=pieces.result(),
     )
     store.add_ingestions(
         [{**{k: r[k] for k in RECORD_FIELDS}, "batch_id": batch_id} for r in records]

@@ -1,4 +1,4 @@
-"""Ingested batches in the record store: the rows each ingestion kept, as Parquet pieces.
+"""Ingested batches in the record store: the rows each ingestion kept, as compressed pieces.
 
 A training window other than ``new`` (``training.window``) is read from here, so any
 host holding the pipeline lock trains on the same rows. A batch is written in one
@@ -33,9 +33,10 @@ class IngestedBatches:
         *,
         ingested_at: str,
         data_sha256: str,
-        pieces: Iterable[tuple[int, bytes]],
+        pieces: Iterable[tuple[int, int, bytes]],
     ) -> bool:
-        """Store a batch's ``(rows, parquet bytes)`` pieces in one transaction.
+        """Store a batch's ``(rows, size, data)`` pieces in one transaction (``size``: the
+        bytes of the piece before ``data`` compressed them).
 
         Returns False, storing nothing, when a batch with the same ``data_sha256`` is
         already stored (the same data ingested again).
@@ -46,7 +47,7 @@ class IngestedBatches:
             ).first()
             if seen is not None:
                 return False
-            for number, (rows, data) in enumerate(pieces):
+            for number, (rows, size, data) in enumerate(pieces):
                 conn.execute(
                     insert(batches),
                     {
@@ -55,6 +56,7 @@ class IngestedBatches:
                         "data_sha256": data_sha256,
                         "piece": number,
                         "rows": rows,
+                        "size": size,
                         "data": data,
                     },
                 )
@@ -79,8 +81,8 @@ class IngestedBatches:
             for row in self._fetch(query)
         ]
 
-    def batch_pieces(self, batch_id: str) -> Iterator[bytes]:
-        """The Parquet bytes of a batch's pieces, in order (one piece in memory at a time)."""
+    def batch_pieces(self, batch_id: str) -> Iterator[tuple[int, bytes]]:
+        """``(size, data)`` of a batch's pieces, in order (one piece in memory at a time)."""
         ids = [
             row["id"]
             for row in self._fetch(
@@ -89,5 +91,7 @@ class IngestedBatches:
         ]
         for piece_id in ids:
             with self.engine.connect() as conn:
-                data = conn.execute(select(batches.c.data).where(batches.c.id == piece_id)).scalar()
-            yield bytes(data)
+                size, data = conn.execute(
+                    select(batches.c.size, batches.c.data).where(batches.c.id == piece_id)
+                ).one()
+            yield int(size), bytes(data)

@@ -179,7 +179,8 @@ data_profiles = Table(
     Column("reference", LargeBinary),
 )
 
-# The rows each ingestion kept (its ``finaldata.csv``), as Parquet pieces: what a
+# The rows each ingestion kept (its ``finaldata.csv``), as zstd-compressed CSV pieces
+# (each with the header line): what a
 # training window other than ``new`` trains on (``training.window``). A batch whose
 # data is byte-identical to a stored one is stored once (``data_sha256``).
 ingested_batches = Table(
@@ -191,6 +192,7 @@ ingested_batches = Table(
     Column("data_sha256", String(64), nullable=False, index=True),
     Column("piece", Integer, nullable=False),
     Column("rows", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),  # bytes of the CSV before compression
     Column("data", LargeBinary, nullable=False),
 )
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from monitoring.config import Settings
 from monitoring.data.ingestion import ingest
-from monitoring.data.window import training_data
+from monitoring.data.window import batch_pieces, training_data
 from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import ConfigError, MissingArtifactError
 from monitoring.model.deployment import load_deployed
@@ -86,6 +86,13 @@ def test_the_window_picks_the_configured_rows(
     tail = data.frame.tail(min(rows, SOURCE_ROWS)).reset_index(drop=True)
     expected = source.tail(min(rows, SOURCE_ROWS)).reset_index(drop=True)
     pd.testing.assert_frame_equal(tail, expected, check_dtype=False)
+
+
+def test_a_file_with_quoted_values_is_one_piece(tmp_path: Any) -> None:
+    path = tmp_path / "finaldata.csv"
+    path.write_bytes(b'id,x\n"a\nb",1\nc,2\n')
+    [(rows, size, _)] = batch_pieces(path, 2)
+    assert (rows, size) == (2, len(path.read_bytes()))
 
 
 def test_rows_seen_again_count_once_and_as_recent(make_settings: Any, store: Store) -> None:

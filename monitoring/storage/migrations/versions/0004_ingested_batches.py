@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("data_sha256", sa.String(64), nullable=False),
         sa.Column("piece", sa.Integer, nullable=False),
         sa.Column("rows", sa.BigInteger, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_ingested_batches_batch_id", "ingested_batches", ["batch_id"])
