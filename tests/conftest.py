@@ -55,6 +55,7 @@ BOTH_STORES = (
     "tests/web/test_api.py",
     "tests/web/test_live_model.py",
     "tests/model/test_deployment.py",
+    "tests/diagnostics/test_delivery.py",
 )
 
 
