@@ -34,13 +34,12 @@ ratio (``ratio`` null, ``infinite`` true) and fails (Aequitas: capped at 10, fai
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import JSON, ColumnElement, cast, select, type_coerce
 
 from monitoring.config import (
     CATEGORICAL_MAX_VALUES,
@@ -313,37 +312,42 @@ def audit_test(settings: Settings, artifact: Artifact) -> dict[str, Any]:
 
 
 def labelled_traffic(
-    store: Store, version: str, limit: int
+    store: Store, version: str, columns: Sequence[str], limit: int
 ) -> tuple[pd.DataFrame, list[int], list[int]]:
-    """The newest ``limit`` labelled captured rows of ``version``: inputs, labels, predictions."""
+    """The newest ``limit`` labelled captured rows of ``version``: the values of
+    ``columns`` in their inputs, their labels and the predictions served.
+
+    The values are extracted by the database (JSON functions), so memory holds only
+    them, never the rows' whole inputs (each up to ``capture.max_row_bytes``).
+    """
     table = captured_predictions
-    query = (
-        select(table.c.inputs, table.c.label, table.c.prediction)
-        .where(table.c.model_version == version, table.c.label.is_not(None))
-        .order_by(table.c.id.desc())
-        .limit(limit)
-    )
     with store.engine.connect() as conn:
+        document: ColumnElement[Any]
+        if conn.dialect.name == "postgresql":
+            document = cast(table.c.inputs, JSON)
+        else:  # SQLite: JSON functions on the text as it is (CAST would make it a number)
+            document = type_coerce(table.c.inputs, JSON)
+        values = [document[name].as_string().label(f"c{i}") for i, name in enumerate(columns)]
+        query = (
+            select(table.c.label, table.c.prediction, *values)
+            .where(table.c.model_version == version, table.c.label.is_not(None))
+            .order_by(table.c.id.desc())
+            .limit(limit)
+        )
         rows = conn.execute(query).all()
-    inputs = []
-    for text, _, _ in rows:
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            decoded = {}
-        inputs.append(decoded if isinstance(decoded, dict) else {})
-    return (
-        pd.DataFrame.from_records(inputs, index=range(len(inputs))),
-        [int(r[1]) for r in rows],
-        [int(r[2]) for r in rows],
+    frame = pd.DataFrame(
+        {name: [row[2 + i] for row in rows] for i, name in enumerate(columns)},
+        index=range(len(rows)),
     )
+    return frame, [int(row[0]) for row in rows], [int(row[1]) for row in rows]
 
 
 def audit_traffic(settings: Settings, store: Store, version: str) -> dict[str, Any]:
     """The audit of ``version`` on its labelled captured traffic (the predictions it
     served), once ``fairness.min_labelled_rows`` rows are labelled."""
     options = settings.fairness
-    frame, labels, predictions = labelled_traffic(store, version, options.max_traffic_rows)
+    columns = list(options.attributes)
+    frame, labels, predictions = labelled_traffic(store, version, columns, options.max_traffic_rows)
     if len(labels) < options.min_labelled_rows:
         return {
             "dataset": "labelled captured traffic",
