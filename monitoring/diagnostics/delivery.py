@@ -36,7 +36,8 @@ from monitoring.config import Settings
 from monitoring.storage.store import Store
 
 
-def _time(text: str) -> datetime:
+def as_time(text: str) -> datetime:
+    """An ISO time of the store as an aware datetime (UTC when it names no zone)."""
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -57,7 +58,7 @@ def _training_batches(store: Store) -> tuple[list[tuple[datetime, set[tuple[str,
     batches: dict[str, tuple[datetime, set[tuple[str, str]]]] = {}
     arrival: dict[tuple[str, str], datetime] = {}
     for row in store.ingested_files():
-        when = _time(row["ingested_at"])
+        when = as_time(row["ingested_at"])
         key = (row["file_name"], row["sha256"] or "")
         arrival[key] = min(arrival.get(key, when), when)
         batch = batches.setdefault(row["batch_id"], (when, set()))
@@ -96,21 +97,21 @@ def delivery_metrics(
     changes = [
         row
         for row in store.deployments_since(since.isoformat(timespec="microseconds"))
-        if _time(row["deployed_at"]) <= until
+        if as_time(row["deployed_at"]) <= until
     ]
     failed_runs = [
         run
         for run in store.run_statuses(since.isoformat(timespec="microseconds"))
         if run["status"] == "failed" and run["finished_at"] is not None
     ]
-    trained = {row["version"]: _time(row["trained_at"]) for row in store.deployed_models()}
+    trained = {row["version"]: as_time(row["trained_at"]) for row in store.deployed_models()}
     batches, arrival = _training_batches(store)
 
     details = []
     for i, change in enumerate(changes):
         if change["action"] != "deploy":
             continue
-        deployed_at = _time(change["deployed_at"])
+        deployed_at = as_time(change["deployed_at"])
         version = change["model_version"]
         detail: dict[str, Any] = {"model_version": version, "deployed_at": change["deployed_at"]}
         files = _trained_on(batches, trained.get(version))
@@ -130,15 +131,15 @@ def delivery_metrics(
         # A failed run counts against the deployment that was live when it failed.
         end = deployed_at + window
         if following is not None:
-            end = min(end, _time(following["deployed_at"]))
+            end = min(end, as_time(following["deployed_at"]))
         failed_run = next(
-            (run for run in failed_runs if deployed_at < _time(run["finished_at"]) <= end),
+            (run for run in failed_runs if deployed_at < as_time(run["finished_at"]) <= end),
             None,
         )
         detail["failed_run"] = None if failed_run is None else failed_run["id"]
         detail["failed"] = bool(rolled_back or failed_run is not None)
         detail["time_to_restore_seconds"] = (
-            (_time(following["deployed_at"]) - deployed_at).total_seconds()
+            (as_time(following["deployed_at"]) - deployed_at).total_seconds()
             if rolled_back and following
             else None
         )

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, update
 
-from monitoring.diagnostics.delivery import delivery_metrics
+from monitoring.diagnostics.delivery import as_time, delivery_metrics
+from monitoring.model.deployment import rollback
+from monitoring.pipeline import run_full_process
 from monitoring.storage.schema import deployments, ingestions, model_versions, runs
 from monitoring.storage.store import Store
 
@@ -176,3 +178,34 @@ def test_metrics_exposes_the_delivery_gauges(client: Any, store: Store) -> None:
         "monitoring_delivery_change_failure_rate": 0.75,
         "monitoring_delivery_time_to_restore_seconds": 4 * HOUR,
     }
+
+
+def test_delivery_of_real_runs_on_the_shipped_data(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    # Practice data deployed; the source data arrives, is trained on and deployed (a
+    # wide gate margin), then rolled back.
+    source = make_settings(
+        input_folder_path="data/sourcedata",
+        thresholds={"model_drift_tolerance": 0.05, "gate_margin": 0.3},
+    )
+    run = run_full_process(source, store=store)
+    assert run["outcome"] == "deployed"
+    rollback(source, store=store)
+    found = delivery_metrics(store, source)
+    first, second, back = store.deployments()
+    assert (first["action"], second["action"], back["action"]) == ("deploy", "deploy", "rollback")
+    arrivals = {r["file_name"]: r["ingested_at"] for r in reversed(store.ingested_files())}
+    assert (found["deployments"], found["rollbacks"]) == (2, 1)
+    assert found["deployment_frequency_per_week"] == 2 / 4
+    # The first model's new data: the practice files; the second's: the source files.
+    lead = [
+        (as_time(first["deployed_at"]) - as_time(arrivals["dataset1.csv"])).total_seconds(),
+        (as_time(second["deployed_at"]) - as_time(arrivals["dataset3.csv"])).total_seconds(),
+    ]
+    assert [d["lead_time_seconds"] for d in found["details"]] == lead
+    assert [d["new_files"] for d in found["details"]] == [2, 2]
+    assert [d["failed"] for d in found["details"]] == [False, True]
+    assert found["change_failure_rate"] == 0.5
+    restore = (as_time(back["deployed_at"]) - as_time(second["deployed_at"])).total_seconds()
+    assert found["time_to_restore_seconds"] == {"n": 1, "median": restore, "mean": restore}

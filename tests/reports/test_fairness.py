@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
+from app import create_app
 from monitoring.config import FairnessSettings, GroupAttribute, Settings
 from monitoring.model.deployment import load_deployed
 from monitoring.reports.fairness import (
@@ -349,10 +350,13 @@ def test_a_planted_disparity_end_to_end(
         fairness={"attributes": {"region": {}}, "metrics": ["fpr", "fnr", "tpr", "tnr"]},
     )
     planted_test_data(settings, store, folder)
-    audit = fairness_audit(settings, store, load_deployed(store))["test"]
-    region = audit["attributes"]["region"]
-    assert region["reference_group"] == "north"
+    with create_app(settings, {"TESTING": True}).test_client() as client:
+        body = client.get("/fairness").get_json()
+    region = body["test"]["attributes"]["region"]
+    assert (region["kind"], region["reference_group"]) == ("categorical", "north")
     assert region["failing"] == [{"group": "south", "metric": "fpr", "ratio": 4.0}]
+    south = region["groups"][1]
+    assert (south["group"], south["fpr"], south["tpr"]) == ("south", 0.2, 0.8)
 
 
 def test_the_model_card_shows_the_audit(settings: Settings, store: Store, deployed: Any) -> None:
