@@ -5,31 +5,31 @@ a categorical column, or a numeric one cut at given points or in quantile bucket
 For each group, from its confusion counts (``label`` 1 is the positive class, a
 prediction of 1 a predicted positive):
 
-=========== ===================================== =====================
-name        what                                  of
-=========== ===================================== =====================
-prevalence  share of the group labelled positive  (tp + fn) / size
-pprev       predicted prevalence: share predicted tp + fp / size
-            positive *within* the group
-ppr         predicted-positive share: the group's (tp + fp) / all predicted
-            share of *all* predicted positives    positives of the data
-precision   tp / (tp + fp)                        predicted positives
-fdr         fp / (tp + fp)                        predicted positives
-for         fn / (tn + fn)                        predicted negatives
-fpr         fp / (fp + tn)                        labelled negatives
-fnr         fn / (fn + tp)                        labelled positives
-tpr         tp / (tp + fn)                        labelled positives
-tnr         tn / (tn + fp)                        labelled negatives
-=========== ===================================== =====================
+========== ================================================ ===========================
+name       what                                             computed as
+========== ================================================ ===========================
+prevalence share of the group labelled positive             (tp + fn) / size
+pprev      predicted prevalence: the share predicted        (tp + fp) / size
+           positive *within* the group
+ppr        predicted-positive share: the group's share of   (tp + fp) / predicted
+           *all* predicted positives of the data            positives of all groups
+precision  true share of the predicted positives            tp / (tp + fp)
+fdr        false discovery rate                             fp / (tp + fp)
+for        false omission rate                              fn / (tn + fn)
+fpr        false positive rate                              fp / (fp + tn)
+fnr        false negative rate                              fn / (fn + tp)
+tpr        true positive rate (recall)                      tp / (tp + fn)
+tnr        true negative rate                               tn / (tn + fp)
+========== ================================================ ===========================
 
 Each metric of each group is divided by the reference group's (the largest group,
 or ``reference`` when configured): the *disparity*. Its verdict follows Aequitas'
 rule: ``pass`` when ``tau <= ratio <= 1/tau``, else ``fail`` (``not_judged`` for a
-metric left out of ``fairness.metrics``). Undefined ratios are
-stated, never hidden: a metric whose own denominator is 0 (precision of a group with
-no predicted positive) is ``null``, and a disparity involving it ``undefined``; 0/0
-(both groups 0) is ``undefined`` too (Aequitas: NaN); x/0 with x > 0 has no finite
-ratio (``ratio`` null, ``infinite`` true) and fails (Aequitas: capped at 10, fails).
+metric left out of ``fairness.metrics``). Undefined ratios are stated, never hidden:
+a metric whose own denominator is 0 (the precision of a group with no predicted
+positive) is ``null``, and a disparity involving it ``undefined``; 0/0 (both groups
+0) is ``undefined`` too (Aequitas: NaN); x/0 with x > 0 has no finite ratio (``ratio``
+null, ``infinite`` true) and fails (Aequitas: filled with 10, which fails).
 """
 
 from __future__ import annotations
