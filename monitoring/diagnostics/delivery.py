@@ -53,9 +53,14 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _training_batches(store: Store) -> tuple[list[tuple[datetime, set[tuple[str, str]]]], dict]:
+Files = set[tuple[str, str]]  # (file name, SHA-256) of an ingestion batch
+
+
+def _training_batches(
+    store: Store,
+) -> tuple[list[tuple[datetime, Files]], dict[tuple[str, str], datetime]]:
     """Accepted ingestion batches in time order (time, files), and each file's first arrival."""
-    batches: dict[str, tuple[datetime, set[tuple[str, str]]]] = {}
+    batches: dict[str, tuple[datetime, Files]] = {}
     arrival: dict[tuple[str, str], datetime] = {}
     for row in store.ingested_files():
         when = as_time(row["ingested_at"])

@@ -63,7 +63,9 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return None if denominator == 0 else numerator / denominator
 
 
-def group_metrics(tp: int, fp: int, tn: int, fn: int, *, all_predicted_positive: int) -> dict:
+def group_metrics(
+    tp: int, fp: int, tn: int, fn: int, *, all_predicted_positive: int
+) -> dict[str, Any]:
     """The counts and metrics of one group (a metric with a zero denominator: None)."""
     size = tp + fp + tn + fn
     pp, pn = tp + fp, tn + fn
