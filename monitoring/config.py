@@ -376,6 +376,106 @@ class TrainingSettings:
                 "config key 'training.window_size' must be a whole number of rows for "
                 f"window 'rows', got {size!r}"
             )
+FAIRNESS_KINDS = ("categorical", "numeric")
+DEFAULT_BUCKETS = 3  # a numeric group attribute without cuts: terciles
+# The group metrics a disparity is judged on (Aequitas' names; README, *Bias audit*).
+FAIRNESS_METRICS = ("pprev", "ppr", "precision", "fdr", "for", "fpr", "fnr", "tpr", "tnr")
+CATEGORICAL_MAX_VALUES = 10  # an attribute of no given kind with more numeric values is numeric
+
+
+@dataclass(frozen=True)
+class GroupAttribute:
+    """``fairness.attributes.<column>``: how a column splits rows into groups.
+
+    Categorical: one group per value. Numeric: ``cuts`` (inner cut points, groups
+    ``(-inf, c1], (c1, c2], ..., (ck, inf)``) or ``buckets`` quantile buckets of the
+    audited data (default 3, terciles). Without ``kind``, ``cuts`` or ``buckets`` the
+    data decides: a numeric column with more than :data:`CATEGORICAL_MAX_VALUES`
+    distinct values is cut in terciles, any other is categorical. ``reference``: the
+    group the others are compared with (its label, e.g. ``"north"`` or ``"(10, 99]"``);
+    null: the largest group.
+    """
+
+    kind: str | None = _spec(None, choices=FAIRNESS_KINDS)
+    buckets: int | None = _spec(None, lambda v: v >= 2, "an integer of at least 2 or null")
+    cuts: tuple[float, ...] = field(default=())
+    reference: str | None = _spec(None, lambda v: bool(v), "a non-empty group label or null")
+
+    @staticmethod
+    def _parse_cuts(key: str, value: Any) -> tuple[float, ...]:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}' must be a list of numbers, got {value!r}")
+        cuts = tuple(check_value(key, v, float) for v in value)
+        if any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
+            raise ConfigError(f"config key '{key}' must be strictly increasing, got {list(cuts)}")
+        return cuts
+
+    def __post_init__(self) -> None:
+        numeric = bool(self.cuts) or self.buckets is not None
+        if self.kind == "categorical" and numeric:
+            raise ConfigError(
+                "a categorical fairness attribute takes no 'cuts' or 'buckets' "
+                f"(got cuts {list(self.cuts)}, buckets {self.buckets})"
+            )
+        if self.cuts and self.buckets is not None:
+            raise ConfigError("a fairness attribute takes 'cuts' or 'buckets', not both")
+        if numeric:
+            object.__setattr__(self, "kind", "numeric")
+        elif self.kind == "numeric":
+            object.__setattr__(self, "buckets", DEFAULT_BUCKETS)
+
+
+@dataclass(frozen=True)
+class FairnessSettings:
+    """``fairness``: the bias audit (README, *Bias audit*): group attributes, the
+    fairness threshold tau (a disparity passes within [tau, 1/tau]) and the gate."""
+
+    attributes: Mapping[str, GroupAttribute] = _spec({})
+    tau: float = _spec(0.8, lambda v: 0 < v <= 1, "in (0, 1]")
+    # The metrics whose disparities get a verdict (all are reported).
+    metrics: tuple[str, ...] = field(default=FAIRNESS_METRICS)
+    # Labelled captured rows of the live model needed before traffic is audited too,
+    # and the newest this many read for it.
+    min_labelled_rows: int = _spec(100, lambda v: v >= 1, "at least 1")
+    max_traffic_rows: int = _spec(100_000, lambda v: v >= 1, "at least 1")
+    # Reject a challenger whose audit on the test data fails a disparity the champion's passes.
+    gate: bool = _spec(False)
+
+    @staticmethod
+    def _parse_metrics(key: str, value: Any) -> tuple[str, ...]:
+        if (
+            not isinstance(value, list)
+            or not value
+            or any(v not in FAIRNESS_METRICS for v in value)
+            or len(set(value)) != len(value)
+        ):
+            raise ConfigError(
+                f"config key '{key}' must be a non-empty list of distinct metrics "
+                f"from {list(FAIRNESS_METRICS)}, got {value!r}"
+            )
+        return tuple(value)
+
+    @staticmethod
+    def _parse_attributes(key: str, value: Mapping[str, Any]) -> Mapping[str, GroupAttribute]:
+        out = {}
+        for name, raw in value.items():
+            try:
+                out[str(name)] = _section(GroupAttribute, raw, f"{key}.{name}")
+            except ConfigError as exc:
+                message = str(exc)
+                if not message.startswith(("config key", "unknown config key")):
+                    message = f"config key '{key}.{name}': {message}"
+                raise ConfigError(message) from None
+        return MappingProxyType(out)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """``delivery``: the delivery metrics (README, *Delivery metrics*)."""
+
+    window_days: float = _spec(28.0, lambda v: v > 0, "positive")
+    # A deployment followed by a failed pipeline run within this many hours failed.
+    failure_window_hours: float = _spec(24.0, lambda v: v >= 0, "zero or more")
 
 
 PATH_DEFAULTS = {
@@ -413,6 +513,8 @@ class Settings:
     model_card: ModelCardSettings = field(default_factory=ModelCardSettings)
     ingestion: IngestionSettings = field(default_factory=IngestionSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    fairness: FairnessSettings = field(default_factory=FairnessSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     api_token: str | None = field(default=None, repr=False)
     feedback_token: str | None = field(default=None, repr=False)
 

@@ -21,10 +21,11 @@ from monitoring.data.ingestion import find_new_files, ingest
 from monitoring.drift import detect_data_drift
 from monitoring.drift.model_drift import baseline_f1, batch_f1_drift, live_model_drift
 from monitoring.exceptions import MonitoringError
-from monitoring.model.artifact import Artifact
+from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.model.deployment import deploy, load_deployed
 from monitoring.model.scoring import evaluate, read_test_data, score, score_record
 from monitoring.model.training import train, training_matrix
+from monitoring.reports.fairness import fairness_gate, safe_audit_test
 from monitoring.reports.modelcard import write_model_card
 from monitoring.storage.engine import exclusive
 from monitoring.storage.files import read_table, sha256_file
@@ -163,15 +164,42 @@ def decide(
     return [reason for reason, yes in due.items() if yes]
 
 
-def gate(champion_f1: float, challenger_f1: float, *, margin: float) -> dict[str, Any]:
-    """Champion/challenger gate: accept unless the challenger is worse by > margin."""
-    return {
-        "accepted": bool(challenger_f1 >= champion_f1 - margin),
+def gate(
+    champion_f1: float,
+    challenger_f1: float,
+    *,
+    margin: float,
+    fairness: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Champion/challenger gate: accept unless the challenger is worse by > margin, or
+    ``fairness`` (:func:`~monitoring.reports.fairness.fairness_gate`) refuses it."""
+    f1_accepted = bool(challenger_f1 >= champion_f1 - margin)
+    verdict: dict[str, Any] = {
+        "accepted": f1_accepted,
         "champion_f1": champion_f1,
         "challenger_f1": challenger_f1,
         "margin": margin,
         "metric": "f1",
     }
+    if fairness is not None:
+        verdict["f1_accepted"] = f1_accepted
+        verdict["accepted"] = f1_accepted and bool(fairness["accepted"])
+        verdict["fairness"] = fairness
+    return verdict
+
+
+def fairness_evidence(
+    settings: Settings, champion: Artifact, challenger: Artifact
+) -> dict[str, Any] | None:
+    """The fairness criterion of the gate (None when no group attribute is configured):
+    both models audited on the test data; it refuses only with ``fairness.gate``."""
+    if not settings.fairness.attributes:
+        return None
+    return fairness_gate(
+        safe_audit_test(settings, champion),
+        safe_audit_test(settings, challenger),
+        enabled=settings.fairness.gate,
+    )
 
 
 def publish(settings: Settings, store: Store) -> dict[str, Any]:
@@ -335,13 +363,26 @@ def _run(
     champion_metrics = evaluate(
         champion, test, settings.target, input_name=settings.test_data_file.name
     )
+    fairness = fairness_evidence(settings, champion, load_artifact(store, challenger["version"]))
     verdict = gate(
-        champion_metrics["f1"], challenger_metrics["f1"], margin=settings.thresholds.gate_margin
+        champion_metrics["f1"],
+        challenger_metrics["f1"],
+        margin=settings.thresholds.gate_margin,
+        fairness=fairness,
     )
     evidence["challenger"] = challenger["version"]
     evidence["gate"] = verdict
     if not verdict["accepted"]:
         progress("challenger rejected by the gate; champion stays")
+        if fairness is not None and not fairness["accepted"] and verdict["f1_accepted"]:
+            introduced = ", ".join(
+                f"{d['metric']} of {d['attribute']} group {d['group']}"
+                for d in fairness["introduced"]
+            )
+            return "rejected", (
+                f"retrain for {', '.join(reasons)}, but the challenger fails disparities "
+                f"the champion passes (fairness.gate): {introduced}"
+            )
         return "rejected", (
             f"retrain for {', '.join(reasons)}, but the challenger's F1 "
             f"{verdict['challenger_f1']:.4f} is worse than the champion's "

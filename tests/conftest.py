@@ -55,6 +55,8 @@ BOTH_STORES = (
     "tests/web/test_api.py",
     "tests/web/test_live_model.py",
     "tests/model/test_deployment.py",
+    "tests/diagnostics/test_delivery.py",
+    "tests/reports/test_fairness.py::test_labelled_traffic",
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitoring.config import ColumnOptions, DriftOptions, Thresholds, load_settings
+from monitoring.config import ColumnOptions, DriftOptions, GroupAttribute, Thresholds, load_settings
 from monitoring.exceptions import ConfigError
 from tests.conftest import write_config
 
@@ -101,6 +101,49 @@ def test_the_shipped_config_keeps_the_starter_keys_and_model() -> None:
         ({"api": {"max_columns": 0}}, "config key 'api.max_columns' must be a positive integer"),
         ({"api": {"max_columns": 1.5}}, "config key 'api.max_columns' must be an integer"),
         ({"drift": {"method": "magic"}}, "drift.method"),
+        ({"fairness": {"tau": 0}}, "config key 'fairness.tau' must be in (0, 1], got 0.0"),
+        ({"fairness": {"tau": 1.25}}, "config key 'fairness.tau' must be in (0, 1], got 1.25"),
+        (
+            {"fairness": {"attributes": {"size": {"cuts": [10, 5]}}}},
+            "config key 'fairness.attributes.size.cuts' must be strictly increasing, "
+            "got [10.0, 5.0]",
+        ),
+        (
+            {"fairness": {"attributes": {"size": {"cuts": [10], "buckets": 3}}}},
+            "config key 'fairness.attributes.size': a fairness attribute takes 'cuts' or "
+            "'buckets', not both",
+        ),
+        (
+            {"fairness": {"attributes": {"region": {"kind": "categorical", "buckets": 3}}}},
+            "config key 'fairness.attributes.region': a categorical fairness attribute takes "
+            "no 'cuts' or 'buckets'",
+        ),
+        (
+            {"fairness": {"attributes": {"size": {"buckets": 1}}}},
+            "config key 'fairness.attributes.size.buckets' must be an integer of at least 2 "
+            "or null, got 1",
+        ),
+        (
+            {"fairness": {"attributes": {"size": {"bins": 3}}}},
+            "unknown config key 'fairness.attributes.size.bins'",
+        ),
+        (
+            {"fairness": {"attributes": ["size"]}},
+            "config key 'fairness.attributes' must be an object",
+        ),
+        (
+            {"fairness": {"metrics": ["fpr", "auc"]}},
+            "config key 'fairness.metrics' must be a non-empty list of distinct metrics",
+        ),
+        ({"fairness": {"gate": "yes"}}, "config key 'fairness.gate' must be bool"),
+        (
+            {"delivery": {"window_days": 0}},
+            "config key 'delivery.window_days' must be positive, got 0.0",
+        ),
+        (
+            {"delivery": {"failure_window_hours": -1}},
+            "config key 'delivery.failure_window_hours' must be zero or more, got -1.0",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(project: Path, overrides: dict, message: str) -> None:
@@ -244,3 +287,26 @@ def test_the_dependency_check_reads_the_requirements_beside_the_config_else_the_
     assert load_settings(path, env={}).requirements_file == PROJECT_ROOT / "requirements.txt"
     (outside / "requirements.txt").write_text("pandas\n")
     assert load_settings(path, env={}).requirements_file == outside / "requirements.txt"
+
+
+def test_fairness_attributes_resolve_their_kind(project: Path) -> None:
+    path = write_config(
+        project,
+        fairness={
+            "attributes": {
+                "region": {"reference": "north"},
+                "size": {"cuts": [10, 100]},
+                "employees": {"kind": "numeric"},
+                "activity": {"buckets": 4},
+            },
+            "metrics": ["fpr", "tpr"],
+        },
+    )
+    fairness = load_settings(path, env={}).fairness
+    assert dict(fairness.attributes) == {
+        "region": GroupAttribute(reference="north"),  # kind decided by the data
+        "size": GroupAttribute(kind="numeric", cuts=(10.0, 100.0)),
+        "employees": GroupAttribute(kind="numeric", buckets=3),
+        "activity": GroupAttribute(kind="numeric", buckets=4),
+    }
+    assert (fairness.tau, fairness.metrics, fairness.gate) == (0.8, ("fpr", "tpr"), False)

@@ -21,6 +21,28 @@ SOURCE_F1 = 18 / 26
 # [1, 0, 0, 1, 1]: TP 1, FP 2, FN 2 -> F1 2/6, against the champion's 4/7.
 CHALLENGER_F1 = 2 / 6
 CHAMPION_F1 = 4 / 7
+# Their bias audits on the test data, number_of_employees in terciles (15, 74.333), the
+# first the reference: the champion (tests/reports/test_fairness.py, SHIPPED) fails
+# pprev, fnr, tpr of the middle group and pprev, ppr, precision, fdr of the top one.
+# The challenger predicts no positive in the reference group (pprev and ppr 0), so the
+# others' pprev and ppr are x/0 and fail; fnr 0/1 and tpr 1/0 fail in the middle group.
+# New: ppr of the middle group.
+LOW, MIDDLE, TOP = "(-inf, 15]", "(15, 74.3333]", "(74.3333, inf)"
+
+
+def _failing(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"attribute": "number_of_employees", "group": g, "metric": m} for g, m in sorted(pairs)]
+
+
+CHAMPION_FAILING = _failing(
+    (MIDDLE, "pprev"), (MIDDLE, "fnr"), (MIDDLE, "tpr"),
+    (TOP, "pprev"), (TOP, "ppr"), (TOP, "precision"), (TOP, "fdr"),
+)  # fmt: skip
+CHALLENGER_FAILING = _failing(
+    (MIDDLE, "pprev"), (MIDDLE, "ppr"), (MIDDLE, "fnr"), (MIDDLE, "tpr"),
+    (TOP, "pprev"), (TOP, "ppr"),
+)  # fmt: skip
+[INTRODUCED] = _failing((MIDDLE, "ppr"))
 
 
 def test_first_run_bootstraps_then_finds_no_new_data(settings: Any, store: Store) -> None:
@@ -69,10 +91,18 @@ def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
     assert evidence["retrain_reasons"] == ["data drift"]
     assert evidence["gate"] == {
         "accepted": False,
+        "f1_accepted": False,
         "champion_f1": pytest.approx(CHAMPION_F1),
         "challenger_f1": pytest.approx(CHALLENGER_F1),
         "margin": 0.0,
         "metric": "f1",
+        "fairness": {
+            "enabled": False,
+            "accepted": True,
+            "introduced": [INTRODUCED],
+            "champion_failing": CHAMPION_FAILING,
+            "challenger_failing": CHALLENGER_FAILING,
+        },
     }
     assert run["outcome"] == "rejected"
     assert "worse than the champion's 0.5714" in run["reason"]
@@ -82,6 +112,27 @@ def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
     assert report["source"] == "pipeline" and report["dataset_drift"] is True
     again = run_full_process(source, store=store)
     assert again["outcome"] == "no_new_data"
+
+
+def test_the_fairness_gate_rejects_a_challenger_with_a_new_failing_disparity(
+    make_settings: Any, store: Store, deployed: dict[str, Any]
+) -> None:
+    source = make_settings(
+        input_folder_path="data/sourcedata",
+        thresholds={"model_drift_tolerance": 0.05, "gate_margin": 0.3},
+        fairness={"attributes": {"number_of_employees": {"buckets": 3}}, "gate": True},
+        training={"window": "new"},  # the 26 new rows make the challenger's disparity
+    )
+    run = run_full_process(source, store=store)
+    verdict = run["evidence"]["gate"]
+    assert (verdict["accepted"], verdict["f1_accepted"]) == (False, True)
+    assert verdict["fairness"]["introduced"] == [INTRODUCED]
+    assert run["outcome"] == "rejected"
+    assert run["reason"] == (
+        "retrain for data drift, but the challenger fails disparities the champion passes "
+        "(fairness.gate): ppr of number_of_employees group (15, 74.3333]"
+    )
+    assert current_version(store) == deployed["model_version"]
 
 
 def test_a_wider_gate_margin_deploys_the_challenger(

@@ -5,7 +5,9 @@ the record store (Markdown and JSON) and exports it as
 ``<prod_deployment_path>/modelcards/<version>.md`` and ``.json``; the report and the
 dashboard read it from the store. Per-slice metrics, on the test and the training data: each
 feature is cut into ``model_card.quantile_buckets`` buckets at training-data
-quantiles, unless ``model_card.slices`` gives a column's cut points.
+quantiles, unless ``model_card.slices`` gives a column's cut points. The bias audit
+of the test data (:mod:`monitoring.reports.fairness`) when ``fairness.attributes``
+names group attributes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from monitoring.data.window import training_data
 from monitoring.exceptions import MissingArtifactError
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.model.scoring import compute_metrics, read_test_data
+from monitoring.reports.fairness import safe_audit_test
 from monitoring.reports.formatting import render
 from monitoring.storage.files import atomic_write_json, atomic_write_text
 from monitoring.storage.store import Store
@@ -126,6 +129,19 @@ def build_model_card(settings: Settings, artifact: Artifact, store: Store) -> di
             caveats.append(
                 f"test slices of {column} with fewer than {SMALL_SLICE} rows: {', '.join(small)}"
             )
+    fairness = None
+    if settings.fairness.attributes:
+        fairness = {"tau": settings.fairness.tau, **safe_audit_test(settings, artifact)}
+        failing = [
+            f"{f['metric']} of {column} group {f['group']}"
+            for column, attribute in (fairness.get("attributes") or {}).items()
+            for f in attribute.get("failing", [])
+        ]
+        if failing:
+            caveats.append(
+                f"failing disparities on the test data (tau {settings.fairness.tau}): "
+                + ", ".join(failing)
+            )
     return {
         "model": {
             "version": artifact.version,
@@ -145,6 +161,7 @@ def build_model_card(settings: Settings, artifact: Artifact, store: Store) -> di
             "training": meta.get("training_score"),
         },
         "slices": slices,
+        "fairness": fairness,
         "caveats": caveats,
     }
 

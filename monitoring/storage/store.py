@@ -200,6 +200,27 @@ class Store(ModelVersions, IngestedBatches):
         """Deployments and rollbacks, oldest first."""
         return self._fetch(select(deployments).order_by(deployments.c.id.desc()).limit(limit))[::-1]
 
+    def deployments_since(self, since: str) -> list[dict[str, Any]]:
+        """Deployments and rollbacks at or after ``since`` (ISO time), oldest first."""
+        query = select(deployments).where(deployments.c.deployed_at >= since)
+        return self._fetch(query.order_by(deployments.c.id))
+
+    def run_statuses(self, since: str) -> list[dict[str, Any]]:
+        """Runs finished at or after ``since`` (ISO time): id, times, status and outcome,
+        without their evidence, oldest first."""
+        columns = [
+            runs.c[name] for name in ("id", "started_at", "finished_at", "status", "outcome")
+        ]
+        query = select(*columns).where(runs.c.finished_at >= since)
+        return self._fetch(query.order_by(runs.c.finished_at))
+
+    def ingested_files(self) -> list[dict[str, Any]]:
+        """Every accepted ingestion record: batch, time, file name and content hash, oldest
+        first (no paths or messages)."""
+        names = ("batch_id", "ingested_at", "file_name", "sha256")
+        query = select(*[ingestions.c[name] for name in names])
+        return self._fetch(query.where(ingestions.c.status == "accepted").order_by(ingestions.c.id))
+
     def add_drift_report(
         self,
         report: Mapping[str, Any],

@@ -15,7 +15,9 @@ from monitoring.capture import record, should_capture
 from monitoring.data.payloads import frame_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
 from monitoring.model.deployment import list_versions
-from monitoring.readmodels import ReadModels, store_readiness
+from monitoring.readmodels import ReadModels, store_key, store_readiness
+from monitoring.reports.fairness import fairness_audit
+from monitoring.storage.files import file_identity
 from monitoring.web.logs import response_id
 from monitoring.web.metrics import count_predictions
 from monitoring.web.openapi import doc
@@ -139,6 +141,32 @@ def drift_history() -> Any:
     """Recorded drift reports, newest first."""
     full = request.args.get("full", "0") in ("1", "true", "yes")
     return {"reports": views().store.drift_reports(limit=_limit(), full=full)}
+
+
+@bp.get("/fairness")
+@doc("Bias audit of the deployed model", ok="Fairness", errors=(503,))
+def fairness() -> Any:
+    """Group metrics, disparities against the reference group and verdicts per
+    configured attribute (``fairness.attributes``), on the test data and on labelled
+    captured traffic; a disparity passes within [tau, 1/tau] (README, *Bias audit*).
+
+    Recomputed when the live model changes, and when the store or the test data
+    changes at most every 5 seconds.
+    """
+    v = views()
+    artifact = v.model.artifact()
+    key = (
+        artifact.version,
+        store_key(v.store, v.cache.clock),
+        file_identity(v.settings.test_data_file),
+    )
+    audit = v.cache.get(
+        "fairness", key, lambda: fairness_audit(v.settings, v.store, artifact), min_age=5.0
+    )
+    if audit["model_version"] != artifact.version:  # kept for min_age, but of another model
+        v.cache.forget("fairness")
+        audit = v.cache.get("fairness", key, lambda: fairness_audit(v.settings, v.store, artifact))
+    return audit
 
 
 @bp.get("/runs")

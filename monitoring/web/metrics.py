@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from monitoring.capture import ledger
 from monitoring.capture.feedback import live_performance
 from monitoring.config import Settings
+from monitoring.diagnostics.delivery import delivery_metrics
 from monitoring.exceptions import StoreUnavailableError
 from monitoring.model.deployment import current_version
 from monitoring.storage.schema import runs as store_runs
@@ -184,6 +185,8 @@ class StateCollector(Collector):
             runs.add_metric([name], float(n))
         yield runs
 
+        yield from self._delivery()
+
         live_f1 = GaugeMetricFamily(
             "monitoring_live_f1",
             "F1 of each model version on labelled captured traffic.",
@@ -215,6 +218,41 @@ class StateCollector(Collector):
         )
         evicted.add_metric([], float(counted[ledger.EVICTED]))
         yield evicted
+
+    def _delivery(self) -> Iterator[Metric]:
+        """The delivery metrics over ``delivery.window_days`` (no labels; a gauge without
+        a value has no sample)."""
+        found = delivery_metrics(self.store, self.settings)
+        window = f"over the last delivery.window_days ({found['window_days']:g})"
+        gauges = {
+            "monitoring_delivery_deployments": (
+                f"Deployments (not rollbacks) {window}.",
+                found["deployments"],
+            ),
+            "monitoring_delivery_deployments_per_week": (
+                f"Deployment frequency: deployments per week {window}.",
+                found["deployment_frequency_per_week"],
+            ),
+            "monitoring_delivery_lead_time_seconds": (
+                "Median lead time of the deployments "
+                f"{window}: new data first ingested to the model trained on it live.",
+                found["lead_time_seconds"]["median"],
+            ),
+            "monitoring_delivery_change_failure_rate": (
+                f"Share of the deployments {window} rolled back, or followed by a failed "
+                "run within delivery.failure_window_hours.",
+                found["change_failure_rate"],
+            ),
+            "monitoring_delivery_time_to_restore_seconds": (
+                f"Median time from a failed deployment {window} to its rollback.",
+                found["time_to_restore_seconds"]["median"],
+            ),
+        }
+        for name, (about, value) in gauges.items():
+            gauge = GaugeMetricFamily(name, about)
+            if value is not None:
+                gauge.add_metric([], float(value))
+            yield gauge
 
 
 def render_metrics(settings: Settings, store: Store) -> bytes:
