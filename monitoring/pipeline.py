@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from monitoring.capture import live_performance
+from monitoring.capture.estimation import estimated_performance
 from monitoring.config import Settings
 from monitoring.data.ingestion import find_new_files, ingest
 from monitoring.drift import detect_data_drift
@@ -137,6 +138,20 @@ def key_features(settings: Settings, importance: dict[str, float]) -> list[str]:
     return [name for name in settings.features if name in chosen]
 
 
+def estimated_summary(settings: Settings, store: Store, champion: Artifact) -> dict[str, Any]:
+    """The deployed model's estimated performance (CBPE) as run evidence: the verdict
+    and the chunk it is about (the newest with ``min_chunk_rows`` rows), not every chunk."""
+    found = estimated_performance(store, settings, champion.version, champion.metadata)
+    latest = found["latest"]
+    keep = ("key", "start", "end", "n_rows", "f1", "lower", "upper", "n_labelled")
+    return {
+        **{k: found[k] for k in ("method", "calibration", "chunking", "baseline_f1", "tolerance")},
+        "drop": found["drop"],
+        "latest": None if latest is None else {k: latest[k] for k in keep},
+        "retrain_on_estimated_f1_drop": settings.policy.retrain_on_estimated_f1_drop,
+    }
+
+
 def decide(
     settings: Settings,
     *,
@@ -145,15 +160,20 @@ def decide(
     scheduled: bool,
     forced: bool,
     key_drift: Sequence[str] = (),
+    estimated_drop: bool = False,
 ) -> list[str]:
     """Reasons to retrain under the configured policy (empty: do not retrain).
 
     Drift in a key feature (``key_drift``) is data drift on its own, even when too few
-    columns drifted for the dataset to count as drifted.
+    columns drifted for the dataset to count as drifted. ``estimated_drop`` (the newest
+    chunk's estimated F1 is below the baseline by more than the tolerance) is a reason
+    only with ``policy.retrain_on_estimated_f1_drop``.
     """
     policy = settings.policy
     key = f"key feature drift ({', '.join(key_drift)})"
     due = {
+        "estimated F1 drop (no labels: CBPE)": estimated_drop
+        and policy.retrain_on_estimated_f1_drop,
         "model drift": model_drift and policy.retrain_on_model_drift,
         "data drift": data_drift and policy.retrain_on_data_drift,
         key: bool(key_drift) and not data_drift and policy.retrain_on_data_drift,
@@ -293,6 +313,8 @@ def _run(
         min_labelled_rows=int(settings.capture.min_labelled_rows),
     )
     evidence["live_model_drift"] = live
+    estimated = estimated_summary(settings, store, champion)
+    evidence["estimated_performance"] = estimated
 
     reasons = decide(
         settings,
@@ -301,6 +323,7 @@ def _run(
         scheduled=scheduled,
         forced=force,
         key_drift=data_drift["key_drifted"],
+        estimated_drop=estimated["drop"],
     )
     evidence["retrain_reasons"] = reasons
     any_model_drift = bool(model_drift["drift"] or live["drift"])
