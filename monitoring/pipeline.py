@@ -25,8 +25,9 @@ from monitoring.exceptions import MonitoringError
 from monitoring.model.artifact import Artifact
 from monitoring.model.deployment import deploy, load_deployed
 from monitoring.model.scoring import evaluate, read_test_data, score, score_record
+from monitoring.model.tracking import log_deployment, log_gate
 from monitoring.model.training import train, training_matrix
-from monitoring.reports.modelcard import write_model_card
+from monitoring.reports.modelcard import read_model_card, write_model_card
 from monitoring.storage.engine import exclusive
 from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store
@@ -205,6 +206,16 @@ def publish(settings: Settings, store: Store) -> dict[str, Any]:
         write_model_card(settings, store, deployed["model_version"])
     except (MonitoringError, OSError) as exc:
         deployed["model_card_error"] = exc.message if isinstance(exc, MonitoringError) else str(exc)
+    tracked = log_deployment(
+        settings,
+        action="deploy",
+        version=deployed["model_version"],
+        previous=deployed["previous_version"],
+        f1=deployed["f1"],
+        model_card=read_model_card(store, deployed["model_version"]),
+    )
+    if tracked is not None:  # MLflow on
+        deployed["mlflow"] = tracked
     return deployed
 
 
@@ -363,6 +374,9 @@ def _run(
     )
     evidence["challenger"] = challenger["version"]
     evidence["gate"] = verdict
+    tracked = log_gate(settings, challenger["version"], verdict)
+    if tracked is not None:  # MLflow on
+        evidence["mlflow_gate"] = tracked
     if not verdict["accepted"]:
         progress("challenger rejected by the gate; champion stays")
         return "rejected", (

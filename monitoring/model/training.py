@@ -30,6 +30,7 @@ from monitoring.model.artifact import (
 )
 from monitoring.model.estimation import fit_reference
 from monitoring.model.scoring import compute_metrics, score_record
+from monitoring.model.tracking import log_training
 from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
 
@@ -183,4 +184,8 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     store.add_timing("training", time.perf_counter() - started, len(X))
     artifact = Artifact(estimator, row["metadata"])
     store.add_score(score_record(artifact, in_sample, dataset="training", dataset_sha256=data_sha))
-    return dict(row["metadata"])
+    result = dict(row["metadata"])
+    tracked = log_training(settings, estimator, row["metadata"])  # None unless MLflow is on
+    if tracked is not None:
+        result["mlflow"] = tracked
+    return result
