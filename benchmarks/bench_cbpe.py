@@ -16,7 +16,7 @@ chunks are drawn with covariate shift: rows are sampled with weights
 ``exp(strength * feature)`` (P(X) moves, P(y|X) does not), several strengths and
 features per chunk size. For each chunk: our estimate and band
 (:func:`~monitoring.model.estimation.estimate`), the realised F1 from the labels, and
-NannyML's CBPE (``nannyml==0.13.1``, installed by this script into a virtual
+NannyML's CBPE (``nannyml==0.13.1`` with pandas 2.3.3, installed by this script into a virtual
 environment in a temporary folder, fitted on the same reference and run on the same
 chunks with ``chunk_size``).
 
@@ -53,7 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from monitoring.model.estimation import estimate, fit_reference  # noqa: E402
 from monitoring.model.scoring import compute_metrics  # noqa: E402
 
-NANNYML = "nannyml==0.13.1"
+# nannyml 0.13.1 imports statsmodels without requiring it, and needs pandas < 3.
+NANNYML = ("nannyml==0.13.1", "statsmodels==0.14.6", "pandas==2.3.3")
 METRICS = ("f1", "precision", "recall")
 TOLERANCE = 0.05
 
@@ -215,10 +216,10 @@ def nannyml_python(venv: Path | None, folder: Path) -> Path:
     if venv is not None and (venv / "bin" / "python").exists():
         return venv / "bin" / "python"
     venv = venv or folder / "nannyml-venv"
-    print(f"creating a virtual environment with {NANNYML} in {venv} ...", flush=True)
+    print(f"creating a virtual environment with {' '.join(NANNYML)} in {venv} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, NANNYML], check=True)
+    subprocess.run([*pip, *NANNYML], check=True)
     return venv / "bin" / "python"
 
 

@@ -9,8 +9,8 @@ them (:func:`estimate_counts`, :func:`metrics_from_counts`).
 
 The model's own probabilities are calibrated first where that helps
 (:func:`fit_reference`): an isotonic regression of the labels on the out-of-fold
-(held-out) probabilities of the training data, kept only when its cross-validated
-Brier score beats the raw probabilities'. Its breakpoints are kept in the model
+(held-out) probabilities of the training data, kept only when it lowers the expected
+calibration error on held-out rows (NannyML's test). Its breakpoints are kept in the model
 version's metadata (JSON), and applied by linear interpolation, which is what
 ``IsotonicRegression.predict`` does.
 
@@ -31,11 +31,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedShuffleSplit
 
 METRICS = ("f1", "precision", "recall")
 SAMPLING_ERROR_RANGE = 3  # the band is the estimate ± this many standard errors
-CALIBRATION_FOLDS = 5
+CALIBRATION_SPLITS = 10
+CALIBRATION_BINS = 10
 METHOD = "CBPE (confidence-based performance estimation, as NannyML)"
 
 
@@ -65,8 +67,8 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 def metrics_from_counts(counts: Mapping[str, float]) -> dict[str, float | None]:
     """F1, precision and recall of (expected) confusion counts; None where undefined.
 
-    >>> metrics_from_counts({"tp": 1.5, "fp": 0.5, "fn": 0.6, "tn": 1.4})["f1"]
-    0.7317073170731707
+    >>> round(metrics_from_counts({"tp": 1.5, "fp": 0.5, "fn": 0.6, "tn": 1.4})["f1"], 6)
+    0.731707
     """
     tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
     return {
@@ -105,23 +107,43 @@ def calibrate(probabilities: npt.ArrayLike, calibration: Mapping[str, Any] | Non
     return np.interp(p, x, y)
 
 
-def _brier(p: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((p - y) ** 2))
+def _expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int) -> float:
+    """Mean |mean probability - share of 1s| over ``bins`` equal-count bins of the
+    sorted probabilities, each weighted by its share of rows."""
+    order = np.argsort(p, kind="stable")
+    p, y = p[order], y[order]
+    edges = np.linspace(0, p.size, bins + 1).astype(int)
+    return float(
+        sum(
+            (high - low) / p.size * abs(p[low:high].mean() - y[low:high].mean())
+            for low, high in zip(edges[:-1], edges[1:], strict=True)
+            if high > low
+        )
+    )
 
 
-def cross_validated_brier(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
-    """Brier score of isotonic calibration fitted and applied fold by fold (held out);
-    None when a class has fewer than 2 rows."""
+def calibration_errors(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float] | None:
+    """Expected calibration error of the raw probabilities and of isotonic calibration,
+    both on held-out rows: 10 stratified shuffle splits holding out 10%, the calibration
+    fitted on the other 90% each time; 10 equal-count bins over all held-out
+    predictions (NannyML's test). None when the data cannot be split so (a class with
+    fewer than 2 rows, or fewer than 2 rows held out)."""
     counts = np.bincount(labels, minlength=2)
-    folds = int(min(CALIBRATION_FOLDS, counts.min()))
-    if folds < 2:
+    if counts.min() < 2 or math.ceil(0.1 * labels.size) < 2:
         return None
-    calibrated = np.empty_like(probabilities)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    splitter = StratifiedShuffleSplit(n_splits=CALIBRATION_SPLITS, test_size=0.1, random_state=42)
+    raw, calibrated, truth = [], [], []
     for fit, held in splitter.split(probabilities.reshape(-1, 1), labels):
         model = _isotonic().fit(probabilities[fit], labels[fit].astype(float))
-        calibrated[held] = model.predict(probabilities[held])
-    return _brier(calibrated, labels.astype(float))
+        raw.append(probabilities[held])
+        calibrated.append(model.predict(probabilities[held]))
+        truth.append(labels[held].astype(float))
+    y = np.concatenate(truth)
+    bins = min(CALIBRATION_BINS, y.size // 2)
+    return (
+        _expected_calibration_error(np.concatenate(raw), y, bins),
+        _expected_calibration_error(np.concatenate(calibrated), y, bins),
+    )
 
 
 # -- sampling error ------------------------------------------------------------------
@@ -131,13 +153,14 @@ def sampling_error_components(
     """Per metric: the standard deviation of its per-row values on labelled reference
     predictions, and the share of rows that count for it.
 
-    F1 counts the rows that are TP (value 1), FP or FN (value 0) (true negatives do not
-    enter it); precision the predicted positives; recall the actual positives. A
-    metric with no row that counts gets ``std`` NaN (its band is then unknown).
+    F1 counts the rows that are TP, FP or FN (true negatives do not enter it), a TP
+    valued so that the mean is the F1; precision the predicted positives and recall
+    the actual positives, a TP valued 1. A metric with no row that counts gets ``std``
+    NaN (its band is then unknown).
 
     >>> c = sampling_error_components([1, 1, 0, 0], [1, 0, 1, 0])
     >>> c["f1"], c["precision"]
-    ({'std': 0.4714045207910317, 'fraction': 0.75}, {'std': 0.5, 'fraction': 0.5})
+    ({'std': 0.7071067811865476, 'fraction': 0.75}, {'std': 0.5, 'fraction': 0.5})
     """
     y = np.asarray(labels).astype(int)
     yhat = np.asarray(predictions).astype(int)
@@ -150,6 +173,11 @@ def sampling_error_components(
     out = {}
     for name, (hit, counts) in groups.items():
         values = hit[counts].astype(np.float64)
+        if name == "f1" and values.size:
+            # F1 = TP / (TP + (FP + FN) / 2) is not the mean of the 0/1 values: scaled
+            # so that it is (a TP row counts n / (TP + (FP + FN) / 2)), as NannyML does.
+            tp = values.sum()
+            values = values * values.size / (tp + 0.5 * (values.size - tp))
         std = float(np.std(values)) if values.size else math.nan
         out[name] = {"std": std, "fraction": float(counts.mean()) if y.size else 0.0}
     return out
@@ -171,20 +199,20 @@ def sampling_error(component: Mapping[str, float], n_rows: int) -> float | None:
 def fit_reference(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> dict[str, Any]:
     """What estimation needs from held-out (out-of-fold) predictions of labelled data.
 
-    ``calibration``: isotonic breakpoints when isotonic calibration's cross-validated
-    Brier score is lower than the raw probabilities', else ``{"method": "none"}``;
-    ``sampling_error``: :func:`sampling_error_components` of the predictions
-    (class 1 when ``p > 0.5``, as the service predicts).
+    ``calibration``: isotonic breakpoints when isotonic calibration lowers the
+    expected calibration error on held-out rows (:func:`calibration_errors`; not when
+    the probabilities separate the classes almost perfectly, ROC AUC > 0.999), else
+    ``{"method": "none"}``; ``sampling_error``: :func:`sampling_error_components` of
+    the predictions (class 1 when ``p > 0.5``, as the service predicts).
     """
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels).astype(int)
-    raw = _brier(p, y.astype(float))
-    calibrated = cross_validated_brier(p, y)
+    separable = np.unique(y).size == 2 and roc_auc_score(y, p) > 0.999
+    errors = None if separable else calibration_errors(p, y)
     calibration: dict[str, Any] = {"method": "none"}
-    if calibrated is not None and calibrated < raw:
+    if errors is not None and errors[1] < errors[0]:
         calibration = {"method": "isotonic", **fit_isotonic(p, y)}
-    calibration["brier_raw"] = raw
-    calibration["brier_isotonic_cv"] = calibrated
+    calibration["ece_raw"], calibration["ece_isotonic"] = errors or (None, None)
     return {
         "method": METHOD,
         "reference": "out-of-fold predictions on the training data",

@@ -79,7 +79,7 @@ def test_row_chunks_are_estimated_from_the_newest_and_compared_once_labelled(
     assert first["f1"] == pytest.approx(2.6 / 3.8)
     assert first["precision"] == pytest.approx(0.65)
     assert first["recall"] == pytest.approx(1.3 / 1.8)
-    error = math.sqrt(2) / 3 / math.sqrt(4 * 0.75)
+    error = math.sqrt(2) / 2 / math.sqrt(4 * 0.75)
     assert first["sampling_error"]["f1"] == pytest.approx(error)
     assert first["start"] == "2026-12-01T10:00:04.000000+00:00"
     assert first["end"] == "2026-12-01T10:00:07.000000+00:00"

@@ -44,16 +44,17 @@ def test_metrics_are_none_where_undefined() -> None:
 
 
 def test_sampling_error_components_and_band_of_a_hand_computed_reference() -> None:
-    # Rows: TP, FN, FP, TN. F1 counts TP (1), FN (0), FP (0): std of [1, 0, 0] = sqrt(2)/3
-    # over 3 of 4 rows; precision: TP, FP (std 0.5, half); recall: TP, FN (std 0.5, half).
+    # Rows: TP, FN, FP, TN. F1 counts TP, FN, FP (3 of 4 rows), a TP valued 3 / (1 + 2/2)
+    # = 1.5 so that their mean is F1 = 0.5: std of [1.5, 0, 0] = sqrt(2)/2.
+    # Precision: TP, FP (std of [1, 0] = 0.5, half); recall: TP, FN (the same).
     components = sampling_error_components([1, 1, 0, 0], [1, 0, 1, 0])
-    assert components["f1"]["std"] == pytest.approx(math.sqrt(2) / 3, abs=1e-12)
+    assert components["f1"]["std"] == pytest.approx(math.sqrt(2) / 2, abs=1e-12)
     assert components["f1"]["fraction"] == 0.75
     assert components["precision"] == {"std": 0.5, "fraction": 0.5}
     assert components["recall"] == {"std": 0.5, "fraction": 0.5}
-    # 100 rows: F1's standard error is (sqrt(2)/3) / sqrt(75).
+    # 100 rows: F1's standard error is (sqrt(2)/2) / sqrt(75).
     assert sampling_error(components["f1"], 100) == pytest.approx(
-        math.sqrt(2) / 3 / math.sqrt(75), abs=1e-12
+        math.sqrt(2) / 2 / math.sqrt(75), abs=1e-12
     )
     assert sampling_error(components["precision"], 100) == pytest.approx(0.05 * math.sqrt(2))
     assert sampling_error(components["f1"], 0) is None
@@ -66,7 +67,7 @@ def test_estimate_bands_are_three_standard_errors_clipped_to_0_1() -> None:
         "sampling_error": sampling_error_components([1, 1, 0, 0], [1, 0, 1, 0]),
     }
     got = estimate([0.9, 0.6, 0.2, 0.4], [1, 1, 0, 0], reference)
-    error = math.sqrt(2) / 3 / math.sqrt(4 * 0.75)
+    error = math.sqrt(2) / 2 / math.sqrt(4 * 0.75)
     assert got["sampling_error"]["f1"] == pytest.approx(error)
     assert got["lower"]["f1"] == 0.0  # 0.7317 - 3 * 0.272 < 0
     assert got["upper"]["f1"] == 1.0
@@ -97,7 +98,9 @@ def test_calibration_is_kept_only_where_it_helps(rng: np.random.Generator) -> No
     over_confident = (rng.uniform(0, 1, 2000) < 0.25 + 0.5 * p).astype(int)
     found = fit_reference(p, over_confident)["calibration"]
     assert found["method"] == "isotonic"
-    assert found["brier_isotonic_cv"] < found["brier_raw"]
+    assert found["ece_isotonic"] < found["ece_raw"]
+    # Probabilities that separate the classes (ROC AUC > 0.999) are left as they are.
+    assert fit_reference(p, (p > 0.5).astype(int))["calibration"]["method"] == "none"
 
 
 def _draw(rng: np.random.Generator, n: int, shift: list[float]) -> tuple[np.ndarray, np.ndarray]:
