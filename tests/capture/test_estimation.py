@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import insert
 
@@ -194,3 +197,57 @@ def test_the_pipeline_retrains_on_an_estimated_drop_only_when_the_policy_says_so
     record = run_full_process(acting, store=store)
     assert record["evidence"]["retrain_reasons"] == ["estimated F1 drop (no labels: CBPE)"]
     assert record["evidence"]["challenger"] is not None
+
+
+def _churn_rows(rng: np.random.Generator, n: int, shift: float) -> pd.DataFrame:
+    """Generated clients with a known P(exited | X); ``shift`` moves last month's activity
+    (covariate shift: who the clients are changes, not how they churn)."""
+    lastmonth = rng.normal(100.0 + shift, 40.0, n)
+    lastyear = rng.normal(1000.0, 400.0, n)
+    employees = rng.integers(1, 200, n).astype(float)
+    logit = -0.03 * (lastmonth - 100.0) + 0.002 * (lastyear - 1000.0) + 0.004 * employees - 0.8
+    exited = (rng.uniform(0.0, 1.0, n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {
+            "corporation": [f"c{i}" for i in range(n)],
+            "lastmonth_activity": lastmonth.round(2),
+            "lastyear_activity": lastyear.round(2),
+            "number_of_employees": employees,
+            "exited": exited,
+        }
+    )
+
+
+@pytest.mark.slow  # trains on 3000 generated rows and predicts 2000 over the API
+def test_end_to_end_on_generated_data_with_a_planted_shift(
+    make_settings: Callable[..., Settings], store: Store, project: Path
+) -> None:
+    from monitoring.pipeline import bootstrap
+
+    rng = np.random.default_rng(7)
+    for folder in ("practicedata", "testdata"):
+        for old in (project / "data" / folder).glob("*.csv"):
+            old.unlink()
+    _churn_rows(rng, 3000, 0.0).to_csv(project / "data/practicedata/generated.csv", index=False)
+    _churn_rows(rng, 500, 0.0).to_csv(project / "data/testdata/testdata.csv", index=False)
+    settings = make_settings(performance_estimation={"chunk_rows": 1000, "min_chunk_rows": 500})
+    bootstrap(settings, store)
+    client = create_app(settings, {"TESTING": True}).test_client()
+    chunks = [_churn_rows(rng, 1000, 0.0), _churn_rows(rng, 1000, -80.0)]  # planted shift
+    for rows in chunks:
+        data = rows.drop(columns="exited").to_dict(orient="records")
+        body = client.post("/prediction", json={"data": data}).get_json()
+        capture.import_journals(store, settings)
+        labels = {"request_id": body["request_id"], "labels": rows["exited"].tolist()}
+        assert client.post("/feedback", json=labels).status_code == 200
+    found = client.get("/scoring").get_json()["estimated_performance"]
+    assert [c["n_rows"] for c in found["chunks"]] == [1000, 1000]
+    before, after = found["chunks"]
+    for chunk in found["chunks"]:
+        realised = chunk["realised"]
+        assert realised["n_rows"] == 1000
+        assert realised["estimated_f1"] == pytest.approx(chunk["f1"])  # every row labelled
+        assert abs(realised["f1_error"]) < 0.05, chunk
+        assert realised["within_band"] is True
+    assert after["realised"]["f1"] - before["realised"]["f1"] > 0.1  # the shift mattered
+    assert after["f1"] - before["f1"] > 0.1  # and the estimate saw it without labels
