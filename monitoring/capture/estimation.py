@@ -45,8 +45,8 @@ def _fetch(store: Store, query: Any) -> Rows:
 
 
 def _of_version(version: str) -> Any:
-    table = captured_predictions
-    return (table.c.model_version == version) & table.c.probability.is_not(None)
+    """The rows of ``version`` (counted on its index alone: no other column is read)."""
+    return captured_predictions.c.model_version == version
 
 
 def row_chunks(
@@ -122,7 +122,11 @@ def chunk_estimate(
     (``estimated_f1``), the difference and whether the realised F1 is within that
     estimate's band.
     """
-    data = np.array([(r[1], r[2], -1 if r[3] is None else r[3]) for r in rows], dtype=np.float64)
+    # A row without a probability (none is captured so) cannot be estimated: left out.
+    data = np.array(
+        [(r[1], r[2], -1 if r[3] is None else r[3]) for r in rows if r[2] is not None],
+        dtype=np.float64,
+    ).reshape(-1, 3)
     predictions, probabilities, labels = data[:, 0].astype(int), data[:, 1], data[:, 2]
     estimated = estimate(probabilities, predictions, reference)
     labelled = labels >= 0
