@@ -13,6 +13,11 @@ $(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The optional MLflow extra: the tests need it (README, "MLflow"); serving does not.
+$(VENV)/.deps-mlflow: requirements-mlflow.txt $(VENV)/.deps
+	$(BIN)/pip install --quiet -r requirements-mlflow.txt
+	touch $@
+
 setup: $(VENV)/.deps
 	$(BIN)/python -m monitoring setup --if-needed
 
@@ -29,13 +34,13 @@ cron:
 
 # The whole suite: everything but tests/e2e on both cores, then tests/e2e alone (its
 # servers, load and latency checks must not share the cores with other tests).
-test: $(VENV)/.deps
+test: $(VENV)/.deps $(VENV)/.deps-mlflow
 	$(BIN)/python -m pytest -n 2 --ignore=tests/e2e
 	$(BIN)/python -m pytest tests/e2e
 
 # The unit layer: everything but tests/e2e (real servers, browsers, killed processes)
 # and the PostgreSQL runs of the store tests.
-test-fast: $(VENV)/.deps
+test-fast: $(VENV)/.deps $(VENV)/.deps-mlflow
 	$(BIN)/python -m pytest --ignore=tests/e2e -m "not postgres and not slow" -q -n 2
 
 lint: $(VENV)/.deps

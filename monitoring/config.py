@@ -169,6 +169,8 @@ class Thresholds:
 
     model_drift_tolerance: float = _spec(0.05, lambda v: 0 <= v <= 1, "between 0 and 1")
     gate_margin: float = _spec(0.0, lambda v: 0 <= v <= 1, "between 0 and 1")
+    # How far the estimated F1 (CBPE, no labels) may fall below the baseline F1.
+    estimated_f1_tolerance: float = _spec(0.05, lambda v: 0 <= v <= 1, "between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ class Policy:
     # named, and the model's `key_features_top` most important ones.
     key_features: tuple[str, ...] = field(default=())
     key_features_top: int = _spec(0, lambda v: v >= 0, "zero or more")
+    # Retrain when the newest chunk's estimated F1 (CBPE) is below the baseline by more
+    # than thresholds.estimated_f1_tolerance, before any label of it has arrived.
+    retrain_on_estimated_f1_drop: bool = _spec(False)
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,33 @@ class CaptureSettings:
     min_labelled_rows: int = _spec(30, lambda v: v >= 0, "zero or more")
     # Host-local folder of the capture journals (resolved against the config folder).
     journal_path: str = _spec("models/capture-journal", lambda v: bool(v.strip()), "not empty")
+
+
+CHUNK_BY = ("rows", "period")
+CHUNK_PERIODS = ("hour", "day", "week", "month")
+
+
+@dataclass(frozen=True)
+class PerformanceEstimationSettings:
+    """``performance_estimation``: the chunks of captured traffic whose F1, precision and
+    recall are estimated without labels (CBPE): every ``chunk_rows`` rows of the live
+    model in capture order, or every ``chunk_period`` (UTC); the newest ``max_chunks``
+    are shown, and only chunks of at least ``min_chunk_rows`` rows are acted on."""
+
+    chunk_by: str = _spec("rows", choices=CHUNK_BY)
+    chunk_rows: int = _spec(500, lambda v: v >= 1, "a positive integer")
+    chunk_period: str = _spec("day", choices=CHUNK_PERIODS)
+    max_chunks: int = _spec(10, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000")
+    min_chunk_rows: int = _spec(100, lambda v: v >= 1, "a positive integer")
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """``mlflow``: where runs and model versions go when ``MLFLOW_TRACKING_URI`` is set
+    and MLflow is installed (``requirements-mlflow.txt``); ignored otherwise."""
+
+    experiment: str = _spec("risk-monitoring", lambda v: bool(v.strip()), "not empty")
+    registered_model: str = _spec("churn-risk", lambda v: bool(v.strip()), "not empty")
 
 
 @dataclass(frozen=True)
@@ -376,6 +408,8 @@ class TrainingSettings:
                 "config key 'training.window_size' must be a whole number of rows for "
                 f"window 'rows', got {size!r}"
             )
+
+
 FAIRNESS_KINDS = ("categorical", "numeric")
 DEFAULT_BUCKETS = 3  # a numeric group attribute without cuts: terciles
 # The group metrics a disparity is judged on (Aequitas' names; README, *Bias audit*).
@@ -510,6 +544,10 @@ class Settings:
     diagnostics: DiagnosticsSettings = field(default_factory=DiagnosticsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
+    performance_estimation: PerformanceEstimationSettings = field(
+        default_factory=PerformanceEstimationSettings
+    )
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     model_card: ModelCardSettings = field(default_factory=ModelCardSettings)
     ingestion: IngestionSettings = field(default_factory=IngestionSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from monitoring.capture import live_performance
+from monitoring.capture.estimation import estimated_performance
 from monitoring.config import Settings
 from monitoring.data.ingestion import find_new_files, ingest
 from monitoring.drift import detect_data_drift
@@ -24,9 +25,10 @@ from monitoring.exceptions import MonitoringError
 from monitoring.model.artifact import Artifact, load_artifact
 from monitoring.model.deployment import deploy, load_deployed
 from monitoring.model.scoring import evaluate, read_test_data, score, score_record
+from monitoring.model.tracking import log_deployment, log_gate
 from monitoring.model.training import train, training_matrix
 from monitoring.reports.fairness import fairness_gate, safe_audit_test
-from monitoring.reports.modelcard import write_model_card
+from monitoring.reports.modelcard import read_model_card, write_model_card
 from monitoring.storage.engine import exclusive
 from monitoring.storage.files import read_table, sha256_file
 from monitoring.storage.store import Store
@@ -138,6 +140,20 @@ def key_features(settings: Settings, importance: dict[str, float]) -> list[str]:
     return [name for name in settings.features if name in chosen]
 
 
+def estimated_summary(settings: Settings, store: Store, champion: Artifact) -> dict[str, Any]:
+    """The deployed model's estimated performance (CBPE) as run evidence: the verdict
+    and the chunk it is about (the newest with ``min_chunk_rows`` rows), not every chunk."""
+    found = estimated_performance(store, settings, champion.version, champion.metadata)
+    latest = found["latest"]
+    keep = ("key", "start", "end", "n_rows", "f1", "lower", "upper", "n_labelled")
+    return {
+        **{k: found[k] for k in ("method", "calibration", "chunking", "baseline_f1", "tolerance")},
+        "drop": found["drop"],
+        "latest": None if latest is None else {k: latest[k] for k in keep},
+        "retrain_on_estimated_f1_drop": settings.policy.retrain_on_estimated_f1_drop,
+    }
+
+
 def decide(
     settings: Settings,
     *,
@@ -146,15 +162,20 @@ def decide(
     scheduled: bool,
     forced: bool,
     key_drift: Sequence[str] = (),
+    estimated_drop: bool = False,
 ) -> list[str]:
     """Reasons to retrain under the configured policy (empty: do not retrain).
 
     Drift in a key feature (``key_drift``) is data drift on its own, even when too few
-    columns drifted for the dataset to count as drifted.
+    columns drifted for the dataset to count as drifted. ``estimated_drop`` (the newest
+    chunk's estimated F1 is below the baseline by more than the tolerance) is a reason
+    only with ``policy.retrain_on_estimated_f1_drop``.
     """
     policy = settings.policy
     key = f"key feature drift ({', '.join(key_drift)})"
     due = {
+        "estimated F1 drop (no labels: CBPE)": estimated_drop
+        and policy.retrain_on_estimated_f1_drop,
         "model drift": model_drift and policy.retrain_on_model_drift,
         "data drift": data_drift and policy.retrain_on_data_drift,
         key: bool(key_drift) and not data_drift and policy.retrain_on_data_drift,
@@ -213,6 +234,16 @@ def publish(settings: Settings, store: Store) -> dict[str, Any]:
         write_model_card(settings, store, deployed["model_version"])
     except (MonitoringError, OSError) as exc:
         deployed["model_card_error"] = exc.message if isinstance(exc, MonitoringError) else str(exc)
+    tracked = log_deployment(
+        settings,
+        action="deploy",
+        version=deployed["model_version"],
+        previous=deployed["previous_version"],
+        f1=deployed["f1"],
+        model_card=read_model_card(store, deployed["model_version"]),
+    )
+    if tracked is not None:  # MLflow on
+        deployed["mlflow"] = tracked
     return deployed
 
 
@@ -321,6 +352,8 @@ def _run(
         min_labelled_rows=int(settings.capture.min_labelled_rows),
     )
     evidence["live_model_drift"] = live
+    estimated = estimated_summary(settings, store, champion)
+    evidence["estimated_performance"] = estimated
 
     reasons = decide(
         settings,
@@ -329,6 +362,7 @@ def _run(
         scheduled=scheduled,
         forced=force,
         key_drift=data_drift["key_drifted"],
+        estimated_drop=estimated["drop"],
     )
     evidence["retrain_reasons"] = reasons
     any_model_drift = bool(model_drift["drift"] or live["drift"])
@@ -372,6 +406,9 @@ def _run(
     )
     evidence["challenger"] = challenger["version"]
     evidence["gate"] = verdict
+    tracked = log_gate(settings, challenger["version"], verdict)
+    if tracked is not None:  # MLflow on
+        evidence["mlflow_gate"] = tracked
     if not verdict["accepted"]:
         progress("challenger rejected by the gate; champion stays")
         if fairness is not None and not fairness["accepted"] and verdict["f1_accepted"]:

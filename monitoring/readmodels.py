@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture import live_performance
+from monitoring.capture.estimation import estimated_performance
 from monitoring.config import Settings
 from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.diagnostics import dependencies
@@ -290,7 +291,8 @@ def store_readiness(store: Store) -> dict[str, Any]:
 
 
 class ScoringView:
-    """``/scoring``: the live model's test score, model-drift verdict and live performance."""
+    """``/scoring``: the live model's test score, model-drift verdict, live performance and
+    estimated performance (CBPE)."""
 
     def __init__(self, settings: Settings, store: Store, model: LiveModel) -> None:
         self.settings, self.store, self.model, self.cache = settings, store, model, model.cache
@@ -306,6 +308,20 @@ class ScoringView:
         key = store_key(self.store, self.cache.clock)
         return self.cache.get(
             "live_performance", key, lambda: live_performance(self.store), min_age=1.0
+        )
+
+    def estimated(self) -> dict[str, Any]:
+        """CBPE of the live model's captured traffic (:func:`estimated_performance`),
+        refreshed at most once a second."""
+        artifact = self.model.artifact()
+        key = (artifact.version, store_key(self.store, self.cache.clock))
+        return self.cache.get(
+            "estimated_performance",
+            key,
+            lambda: estimated_performance(
+                self.store, self.settings, artifact.version, artifact.metadata
+            ),
+            min_age=1.0,
         )
 
     def _history_key(self) -> Any:

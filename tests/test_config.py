@@ -144,6 +144,33 @@ def test_the_shipped_config_keeps_the_starter_keys_and_model() -> None:
             {"delivery": {"failure_window_hours": -1}},
             "config key 'delivery.failure_window_hours' must be zero or more, got -1.0",
         ),
+        (
+            {"performance_estimation": {"chunk_by": "minutes"}},
+            "config key 'performance_estimation.chunk_by' must be one of ['rows', 'period'], "
+            "got 'minutes'",
+        ),
+        (
+            {"performance_estimation": {"chunk_rows": 0}},
+            "config key 'performance_estimation.chunk_rows' must be a positive integer, got 0",
+        ),
+        (
+            {"performance_estimation": {"chunk_period": "year"}},
+            "config key 'performance_estimation.chunk_period' must be one of ['hour', 'day', "
+            "'week', 'month'], got 'year'",
+        ),
+        (
+            {"performance_estimation": {"max_chunks": 1001}},
+            "config key 'performance_estimation.max_chunks' must be an integer from 1 to 1000",
+        ),
+        (
+            {"thresholds": {"estimated_f1_tolerance": -0.1}},
+            "config key 'thresholds.estimated_f1_tolerance' must be between 0 and 1, got -0.1",
+        ),
+        (
+            {"policy": {"retrain_on_estimated_f1_drop": 1}},
+            "config key 'policy.retrain_on_estimated_f1_drop' must be bool",
+        ),
+        ({"mlflow": {"experiment": " "}}, "config key 'mlflow.experiment' must be not empty"),
     ],
 )
 def test_invalid_config_names_the_key(project: Path, overrides: dict, message: str) -> None:

@@ -22,6 +22,7 @@ from monitoring.data.validation import shown
 from monitoring.exceptions import MissingArtifactError, NotDeployedError, NotFoundError
 from monitoring.model.artifact import MODEL_FILE, Artifact, artifact_from_row, load_artifact
 from monitoring.model.scoring import SCORE_FILE
+from monitoring.model.tracking import log_deployment
 from monitoring.storage.engine import exclusive
 from monitoring.storage.files import atomic_write_bytes, atomic_write_text
 from monitoring.storage.store import Store
@@ -147,4 +148,16 @@ def rollback(
         previous = store.set_live(to_version)
         _export(settings, row, row["ingestion_record"] or "")
     f1 = (row["score"] or {}).get("f1")
-    return {"model_version": to_version, "previous_version": previous, "f1": f1}
+    result = {"model_version": to_version, "previous_version": previous, "f1": f1}
+    card = store.model_card(to_version)
+    tracked = log_deployment(
+        settings,
+        action="rollback",
+        version=to_version,
+        previous=previous,
+        f1=f1,
+        model_card=None if card is None else str(card["markdown"]),
+    )
+    if tracked is not None:  # MLflow on
+        result["mlflow"] = tracked
+    return result

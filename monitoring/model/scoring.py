@@ -25,6 +25,7 @@ from monitoring.config import Settings
 from monitoring.data.validation import check_binary_target, check_columns, to_numeric_columns
 from monitoring.exceptions import DataValidationError, MissingArtifactError
 from monitoring.model.artifact import Artifact, load_artifact
+from monitoring.model.tracking import log_scoring
 from monitoring.storage.files import atomic_write_json, atomic_write_text, read_table, sha256_file
 from monitoring.storage.store import Store, utcnow
 
@@ -143,4 +144,8 @@ def score(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     folder = settings.output_model_path
     atomic_write_json(folder / SCORES_JSON, {**metrics, **saved})
     atomic_write_text(folder / SCORE_FILE, f"{metrics['f1']}\n")
-    return {**metrics, "model_version": artifact.version}
+    result = {**metrics, "model_version": artifact.version}
+    tracked = log_scoring(settings, artifact.version, {**metrics, **saved})
+    if tracked is not None:  # MLflow on
+        result["mlflow"] = tracked
+    return result

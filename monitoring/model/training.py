@@ -32,7 +32,9 @@ from monitoring.model.artifact import (
     library_versions,
     save_artifact,
 )
+from monitoring.model.estimation import fit_reference
 from monitoring.model.scoring import compute_metrics, score_record
+from monitoring.model.tracking import log_training
 from monitoring.storage.store import Store, utcnow
 
 
@@ -88,15 +90,14 @@ def feature_importance(estimator: Any, X: pd.DataFrame) -> dict[str, float]:
     return {str(name): float(share) for name, share in zip(X.columns, shares, strict=True)}
 
 
-def cross_validated_score(
+def out_of_fold_proba(
     settings: Settings, X: pd.DataFrame, y: pd.Series
-) -> dict[str, Any] | None:
-    """Metrics of out-of-fold predictions on the training data: the baseline model drift
-    is judged against (an in-sample F1 is optimistic, so batches without any drift
-    looked worse than it).
+) -> tuple[np.ndarray, int] | None:
+    """Positive-class probabilities of out-of-fold predictions on the training data, and
+    the number of folds; ``None`` when a class has fewer than 2 rows.
 
     Stratified, shuffled with a fixed seed, ``min(5, rows of the rarer class)`` folds
-    with the configured estimator; ``None`` when a class has fewer than 2 rows.
+    with the configured estimator.
     """
     counts = y.value_counts()
     folds = int(min(CV_FOLDS, counts.min())) if counts.size == 2 else 0
@@ -106,6 +107,23 @@ def cross_validated_score(
     proba = cross_val_predict(
         build_estimator(settings.model), X, y, cv=splitter, method="predict_proba"
     )[:, 1]
+    return np.asarray(proba, dtype=np.float64), folds
+
+
+def cross_validated_score(
+    settings: Settings, X: pd.DataFrame, y: pd.Series
+) -> dict[str, Any] | None:
+    """Metrics of out-of-fold predictions on the training data: the baseline model drift
+    is judged against (an in-sample F1 is optimistic, so batches without any drift
+    looked worse than it); ``None`` as :func:`out_of_fold_proba`.
+    """
+    held_out = out_of_fold_proba(settings, X, y)
+    if held_out is None:
+        return None
+    return _cv_metrics(y, *held_out)
+
+
+def _cv_metrics(y: pd.Series, proba: np.ndarray, folds: int) -> dict[str, Any]:
     return {**compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba), "folds": folds}
 
 
@@ -135,7 +153,10 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
 
     proba = estimator.predict_proba(X)[:, 1]
     in_sample = compute_metrics(y.to_numpy(), (proba > 0.5).astype(int), proba)
-    out_of_sample = cross_validated_score(settings, X, y)
+    held_out = out_of_fold_proba(settings, X, y)
+    out_of_sample = None if held_out is None else _cv_metrics(y, *held_out)
+    # CBPE's calibration and sampling error, from the same held-out predictions.
+    estimation = None if held_out is None else fit_reference(held_out[0], y.to_numpy())
     row = save_artifact(
         store,
         estimator,
@@ -157,6 +178,7 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
             },
             "training_score": in_sample,
             "cv_score": out_of_sample,
+            "performance_estimation": estimation,
             "feature_importance": feature_importance(estimator, X),
             "library_versions": library_versions(),
         },
@@ -166,4 +188,8 @@ def train(settings: Settings, *, store: Store | None = None) -> dict[str, Any]:
     store.add_timing("training", time.perf_counter() - started, len(X))
     artifact = Artifact(estimator, row["metadata"])
     store.add_score(score_record(artifact, in_sample, dataset="training", dataset_sha256=data_sha))
-    return dict(row["metadata"])
+    result = dict(row["metadata"])
+    tracked = log_training(settings, estimator, row["metadata"])  # None unless MLflow is on
+    if tracked is not None:
+        result["mlflow"] = tracked
+    return result

@@ -94,10 +94,17 @@ def prediction() -> Any:
 def scoring() -> Any:
     """F1 and other metrics on the test data, with the model-drift verdict.
 
-    ``live_performance``: each version's metrics on traffic labelled by ``POST /feedback``.
+    ``live_performance``: each version's metrics on traffic labelled by ``POST /feedback``;
+    ``estimated_performance``: the live model's F1, precision and recall estimated
+    without labels (CBPE) for each chunk of its captured traffic, with a band, and the
+    realised values once labelled.
     """
     scores = views().scoring
-    return {**scores.current(), "live_performance": scores.live()}
+    return {
+        **scores.current(),
+        "live_performance": scores.live(),
+        "estimated_performance": scores.estimated(),
+    }
 
 
 @bp.get("/summarystats")

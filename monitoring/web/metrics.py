@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture import ledger
+from monitoring.capture.estimation import estimated_performance
 from monitoring.capture.feedback import live_performance
 from monitoring.config import Settings
 from monitoring.diagnostics.delivery import delivery_metrics
@@ -204,6 +205,8 @@ class StateCollector(Collector):
         yield live_f1
         yield labelled
 
+        yield from self._estimated(version)
+
         counted = ledger.counter_values(self.store)
         used = GaugeMetricFamily(
             "monitoring_capture_bytes",
@@ -253,6 +256,42 @@ class StateCollector(Collector):
             if value is not None:
                 gauge.add_metric([], float(value))
             yield gauge
+
+    def _estimated(self, version: str | None) -> Iterator[Metric]:
+        """The live model's estimated F1 (CBPE) on its newest chunk of captured traffic
+        that has ``performance_estimation.min_chunk_rows`` rows, with its band: one
+        series each, labelled by the live version only."""
+        gauges = {
+            "f1": GaugeMetricFamily(
+                "monitoring_estimated_f1",
+                "F1 of the live model estimated without labels (CBPE) on its newest chunk of "
+                "captured traffic with at least performance_estimation.min_chunk_rows rows.",
+                labels=["model_version"],
+            ),
+            "lower": GaugeMetricFamily(
+                "monitoring_estimated_f1_lower",
+                "Lower end of the estimated F1's band (estimate - 3 standard errors).",
+                labels=["model_version"],
+            ),
+            "upper": GaugeMetricFamily(
+                "monitoring_estimated_f1_upper",
+                "Upper end of the estimated F1's band (estimate + 3 standard errors).",
+                labels=["model_version"],
+            ),
+        }
+        row = None if version is None else self.store.model_version(version, with_bytes=False)
+        if version is not None and row is not None:
+            # The newest two chunks hold the newest one that is large enough, if any.
+            found = estimated_performance(
+                self.store, self.settings, version, row["metadata"], max_chunks=2
+            )
+            latest = found["latest"]
+            if latest is not None:
+                values = {"f1": latest["f1"], **{k: latest[k]["f1"] for k in ("lower", "upper")}}
+                for name, value in values.items():
+                    if value is not None:
+                        gauges[name].add_metric([version], float(value))
+        yield from gauges.values()
 
 
 def render_metrics(settings: Settings, store: Store) -> bytes:

@@ -98,6 +98,8 @@ SCHEMAS: dict[str, Schema] = {
         confusion_matrix=nullable(array(array(INT))),
         scored_at=NULL_STR,
         model_drift=ANY_OBJ,
+        live_performance=ANY_OBJ,
+        estimated_performance=ANY_OBJ,
     ),
     "SummaryStats": obj(
         ("rows", "computed_at", "summary"),
