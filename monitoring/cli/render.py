@@ -21,8 +21,13 @@ from rich.text import Text
 
 Renderer = Callable[[Mapping[str, Any]], RenderableType]
 PLAIN_WIDTH = 120  # when stdout is not a terminal
-METRICS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"))
-METRICS += (("accuracy", "Accuracy"), ("roc_auc", "ROC AUC"))
+METRICS: tuple[tuple[str, str], ...] = (
+    ("f1", "F1"),
+    ("precision", "Precision"),
+    ("recall", "Recall"),
+    ("accuracy", "Accuracy"),
+    ("roc_auc", "ROC AUC"),
+)
 
 
 def show(renderable: RenderableType) -> None:
@@ -70,11 +75,13 @@ def yes_no(value: Any) -> str:
     return "yes" if value else "no"
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, right: int = 0) -> Table:
-    """A table with a header line; the last ``right`` columns are right-aligned."""
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> Table:
+    """A table with a header line; ``align`` has an ``l`` or ``r`` per column (numbers
+    right-aligned; missing letters: ``l``)."""
     out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for i, name in enumerate(columns):
-        out.add_column(name, justify="right" if i >= len(columns) - right else "left")
+        right = i < len(align) and align[i] == "r"
+        out.add_column(name, justify="right" if right else "left")
     for row in rows:
         out.add_row(*(str(cell) for cell in row))
     return out
@@ -96,20 +103,14 @@ def metrics_table(columns: Mapping[str, Mapping[str, Any] | None]) -> Table:
     return table(
         ["Metric", *names],
         [[label, *(num((columns[n] or {}).get(key)) for n in names)] for key, label in METRICS],
-        right=len(names),
+        "l" + "r" * len(names),
     )
 
 
 def confusion(matrix: Sequence[Sequence[int]]) -> Table:
     rows = [[f"actual {i}", *(num(v) for v in row)] for i, row in enumerate(matrix)]
-    return table(
-        [
-            "",
-            *(f"predicted {j}" for j in range(len(matrix))),
-        ],
-        rows,
-        right=len(matrix),
-    )
+    columns = ["", *(f"predicted {j}" for j in range(len(matrix)))]
+    return table(columns, rows, "l" + "r" * len(matrix))
 
 
 # -- the commands ----------------------------------------------------------------
@@ -133,7 +134,7 @@ def ingest(result: Mapping[str, Any]) -> RenderableType:
         f"{num(result['rows_quarantined'])} quarantined ({seconds(result['seconds'])})."
     )
     columns = ["File", "Status", "Read", "Kept", "Duplicates", "Quarantined", "Message"]
-    return Group(table(columns, rows), Text(""), Text(summary))
+    return Group(table(columns, rows, "llrrrrl"), Text(""), Text(summary))
 
 
 def train(result: Mapping[str, Any]) -> RenderableType:
@@ -200,7 +201,7 @@ def versions(result: Mapping[str, Any]) -> RenderableType:
         for v in entries
     ]
     columns = ["Version", "Trained", "Deployed", "Estimator", "Test F1", "Live"]
-    return table(columns, rows)
+    return table(columns, rows, "llllrl")
 
 
 def diagnose(result: Mapping[str, Any]) -> RenderableType:
@@ -210,7 +211,7 @@ def diagnose(result: Mapping[str, Any]) -> RenderableType:
             [step, t["runs"], seconds(t["mean"]), seconds(t["min"]), seconds(t["max"])]
             for step, t in result["execution_time"].items()
         ],
-        right=4,
+        "lrrrr",
     )
     parts: list[RenderableType] = [Text("Execution time", style="bold"), timing]
     if "summary" in result:
@@ -227,7 +228,7 @@ def diagnose(result: Mapping[str, Any]) -> RenderableType:
                 ]
                 for s in result["summary"]
             ],
-            right=4,
+            "lrrrr",
         )
         parts += [Text(""), Text("Ingested data", style="bold"), stats]
     deps = result["dependencies"]
@@ -258,7 +259,7 @@ def drift(result: Mapping[str, Any]) -> RenderableType:
     verdict = "DRIFT" if result["dataset_drift"] else "no drift"
     head = Text(
         f"Dataset drift: {verdict} ({result['n_drifted']} of {result['n_columns']} columns "
-        f"drifted; the dataset drifts at {num(result['share_threshold'] * 100, 0)}%)\n"
+        f"drifted; the dataset drifts when {num(result['share_threshold'] * 100, 0)}% do)\n"
         f"Model {result.get('model_version') or '-'}, {result.get('source') or 'current'} data "
         f"({num(result.get('n_current'))} rows) against the training data "
         f"({num(result.get('n_reference'))} rows), {when(result.get('computed_at'))}"
@@ -276,7 +277,7 @@ def drift(result: Mapping[str, Any]) -> RenderableType:
         for c in result["columns"]
     ]
     columns = ["Column", "Kind", "Method", "Statistic", "p-value", "Threshold", "Drifted"]
-    return Group(head, Text(""), table(columns, rows))
+    return Group(head, Text(""), table(columns, rows, "lllrrrl"))
 
 
 def setup(result: Mapping[str, Any]) -> RenderableType:
@@ -332,7 +333,7 @@ def history(result: Mapping[str, Any]) -> RenderableType:
         ]
         for r in runs
     ]
-    return table(["Started", "Took", "Status", "Outcome", "Reason"], rows)
+    return table(["Started", "Took", "Status", "Outcome", "Reason"], rows, "lr")
 
 
 def capture_importer(result: Mapping[str, Any]) -> RenderableType:
