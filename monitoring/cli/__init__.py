@@ -24,7 +24,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,14 @@ def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 def _set_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None:
         _options(ctx).config = value
+
+
+@dataclass
+class Parsed:
+    """What a command line would run, found by :func:`parse` (nothing runs)."""
+
+    step: Callable[..., Result] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 json_option = click.option(
@@ -163,7 +171,12 @@ def command(
     def register(step: Callable[..., Result]) -> Callable[..., Result]:
         @functools.wraps(step)
         def callback(**kwargs: Any) -> None:
-            _execute(click.get_current_context(), step, show, kwargs, open_store=open_store)
+            ctx = click.get_current_context()
+            parsed = ctx.find_object(Parsed)
+            if parsed is not None:  # parse(): record, do not run
+                parsed.step, parsed.options = step, kwargs
+                return
+            _execute(ctx, step, show, kwargs, open_store=open_store)
 
         del callback.__wrapped__  # click reads the options from the wrapper, not step
         cmd = click.Command(
@@ -582,6 +595,19 @@ def cmd_schedule(settings: Settings, every: float, api_url: str | None, verbose:
     name = signal.Signals(received[0]).name
     _say(f"stopped by {name} after {runs} run(s)")
     return {"runs": runs, "outcomes": dict(outcomes), "stopped_by": name}
+
+
+def parse(argv: Sequence[str]) -> Parsed:
+    """The step and options ``argv`` (after ``python -m monitoring``) names, parsed by the
+    real command line without running it; :class:`SystemExit` 2 for bad usage. For
+    checking the commands of deployment files (Procfile, compose, cron)."""
+    parsed = Parsed()
+    try:
+        cli.main(args=list(argv), prog_name=PROG, standalone_mode=False, obj=parsed)
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    return parsed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -162,8 +162,8 @@ def upgrade_schema(engine: Engine) -> None:
         tables = set(inspect(conn).get_table_names())
         if _up_to_date(conn, tables):
             return
-        from alembic import command
-        from alembic.util import CommandError
+        from alembic import command  # lazy: a current store needs no Alembic
+        from alembic.util import CommandError  # lazy: as above
 
         config = alembic_config()
         config.attributes["connection"] = conn
@@ -180,7 +180,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations of this release (no database URL)."""
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: Alembic only to migrate
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -189,14 +189,14 @@ def alembic_config() -> Config:
 
 def head_revision() -> str | None:
     """The latest revision of the migrations in this release."""
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # lazy: Alembic only to migrate
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def known_revisions() -> set[str]:
     """Every revision of the migrations in this release."""
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # lazy: Alembic only to migrate
 
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
@@ -207,7 +207,7 @@ def schema_revision(url: str) -> str | None:
     None for a store no migration has run on: a new one, or one made before
     migrations existed.
     """
-    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import MigrationContext  # lazy: Alembic only to migrate
 
     with get_engine(url, upgrade=False).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

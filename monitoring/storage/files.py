@@ -103,7 +103,7 @@ def read_table(path: Path) -> pd.DataFrame:
     Raises :class:`DataValidationError` naming the file if its type is unsupported or
     it cannot be parsed.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: opening the store needs no pandas
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -135,7 +135,7 @@ def read_table_pieces(
     if path.suffix.lower() != ".csv":
         yield read_table(path)
         return
-    import pandas as pd
+    import pandas as pd  # lazy: opening the store needs no pandas
 
     options: dict[str, Any] = {}
     if na_values is not None:
