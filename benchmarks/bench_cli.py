@@ -58,8 +58,9 @@ def run(*, quick: bool = False, rounds: int | None = None) -> list[Goal]:
             ],
             "eager imports of the old command line": [py, "-c", EAGER],
         }
-        for argv in cases.values():  # warm the file cache and the bytecode
-            wall(argv)
+        if not quick:
+            for argv in cases.values():  # warm the file cache and the bytecode
+                wall(argv)
         samples: dict[str, list[float]] = {name: [] for name in cases}
         for r in range(rounds):
             order = list(cases.items())
