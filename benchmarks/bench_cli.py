@@ -16,6 +16,8 @@ Run from the project root::
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,11 +34,16 @@ EAGER = (
 GOAL_SECONDS = 1.0
 
 
-def wall(argv: Sequence[str]) -> float:
-    """Seconds from start to exit of ``argv`` (which must succeed)."""
+def wall(argv: Sequence[str]) -> tuple[float, float]:
+    """Seconds from start to exit of ``argv`` (which must succeed), and the CPU seconds
+    (user + system) it used: the CPU time hardly moves with the machine's load."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, timeout=120)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def run(*, quick: bool = False, rounds: int | None = None) -> list[Goal]:
@@ -62,15 +69,21 @@ def run(*, quick: bool = False, rounds: int | None = None) -> list[Goal]:
             for argv in cases.values():  # warm the file cache and the bytecode
                 wall(argv)
         samples: dict[str, list[float]] = {name: [] for name in cases}
+        cpus: dict[str, list[float]] = {name: [] for name in cases}
         for r in range(rounds):
             order = list(cases.items())
             for name, argv in order if r % 2 == 0 else order[::-1]:
-                samples[name].append(wall(argv))
+                elapsed, cpu = wall(argv)
+                samples[name].append(elapsed)
+                cpus[name].append(cpu)
     medians = {name: median(times) for name, times in samples.items()}
     eager = medians["eager imports of the old command line"]
-    print(f"\nCLI start-up, median of {rounds} interleaved round(s), wall seconds")
+    load = os.getloadavg()[0]
+    print(f"\nCLI start-up, medians of {rounds} interleaved round(s); load average {load:.1f}")
+    print(f"  {'':<40} {'wall':>8}   {'CPU':>8}   wall vs eager")
     for name, seconds in medians.items():
-        print(f"  {name:<40} {seconds:7.3f} s   ({eager / seconds:5.1f}x faster than eager)")
+        cpu = median(cpus[name])
+        print(f"  {name:<40} {seconds:6.3f} s   {cpu:6.3f} s   {eager / seconds:5.1f}x faster")
     help_s, versions_s = (medians[f"python -m monitoring {c}"] for c in ("--help", "versions"))
     goals = [
         Goal("CLI --help < 1 s", f"{help_s:.2f} s", help_s < GOAL_SECONDS),
