@@ -1,9 +1,9 @@
 """The readable output of each command: tables and summaries on stdout, drawn by rich.
 
 Each function takes a command's result (the dict ``--json`` prints) and returns what
-to print. On a terminal rich sizes the tables to it and may use colour; elsewhere
-(a pipe, a cron log) the text is plain, 120 columns wide at most, so logs read the
-same everywhere.
+to print. On a terminal rich fits the tables to its width (long values fold onto more
+lines, never cut) and may use colour; elsewhere (a pipe, a cron log) the text is plain
+ASCII, each line as long as its content.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 Renderer = Callable[[Mapping[str, Any]], RenderableType]
-PLAIN_WIDTH = 120  # when stdout is not a terminal
+PLAIN_WIDTH = 100_000  # when stdout is not a terminal: lines as long as their content
 METRICS: tuple[tuple[str, str], ...] = (
     ("f1", "F1"),
     ("precision", "Precision"),
@@ -81,7 +81,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], align: str = ""
     out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for i, name in enumerate(columns):
         right = i < len(align) and align[i] == "r"
-        out.add_column(name, justify="right" if right else "left")
+        out.add_column(name, justify="right" if right else "left", overflow="fold")
     for row in rows:
         out.add_row(*(str(cell) for cell in row))
     return out
@@ -90,8 +90,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], align: str = ""
 def fields(pairs: Iterable[tuple[str, Any]]) -> Table:
     """``name  value`` lines, the names aligned."""
     out = Table.grid(padding=(0, 2))
-    out.add_column(style="bold")
-    out.add_column()
+    out.add_column(style="bold", no_wrap=True)
+    out.add_column(overflow="fold")
     for name, value in pairs:
         out.add_row(name, str(value))
     return out
