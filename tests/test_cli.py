@@ -82,7 +82,13 @@ def test_versions_and_rollback_read_the_store(
     second = versions[-1]["version"]
     assert [(v["version"], v["live"]) for v in versions] == [(first, False), (second, True)]
     assert run(settings, "rollback") == 0
-    assert f"rolled back to {first} (was {second})" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert f"rolled back to {first} (was {second})" in out.err
+    assert out.out.splitlines() == [  # the readable summary
+        f"Live now  {first}",
+        f"Was       {second}",
+        f"Test F1   {versions[0]['f1']:.4f}",
+    ]
     assert run(settings, "rollback", "--to", "nope") == 1
     known = [first, second]
     assert f"error: model version 'nope' is not deployed; known: {known}" in capsys.readouterr().err

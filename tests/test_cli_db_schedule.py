@@ -326,6 +326,21 @@ def test_failed_runs_do_not_stop_the_schedule(
     assert json.loads(out.out)["outcomes"] == {"failed": 2, "no_new_data": 1}
 
 
+def test_schedule_prints_a_summary_when_it_stops(
+    settings: Settings,
+    deployed: dict[str, Any],
+    fake_time: FakeTime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_time.at(1000 + 1, send(signal.SIGTERM))  # during the first wait
+    assert run(settings, "schedule") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Runs        1",
+        "Outcomes    no_new_data 1",
+        "Stopped by  SIGTERM",
+    ]
+
+
 @pytest.mark.parametrize(
     ("every", "why"),
     [
