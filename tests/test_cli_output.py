@@ -234,6 +234,7 @@ def test_diagnose_prints_timings_data_and_dependencies(
     )
 
 
+@pytest.mark.slow  # a whole setup or pipeline run with its report: seconds
 def test_setup_prints_what_it_deployed(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -331,6 +332,7 @@ class Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.slow  # a whole setup or pipeline run with its report: seconds
 def test_no_progress_output_when_stderr_is_not_a_terminal(
     settings: Settings, deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
