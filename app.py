@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask
 
+from monitoring.cli import cli
 from monitoring.config import Settings, load_settings
 from monitoring.readmodels import ReadModels
 from monitoring.web import admin, api, errors, openapi, ops
@@ -40,6 +41,8 @@ def create_app(
     ops.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
+    # `flask --app app monitoring COMMAND`: the same commands as `python -m monitoring`.
+    app.cli.add_command(cli, "monitoring")
     return app
 
 

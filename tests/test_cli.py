@@ -23,12 +23,14 @@ def test_each_step_in_order(settings: Settings, capsys: pytest.CaptureFixture[st
     assert run(settings, "ingest") == 0
     assert "read 36 rows, kept 26" in capsys.readouterr().err
     assert run(settings, "train") == 0
+    capsys.readouterr()  # the training summary
     assert run(settings, "--json", "score") == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["f1"] == pytest.approx(4 / 7)
     assert "F1 0.5714 on 5 test rows" in out.err
     assert run(settings, "deploy") == 0
     assert run(settings, "report") == 0
+    capsys.readouterr()
     for name in ("confusionmatrix.png", "report.json", "report.md"):
         assert (settings.output_model_path / name).is_file()
     png = (settings.output_model_path / "confusionmatrix.png").read_bytes()
@@ -74,12 +76,19 @@ def test_versions_and_rollback_read_the_store(
     write_config(settings.root, input_folder_path="data/sourcedata")
     for step in ("ingest", "train", "score", "deploy"):
         assert run(settings, step) == 0
+    capsys.readouterr()
     assert run(settings, "--json", "versions") == 0
     versions = json.loads(capsys.readouterr().out)["versions"]
     second = versions[-1]["version"]
     assert [(v["version"], v["live"]) for v in versions] == [(first, False), (second, True)]
     assert run(settings, "rollback") == 0
-    assert f"rolled back to {first} (was {second})" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert f"rolled back to {first} (was {second})" in out.err
+    assert out.out.splitlines() == [  # the readable summary
+        f"Live now  {first}",
+        f"Was       {second}",
+        f"Test F1   {versions[0]['f1']:.4f}",
+    ]
     assert run(settings, "rollback", "--to", "nope") == 1
     known = [first, second]
     assert f"error: model version 'nope' is not deployed; known: {known}" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from monitoring import cli
+from monitoring import cli, pipeline
 from monitoring.config import Settings
 from monitoring.exceptions import IntegrityError
 from monitoring.pipeline import pipeline_lock
@@ -256,7 +256,7 @@ def test_a_signal_during_a_run_lets_it_finish_then_stops(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real, calls = cli.run_full_process, []
+    real, calls = pipeline.run_full_process, []
 
     def signalled_run(*args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append(1)
@@ -264,7 +264,7 @@ def test_a_signal_during_a_run_lets_it_finish_then_stops(
             send(signal.SIGTERM)()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "run_full_process", signalled_run)
+    monkeypatch.setattr(pipeline, "run_full_process", signalled_run)
     assert run(settings, "schedule", "--every", "60") == 0
     assert capsys.readouterr().err.splitlines()[-2:] == [
         f"[monitoring] run 2: {NO_NEW_DATA}",
@@ -303,7 +303,7 @@ def test_failed_runs_do_not_stop_the_schedule(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real, calls = cli.run_full_process, []
+    real, calls = pipeline.run_full_process, []
 
     def failing_then_real(*args: Any, **kwargs: Any) -> dict[str, Any]:
         calls.append(1)
@@ -313,7 +313,7 @@ def test_failed_runs_do_not_stop_the_schedule(
             raise RuntimeError("a bug")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "run_full_process", failing_then_real)
+    monkeypatch.setattr(pipeline, "run_full_process", failing_then_real)
     fake_time.at(1000 + 2 * 600 + 1, send(signal.SIGTERM))
     assert run(settings, "--json", "schedule", "--verbose") == 0
     out = capsys.readouterr()
@@ -326,11 +326,35 @@ def test_failed_runs_do_not_stop_the_schedule(
     assert json.loads(out.out)["outcomes"] == {"failed": 2, "no_new_data": 1}
 
 
-@pytest.mark.parametrize("every", ["0", "-5", "nan", "inf", "ten"])
+def test_schedule_prints_a_summary_when_it_stops(
+    settings: Settings,
+    deployed: dict[str, Any],
+    fake_time: FakeTime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_time.at(1000 + 1, send(signal.SIGTERM))  # during the first wait
+    assert run(settings, "schedule") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Runs        1",
+        "Outcomes    no_new_data 1",
+        "Stopped by  SIGTERM",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("every", "why"),
+    [
+        ("0", "must be a positive number of seconds: '0'"),
+        ("-5", "must be a positive number of seconds: '-5'"),
+        ("nan", "must be a positive number of seconds: 'nan'"),
+        ("inf", "must be a positive number of seconds: 'inf'"),
+        ("ten", "not a number of seconds: 'ten'"),
+    ],
+)
 def test_schedule_needs_a_positive_interval(
-    settings: Settings, every: str, capsys: pytest.CaptureFixture[str]
+    settings: Settings, every: str, why: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as info:
         run(settings, "schedule", "--every", every)
     assert info.value.code == 2
-    assert "argument --every:" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines()[-1] == f"Error: Invalid value for '--every': {why}"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from monitoring import config
 from monitoring.config import ColumnOptions, DriftOptions, GroupAttribute, Thresholds, load_settings
 from monitoring.exceptions import ConfigError
 from tests.conftest import write_config
@@ -194,6 +195,33 @@ def test_parameters_default_per_estimator(project: Path, model: dict, params: di
     # "random_forest" alone used to fail on logistic regression's default "C".
     settings = load_settings(write_config(project, model=model), env={})
     assert dict(settings.model.params) == params
+
+
+def test_the_parameter_table_is_scikit_learns_answer() -> None:
+    import sklearn
+
+    assert sklearn.__version__ == config.PARAMS_READ_FROM == config.sklearn_version()
+    for name in config.ESTIMATORS:
+        cls = config.estimator_class(name)
+        assert cls.__name__ == config.ESTIMATORS[name][1]
+        assert config.ESTIMATOR_PARAMS[name] == set(cls().get_params()), name
+
+
+def test_another_scikit_learn_release_is_asked_itself(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "sklearn_version", lambda: "0.0.1")
+    monkeypatch.setitem(config.ESTIMATOR_PARAMS, "random_forest", frozenset())  # a stale table
+    model = {"estimator": "random_forest", "params": {"n_estimators": 50}}
+    settings = load_settings(write_config(project, model=model), env={})
+    assert dict(settings.model.params) == {"n_estimators": 50}
+    model["params"] = {"C": 1.0}
+    with pytest.raises(ConfigError) as info:
+        load_settings(write_config(project, model=model), env={})
+    assert str(info.value) == (
+        "config key 'model.params.C' is not a parameter of RandomForestClassifier "
+        "in scikit-learn 0.0.1"
+    )
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

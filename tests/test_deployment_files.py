@@ -19,7 +19,7 @@ import pytest
 import yaml
 from sqlalchemy import make_url
 
-from monitoring.cli import build_parser, cmd_db, cmd_run, cmd_schedule, cmd_setup
+from monitoring.cli import cmd_db_upgrade, cmd_run, cmd_schedule, cmd_setup, parse
 from monitoring.config import PROJECT_ROOT, load_settings
 
 MONITORING = ["python", "-m", "monitoring"]
@@ -46,7 +46,7 @@ def commands(script: str) -> list[list[str]]:
 def check_command(argv: list[str]) -> Any:
     """Parse a ``python -m monitoring`` command with the real parser; check gunicorn's files."""
     if argv[:3] == MONITORING:
-        return build_parser().parse_args(argv[3:])  # SystemExit(2) on anything it does not know
+        return parse(argv[3:])  # SystemExit(2) on anything it does not know
     assert argv == GUNICORN
     assert (PROJECT_ROOT / "gunicorn.conf.py").is_file()
     tree = ast.parse((PROJECT_ROOT / "wsgi.py").read_text())
@@ -76,8 +76,8 @@ def test_procfile_release_migrates_then_makes_the_first_deployment() -> None:
     release = commands(procfile()["release"])
     assert release == [[*MONITORING, "db", "upgrade"], [*MONITORING, "setup", "--if-needed"]]
     upgrade, setup = (check_command(argv) for argv in release)
-    assert (upgrade.func, upgrade.db_command) == (cmd_db, "upgrade")
-    assert (setup.func, setup.if_needed) == (cmd_setup, True)
+    assert (upgrade.step, upgrade.options) == (cmd_db_upgrade, {})
+    assert (setup.step, setup.options) == (cmd_setup, {"if_needed": True})
 
 
 def test_procfile_web_serves_gunicorn_on_all_interfaces_and_heroku_port() -> None:
@@ -101,7 +101,7 @@ def test_procfile_clock_runs_the_scheduler_every_ten_minutes() -> None:
     [clock] = commands(procs["clock"])
     assert clock == [*MONITORING, "schedule"]
     args = check_command(clock)
-    assert (args.func, args.every) == (cmd_schedule, 600.0)
+    assert (args.step, args.options["every"]) == (cmd_schedule, 600.0)
 
 
 def test_heroku_runs_the_python_of_the_image() -> None:
@@ -202,7 +202,7 @@ def test_compose_scheduler_runs_the_schedule_command_after_web() -> None:
     scheduler = services["scheduler"]
     assert scheduler["image"] == services["web"]["image"] == "risk-monitoring"
     args = check_command(scheduler["command"])
-    assert (args.func, args.every) == (cmd_schedule, 600.0)
+    assert (args.step, args.options["every"]) == (cmd_schedule, 600.0)
     assert scheduler["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "web": {"condition": "service_healthy"},
@@ -246,7 +246,7 @@ def test_cronjob_runs_the_full_process_every_ten_minutes_from_the_checkout_venv(
     [cd, run] = commands(script)
     assert cd == ["cd", PLACEHOLDER]
     args = check_command(["python", *run[1:]])
-    assert (args.func, args.force) == (cmd_run, False)
+    assert (args.step, args.options["force"]) == (cmd_run, False)
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert PLACEHOLDER in readme and "make -s cron" in readme
     assert "service cron start" not in readme  # the image has no cron

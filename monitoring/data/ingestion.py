@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,8 @@ from monitoring.storage.files import (
 )
 from monitoring.storage.store import Store, utcnow
 
+# progress(file name, files done, rows read so far)
+IngestProgress = Callable[[str, int, int], None]
 RECORD_FIELDS = (
     "file_name",
     "source_path",
@@ -546,6 +548,7 @@ def _merge_files(
     *,
     batch_id: str,
     float_columns: frozenset[str],
+    progress: IngestProgress | None = None,
 ) -> ProfileParts:
     """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
 
@@ -554,7 +557,8 @@ def _merge_files(
     ``ingestion.bad_rows`` is ``quarantine``: then its bad rows go to ``rejects`` (a
     :class:`_Rejects` per file that had some, to commit) and the others are kept.
     :class:`_Restart` when a column turns float after rows were written as integers
-    (pandas' concat makes it float throughout).
+    (pandas' concat makes it float throughout). ``progress(file name, files done, rows
+    read)`` is called as each file starts and after each piece.
     """
     numeric = [*settings.features, settings.target]
     quarantine = settings.ingestion.bad_rows == "quarantine"
@@ -565,6 +569,7 @@ def _merge_files(
     skip: set[Path] = set()
     lines: _Lines | None = None
     quarantined: _Rejects | None = None
+    rows_so_far = 0
     # A worker thread hashes and parses the next piece and formats the previous
     # one's CSV while this thread validates and de-duplicates (pandas' parser,
     # hashlib and Arrow's CSV writer release the GIL). One, not two: with two the
@@ -584,6 +589,8 @@ def _merge_files(
                     "rows_quarantined": 0,
                 }
                 records.append(record)
+                if progress is not None:
+                    progress(path.name, len(records) - 1, rows_so_far)
                 mark = output.mark()
                 seen.mark()
                 file_parts = ProfileParts(settings)
@@ -663,6 +670,9 @@ def _merge_files(
                 )
                 continue
             record["rows_read"] += len(piece)
+            rows_so_far += len(piece)
+            if progress is not None:
+                progress(path.name, len(records) - 1, rows_so_far)
             del piece
             frame = checked.frame
             del checked
@@ -685,12 +695,16 @@ def _merge_files(
     return parts
 
 
-def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult:
+def ingest(
+    settings: Settings, *, store: Store | None = None, progress: IngestProgress | None = None
+) -> IngestionResult:
     """Ingest every data file in the input folder.
 
     :class:`MissingArtifactError` if the folder holds no data file, or
     :class:`DataValidationError` if every file was rejected; the previous
-    ingestion's outputs are then left untouched.
+    ingestion's outputs are then left untouched. ``progress(file name, files done,
+    rows read)``, if given, follows the reading (it starts over if the files are read
+    again because a column turned out to hold floats).
     """
     started = time.perf_counter()
     store = store or Store(settings.database_url)
@@ -726,6 +740,7 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
                         rejects,
                         batch_id=batch_id,
                         float_columns=float_columns,
+                        progress=progress,
                     )
                 )
                 return

@@ -25,7 +25,7 @@ from scipy.special import expit
 from sklearn.base import ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from monitoring.config import ESTIMATOR_CLASSES, ModelSettings
+from monitoring.config import ModelSettings, estimator_class
 from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.drift import ReferenceProfile
 from monitoring.exceptions import IntegrityError, NotFoundError
@@ -42,7 +42,7 @@ LOAD_FAILED = "model artifact cannot be unpickled"
 
 def build_estimator(model: ModelSettings) -> ClassifierMixin:
     """An unfitted instance of the configured (and already checked) estimator."""
-    return ESTIMATOR_CLASSES[model.estimator](**model.params)
+    return estimator_class(model.estimator)(**model.params)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from monitoring.exceptions import MissingArtifactError, NotDeployedError, NotFou
 from monitoring.model.artifact import MODEL_FILE, Artifact, artifact_from_row, load_artifact
 from monitoring.model.scoring import SCORE_FILE
 from monitoring.model.tracking import log_deployment
+from monitoring.model.versions import current_version as current_version
+from monitoring.model.versions import list_versions as list_versions
 from monitoring.storage.engine import exclusive
 from monitoring.storage.files import atomic_write_bytes, atomic_write_text
 from monitoring.storage.store import Store
@@ -34,34 +36,12 @@ NOTHING_DEPLOYED = (
 )
 
 
-def current_version(store: Store) -> str | None:
-    """The live version, or None when nothing is deployed."""
-    return store.live_version()
-
-
 def load_deployed(store: Store) -> Artifact:
     """Load and verify the live model; NotDeployedError if nothing is deployed."""
     version = store.live_version()
     if version is None:
         raise NotDeployedError(NOTHING_DEPLOYED)
     return load_artifact(store, version)
-
-
-def list_versions(store: Store) -> list[dict[str, Any]]:
-    """Every deployed version with its metadata summary, oldest first."""
-    live = store.live_version()
-    return [
-        {
-            "version": row["version"],
-            "trained_at": row["trained_at"],
-            "deployed_at": row["deployed_at"],
-            "estimator": row["metadata"].get("estimator"),
-            "training_data_sha256": (row["metadata"].get("training_data") or {}).get("sha256"),
-            "f1": (row["score"] or {}).get("f1"),
-            "live": row["version"] == live,
-        }
-        for row in store.deployed_models()
-    ]
 
 
 def _lock(settings: Settings) -> Any:

@@ -13,20 +13,19 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from monitoring.exceptions import AlreadyRunningError, StoreUnavailableError
+
+if TYPE_CHECKING:  # Alembic loads only to migrate or to read revisions
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[tuple[int, str], Engine] = {}
@@ -125,11 +124,32 @@ def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
     )
 
 
+_MIGRATION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+
+
+def latest_revision() -> str | None:
+    """The latest revision of this release's migrations, read from their file names
+    (``0003_...py`` is revision ``0003``; tests hold it to Alembic's head), so a store
+    already up to date is opened without loading Alembic."""
+    found = [
+        m[1] for p in (MIGRATIONS / "versions").iterdir() if (m := _MIGRATION_FILE.match(p.name))
+    ]
+    return max(found, default=None)
+
+
+def _up_to_date(conn: Connection, tables: set[str]) -> bool:
+    if "alembic_version" not in tables:
+        return False
+    stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return stored == [latest_revision()]
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Run the Alembic migrations up to the latest, one process at a time.
 
     A database created before migrations existed (its tables are those of revision
-    0001) is stamped 0001 first.
+    0001) is stamped 0001 first. A store already at the latest revision is left as it
+    is without loading Alembic.
 
     Raises
     ------
@@ -140,6 +160,11 @@ def upgrade_schema(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":  # released when the transaction ends
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("schema")})
         tables = set(inspect(conn).get_table_names())
+        if _up_to_date(conn, tables):
+            return
+        from alembic import command  # lazy: a current store needs no Alembic
+        from alembic.util import CommandError  # lazy: as above
+
         config = alembic_config()
         config.attributes["connection"] = conn
         if "alembic_version" not in tables and "runs" in tables:
@@ -155,6 +180,8 @@ def upgrade_schema(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations of this release (no database URL)."""
+    from alembic.config import Config  # lazy: Alembic only to migrate
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -162,11 +189,15 @@ def alembic_config() -> Config:
 
 def head_revision() -> str | None:
     """The latest revision of the migrations in this release."""
+    from alembic.script import ScriptDirectory  # lazy: Alembic only to migrate
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def known_revisions() -> set[str]:
     """Every revision of the migrations in this release."""
+    from alembic.script import ScriptDirectory  # lazy: Alembic only to migrate
+
     return {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
@@ -176,6 +207,8 @@ def schema_revision(url: str) -> str | None:
     None for a store no migration has run on: a new one, or one made before
     migrations existed.
     """
+    from alembic.runtime.migration import MigrationContext  # lazy: Alembic only to migrate
+
     with get_engine(url, upgrade=False).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 

@@ -14,11 +14,12 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any
 
 from monitoring.exceptions import DataValidationError
+
+if TYPE_CHECKING:  # pandas loads in the readers: opening the store must not pay for it
+    import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".ndjson", ".parquet")
 
@@ -102,6 +103,8 @@ def read_table(path: Path) -> pd.DataFrame:
     Raises :class:`DataValidationError` naming the file if its type is unsupported or
     it cannot be parsed.
     """
+    import pandas as pd  # lazy: opening the store needs no pandas
+
     path = Path(path)
     suffix = path.suffix.lower()
     try:
@@ -132,6 +135,8 @@ def read_table_pieces(
     if path.suffix.lower() != ".csv":
         yield read_table(path)
         return
+    import pandas as pd  # lazy: opening the store needs no pandas
+
     options: dict[str, Any] = {}
     if na_values is not None:
         options = {

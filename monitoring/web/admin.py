@@ -5,8 +5,9 @@ POST only, so no GET, HEAD or OPTIONS (a crawler, a link preview, a CORS preflig
 change anything. With ``MONITORING_API_TOKEN`` set, admin endpoints need
 ``Authorization: Bearer <token>`` (compared in constant time, never logged or echoed),
 and so do reads with ``api.require_token_for_reads``; ``/health``, ``/openapi.json`` and
-``/docs`` stay open. Without a token admin endpoints answer 403 unless
-``api.allow_unauthenticated_admin`` (loopback-only services). ``POST /feedback`` needs
+``/docs`` (with its assets and ``/docs/reference``) stay open. Without a token admin
+endpoints answer 403 unless ``api.allow_unauthenticated_admin`` (loopback-only
+services). ``POST /feedback`` needs
 ``MONITORING_FEEDBACK_TOKEN`` or the admin token when either is set (open otherwise);
 ``GET /feedback/<row_id>/history`` is an admin read. Every admin operation holds
 the pipeline lock: one overlapping a run, the CLI or another admin call gets 409.
@@ -39,7 +40,18 @@ from monitoring.web.schemas import ADMIN_ERRORS, json_body, ref
 bp = Blueprint("admin", __name__)
 
 MAX_VERSION_CHARS = 64  # the width of a model version in the store
-ALWAYS_OPEN = frozenset({"api.health", "api.ready", "openapi.spec", "openapi.docs", "static"})
+ALWAYS_OPEN = frozenset(
+    {
+        "api.health",
+        "api.ready",
+        "openapi.spec",
+        "openapi.docs",
+        "openapi.swagger_css",
+        "openapi.swagger_js",
+        "openapi.reference",
+        "static",
+    }
+)
 FEEDBACK = "ops.feedback"  # labels: the feedback token or the admin token, when either is set
 ADMIN_READS = frozenset({"ops.feedback_history"})  # reads that need the admin token
 ADMIN_DISABLED = (

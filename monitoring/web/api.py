@@ -192,14 +192,14 @@ def versions() -> Any:
 
 
 @bp.get("/health")
-@doc("Liveness", ok="Health", tag="ops")
+@doc("Liveness", ok="Health", tag="ops", public=True)
 def health() -> Any:
     """Always open (no token). 'no_model' before the first deployment."""
     return views().model.health()
 
 
 @bp.get("/ready")
-@doc("Readiness", ok="Ready", shaped={503: "Ready"}, tag="ops")
+@doc("Readiness", ok="Ready", shaped={503: "Ready"}, tag="ops", public=True)
 def ready() -> Any:
     """Always open (no token). 200 when a model is served and the record store answers,
     503 otherwise; each check says its status (``fallback``: an earlier version is

@@ -1,5 +1,8 @@
-"""The OpenAPI 3.1 document (``GET /openapi.json``), generated from the routes, and an
-offline HTML page rendered from it (``GET /docs``: a Jinja2 template, no JavaScript).
+"""The OpenAPI 3.1 document (``GET /openapi.json``), generated from the routes; Swagger
+UI over it (``GET /docs``: try each operation against this service, the admin token
+entered under *Authorize*), served from the files the ``flask-swagger-ui`` package
+ships (no CDN: it works offline); and a plain HTML reference rendered from the
+document (``GET /docs/reference``: a Jinja2 template, no JavaScript).
 
 Each view declares its operation with :func:`doc` under its route; the description is
 the first paragraph of its docstring. :func:`spec` walks the URL map for paths and
@@ -11,13 +14,16 @@ model classes or YAML; our views parse JSON, CSV or uploads through
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from importlib.resources import files
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from monitoring.web.schemas import SCHEMAS, Schema, ref, text
@@ -35,6 +41,10 @@ INFO = {
     'JSON {"error", "message", "status"}. Admin endpoints need '
     "'Authorization: Bearer <MONITORING_API_TOKEN>'.",
 }
+# Swagger UI's files, as the flask-swagger-ui package ships them (its version is Swagger
+# UI's); only these two are served.
+SWAGGER_UI = files("flask_swagger_ui") / "dist"
+ASSET_MAX_AGE = 86400  # seconds a browser may keep the assets
 _OPERATION = "openapi_operation"  # the attribute doc() sets on a view
 _declared: list[Callable[..., Any]] = []  # every view doc() saw, to find unrouted ones
 
@@ -49,6 +59,7 @@ def doc(
     body: Mapping[str, Any] | None = None,
     tag: str = "monitoring",
     admin: bool = False,
+    public: bool = False,
     shaped: Mapping[int, str] | None = None,
 ) -> Callable[[View], View]:
     """Declare the OpenAPI operation of the view it decorates.
@@ -57,7 +68,9 @@ def doc(
     the 200 response: a schema name in :data:`SCHEMAS`, an inline JSON schema, or
     :func:`~monitoring.web.schemas.text` for a non-JSON body. ``errors`` are the error
     statuses besides :data:`COMMON_ERRORS`; ``params`` and ``body`` OpenAPI parameter and
-    request body objects; ``admin`` operations need the bearer token; ``shaped`` maps a
+    request body objects; ``admin`` operations need the bearer token, ``public`` ones
+    never take it (the others take it, and need it with ``api.require_token_for_reads``);
+    ``shaped`` maps a
     status that answers with a schema of its own (not the error shape) to it. Raises
     :class:`ValueError` for an unknown schema name or a missing description.
     """
@@ -81,6 +94,8 @@ def doc(
         extra["requestBody"] = dict(body)
     if admin:
         extra["security"] = [{"bearer": []}]
+    elif public:
+        extra["security"] = []
 
     def declare(view: View) -> View:
         text = description or " ".join((inspect.getdoc(view) or "").split("\n\n")[0].split())
@@ -128,22 +143,74 @@ def spec() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "MONITORING_API_TOKEN (admin operations; reads too "
+                    "with api.require_token_for_reads), or MONITORING_FEEDBACK_TOKEN for "
+                    "POST /feedback.",
+                }
+            },
         },
+        # Reads take the token too (and need it with api.require_token_for_reads): a
+        # client that has it sends it everywhere; admin operations require it.
+        "security": [{}, {"bearer": []}],
     }
 
 
 @bp.get("/openapi.json", endpoint="spec")
-@doc("This document", ok="OpenAPI", tag="ops")
+@doc("This document", ok="OpenAPI", tag="ops", public=True)
 def openapi_json() -> Any:
     """OpenAPI 3.1."""
     return spec()
 
 
 @bp.get("/docs")
-@doc("API documentation", ok=text("text/html"), tag="ops")
+@doc("API documentation (Swagger UI)", ok=text("text/html"), tag="ops", public=True)
 def docs() -> Any:
-    """This document as HTML."""
+    """Interactive documentation: every operation, tried against this service from the
+    page (Try it out, then Execute; the admin token goes under Authorize)."""
+    cache = current_app.extensions.setdefault("openapi_html", {})  # rendered once per process
+    if "swagger" not in cache:
+        cache["swagger"] = render_template("swagger.html", info=INFO)
+    return Response(cache["swagger"], mimetype="text/html")
+
+
+@bp.get("/docs/swagger-ui.css", endpoint="swagger_css")
+@doc("Swagger UI's stylesheet", ok=text("text/css"), tag="ops", public=True)
+def swagger_css() -> Any:
+    """The stylesheet of ``/docs``, from the flask-swagger-ui package."""
+    return _asset("swagger-ui.css", "text/css")
+
+
+@bp.get("/docs/swagger-ui-bundle.js", endpoint="swagger_js")
+@doc("Swagger UI's script", ok=text("text/javascript"), tag="ops", public=True)
+def swagger_js() -> Any:
+    """The script of ``/docs``, from the flask-swagger-ui package."""
+    return _asset("swagger-ui-bundle.js", "text/javascript")
+
+
+@functools.cache  # two fixed files, read once per process
+def _asset_bytes(name: str) -> tuple[bytes, str]:
+    data = (SWAGGER_UI / name).read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:32]
+
+
+def _asset(name: str, mimetype: str) -> Any:
+    """``name`` from Swagger UI's files, cacheable, 304 to a matching ``If-None-Match``."""
+    data, etag = _asset_bytes(name)
+    response = Response(data, mimetype=mimetype)
+    response.cache_control.public = True
+    response.cache_control.max_age = ASSET_MAX_AGE
+    response.set_etag(etag)
+    return response.make_conditional(request)
+
+
+@bp.get("/docs/reference", endpoint="reference")
+@doc("API reference (plain HTML)", ok=text("text/html"), tag="ops", public=True)
+def reference() -> Any:
+    """This document as one self-contained HTML page (no script)."""
     cache = current_app.extensions.setdefault("openapi_html", {})  # rendered once per process
     if "page" not in cache:
         document = spec()

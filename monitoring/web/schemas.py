@@ -251,7 +251,11 @@ DATA_BODY: dict[str, Any] = {
     "api.max_rows rows and api.max_columns columns (413 beyond); values are flat: numbers, "
     "text or null.",
     "content": {
-        "application/json": {"schema": ref("PredictionRequest")},
+        # The example is what /docs' "Try it out" sends at first: the shipped test data.
+        "application/json": {
+            "schema": ref("PredictionRequest"),
+            "example": {"dataset_path": "testdata.csv"},
+        },
         "text/csv": {"schema": STR},
         "multipart/form-data": {
             "schema": obj(("file",), file={"type": "string", "format": "binary"})

@@ -49,6 +49,8 @@ GOALS = [
     "every contender keeps the same rows",
     "batch probabilities == sklearn's",
     "drift: 10k-row column < 1 ms",
+    "CLI --help < 1 s",
+    "CLI versions < 1 s",
     "whole benchmark < 5 minutes",
 ]
 

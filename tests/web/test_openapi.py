@@ -12,8 +12,10 @@ import io
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
+import flask_swagger_ui
 import jsonschema
 import pytest
 from flask import Blueprint
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 from app import create_app
 from monitoring.config import PROJECT_ROOT, Settings
 from monitoring.web import openapi
+from monitoring.web.admin import ALWAYS_OPEN
 from monitoring.web.openapi import doc, spec
 
 TOKEN = "fuzz-token-0123456789"
@@ -89,7 +92,7 @@ def test_every_route_is_documented_with_its_methods(app: Any, document: dict[str
     assert documented == _flask_routes(app)  # the same paths, each with the same methods
     operations = {(method, path) for path, ops in documented.items() for method in ops}
     assert operations == _readme_operations(), "the routes and the README's REST API table differ"
-    assert len(operations) == 23
+    assert len(operations) == 26
 
 
 def test_a_route_without_a_declaration_makes_spec_fail(app: Any) -> None:
@@ -170,10 +173,10 @@ def test_openapi_json_is_served_and_json_serialisable(
     assert body == json.loads(json.dumps(document))
 
 
-def test_docs_page_is_self_contained_and_lists_every_operation(
+def test_reference_page_is_self_contained_and_lists_every_operation(
     client: Any, document: dict[str, Any]
 ) -> None:
-    response = client.get("/docs")
+    response = client.get("/docs/reference")
     assert response.status_code == 200 and response.mimetype == "text/html"
     page = response.get_data(as_text=True)
     assert "<script" not in page.lower()
@@ -183,7 +186,55 @@ def test_docs_page_is_self_contained_and_lists_every_operation(
             assert f"id='{method}{path}'" in page, (method, path)
     for name in document["components"]["schemas"]:
         assert f"id='schema-{name}'" in page, name
-    assert client.get("/docs").get_data(as_text=True) == page  # rendered once per process
+    assert client.get("/docs/reference").get_data(as_text=True) == page  # rendered once
+    assert "href='../openapi.json'" in page and "href='../docs'" in page
+
+
+def test_docs_is_swagger_ui_served_from_the_package(client: Any) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page), "external resource"
+    assert '<link rel="stylesheet" href="docs/swagger-ui.css">' in page
+    assert '<script src="docs/swagger-ui-bundle.js"></script>' in page
+    assert 'new URL("openapi.json", document.baseURI)' in page
+    dist = Path(flask_swagger_ui.__file__).parent / "dist"
+    for path, name, mimetype in (
+        ("/docs/swagger-ui.css", "swagger-ui.css", "text/css"),
+        ("/docs/swagger-ui-bundle.js", "swagger-ui-bundle.js", "text/javascript"),
+    ):
+        asset = client.get(path)
+        assert (asset.status_code, asset.mimetype) == (200, mimetype)
+        assert asset.get_data() == (dist / name).read_bytes()
+        assert asset.headers["Cache-Control"] == "public, max-age=86400"
+        again = client.get(path, headers={"If-None-Match": asset.headers["ETag"]})
+        assert (again.status_code, again.get_data()) == (304, b"")
+    assert client.get("/docs/nothing.js").status_code == 404
+    # Swagger UI 5 reads OpenAPI 3.1; the version ships in the package's files
+    assert (dist / "VERSION").read_text().startswith("v5.")
+
+
+def test_the_token_is_declared_for_swagger_ui(document: dict[str, Any]) -> None:
+    bearer = document["components"]["securitySchemes"]["bearer"]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")  # Authorization: Bearer
+    assert document["security"] == [{}, {"bearer": []}]  # optional for reads
+    assert document["paths"]["/ingest"]["post"]["security"] == [{"bearer": []}]  # admin
+    assert "security" not in document["paths"]["/prediction"]["post"]  # optional, as reads
+
+
+def test_the_always_open_endpoints_are_documented_without_the_token(app: Any) -> None:
+    document = _document(app)
+    public = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ALWAYS_OPEN and rule.endpoint != "static":
+            public.add(rule.rule)
+    assert public == {"/health", "/ready", "/openapi.json", "/docs", "/docs/reference"} | {
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+    }
+    for path, ops in document["paths"].items():
+        for op in ops.values():
+            assert (op.get("security") == []) == (path in public), path
 
 
 # -- fuzz -------------------------------------------------------------------------

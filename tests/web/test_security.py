@@ -465,7 +465,10 @@ def test_reads_can_require_the_token(deployed: dict[str, Any], settings: Setting
         error_body(client.get(path), 401, "this service needs 'Authorization: Bearer <token>'")
         assert client.get(path, headers=AUTH).status_code == 200
     error_body(client.post("/prediction", json={"data": [ROW]}), 401, "needs 'Authorization")
-    for path in ("/health", "/openapi.json", "/docs"):
+    for path in ("/health", "/openapi.json", "/docs", "/docs/reference") + (
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-bundle.js",
+    ):
         assert client.get(path).status_code == 200
     closed = client_with(settings, token=None, require_token_for_reads=True)
     error_body(closed.get("/scoring"), 403, "reads require a token")
