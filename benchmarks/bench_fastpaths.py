@@ -50,7 +50,6 @@ from monitoring.config import load_settings
 from monitoring.data.ingestion import write_csv
 from monitoring.data.payloads import frame_from_records
 from monitoring.data.profile import quartiles
-from monitoring.data.rowkeys import SeenRows
 from monitoring.drift import ReferenceProfile, detect_data_drift
 from monitoring.drift.statistics import _sorted_quantiles
 from monitoring.model.artifact import Artifact, build_estimator
@@ -224,21 +223,6 @@ def csv(rows: int) -> Iterator[Case]:
     yield Case("ingestion.write_csv", f"{label(rows)} x 5 cols", ours, library)
 
 
-def dedup(piece: int) -> Iterator[Case]:
-    """6. SeenRows().admit per piece vs concat + duplicated(keep="first")."""
-    frame = table(10 * piece, 6)
-    pieces = [frame.iloc[i : i + piece] for i in range(0, len(frame), piece)]
-
-    def ours() -> np.ndarray:
-        seen = SeenRows()
-        return np.concatenate([seen.admit(p) for p in pieces])
-
-    def library() -> np.ndarray:
-        return ~pd.concat(pieces).duplicated(keep="first").to_numpy()
-
-    yield Case("rowkeys.SeenRows.admit", f"10 x {label(piece)} rows", ours, library)
-
-
 class _LastLine(io.StringIO):
     """An in-memory stream that keeps only the last line written."""
 
@@ -352,7 +336,6 @@ PLAN: tuple[tuple[Callable[[Any], Iterator[Case]], tuple[Any, ...], tuple[Any, .
     (sorted_quantile, (1_000_000,), (20_000,)),
     (records, (10, 10_000), (10, 1_000)),
     (csv, (1_000_000,), (20_000,)),
-    (dedup, (100_000,), (2_000,)),
     (access_log, (1,), (1,)),
     (request_id, (1,), (1,)),
     (metric_series, (1,), (1,)),

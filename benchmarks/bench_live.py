@@ -180,10 +180,8 @@ def scoring_goals(*, quick: bool = False, rows: int | None = None) -> list[Goal]
     )
     print(f"{'':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in (("/scoring", ours), ("ceiling", ceil)):
-        print(
-            f"{name:<10} {_percentile(values, 50) * 1e3:>8.2f} {_percentile(values, 99) * 1e3:>8.2f}"
-            f" {max(values) * 1e3:>8.2f}"
-        )
+        p50, p99 = _percentile(values, 50) * 1e3, _percentile(values, 99) * 1e3
+        print(f"{name:<10} {p50:>8.2f} {p99:>8.2f} {max(values) * 1e3:>8.2f}")
     ratio = _percentile(ours, 99) / _percentile(ceil, 99)
     return [
         Goal(f"/scoring p99 <= 2x ceiling p99 ({rows:,} captured)", f"{ratio:.2f}x", ratio <= 2.0)

@@ -366,7 +366,7 @@ class ScoringView:
         value, _ = self.cache.get_stale(
             "live_performance", key, lambda: live_performance(self.store), min_age=1.0
         )
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _history_key(self) -> Any:
         stamp = self.store.change_key(records_only=True)  # every score write touches it

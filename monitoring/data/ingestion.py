@@ -7,10 +7,13 @@ drops duplicate rows as ``drop_duplicates`` on their concatenation would, and
 atomically writes ``finaldata.csv``, ``ingestedfiles.txt`` (one CSV line per file),
 ``finaldata.profile.json``, and into the record store a row per file and the data
 profile (the summary, missing data and the drift profile of the features, which the
-web tier serves). It streams: each piece (:data:`CHUNK_ROWS` rows) is validated,
-de-duplicated by its rows' 128-bit keys (:class:`SeenRows`) and appended before the
-next is read, so peak memory is a few pieces plus 16 bytes and the feature values
-per kept row.
+web tier serves).
+
+It streams: each piece (:data:`CHUNK_ROWS` rows) is validated and spooled to disk as
+Arrow IPC before the next is read; polars' streaming engine then de-duplicates the
+spooled rows (out of core) and the rows kept are written and profiled piece by
+piece. Peak memory is a few pieces, polars' table of the distinct rows, and the
+feature values the profile needs.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import re
 import tempfile
 import time
 import uuid
-from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,12 +35,13 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.ipc
 
 from monitoring.config import Settings
 from monitoring.data.profile import ProfileParts
-from monitoring.data.rowkeys import _EXACT_FLOAT, SeenRows
 from monitoring.data.validation import (
     _to_float,
     check_columns,
@@ -183,6 +186,7 @@ def check_frame(frame: pd.DataFrame, settings: Settings, *, input_name: str) -> 
     return CheckedFrame(good, bad, ["; ".join(reasons[int(i)]) for i in bad])
 
 
+_EXACT_FLOAT = 2**53  # integers up to this size are exact as float64
 _NOT_NUMERIC = "column '{column}' must be numeric, got {value}"
 _INFINITE = "column '{column}' must be finite, got {value}"
 _MISSING_TARGET = "target column '{column}' is missing"
@@ -302,10 +306,6 @@ def find_new_files(settings: Settings, record: str) -> list[Path]:
         for path in list_tables(settings.input_folder_path)
         if path.name not in names_only and (path.name, sha256_file(path)) not in seen
     ]
-
-
-class _Restart(Exception):
-    """A column turned out to be float (``args[0]``: the float columns): write again."""
 
 
 CHUNK_ROWS = 100_000  # CSV files are read in pieces of this many rows
@@ -493,47 +493,98 @@ def _read_ahead(items: Iterator[Any], worker: ThreadPoolExecutor) -> Iterator[An
         yield from batch
 
 
-def _csv_bytes(frame: pd.DataFrame, header: bool) -> bytes:
-    buffer = io.BytesIO()
-    write_csv(frame, buffer, header=header)
-    return buffer.getvalue()
+class _Spool:
+    """The checked rows of the files being ingested, piece by piece, as Arrow IPC files
+    in a scratch folder (so memory holds a few pieces, whatever the data's size).
+
+    Each piece carries its file's position in ``__file``; a rejected file's pieces are
+    deleted; :meth:`kept` de-duplicates them all with polars' streaming engine.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pieces: list[Path] = []  # of the accepted files, in order
+        self.rows: list[int] = []  # rows of each of them
+        self.pending: list[Path] = []  # of the file being read
+        self.pending_rows: list[int] = []
+        self.float_columns: set[str] = set()  # float in a piece of an accepted file
+        self.pending_floats: set[str] = set()
+
+    def add(self, frame: pd.DataFrame, file_index: int, numeric: Sequence[str]) -> None:
+        self.pending_floats |= {c for c in numeric if frame[c].dtype.kind == "f"}
+        if not len(frame):
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False)  # NaN: null
+        table = table.append_column(_FILE, pa.array(np.full(len(frame), file_index, np.int32)))
+        path = self.folder / f"piece{len(self.pieces) + len(self.pending):07d}.arrow"
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        self.pending.append(path)
+        self.pending_rows.append(len(frame))
+
+    def accept(self) -> None:
+        """Keep the pieces of the file just read."""
+        self.pieces += self.pending
+        self.rows += self.pending_rows
+        self.float_columns |= self.pending_floats
+        self.pending, self.pending_rows, self.pending_floats = [], [], set()
+
+    def reject(self) -> None:
+        """Forget the pieces of the file just read."""
+        for path in self.pending:
+            path.unlink()
+        self.pending, self.pending_rows, self.pending_floats = [], [], set()
+
+    def kept(self, settings: Settings) -> Iterator[pd.DataFrame]:
+        """The accepted rows without repeats (the first of each kept), in order, piece by
+        piece, each with its file's position in ``__file``.
+
+        Numeric columns that are float in any accepted piece are float throughout (as
+        pandas' concat makes them), so 3 and 3.0 are the same value; two missing values
+        are equal, and so are 0.0 and -0.0. Rows are compared by a 128-bit hash of their
+        values (two seeded polars hashes): polars' streaming engine finds the first row
+        of each key, holding about 40 bytes per distinct row; two different rows share
+        a key with probability about ``n**2 / 2**129`` (below 1e-20 at a billion rows).
+        """
+        if not self.pieces:
+            return
+        types = {
+            **{c: pl.String() for c in settings.id_columns},
+            **{
+                c: pl.Float64() if c in self.float_columns else pl.Int64()
+                for c in [*settings.features, settings.target]
+            },
+        }
+        columns = list(settings.columns)
+        typed = [pl.col(c).cast(types[c]) for c in columns]
+        # the values as compared: no NaN (missing is null) and no -0.0
+        canonical = [
+            (pl.col(c).fill_nan(None) + 0.0) if types[c] == pl.Float64() else pl.col(c)
+            for c in columns
+        ]
+        row = pl.struct(canonical)
+        first = (
+            pl.concat([pl.scan_ipc(path).select(typed) for path in self.pieces])
+            .select(row.hash(_SEEDS[0]).alias("a"), row.hash(_SEEDS[1]).alias("b"))
+            .with_row_index("row")
+            .group_by("a", "b")
+            .agg(pl.col("row").min())
+            .select("row")
+            .collect(engine="streaming")
+        )
+        keep = np.zeros(sum(self.rows), dtype=bool)
+        keep[first["row"].to_numpy()] = True
+        del first
+        start = 0
+        for path, rows in zip(self.pieces, self.rows, strict=True):
+            mask = pl.Series(keep[start : start + rows])
+            start += rows
+            piece = pl.read_ipc(path).select(*typed, pl.col(_FILE))
+            yield piece.filter(mask).to_pandas()
 
 
-class _Output:
-    """The merged CSV being written: pieces formatted by the worker, written in order."""
-
-    def __init__(self, handle: IO[bytes], worker: ThreadPoolExecutor) -> None:
-        self.handle = handle
-        self.worker = worker
-        self.formatting: deque[Future[bytes]] = deque()
-        self.header = True
-        self.starts: list[int] = []  # where each appended piece starts in the file
-
-    def append(self, frame: pd.DataFrame) -> None:
-        self.formatting.append(self.worker.submit(_csv_bytes, frame, self.header))
-        self.header = False
-        while len(self.formatting) > 1 or (self.formatting and self.formatting[0].done()):
-            self._write_next()
-
-    def _write_next(self) -> None:
-        self.starts.append(self.handle.tell())
-        self.handle.write(self.formatting.popleft().result())
-
-    def flush(self) -> None:
-        while self.formatting:
-            self._write_next()
-
-    def mark(self) -> tuple[int, bool]:
-        """Where the next file starts (to undo it if it is rejected), without waiting."""
-        return len(self.starts) + len(self.formatting), self.header
-
-    def undo(self, mark: tuple[int, bool]) -> None:
-        self.flush()
-        pieces, self.header = mark
-        if pieces < len(self.starts):
-            self.handle.seek(self.starts[pieces])
-            self.handle.truncate()
-            del self.starts[pieces:]
+_FILE = "__file"  # the spool's column of each row's file (its position in the records)
+_SEEDS = (0x6D6F6E69746F7201, 0x726F77736B657902)  # of the two halves of a row's key
 
 
 def _merge_files(
@@ -544,32 +595,29 @@ def _merge_files(
     rejects: list[_Rejects],
     *,
     batch_id: str,
-    float_columns: frozenset[str],
 ) -> ProfileParts:
-    """Validate, de-duplicate and append each file to ``handle``; fill ``records``.
+    """Validate and spool each file, de-duplicate them all and write the rows kept to
+    ``handle`` as CSV; fill ``records``.
 
     A bad file (a missing column, a parse error) is rejected as a whole: a piece that
-    fails undoes the file's earlier pieces. So is a file with a bad row, unless
+    fails drops the file's earlier pieces. So is a file with a bad row, unless
     ``ingestion.bad_rows`` is ``quarantine``: then its bad rows go to ``rejects`` (a
     :class:`_Rejects` per file that had some, to commit) and the others are kept.
-    :class:`_Restart` when a column turns float after rows were written as integers
-    (pandas' concat makes it float throughout).
     """
     numeric = [*settings.features, settings.target]
     quarantine = settings.ingestion.bad_rows == "quarantine"
-    seen = SeenRows()
-    parts = ProfileParts(settings)
-    written_as_int: set[str] = set()
     now = utcnow()
     skip: set[Path] = set()
     lines: _Lines | None = None
     quarantined: _Rejects | None = None
-    # A worker thread hashes and parses the next piece and formats the previous
-    # one's CSV while this thread validates and de-duplicates (pandas' parser,
-    # hashlib and Arrow's CSV writer release the GIL). One, not two: with two the
-    # extra piece in flight costs 0.3x the data in peak memory for ~10% time.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as worker:
-        output = _Output(handle, worker)
+    scratch = settings.finaldata_file.parent
+    with (
+        tempfile.TemporaryDirectory(prefix=".ingest-", dir=scratch) as folder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest") as worker,
+    ):
+        # A worker thread hashes and parses the next piece while this thread validates
+        # and spools the previous one (pandas' parser and hashlib release the GIL).
+        spool = _Spool(Path(folder))
         record: dict[str, Any] = {}
         stream = _stream(paths, skip, na_values(settings))
         for path, digest, piece in _read_ahead(stream, worker):
@@ -583,24 +631,13 @@ def _merge_files(
                     "rows_quarantined": 0,
                 }
                 records.append(record)
-                mark = output.mark()
-                seen.mark()
-                file_parts = ProfileParts(settings)
-                file_floats = set(float_columns)
-                file_writes_int: set[str] = set()
                 lines = _Lines(path)
             if path in skip:
                 continue
             if piece is _END:
                 if lines is not None:
                     lines.close()
-                if file_floats & (written_as_int | file_writes_int):
-                    raise _Restart(frozenset(file_floats))
-                float_columns = frozenset(file_floats)
-                written_as_int |= file_writes_int
-                seen.commit()
-                parts.absorb(file_parts)
-                kept = file_parts.rows
+                spool.accept()
                 message = ""
                 if quarantined is not None:
                     quarantined.close()
@@ -610,12 +647,7 @@ def _merge_files(
                         f"{settings.relative(quarantined.path)}"
                     )
                     quarantined = None
-                record.update(
-                    status="accepted",
-                    rows_kept=kept,
-                    duplicates_removed=record["rows_read"] - record["rows_quarantined"] - kept,
-                    message=message,
-                )
+                record.update(status="accepted", rows_kept=0, message=message)
                 continue
             try:
                 if isinstance(piece, DataValidationError):
@@ -644,8 +676,7 @@ def _merge_files(
                     record["rows_quarantined"] += len(checked.bad)
             except DataValidationError as exc:
                 skip.add(path)
-                output.undo(mark)
-                seen.rollback()
+                spool.reject()
                 if lines is not None:
                     lines.close()
                 if quarantined is not None:
@@ -663,24 +694,35 @@ def _merge_files(
                 continue
             record["rows_read"] += len(piece)
             del piece
-            frame = checked.frame
+            spool.add(checked.frame, len(records) - 1, numeric)
             del checked
-            file_floats |= {c for c in numeric if frame[c].dtype.kind == "f"}
-            keep = seen.admit(frame)
-            kept = frame if keep.all() else frame.loc[keep]
-            if file_floats:
-                kept = kept.astype(dict.fromkeys(file_floats, "float64"))
-            del frame
-            output.append(kept)
-            if len(kept):
-                file_writes_int |= {c for c in numeric if c not in file_floats}
-            file_parts.add(kept)
-        output.flush()
-    if not any(r["status"] == "accepted" for r in records):
-        reasons = "; ".join(r["message"] for r in records)
-        raise DataValidationError(
-            f"no file in {settings.public(settings.input_folder_path)} could be ingested: {reasons}"
-        )
+        if not any(r["status"] == "accepted" for r in records):
+            reasons = "; ".join(r["message"] for r in records)
+            raise DataValidationError(
+                f"no file in {settings.public(settings.input_folder_path)} could be ingested:"
+                f" {reasons}"
+            )
+        parts = ProfileParts(settings)
+        kept = np.zeros(len(records), dtype=np.int64)
+        header = True
+        writing: Future[None] | None = None
+        # The worker writes a piece's CSV (Arrow's writer releases the GIL) while
+        # this thread profiles it.
+        for frame in spool.kept(settings):
+            kept += np.bincount(frame.pop(_FILE).to_numpy(), minlength=len(records))
+            if writing is not None:
+                writing.result()
+            writing = worker.submit(write_csv, frame, handle, header=header)
+            header = False
+            parts.add(frame)
+        if writing is not None:
+            writing.result()
+        if header:  # no row kept
+            pd.DataFrame(columns=list(settings.columns)).to_csv(handle, index=False)
+    for record, count in zip(records, kept.tolist(), strict=True):
+        if record["status"] == "accepted":
+            record["rows_kept"] = count
+            record["duplicates_removed"] = record["rows_read"] - record["rows_quarantined"] - count
     return parts
 
 
@@ -711,27 +753,7 @@ def ingest(settings: Settings, *, store: Store | None = None) -> IngestionResult
         rejects.clear()
 
     def write(handle: IO[bytes]) -> None:
-        float_columns: frozenset[str] = frozenset()
-        while True:
-            records.clear()
-            discard_rejects()
-            try:
-                parts.append(
-                    _merge_files(
-                        paths,
-                        settings,
-                        handle,
-                        records,
-                        rejects,
-                        batch_id=batch_id,
-                        float_columns=float_columns,
-                    )
-                )
-                return
-            except _Restart as restart:
-                float_columns = restart.args[0]
-                handle.seek(0)
-                handle.truncate()
+        parts.append(_merge_files(paths, settings, handle, records, rejects, batch_id=batch_id))
 
     try:
         atomic_write(settings.finaldata_file, write)
