@@ -193,6 +193,8 @@ def _check_column(
     categorical_path = method in CATEGORICAL_METHODS or profile.kind == "categorical"
     n_cur_rows, cur_sorted, labels = _current_values(profile, current)
     n_cur = int(cur_sorted.size) if cur_sorted is not None else sum((labels or {}).values())
+    if isinstance(current, _ColumnProfile) and current.numeric is not None:
+        n_cur = current.n_valid  # its sorted values may be a sketch's points
     out["n_current"] = n_cur
     if n_cur_rows:
         out["null_rate_current"] = (n_cur_rows - n_cur) / n_cur_rows

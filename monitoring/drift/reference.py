@@ -159,9 +159,13 @@ def _profile_column(
     n_rows = int(series.size)
     if (_is_label_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and kind != "numeric":
         return _label_column(series, name, n_rows)
-    values = np.sort(_finite(_numeric_values(series, "reference")))
-    return _numbers_column(
-        values, name, n_rows=n_rows, kind=kind, max_unique=max_unique, psi_bins=psi_bins
+    return _fit_numbers(
+        _numeric_values(series, "reference"),
+        name,
+        n_rows=n_rows,
+        kind=kind,
+        max_unique=max_unique,
+        psi_bins=psi_bins,
     )
 
 
@@ -184,6 +188,151 @@ def _distinct(sorted_values: FloatArray) -> int:
     if sorted_values.size == 0:
         return 0
     return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
+EXACT_VALUES = 1 << 17  # a column of at most this many finite values keeps them all
+SKETCH_POINTS = 1 << 15  # a longer one keeps this many quantile points (256 KiB)
+SKETCH_CHUNK = 1 << 17  # values read, sorted and merged into the sketch at a time
+
+
+def _merge_weighted(
+    a: FloatArray, wa: FloatArray, b: FloatArray, wb: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Merge two sorted arrays with their weights (linear after one search)."""
+    into = np.searchsorted(a, b, side="right") + np.arange(b.size)
+    others = np.ones(a.size + b.size, dtype=np.bool_)
+    others[into] = False
+    values = np.empty(others.size, dtype=np.float64)
+    weights = np.empty(others.size, dtype=np.float64)
+    values[into], weights[into] = b, wb
+    values[others], weights[others] = a, wa
+    return values, weights
+
+
+def _quantile_points(values: FloatArray, weights: FloatArray, points: int) -> FloatArray:
+    """``points`` values of equal weight standing for weighted sorted ``values``: the
+    value at the middle rank of each of ``points`` equal slices of the total weight."""
+    cumulative = np.cumsum(weights)
+    ranks = (np.arange(points) + 0.5) * (cumulative[-1] / points)
+    at = np.minimum(np.searchsorted(cumulative, ranks, side="left"), values.size - 1)
+    return values[at]
+
+
+class _Sketch:
+    """One numeric column streamed in sorted chunks, in bounded memory.
+
+    Up to :data:`EXACT_VALUES` finite values are kept, sorted: the profile is exact.
+    Past that, the values merged so far are compressed to :data:`SKETCH_POINTS`
+    points of equal weight (the middle value of each equal slice of their ranks), so a
+    column costs ``SKETCH_POINTS + SKETCH_CHUNK`` values whatever its length. Each
+    compression moves the empirical distribution function by at most
+    ``1 / SKETCH_POINTS`` of the values merged until then, so after ``C`` chunks it is
+    within ``C / (2 * SKETCH_POINTS)`` of the exact one (1.2e-4 at 1M values, 1.2e-3
+    at 10M), and so is a KS statistic against it. Count, mean and spread are exact
+    (Chan's pairwise update), and so are the counts of each value while there are at
+    most ``max_unique`` distinct ones (what a categorical profile needs).
+    """
+
+    def __init__(self, max_unique: int, exact: int, points: int) -> None:
+        self.max_unique, self.exact, self.points = max_unique, exact, points
+        self.values = np.zeros(0, dtype=np.float64)
+        self.weights: FloatArray | None = None  # None: every value counts once (exact)
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0  # sum of squared deviations from the mean
+        self.distinct: dict[float, int] | None = {}  # None: more than max_unique
+
+    def add(self, chunk: FloatArray) -> None:
+        """Merge sorted finite float64 values."""
+        if chunk.size == 0:
+            return
+        if self.distinct is not None:
+            unique, cumulative = _runs(chunk)
+            for value, count in zip(
+                unique.tolist(), np.diff(cumulative, prepend=0).tolist(), strict=True
+            ):
+                self.distinct[value] = self.distinct.get(value, 0) + count
+            if len(self.distinct) > self.max_unique:
+                self.distinct = None
+        ones = np.ones(chunk.size, dtype=np.float64)
+        if self.weights is None and self.values.size + chunk.size <= self.exact:
+            self.values, _ = _merge_weighted(self.values, ones[: self.values.size], chunk, ones)
+            return
+        if self.weights is None:  # the first compression: the moments of what was kept
+            self._moments(self.values)
+        self._moments(chunk)
+        weights = np.ones(self.values.size) if self.weights is None else self.weights
+        values, weights = _merge_weighted(self.values, weights, chunk, ones)
+        self.values = _quantile_points(values, weights, self.points)
+        self.weights = np.full(self.points, float(weights.sum()) / self.points)
+
+    def _moments(self, chunk: FloatArray) -> None:
+        n = chunk.size
+        if n == 0:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):  # near the float limit: inf
+            mean = float(np.mean(chunk))
+            m2 = float(np.sum(np.square(chunk - mean)))
+            total = self.count + n
+            delta = mean - self.mean
+            self.mean += delta * n / total
+            self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    def column(
+        self, name: str, *, n_rows: int, kind: str | None, psi_bins: int
+    ) -> _ColumnProfile:
+        """The column's profile (as :func:`_numbers_column` gives of all its values)."""
+        if self.weights is None:  # every value kept: the exact profile
+            return _numbers_column(
+                self.values,
+                name,
+                n_rows=n_rows,
+                kind=kind,
+                max_unique=self.max_unique,
+                psi_bins=psi_bins,
+            )
+        points = self.values
+        if kind is None:
+            small = self.distinct is not None and len(self.distinct) > 0
+            whole = small and all(float(v).is_integer() for v in self.distinct or {})
+            kind = "categorical" if whole else "numeric"
+        categorical = None
+        if kind == "categorical" and self.distinct is not None:
+            values = np.array(sorted(self.distinct), dtype=np.float64)
+            counts = np.array([self.distinct[v] for v in values.tolist()], dtype=np.int64)
+            categorical = _CategoricalProfile(values=values, counts=counts)
+        elif kind == "categorical":  # forced, with many distinct values: counts unknown
+            kind = "numeric"
+        edges, props = _psi_bins(points, psi_bins)
+        std = math.sqrt(self.m2 / self.count) if self.m2 >= 0 else math.nan
+        numeric = _NumericProfile(points, self.mean, std, edges, props)
+        return _ColumnProfile(
+            name=name,
+            kind=kind,
+            value_type="numeric",
+            n_rows=n_rows,
+            n_null=n_rows - self.count,
+            numeric=numeric,
+            categorical=categorical,
+        )
+
+
+def _fit_numbers(
+    values: np.ndarray,
+    name: str,
+    *,
+    n_rows: int,
+    kind: str | None,
+    max_unique: int,
+    psi_bins: int,
+) -> _ColumnProfile:
+    """Profile of a numeric column (any numeric dtype; NaN and infinities skipped),
+    streamed through a :class:`_Sketch` :data:`SKETCH_CHUNK` values at a time."""
+    sketch = _Sketch(max_unique, EXACT_VALUES, SKETCH_POINTS)
+    for start in range(0, values.size, SKETCH_CHUNK):
+        sketch.add(_sorted_numbers(values[start : start + SKETCH_CHUNK]))
+    return sketch.column(name, n_rows=n_rows, kind=kind, psi_bins=psi_bins)
 
 
 def _numbers_column(
@@ -396,17 +545,10 @@ class ReferenceProfile:
             if values.dtype.kind == "b" and kind != "numeric":
                 profile = _label_column(pd.Series(values), name, n_rows)
             else:
-                sorted_values = _sorted_numbers(values)
-                del values  # only its sorted copy is needed from here on
-                profile = _numbers_column(
-                    sorted_values,
-                    name,
-                    n_rows=n_rows,
-                    kind=kind,
-                    max_unique=max_unique,
-                    psi_bins=bins,
+                profile = _fit_numbers(
+                    values, name, n_rows=n_rows, kind=kind, max_unique=max_unique, psi_bins=bins
                 )
-                del sorted_values
+                del values
             yield profile
             del profile  # before the next column is built
 
