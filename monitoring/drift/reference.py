@@ -191,22 +191,9 @@ def _distinct(sorted_values: FloatArray) -> int:
 
 
 EXACT_VALUES = 1 << 17  # a column of at most this many finite values keeps them all
-SKETCH_POINTS = 1 << 15  # a longer one keeps this many quantile points (256 KiB)
-SKETCH_CHUNK = 1 << 17  # values read, sorted and merged into the sketch at a time
-
-
-def _merge_weighted(
-    a: FloatArray, wa: FloatArray, b: FloatArray, wb: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Merge two sorted arrays with their weights (linear after one search)."""
-    into = np.searchsorted(a, b, side="right") + np.arange(b.size)
-    others = np.ones(a.size + b.size, dtype=np.bool_)
-    others[into] = False
-    values = np.empty(others.size, dtype=np.float64)
-    weights = np.empty(others.size, dtype=np.float64)
-    values[into], weights[into] = b, wb
-    values[others], weights[others] = a, wa
-    return values, weights
+SKETCH_POINTS = 1 << 16  # a longer one keeps this many quantile points (512 KiB)
+SKETCH_CHUNK = 1 << 15  # values sorted at a time (in cache: 1.7x faster than 1M at once)
+SKETCH_REDUCTION = 4  # a sorted chunk is kept as SKETCH_CHUNK / 4 points
 
 
 def _quantile_points(values: FloatArray, weights: FloatArray, points: int) -> FloatArray:
@@ -218,25 +205,42 @@ def _quantile_points(values: FloatArray, weights: FloatArray, points: int) -> Fl
     return values[at]
 
 
+def sketch_error(n: int) -> float:
+    """Bound on how far a sketch of ``n`` values moves the empirical distribution
+    function (so a KS statistic against it): see :class:`_Sketch`; 0 when exact."""
+    if n <= EXACT_VALUES:
+        return 0.0
+    chunks = -(-n // SKETCH_CHUNK)
+    per_chunk = max(SKETCH_CHUNK // SKETCH_REDUCTION, 1)
+    compressions = chunks * per_chunk // SKETCH_POINTS + 1
+    return 1 / per_chunk + compressions / SKETCH_POINTS + 2 * (chunks + compressions) / n
+
+
 class _Sketch:
     """One numeric column streamed in sorted chunks, in bounded memory.
 
     Up to :data:`EXACT_VALUES` finite values are kept, sorted: the profile is exact.
-    Past that, the values merged so far are compressed to :data:`SKETCH_POINTS`
-    points of equal weight (the middle value of each equal slice of their ranks), so a
-    column costs ``SKETCH_POINTS + SKETCH_CHUNK`` values whatever its length. Each
-    compression moves the empirical distribution function by at most
-    ``1 / SKETCH_POINTS`` of the values merged until then, so after ``C`` chunks it is
-    within ``C / (2 * SKETCH_POINTS)`` of the exact one (1.2e-4 at 1M values, 1.2e-3
-    at 10M), and so is a KS statistic against it. Count, mean and spread are exact
-    (Chan's pairwise update), and so are the counts of each value while there are at
+    Past that, each sorted chunk of ``c`` values is reduced to
+    ``SKETCH_CHUNK / SKETCH_REDUCTION`` points of equal weight (the value at the
+    middle rank of each equal slice), and once more than ``2 * SKETCH_POINTS`` points
+    are held they are compressed to :data:`SKETCH_POINTS` (likewise by weight). So a
+    column costs at most ``2 * SKETCH_POINTS + SKETCH_CHUNK`` values whatever its
+    length, and one sort of each chunk. A reduction of values of total weight ``W``
+    to ``p`` points moves the empirical distribution function by at most ``W / p``
+    values, so the sketch is within :func:`sketch_error` of the exact one (2.5e-4 at
+    1M values, 7.9e-4 at 10M; the bound is loose: 1.2e-5 was measured at 1M), and so
+    is a KS statistic against it. Count, mean and spread are exact (Chan's pairwise
+    update), and so are the counts of each value while there are at
     most ``max_unique`` distinct ones (what a categorical profile needs).
     """
 
     def __init__(self, max_unique: int, exact: int, points: int) -> None:
         self.max_unique, self.exact, self.points = max_unique, exact, points
-        self.values = np.zeros(0, dtype=np.float64)
-        self.weights: FloatArray | None = None  # None: every value counts once (exact)
+        self.kept: list[FloatArray] = []  # sorted chunks, while exact
+        self.held = 0
+        self.values: list[FloatArray] = []  # points, once sketched
+        self.weights: list[FloatArray] = []
+        self.sketched = False
         self.count = 0
         self.mean = 0.0
         self.m2 = 0.0  # sum of squared deviations from the mean
@@ -248,23 +252,46 @@ class _Sketch:
             return
         if self.distinct is not None:
             unique, cumulative = _runs(chunk)
-            for value, count in zip(
-                unique.tolist(), np.diff(cumulative, prepend=0).tolist(), strict=True
-            ):
+            if unique.size > self.max_unique:
+                self.distinct = None
+        if self.distinct is not None:
+            counts = np.diff(cumulative, prepend=0).tolist()
+            for value, count in zip(unique.tolist(), counts, strict=True):
                 self.distinct[value] = self.distinct.get(value, 0) + count
             if len(self.distinct) > self.max_unique:
                 self.distinct = None
-        ones = np.ones(chunk.size, dtype=np.float64)
-        if self.weights is None and self.values.size + chunk.size <= self.exact:
-            self.values, _ = _merge_weighted(self.values, ones[: self.values.size], chunk, ones)
+        if not self.sketched and self.held + chunk.size <= self.exact:
+            self.kept.append(chunk)
+            self.held += chunk.size
             return
-        if self.weights is None:  # the first compression: the moments of what was kept
-            self._moments(self.values)
+        if not self.sketched:  # the values kept so far become points too
+            self.sketched = True
+            for kept in self.kept:
+                self._reduce(kept)
+            self.kept = []
+        self._reduce(chunk)
+
+    def _reduce(self, chunk: FloatArray) -> None:
         self._moments(chunk)
-        weights = np.ones(self.values.size) if self.weights is None else self.weights
-        values, weights = _merge_weighted(self.values, weights, chunk, ones)
-        self.values = _quantile_points(values, weights, self.points)
-        self.weights = np.full(self.points, float(weights.sum()) / self.points)
+        per_chunk = max(SKETCH_CHUNK // SKETCH_REDUCTION, 1)
+        if chunk.size <= per_chunk:
+            self.values.append(chunk)
+            self.weights.append(np.ones(chunk.size))
+        else:
+            ranks = ((np.arange(per_chunk) + 0.5) * (chunk.size / per_chunk)).astype(np.intp)
+            self.values.append(chunk[ranks])
+            self.weights.append(np.full(per_chunk, chunk.size / per_chunk))
+        self.held = sum(v.size for v in self.values)
+        if self.held > 2 * self.points:
+            self._compress()
+
+    def _compress(self) -> None:
+        values, weights = np.concatenate(self.values), np.concatenate(self.weights)
+        order = np.argsort(values, kind="stable")
+        values, weights = values[order], weights[order]
+        self.values = [_quantile_points(values, weights, self.points)]
+        self.weights = [np.full(self.points, float(weights.sum()) / self.points)]
+        self.held = self.points
 
     def _moments(self, chunk: FloatArray) -> None:
         n = chunk.size
@@ -279,20 +306,22 @@ class _Sketch:
             self.m2 += m2 + delta * delta * self.count * n / total
         self.count = total
 
-    def column(
-        self, name: str, *, n_rows: int, kind: str | None, psi_bins: int
-    ) -> _ColumnProfile:
+    def column(self, name: str, *, n_rows: int, kind: str | None, psi_bins: int) -> _ColumnProfile:
         """The column's profile (as :func:`_numbers_column` gives of all its values)."""
-        if self.weights is None:  # every value kept: the exact profile
+        if not self.sketched:  # every value kept: the exact profile
+            values = np.concatenate(self.kept) if self.kept else np.zeros(0)
+            if len(self.kept) > 1:
+                values.sort()
             return _numbers_column(
-                self.values,
+                values,
                 name,
                 n_rows=n_rows,
                 kind=kind,
                 max_unique=self.max_unique,
                 psi_bins=psi_bins,
             )
-        points = self.values
+        self._compress()
+        points = self.values[0]
         if kind is None:
             small = self.distinct is not None and len(self.distinct) > 0
             whole = small and all(float(v).is_integer() for v in self.distinct or {})
@@ -316,6 +345,22 @@ class _Sketch:
             numeric=numeric,
             categorical=categorical,
         )
+
+
+def sorted_sample(values: np.ndarray) -> tuple[FloatArray, int]:
+    """The finite values of a numeric array sorted, or past :data:`EXACT_VALUES` of
+    them the points of its :class:`_Sketch` (each standing for as many values); and
+    how many finite values it holds."""
+    sketch = _Sketch(0, EXACT_VALUES, SKETCH_POINTS)
+    for start in range(0, values.size, SKETCH_CHUNK):
+        sketch.add(_sorted_numbers(values[start : start + SKETCH_CHUNK]))
+    if not sketch.sketched:
+        kept = np.concatenate(sketch.kept) if sketch.kept else np.zeros(0)
+        if len(sketch.kept) > 1:
+            kept.sort()
+        return kept, int(kept.size)
+    sketch._compress()
+    return sketch.values[0], sketch.count
 
 
 def _fit_numbers(
