@@ -351,6 +351,9 @@ def sorted_sample(values: np.ndarray) -> tuple[FloatArray, int]:
     """The finite values of a numeric array sorted, or past :data:`EXACT_VALUES` of
     them the points of its :class:`_Sketch` (each standing for as many values); and
     how many finite values it holds."""
+    if values.size <= EXACT_VALUES:  # exact, in one sort
+        exact = _sorted_numbers(values)
+        return exact, int(exact.size)
     sketch = _Sketch(0, EXACT_VALUES, SKETCH_POINTS)
     for start in range(0, values.size, SKETCH_CHUNK):
         sketch.add(_sorted_numbers(values[start : start + SKETCH_CHUNK]))
