@@ -35,7 +35,6 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.ipc
@@ -546,6 +545,10 @@ class _Spool:
         of each key, holding about 40 bytes per distinct row; two different rows share
         a key with probability about ``n**2 / 2**129`` (below 1e-20 at a billion rows).
         """
+        # polars is imported here: it costs every process that imports ingestion (each
+        # web worker) ~0.4 s of start-up, and only an ingestion uses it.
+        import polars as pl
+
         if not self.pieces:
             return
         types = {
