@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,7 @@ REFRESH_COST_FACTOR = 20
 # A request waits for a refresh only while refreshing costs at most this long
 # (seconds); a dearer one runs on a thread while the previous value is served.
 REFRESH_WAIT_SECONDS = 0.010
+REFRESH_SWITCH_SECONDS = 0.0002  # the GIL switch interval while such a refresh runs
 # A worker reads the store's live pointer at most this often (seconds): a deploy or
 # rollback made anywhere is served by every worker within it, plus one model load.
 LIVE_POLL_SECONDS = 0.5
@@ -138,12 +140,20 @@ class ResultCache:
         self, name: str, key: Any, compute: Callable[[], Any], stale: tuple[Any, Any, float, float]
     ) -> None:
         started = self.clock()
+        # While it runs, the interpreter asks for the GIL back after 0.2 ms instead
+        # of 5 ms, so a request of this worker waits about that long for this thread
+        # at a time (longer only inside one C call: rows are converted in batches).
+        # The interval is the process's: it is restored when the refresh ends.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, REFRESH_SWITCH_SECONDS))
         try:
             value = compute()
             entry = (key, value, started, self.clock() - started)
         except Exception:  # the stale value keeps serving; retried after min_age
             log.exception("refreshing %s failed; the previous value is served", name)
             entry = (stale[0], stale[1], started, stale[3])
+        finally:
+            sys.setswitchinterval(interval)
         with self._lock:
             self._entries[name] = entry
             self._refreshing.discard(name)

@@ -59,16 +59,21 @@ def test_a_min_age_keeps_a_result_through_key_changes_and_longer_when_costly() -
 def test_a_costly_refresh_runs_off_the_caller_and_the_previous_value_is_served() -> None:
     """Once a refresh took longer than REFRESH_WAIT_SECONDS, callers get the previous
     value at once while one thread computes the next; cheap refreshes stay inline."""
+    import sys
     import threading
 
-    from monitoring.readmodels import REFRESH_WAIT_SECONDS, ResultCache
+    from monitoring.readmodels import REFRESH_SWITCH_SECONDS, REFRESH_WAIT_SECONDS, ResultCache
 
+    before = sys.getswitchinterval()
     clock = FakeClock()
     cache = ResultCache(clock)
     release, started = threading.Event(), []
 
+    intervals: list[float] = []
+
     def slow() -> str:
         started.append(threading.current_thread().name)
+        intervals.append(sys.getswitchinterval())
         clock.now += 1.0  # took a second on the fake clock
         if len(started) > 1:
             assert release.wait(10)
@@ -85,6 +90,13 @@ def test_a_costly_refresh_runs_off_the_caller_and_the_previous_value_is_served()
             break
         threading.Event().wait(0.01)
     assert started == ["MainThread", "refresh-live"]  # one refresh, on its thread
+    # the GIL changes hands more often only while the refresh runs
+    assert intervals == [before, pytest.approx(REFRESH_SWITCH_SECONDS, abs=1e-9)]
+    for _ in range(1000):
+        if not cache._refreshing:
+            break
+        threading.Event().wait(0.01)
+    assert sys.getswitchinterval() == before
     assert cache.get_stale("live", "k3", slow, min_age=1.0) == ("value2", 1031.0)
 
     cheap = ResultCache(clock)
