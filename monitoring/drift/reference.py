@@ -4,6 +4,11 @@ Each column is summarised once at training time (sorted values, PSI bins, catego
 counts) and saved beside the model as one ``.npz``: a check only costs the batch.
 Ingestion fits one of the ingested data too (:meth:`ReferenceProfile.fit_arrays`,
 column by column), which a drift check accepts as the current data.
+
+A fit is one streaming pass with memory bounded per column: past
+:data:`EXACT_VALUES` finite values a numeric column's sorted values are the points
+of a quantile sketch (:class:`_Sketch`, within :func:`sketch_error` of the exact
+distribution); mean, spread and category counts stay exact.
 """
 
 from __future__ import annotations
