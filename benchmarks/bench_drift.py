@@ -8,12 +8,17 @@ Run from the project root::
 
 For every size it times, as the median of ``--repeats`` runs:
 
-* ours: ``detect_data_drift`` against a pre-fitted :class:`ReferenceProfile` with
-  the KS method forced (the Wasserstein and PSI extras are computed too);
+* ours: fitting a :class:`ReferenceProfile` of the reference (one streaming pass,
+  a bounded sketch per column) and ``detect_data_drift`` of the current data against
+  it with the KS method forced (the Wasserstein and PSI extras are computed too),
+  timed together: scipy's ``ks_2samp`` sorts both samples on every call, so the fit
+  counts;
 * scipy: a loop calling ``scipy.stats.ks_2samp`` on every column;
 
-and reports their ratio, the extra peak memory of one check (tracemalloc, which
-numpy reports its buffers to) and the time of a single 10k-row column.  With
+and reports their ratio, the extra peak memory (RSS, the process's high-water mark
+reset before the run: numpy's and the allocator's pages alike) of one fit + check,
+the fit's share of the time, and the time of a single 10k-row column check against
+a fitted profile.  With
 ``--evidently`` it installs Evidently into ``benchmarks/.venv-evidently`` (pandas <
 3, which the project's venv cannot mix with) and times its ``DataDriftPreset`` on
 the same data in a subprocess.  Results go to stdout only.
@@ -28,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +51,13 @@ from monitoring.drift import (  # noqa: E402
     ReferenceProfile,
     detect_data_drift,
 )
+from monitoring.drift.reference import sketch_error  # noqa: E402
 
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 FULL_COLUMNS = (3, 10, 30)
 QUICK_SIZES = (2_000, 20_000)
 QUICK_COLUMNS = (3,)
-GOAL_RATIO = 4.0
+GOAL_RATIO = 3.0  # fit included
 GOAL_MEMORY_MB = 150.0
 GOAL_COLUMN_MS = 1.0
 GOAL_EVIDENTLY = 50.0
@@ -71,7 +76,7 @@ class Row:
     scipy_s: float
     peak_mb: float
     fit_s: float
-    statistics_match: bool
+    ks_error: float  # largest |D - scipy's D| over the columns (0 below EXACT_VALUES rows)
 
     @property
     def ratio(self) -> float:
@@ -123,30 +128,38 @@ def scipy_loop(reference: pd.DataFrame, current: pd.DataFrame) -> list[float]:
     ]
 
 
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
 def peak_memory_mb(func: Callable[[], object]) -> float:
-    """Peak memory allocated during ``func`` beyond what was live before, in MB."""
-    tracemalloc.start()
+    """Peak RSS during ``func`` beyond the RSS before it, in MB (Linux: the high-water
+    mark is reset through ``/proc/self/clear_refs``); NaN where that cannot be done."""
     try:
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        func()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return (peak - before) / 1e6
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return float("nan")
+    before = _status_kb("VmRSS")
+    func()
+    return (_status_kb("VmHWM") - before) / 1e3
 
 
 def measure(rows: int, columns: int, repeats: int, seed: int) -> Row:
-    """Time ours and scipy on one configuration."""
+    """Time ours (fit + check) and scipy on one configuration."""
     reference, current = make_data(rows, columns, seed)
     start = time.perf_counter()
     profile = ReferenceProfile().fit(reference)
     fit_s = time.perf_counter() - start
 
     def ours() -> dict[str, Any]:
-        return detect_data_drift(profile, current, options=KS_OPTIONS)
+        fitted = ReferenceProfile().fit(reference)
+        return detect_data_drift(fitted, current, options=KS_OPTIONS)
 
-    report = ours()  # warm-up, and the statistics to compare
+    peak_mb = peak_memory_mb(ours)  # first: nothing of ours is cached before it
+    report = detect_data_drift(profile, current, options=KS_OPTIONS)
     expected = scipy_loop(reference, current)
     got = [c["ks_statistic"] for c in report["columns"]]
     ours_s = median_time(ours, repeats)
@@ -156,9 +169,9 @@ def measure(rows: int, columns: int, repeats: int, seed: int) -> Row:
         columns=columns,
         ours_s=ours_s,
         scipy_s=scipy_s,
-        peak_mb=peak_memory_mb(ours),
+        peak_mb=peak_mb,
         fit_s=fit_s,
-        statistics_match=got == expected,
+        ks_error=max(abs(a - b) for a, b in zip(got, expected, strict=True)),
     )
 
 
@@ -311,12 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 3)
 
     print(
-        f"detect_data_drift (fitted profile, method=ks) vs scipy.stats.ks_2samp loop;"
+        f"ReferenceProfile.fit + detect_data_drift (method=ks) vs scipy.stats.ks_2samp loop;"
         f" median of {repeats} runs"
     )
     header = (
         f"{'rows':>10} {'cols':>5} {'ours s':>9} {'scipy s':>9} {'ratio':>7}"
-        f" {'ours ms/col':>12} {'peak MB':>8} {'fit s':>7} {'stats==scipy':>13}"
+        f" {'ours ms/col':>12} {'RSS+ MB':>8} {'fit s':>7} {'|D-scipy|':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -329,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{rows:>10,} {cols:>5} {row.ours_s:>9.4f} {row.scipy_s:>9.4f}"
                 f" {row.ratio:>6.1f}x {row.ours_s / cols * 1e3:>12.2f}"
                 f" {row.peak_mb:>8.1f} {row.fit_s:>7.2f}"
-                f" {'yes' if row.statistics_match else 'NO':>13}"
+                f" {row.ks_error:>10.1e}"
             )
     col_ms, col_scipy_ms = column_time_ms(10_000, 15 if args.quick else 200, args.seed)
     print(f"10k-row column: ours {col_ms:.3f} ms, ks_2samp {col_scipy_ms:.3f} ms")
@@ -337,23 +350,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("goals:")
     goal = results.get(GOAL_SIZE)
     if goal is None:
-        print(f"  >= {GOAL_RATIO:.0f}x scipy at 1M x 30: not measured in this run")
-        print(f"  extra memory < {GOAL_MEMORY_MB:.0f} MB at 1M x 30: not measured")
+        print(f"  >= {GOAL_RATIO:.0f}x scipy at 1M x 30, fit included: not measured in this run")
+        print(f"  extra RSS < {GOAL_MEMORY_MB:.0f} MB at 1M x 30: not measured")
     else:
         print(
-            f"  >= {GOAL_RATIO:.0f}x scipy at 1M x 30: {goal.ratio:.1f}x"
+            f"  >= {GOAL_RATIO:.0f}x scipy at 1M x 30, fit included: {goal.ratio:.1f}x"
             f" {verdict(goal.ratio >= GOAL_RATIO)}"
         )
         print(
-            f"  extra memory < {GOAL_MEMORY_MB:.0f} MB at 1M x 30:"
+            f"  extra RSS < {GOAL_MEMORY_MB:.0f} MB at 1M x 30:"
             f" {goal.peak_mb:.1f} MB {verdict(goal.peak_mb < GOAL_MEMORY_MB)}"
         )
     print(
         f"  10k-row column < {GOAL_COLUMN_MS:g} ms: {col_ms:.3f} ms"
         f" {verdict(col_ms < GOAL_COLUMN_MS)}"
     )
-    if not all(r.statistics_match for r in results.values()):
-        print("  WARNING: some KS statistics differ from scipy's")
+    worst = max(r.ks_error for r in results.values())
+    within = all(r.ks_error <= sketch_error(r.rows) for r in results.values())
+    print(
+        f"  KS statistics within the sketch's bound of scipy's: {worst:.1e}"
+        f" (bound {max(sketch_error(r.rows) for r in results.values()):.1e})"
+        f" {verdict(within)}"
+    )
 
     if args.evidently:
         ev_rows = max([s for s in sizes if s <= args.evidently_rows] or [min(sizes)])

@@ -12,6 +12,12 @@ model versions, a ``--labelled`` share of them labelled, and times (median of
 row-by-row way it was computed before (SQLAlchemy row objects, one list per
 version, scikit-learn's five metric functions), checking both give the same
 result.
+
+``--scoring`` (and :func:`scoring_goals`, run by ``run_all.py``) then serves ``/scoring``
+in process from a deployed project whose store holds ``--rows`` captured predictions,
+while a writer thread captures and labels a row every 50 ms (so the summary keeps
+going stale and is refreshed, as under live traffic), and compares its latency
+percentiles with the constant-JSON ceiling app's, requests interleaved one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import median
+from _common import Goal, make_project, median, print_goals
 from sklearn import metrics
 from sqlalchemy import func, select
 
@@ -103,14 +109,94 @@ def timed(func: Any, repeats: int) -> tuple[float, Any]:
     return median(times), result
 
 
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def scoring_latency(rows: int, seconds: float, labelled: float = 0.1) -> dict[str, Any]:
+    """Latencies (seconds) of ``/scoring`` and of the ceiling app, interleaved, with
+    ``rows`` captured predictions and a writer thread changing the store."""
+    import threading
+
+    from http_apps import ceiling
+
+    from app import create_app
+    from monitoring.config import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:
+        config = make_project(Path(folder) / "project")
+        settings = load_settings(config, env={})
+        store = Store(settings.database_url)
+        assert store.file is not None
+        app = create_app(settings, {"TESTING": True})
+        ours, ceil = app.test_client(), ceiling.test_client()
+        version = ours.get("/scoring").get_json()["model_version"]
+        fill(store, rows, labelled, seed=0)
+        with sqlite3.connect(store.file) as conn:
+            conn.execute("UPDATE captured_predictions SET model_version = ?", (version,))
+        assert ours.get("/scoring").status_code == 200  # the process's first value
+        stop = threading.Event()
+
+        def writer() -> None:
+            i = 0
+            with sqlite3.connect(store.file, timeout=30) as conn:
+                while not stop.wait(0.05):
+                    conn.execute(
+                        "INSERT INTO captured_predictions (request_id, row_index, captured_at,"
+                        " model_version, inputs, prediction, probability, label)"
+                        " VALUES (?, 0, '2026-11-23T00:00:00+00:00', ?, '{}', 1, 0.9, 1)",
+                        (f"w{i}", version),
+                    )
+                    conn.commit()
+                    i += 1
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        times: dict[str, list[float]] = {"scoring": [], "ceiling": []}
+        end = time.perf_counter() + seconds
+        try:
+            while time.perf_counter() < end:
+                for name, client, path in (("scoring", ours, "/scoring"), ("ceiling", ceil, "/")):
+                    start = time.perf_counter()
+                    response = client.get(path)
+                    times[name].append(time.perf_counter() - start)
+                    assert response.status_code == 200, response.get_data(as_text=True)
+        finally:
+            stop.set()
+            thread.join()
+        live = ours.get("/scoring").get_json()["live_performance"][version]
+    return {**times, "n_captured": live["n_captured"]}
+
+
+def scoring_goals(*, quick: bool = False, rows: int | None = None) -> list[Goal]:
+    """Run the ``/scoring`` latency benchmark, print its table, return its goal."""
+    rows = rows or (20_000 if quick else 1_000_000)
+    seconds = 3.0 if quick else 20.0
+    measured = scoring_latency(rows, seconds)
+    ours, ceil = measured["scoring"], measured["ceiling"]
+    print(
+        f"/scoring in process with {rows:,} captured rows (a row captured and labelled every"
+        f" 50 ms), {len(ours):,} requests each, interleaved over {seconds:.0f} s"
+    )
+    print(f"{'':<10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name, values in (("/scoring", ours), ("ceiling", ceil)):
+        p50, p99 = _percentile(values, 50) * 1e3, _percentile(values, 99) * 1e3
+        print(f"{name:<10} {p50:>8.2f} {p99:>8.2f} {max(values) * 1e3:>8.2f}")
+    ratio = _percentile(ours, 99) / _percentile(ceil, 99)
+    return [
+        Goal(f"/scoring p99 <= 2x ceiling p99 ({rows:,} captured)", f"{ratio:.2f}x", ratio <= 2.0)
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="captured rows")
+    parser.add_argument("--rows", type=int, help="captured rows (default 1000000)")
     parser.add_argument("--labelled", type=float, default=0.1, help="labelled share")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="20k rows, seconds")
+    parser.add_argument("--scoring", action="store_true", help="also time /scoring")
     args = parser.parse_args(argv)
-    rows, repeats = (20_000, 2) if args.quick else (args.rows, args.repeats)
+    rows, repeats = (20_000, 2) if args.quick else (args.rows or 1_000_000, args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         store = Store(f"sqlite:///{Path(folder) / 'monitoring.db'}")
         fill(store, rows, args.labelled, seed=0)
@@ -124,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  ours (index ranges, cursor rows, counted metrics)  {ours_s * 1e3:8.1f} ms")
     print(f"  row by row (SQLAlchemy rows, sklearn metrics)      {base_s * 1e3:8.1f} ms")
     print(f"  ratio: {base_s / ours_s:.1f}x faster; same result: {'yes' if ours == base else 'NO'}")
+    if args.scoring:
+        print_goals("goals:", scoring_goals(quick=args.quick, rows=rows))
     return 0 if ours == base else 1
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_cli  # noqa: E402
 import bench_drift  # noqa: E402
 import bench_http  # noqa: E402
+import bench_live  # noqa: E402
 import bench_pipeline  # noqa: E402
 from _common import Goal  # noqa: E402
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("pipeline", lambda: bench_pipeline.run(quick=args.quick)),
         ("drift", lambda: drift_goals(args.quick)),
         ("CLI", lambda: bench_cli.run(quick=args.quick)),
+        ("live performance", lambda: bench_live.scoring_goals(quick=args.quick)),
     ):
         print(f"\n=== {title} ===", flush=True)
         t0 = time.perf_counter()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,10 @@ DEPENDENCY_TTL_SECONDS = 10.0
 # A result kept with a min_age is kept at least this many times as long as it took
 # to compute, so refreshing a summary that grew expensive costs a worker about 5%.
 REFRESH_COST_FACTOR = 20
+# A request waits for a refresh only while refreshing costs at most this long
+# (seconds); a dearer one runs on a thread while the previous value is served.
+REFRESH_WAIT_SECONDS = 0.010
+REFRESH_SWITCH_SECONDS = 0.0002  # the GIL switch interval while such a refresh runs
 # A worker reads the store's live pointer at most this often (seconds): a deploy or
 # rollback made anywhere is served by every worker within it, plus one model load.
 LIVE_POLL_SECONDS = 0.5
@@ -72,6 +77,8 @@ class ResultCache:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._entries: dict[str, tuple[Any, Any, float, float]] = {}
+        self._lock = threading.Lock()
+        self._refreshing: set[str] = set()  # names being refreshed on a thread
 
     def get(self, name: str, key: Any, compute: Callable[[], Any], *, min_age: float = 0.0) -> Any:
         """``compute()`` unless the value cached as ``name`` was computed for ``key``.
@@ -91,6 +98,66 @@ class ResultCache:
         value = compute()
         self._entries[name] = (key, value, now, self.clock() - now)
         return value
+
+    def get_stale(
+        self, name: str, key: Any, compute: Callable[[], Any], *, min_age: float
+    ) -> tuple[Any, float]:
+        """``(value, computed_at)`` as :meth:`get` with ``min_age``, but no caller waits
+        for a refresh that last took longer than :data:`REFRESH_WAIT_SECONDS`.
+
+        Such a refresh runs on a background thread (one at a time per ``name``) while
+        the value computed before is returned; the next call after it finished gets
+        the new value. Only the first value of a process is always computed by its
+        caller. A failed background refresh is logged; the previous value is kept and
+        refreshed again when it would next be.
+        """
+        with self._lock:
+            entry = self._entries.get(name)
+            now = self.clock()
+            if entry is not None:
+                cached_key, value, computed_at, cost = entry
+                fresh = cached_key == key or now - computed_at < max(
+                    min_age, REFRESH_COST_FACTOR * cost
+                )
+                if fresh or name in self._refreshing:
+                    return value, computed_at
+                if cost > REFRESH_WAIT_SECONDS:
+                    self._refreshing.add(name)
+                    thread = threading.Thread(
+                        target=self._refresh,
+                        args=(name, key, compute, entry),
+                        name=f"refresh-{name}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    return value, computed_at
+        value = compute()
+        done = self.clock()
+        with self._lock:
+            self._entries[name] = (key, value, now, done - now)
+        return value, now
+
+    def _refresh(
+        self, name: str, key: Any, compute: Callable[[], Any], stale: tuple[Any, Any, float, float]
+    ) -> None:
+        started = self.clock()
+        # While it runs, the interpreter asks for the GIL back after 0.2 ms instead
+        # of 5 ms, so a request of this worker waits about that long for this thread
+        # at a time (longer only inside one C call: rows are converted in batches).
+        # The interval is the process's: it is restored when the refresh ends.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, REFRESH_SWITCH_SECONDS))
+        try:
+            value = compute()
+            entry = (key, value, started, self.clock() - started)
+        except Exception:  # the stale value keeps serving; retried after min_age
+            log.exception("refreshing %s failed; the previous value is served", name)
+            entry = (stale[0], stale[1], started, stale[3])
+        finally:
+            sys.setswitchinterval(interval)
+        with self._lock:
+            self._entries[name] = entry
+            self._refreshing.discard(name)
 
     def forget(self, name: str) -> None:
         """Drop the value cached as ``name``."""
@@ -304,11 +371,14 @@ class ScoringView:
         return self.cache.get("scoring", key, lambda: self._scoring(artifact))
 
     def live(self) -> dict[str, Any]:
-        """Metrics of each version on labelled captured traffic refreshed at most once a second."""
+        """Metrics of each version on labelled captured traffic refreshed at most once a
+        second; once a refresh costs more than :data:`REFRESH_WAIT_SECONDS` it runs off
+        the request path and the previous value is served meanwhile."""
         key = store_key(self.store, self.cache.clock)
-        return self.cache.get(
+        value, _ = self.cache.get_stale(
             "live_performance", key, lambda: live_performance(self.store), min_age=1.0
         )
+        return value
 
     def estimated(self) -> dict[str, Any]:
         """CBPE of the live model's captured traffic (:func:`estimated_performance`),

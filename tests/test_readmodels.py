@@ -56,6 +56,82 @@ def test_a_min_age_keeps_a_result_through_key_changes_and_longer_when_costly() -
     assert cache.get("s", "k3", lambda: compute(0.0), min_age=1.0) == 3
 
 
+def test_a_costly_refresh_runs_off_the_caller_and_the_previous_value_is_served() -> None:
+    """Once a refresh took longer than REFRESH_WAIT_SECONDS, callers get the previous
+    value at once while one thread computes the next; cheap refreshes stay inline."""
+    import sys
+    import threading
+
+    from monitoring.readmodels import REFRESH_SWITCH_SECONDS, REFRESH_WAIT_SECONDS, ResultCache
+
+    before = sys.getswitchinterval()
+    clock = FakeClock()
+    cache = ResultCache(clock)
+    release, started = threading.Event(), []
+
+    intervals: list[float] = []
+
+    def slow() -> str:
+        started.append(threading.current_thread().name)
+        intervals.append(sys.getswitchinterval())
+        clock.now += 1.0  # took a second on the fake clock
+        if len(started) > 1:
+            assert release.wait(10)
+        return f"value{len(started)}"
+
+    assert cache.get_stale("live", "k1", slow, min_age=1.0) == ("value1", 1000.0)
+    assert started == ["MainThread"]  # the first value of a process: computed by its caller
+    clock.now += 30.0  # older than min_age and 20 x its cost
+    assert cache.get_stale("live", "k2", slow, min_age=1.0) == ("value1", 1000.0)
+    assert cache.get_stale("live", "k3", slow, min_age=1.0) == ("value1", 1000.0)
+    release.set()
+    for _ in range(1000):
+        if cache.get_stale("live", "k3", slow, min_age=1.0)[0] == "value2":
+            break
+        threading.Event().wait(0.01)
+    assert started == ["MainThread", "refresh-live"]  # one refresh, on its thread
+    # the GIL changes hands more often only while the refresh runs
+    assert intervals == [before, pytest.approx(REFRESH_SWITCH_SECONDS, abs=1e-9)]
+    for _ in range(1000):
+        if not cache._refreshing:
+            break
+        threading.Event().wait(0.01)
+    assert sys.getswitchinterval() == before
+    assert cache.get_stale("live", "k3", slow, min_age=1.0) == ("value2", 1031.0)
+
+    cheap = ResultCache(clock)
+    assert cheap.get_stale("c", 1, lambda: "a", min_age=0.0) == ("a", clock.now)
+    clock.now += REFRESH_WAIT_SECONDS / 2
+    assert cheap.get_stale("c", 2, lambda: "b", min_age=0.0) == ("b", clock.now)  # inline
+
+
+def test_a_failed_background_refresh_keeps_the_previous_value() -> None:
+    import threading
+
+    from monitoring.readmodels import ResultCache
+
+    clock = FakeClock()
+    cache, done = ResultCache(clock), threading.Event()
+
+    def first() -> int:
+        clock.now += 1.0
+        return 1
+
+    def broken() -> int:
+        done.set()
+        raise RuntimeError("store down")
+
+    assert cache.get_stale("x", "k1", first, min_age=1.0)[0] == 1
+    clock.now += 30.0
+    assert cache.get_stale("x", "k2", broken, min_age=1.0)[0] == 1
+    assert done.wait(10)
+    for _ in range(1000):  # the thread has left the refreshing set
+        if not cache._refreshing:
+            break
+        threading.Event().wait(0.01)
+    assert cache.get_stale("x", "k2", broken, min_age=1.0)[0] == 1  # retried after min_age only
+
+
 def test_captured_predictions_change_the_store_but_not_its_records(
     deployed: dict[str, Any], settings: Any, store: Any
 ) -> None:

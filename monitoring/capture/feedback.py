@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -230,6 +231,9 @@ def label_history(store: Store, settings: Settings, row_id: int) -> dict[str, An
     }
 
 
+_FETCH_ROWS = 4096  # labelled rows read and converted at a time
+
+
 def live_performance(store: Store) -> dict[str, Any]:
     """Model version to ``{"n_captured", "n_labelled", **metrics}`` (metrics once labelled).
 
@@ -243,7 +247,7 @@ def live_performance(store: Store) -> dict[str, Any]:
         counts: dict[Any, int] = dict(
             conn.execute(select(version_column, func.count()).group_by(version_column)).all()
         )
-        labelled: dict[Any, Sequence[Any]] = {}
+        labelled: dict[Any, np.ndarray] = {}
         with contextlib.closing(conn.connection.cursor()) as cursor:
             for version in counts:
                 query = select(table.c.label, table.c.prediction, table.c.probability).where(
@@ -252,12 +256,20 @@ def live_performance(store: Store) -> dict[str, Any]:
                 )  # no ORDER BY: a range of the partial index on labelled rows answers it
                 sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
                 cursor.execute(str(sql))
-                labelled[version] = cursor.fetchall()
+                # In batches, each turned into numbers at once: this often runs on a
+                # worker's background thread, and one conversion of every row would
+                # hold the GIL from the requests for tens of milliseconds.
+                parts = [np.zeros((0, 3))]
+                while batch := cursor.fetchmany(_FETCH_ROWS):
+                    parts.append(np.array(batch, dtype=np.float64))  # None: NaN
+                    time.sleep(0)  # let a waiting request thread run
+                labelled[version] = np.concatenate(parts)
+
     out: dict[str, Any] = {}
     for version, n in counts.items():
         entry: dict[str, Any] = {"n_captured": int(n), "n_labelled": len(labelled[version])}
-        if labelled[version]:
-            rows = np.array(labelled[version], dtype=np.float64)  # a missing probability: NaN
+        if len(labelled[version]):
+            rows = labelled[version]  # a missing probability: NaN
             scores = rows[:, 2]
             entry.update(
                 compute_metrics(

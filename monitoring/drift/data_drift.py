@@ -28,6 +28,7 @@ from monitoring.drift.reference import (
     _label_counts,
     _numeric_categories,
     _numeric_values,
+    sorted_sample,
 )
 from monitoring.drift.statistics import (
     FloatArray,
@@ -151,27 +152,38 @@ def _categorical_stats(
 
 def _current_values(
     profile: _ColumnProfile, current: pd.Series | _ColumnProfile
-) -> tuple[int, FloatArray | None, dict[str, int] | None]:
+) -> tuple[int, FloatArray | None, dict[str, int] | None, int | None]:
     """Rows of a current column (data or its profile) and, as the reference column
-    holds numbers or labels, its sorted finite numbers or its label counts.
+    holds numbers or labels, its sorted finite numbers or its label counts; and for
+    data, how many finite numbers it holds (past :data:`EXACT_VALUES` the sorted
+    numbers are the points of a sketch, see :func:`sorted_sample`).
 
     A profiled column of labels against numbers is converted as ``pd.to_numeric``
     converts the data; numbers against labels cannot be (``1`` or ``1.0``?).
     """
     if isinstance(current, pd.Series):
         if profile.value_type == "numeric":
-            return int(current.size), np.sort(_finite(_numeric_values(current, "current"))), None
-        return int(current.size), None, _label_counts(current)
+            numbers = _numeric_values(current, "current")
+            if profile.categorical is not None:  # category counts: every value
+                return int(current.size), np.sort(_finite(numbers)), None, None
+            values, n_finite = sorted_sample(numbers)
+            return int(current.size), values, None, n_finite
+        return int(current.size), None, _label_counts(current), None
     cat = current.categorical
     if profile.value_type == "numeric":
         if current.numeric is not None:
-            return current.n_rows, current.numeric.sorted_values, None
+            return current.n_rows, current.numeric.sorted_values, None, None
         assert cat is not None and isinstance(cat.values, tuple)
         labels = pd.Series(list(cat.values), dtype=object, name=current.name)
         numbers = np.repeat(_numeric_values(labels, "current"), cat.counts)
-        return current.n_rows, np.sort(_finite(numbers)), None
+        return current.n_rows, np.sort(_finite(numbers)), None, None
     if cat is not None and isinstance(cat.values, tuple):
-        return current.n_rows, None, dict(zip(cat.values, cat.counts.tolist(), strict=True))
+        return (
+            current.n_rows,
+            None,
+            dict(zip(cat.values, cat.counts.tolist(), strict=True)),
+            None,
+        )
     raise DataValidationError(
         f"current profile column {current.name!r} holds numbers but the reference column "
         "holds labels; check the data itself"
@@ -191,8 +203,12 @@ def _check_column(
 
     numeric_path = method in NUMERIC_METHODS or profile.kind == "numeric"
     categorical_path = method in CATEGORICAL_METHODS or profile.kind == "categorical"
-    n_cur_rows, cur_sorted, labels = _current_values(profile, current)
+    n_cur_rows, cur_sorted, labels, n_finite = _current_values(profile, current)
     n_cur = int(cur_sorted.size) if cur_sorted is not None else sum((labels or {}).values())
+    if isinstance(current, _ColumnProfile) and current.numeric is not None:
+        n_cur = current.n_valid  # its sorted values may be a sketch's points
+    elif n_finite is not None:
+        n_cur = n_finite  # past EXACT_VALUES its sorted values are a sketch's points
     out["n_current"] = n_cur
     if n_cur_rows:
         out["null_rate_current"] = (n_cur_rows - n_cur) / n_cur_rows

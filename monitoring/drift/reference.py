@@ -4,6 +4,11 @@ Each column is summarised once at training time (sorted values, PSI bins, catego
 counts) and saved beside the model as one ``.npz``: a check only costs the batch.
 Ingestion fits one of the ingested data too (:meth:`ReferenceProfile.fit_arrays`,
 column by column), which a drift check accepts as the current data.
+
+A fit is one streaming pass with memory bounded per column: past
+:data:`EXACT_VALUES` finite values a numeric column's sorted values are the points
+of a quantile sketch (:class:`_Sketch`, within :func:`sketch_error` of the exact
+distribution); mean, spread and category counts stay exact.
 """
 
 from __future__ import annotations
@@ -159,9 +164,13 @@ def _profile_column(
     n_rows = int(series.size)
     if (_is_label_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) and kind != "numeric":
         return _label_column(series, name, n_rows)
-    values = np.sort(_finite(_numeric_values(series, "reference")))
-    return _numbers_column(
-        values, name, n_rows=n_rows, kind=kind, max_unique=max_unique, psi_bins=psi_bins
+    return _fit_numbers(
+        _numeric_values(series, "reference"),
+        name,
+        n_rows=n_rows,
+        kind=kind,
+        max_unique=max_unique,
+        psi_bins=psi_bins,
     )
 
 
@@ -184,6 +193,199 @@ def _distinct(sorted_values: FloatArray) -> int:
     if sorted_values.size == 0:
         return 0
     return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
+EXACT_VALUES = 1 << 17  # a column of at most this many finite values keeps them all
+SKETCH_POINTS = 1 << 16  # a longer one keeps this many quantile points (512 KiB)
+SKETCH_CHUNK = 1 << 15  # values sorted at a time (in cache: 1.7x faster than 1M at once)
+SKETCH_REDUCTION = 4  # a sorted chunk is kept as SKETCH_CHUNK / 4 points
+
+
+def _quantile_points(values: FloatArray, weights: FloatArray, points: int) -> FloatArray:
+    """``points`` values of equal weight standing for weighted sorted ``values``: the
+    value at the middle rank of each of ``points`` equal slices of the total weight."""
+    cumulative = np.cumsum(weights)
+    ranks = (np.arange(points) + 0.5) * (cumulative[-1] / points)
+    at = np.minimum(np.searchsorted(cumulative, ranks, side="left"), values.size - 1)
+    return values[at]
+
+
+def sketch_error(n: int) -> float:
+    """Bound on how far a sketch of ``n`` values moves the empirical distribution
+    function (so a KS statistic against it): see :class:`_Sketch`; 0 when exact."""
+    if n <= EXACT_VALUES:
+        return 0.0
+    chunks = -(-n // SKETCH_CHUNK)
+    per_chunk = max(SKETCH_CHUNK // SKETCH_REDUCTION, 1)
+    compressions = chunks * per_chunk // SKETCH_POINTS + 1
+    return 1 / per_chunk + compressions / SKETCH_POINTS + 2 * (chunks + compressions) / n
+
+
+class _Sketch:
+    """One numeric column streamed in sorted chunks, in bounded memory.
+
+    Up to :data:`EXACT_VALUES` finite values are kept, sorted: the profile is exact.
+    Past that, each sorted chunk of ``c`` values is reduced to
+    ``SKETCH_CHUNK / SKETCH_REDUCTION`` points of equal weight (the value at the
+    middle rank of each equal slice), and once more than ``2 * SKETCH_POINTS`` points
+    are held they are compressed to :data:`SKETCH_POINTS` (likewise by weight). So a
+    column costs at most ``2 * SKETCH_POINTS + SKETCH_CHUNK`` values whatever its
+    length, and one sort of each chunk. A reduction of values of total weight ``W``
+    to ``p`` points moves the empirical distribution function by at most ``W / p``
+    values, so the sketch is within :func:`sketch_error` of the exact one (2.5e-4 at
+    1M values, 7.9e-4 at 10M; the bound is loose: 1.2e-5 was measured at 1M), and so
+    is a KS statistic against it. Count, mean and spread are exact (Chan's pairwise
+    update), and so are the counts of each value while there are at
+    most ``max_unique`` distinct ones (what a categorical profile needs).
+    """
+
+    def __init__(self, max_unique: int, exact: int, points: int) -> None:
+        self.max_unique, self.exact, self.points = max_unique, exact, points
+        self.kept: list[FloatArray] = []  # sorted chunks, while exact
+        self.held = 0
+        self.values: list[FloatArray] = []  # points, once sketched
+        self.weights: list[FloatArray] = []
+        self.sketched = False
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0  # sum of squared deviations from the mean
+        self.distinct: dict[float, int] | None = {}  # None: more than max_unique
+
+    def add(self, chunk: FloatArray) -> None:
+        """Merge sorted finite float64 values."""
+        if chunk.size == 0:
+            return
+        if self.distinct is not None:
+            unique, cumulative = _runs(chunk)
+            if unique.size > self.max_unique:
+                self.distinct = None
+        if self.distinct is not None:
+            counts = np.diff(cumulative, prepend=0).tolist()
+            for value, count in zip(unique.tolist(), counts, strict=True):
+                self.distinct[value] = self.distinct.get(value, 0) + count
+            if len(self.distinct) > self.max_unique:
+                self.distinct = None
+        if not self.sketched and self.held + chunk.size <= self.exact:
+            self.kept.append(chunk)
+            self.held += chunk.size
+            return
+        if not self.sketched:  # the values kept so far become points too
+            self.sketched = True
+            for kept in self.kept:
+                self._reduce(kept)
+            self.kept = []
+        self._reduce(chunk)
+
+    def _reduce(self, chunk: FloatArray) -> None:
+        self._moments(chunk)
+        per_chunk = max(SKETCH_CHUNK // SKETCH_REDUCTION, 1)
+        if chunk.size <= per_chunk:
+            self.values.append(chunk)
+            self.weights.append(np.ones(chunk.size))
+        else:
+            ranks = ((np.arange(per_chunk) + 0.5) * (chunk.size / per_chunk)).astype(np.intp)
+            self.values.append(chunk[ranks])
+            self.weights.append(np.full(per_chunk, chunk.size / per_chunk))
+        self.held = sum(v.size for v in self.values)
+        if self.held > 2 * self.points:
+            self._compress()
+
+    def _compress(self) -> None:
+        values, weights = np.concatenate(self.values), np.concatenate(self.weights)
+        order = np.argsort(values, kind="stable")
+        values, weights = values[order], weights[order]
+        self.values = [_quantile_points(values, weights, self.points)]
+        self.weights = [np.full(self.points, float(weights.sum()) / self.points)]
+        self.held = self.points
+
+    def _moments(self, chunk: FloatArray) -> None:
+        n = chunk.size
+        if n == 0:
+            return
+        with np.errstate(over="ignore", invalid="ignore"):  # near the float limit: inf
+            mean = float(np.mean(chunk))
+            m2 = float(np.sum(np.square(chunk - mean)))
+            total = self.count + n
+            delta = mean - self.mean
+            self.mean += delta * n / total
+            self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    def column(self, name: str, *, n_rows: int, kind: str | None, psi_bins: int) -> _ColumnProfile:
+        """The column's profile (as :func:`_numbers_column` gives of all its values)."""
+        if not self.sketched:  # every value kept: the exact profile
+            values = np.concatenate(self.kept) if self.kept else np.zeros(0)
+            if len(self.kept) > 1:
+                values.sort()
+            return _numbers_column(
+                values,
+                name,
+                n_rows=n_rows,
+                kind=kind,
+                max_unique=self.max_unique,
+                psi_bins=psi_bins,
+            )
+        self._compress()
+        points = self.values[0]
+        if kind is None:
+            small = self.distinct is not None and len(self.distinct) > 0
+            whole = small and all(float(v).is_integer() for v in self.distinct or {})
+            kind = "categorical" if whole else "numeric"
+        categorical = None
+        if kind == "categorical" and self.distinct is not None:
+            values = np.array(sorted(self.distinct), dtype=np.float64)
+            counts = np.array([self.distinct[v] for v in values.tolist()], dtype=np.int64)
+            categorical = _CategoricalProfile(values=values, counts=counts)
+        elif kind == "categorical":  # forced, with many distinct values: counts unknown
+            kind = "numeric"
+        edges, props = _psi_bins(points, psi_bins)
+        std = math.sqrt(self.m2 / self.count) if self.m2 >= 0 else math.nan
+        numeric = _NumericProfile(points, self.mean, std, edges, props)
+        return _ColumnProfile(
+            name=name,
+            kind=kind,
+            value_type="numeric",
+            n_rows=n_rows,
+            n_null=n_rows - self.count,
+            numeric=numeric,
+            categorical=categorical,
+        )
+
+
+def sorted_sample(values: np.ndarray) -> tuple[FloatArray, int]:
+    """The finite values of a numeric array sorted, or past :data:`EXACT_VALUES` of
+    them the points of its :class:`_Sketch` (each standing for as many values); and
+    how many finite values it holds."""
+    if values.size <= EXACT_VALUES:  # exact, in one sort
+        exact = _sorted_numbers(values)
+        return exact, int(exact.size)
+    sketch = _Sketch(0, EXACT_VALUES, SKETCH_POINTS)
+    for start in range(0, values.size, SKETCH_CHUNK):
+        sketch.add(_sorted_numbers(values[start : start + SKETCH_CHUNK]))
+    if not sketch.sketched:
+        kept = np.concatenate(sketch.kept) if sketch.kept else np.zeros(0)
+        if len(sketch.kept) > 1:
+            kept.sort()
+        return kept, int(kept.size)
+    sketch._compress()
+    return sketch.values[0], sketch.count
+
+
+def _fit_numbers(
+    values: np.ndarray,
+    name: str,
+    *,
+    n_rows: int,
+    kind: str | None,
+    max_unique: int,
+    psi_bins: int,
+) -> _ColumnProfile:
+    """Profile of a numeric column (any numeric dtype; NaN and infinities skipped),
+    streamed through a :class:`_Sketch` :data:`SKETCH_CHUNK` values at a time."""
+    sketch = _Sketch(max_unique, EXACT_VALUES, SKETCH_POINTS)
+    for start in range(0, values.size, SKETCH_CHUNK):
+        sketch.add(_sorted_numbers(values[start : start + SKETCH_CHUNK]))
+    return sketch.column(name, n_rows=n_rows, kind=kind, psi_bins=psi_bins)
 
 
 def _numbers_column(
@@ -396,17 +598,10 @@ class ReferenceProfile:
             if values.dtype.kind == "b" and kind != "numeric":
                 profile = _label_column(pd.Series(values), name, n_rows)
             else:
-                sorted_values = _sorted_numbers(values)
-                del values  # only its sorted copy is needed from here on
-                profile = _numbers_column(
-                    sorted_values,
-                    name,
-                    n_rows=n_rows,
-                    kind=kind,
-                    max_unique=max_unique,
-                    psi_bins=bins,
+                profile = _fit_numbers(
+                    values, name, n_rows=n_rows, kind=kind, max_unique=max_unique, psi_bins=bins
                 )
-                del sorted_values
+                del values
             yield profile
             del profile  # before the next column is built
 

@@ -20,6 +20,8 @@ from monitoring.drift import (
     ReferenceProfile,
     detect_data_drift,
 )
+from monitoring.drift import reference as reference_module
+from monitoring.drift.reference import SKETCH_POINTS
 from monitoring.exceptions import ConfigError, DataValidationError, IntegrityError, NotFittedError
 from tests.helpers import assert_same_profile, planted
 
@@ -178,15 +180,18 @@ def test_save_arrays_writes_what_fit_arrays_and_save_write() -> None:
     )
 
 
-def test_save_arrays_holds_one_column_at_a_time() -> None:
-    """Peak memory (numpy's allocations) is one column's, where fitting them all holds
-    every column's sorted float64 values."""
-    n, count = 500_000, 6
-    base = (np.arange(n) % 7).astype(np.int8)
+@pytest.mark.slow  # about 1.3 s: columns of 1.2M and 2.4M values
+def test_a_fit_holds_a_bounded_sketch_per_column_whatever_its_length() -> None:
+    """Peak memory (numpy's allocations) of fitting does not grow with the columns'
+    length: each is streamed through a sketch of SKETCH_POINTS values; fitting them
+    all holds one sketch per column, never a column's values."""
+    count = 6
 
-    def columns() -> Any:
+    bases = {n: (np.arange(n) % 7).astype(np.int8) for n in (1_200_000, 2_400_000)}
+
+    def columns(n: int) -> Any:
         for i in range(count):
-            yield f"c{i}", base + np.int8(i)  # saved as 7 runs
+            yield f"c{i}", bases[n] + np.int8(i)  # saved as 7 runs (the copy: n bytes)
 
     def peak(work: Any) -> int:
         tracemalloc.start()
@@ -196,10 +201,14 @@ def test_save_arrays_holds_one_column_at_a_time() -> None:
         finally:
             tracemalloc.stop()
 
-    column = n * 8  # one column's sorted float64 values
-    streamed = peak(lambda: ReferenceProfile().save_arrays(io.BytesIO(), columns(), n_rows=n))
-    assert streamed < 2.5 * column  # its sorted values and np.std's temporary copy
-    assert peak(lambda: ReferenceProfile().fit_arrays(columns(), n_rows=n)) > count * column
+    def streamed(n: int) -> int:
+        return peak(lambda: ReferenceProfile().save_arrays(io.BytesIO(), columns(n), n_rows=n))
+
+    short, long = streamed(1_200_000), streamed(2_400_000)
+    assert long - 1_200_000 < 1.2 * short < 12e6  # twice the rows, about the same memory
+    n = 2_400_000
+    held = peak(lambda: ReferenceProfile().fit_arrays(columns(n), n_rows=n))
+    assert held < short + count * 2 * SKETCH_POINTS * 8  # a sketch per column, not n values
 
 
 @pytest.mark.parametrize(
@@ -253,3 +262,62 @@ def test_a_version_1_profile_still_loads(tmp_path: Path) -> None:
     np.savez(tmp_path / "v9", meta=np.array(json.dumps({**meta, "version": 9})), **arrays)
     with pytest.raises(IntegrityError, match="unsupported profile version 9"):
         ReferenceProfile.load(tmp_path / "v9.npz")
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.02, 0.3])
+def test_a_sketched_reference_gives_scipys_ks_within_the_stated_bound(
+    monkeypatch: pytest.MonkeyPatch, shift: float
+) -> None:
+    """Past EXACT_VALUES a column is a sketch; its KS statistic stays within
+    sketch_error of scipy's, its mean, spread and counts exact. Small sketch sizes
+    force many reductions and compressions."""
+    from scipy import stats
+
+    points, chunk = 4096, 4096
+    KS = DriftOptions.from_mapping({"method": "ks"})  # noqa: N806
+    monkeypatch.setattr(reference_module, "EXACT_VALUES", chunk)
+    monkeypatch.setattr(reference_module, "SKETCH_POINTS", points)
+    monkeypatch.setattr(reference_module, "SKETCH_CHUNK", chunk)
+    rng = np.random.default_rng(7)
+    n = 200_000
+    ref = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "ties": np.round(rng.normal(size=n), 1),
+            "cat": rng.integers(0, 5, n),
+        }
+    )
+    ref.loc[::97, "x"] = np.nan
+    cur = pd.DataFrame(
+        {
+            "x": rng.normal(shift, 1.0, 50_000),
+            "ties": np.round(rng.normal(shift, 1.0, 50_000), 1),
+            "cat": rng.integers(0, 5, 50_000),
+        }
+    )
+    profile = ReferenceProfile().fit(ref)
+    assert profile.profiles_["x"].numeric.sorted_values.size == points
+    assert profile.kinds_ == {"x": "numeric", "ties": "numeric", "cat": "categorical"}
+    bound = reference_module.sketch_error(n - n // 97)  # x has the fewest values
+    assert bound < 0.01
+    report = detect_data_drift(profile, cur, options=KS)
+    by_name = {c["column"]: c for c in report["columns"]}
+    for column in (by_name["x"], by_name["ties"]):
+        values = ref[column["column"]].dropna().to_numpy()
+        expected = stats.ks_2samp(values, cur[column["column"]].to_numpy())
+        assert abs(column["ks_statistic"] - expected.statistic) <= bound, column["column"]
+        assert column["n_current"] == 50_000
+    monkeypatch.undo()  # the exact profile: the same categorical statistics
+    exact = detect_data_drift(ReferenceProfile().fit(ref), cur, options=KS)["columns"][2]
+    assert (by_name["cat"]["chi_square"], by_name["cat"]["chi_square_p_value"]) == (
+        exact["chi_square"],
+        exact["chi_square_p_value"],
+    )
+    x = profile.profiles_["x"]
+    finite = ref["x"].dropna().to_numpy()
+    assert (x.n_rows, x.n_null) == (n, n - finite.size)
+    assert x.numeric.mean == pytest.approx(finite.mean(), rel=1e-12)
+    assert x.numeric.std == pytest.approx(finite.std(), rel=1e-12)
+    counts = profile.profiles_["cat"].categorical
+    assert counts.counts.tolist() == np.bincount(ref["cat"]).tolist()
+    assert profile.profiles_["cat"].numeric.sorted_values.size == points
