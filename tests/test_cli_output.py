@@ -151,7 +151,14 @@ def test_versions_history_run_and_drift_print_tables(
         lines[2:],
         [
             f"{STAMP}   \\d+\\.\\d\\d s   completed   no_new_data   "
-            "every file in the input folder has been seen"
+            "every file in the input folder has been seen",
+            "",
+            "Delivery over the last 28 days",
+            r"Deployments               1 \(0 rollbacks\)",
+            "Per week                  0.25",
+            r"Lead time \(median\)        \d+\.\d (s|min) \(1 deployment\)",
+            "Change failure rate       0%",
+            r"Time to restore \(median\)  -",
         ],
     )
 

@@ -397,7 +397,11 @@ def cmd_run(settings: Settings, force: bool, api_url: str | None) -> Result:
         )
 
 
-@command("history", "Recorded pipeline runs and their decisions.", "history")
+@command(
+    "history",
+    "Recorded pipeline runs and their decisions, and the delivery metrics.",
+    "history",
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -406,9 +410,11 @@ def cmd_run(settings: Settings, force: bool, api_url: str | None) -> Result:
     help="How many runs, newest first.",
 )
 def cmd_history(settings: Settings, limit: int) -> Result:
+    from monitoring.diagnostics.delivery import delivery_metrics
     from monitoring.storage.store import Store
 
-    return {"runs": Store(settings.database_url).runs(limit=limit)}
+    store = Store(settings.database_url)
+    return {"runs": store.runs(limit=limit), "delivery": delivery_metrics(store, settings)}
 
 
 @command(

@@ -319,8 +319,44 @@ def _duration(run: Mapping[str, Any]) -> str:
     return seconds((end - start).total_seconds())
 
 
+def _seconds(value: float | None) -> str:
+    """A duration in the largest unit that keeps it above 1 (``-`` for none)."""
+    if value is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.1f} s"
+
+
+def _median(summary: Mapping[str, Any], what: str) -> str:
+    n = summary["n"]
+    if not n:
+        return "-"
+    return f"{_seconds(summary['median'])} ({n} {what}{'s' if n > 1 else ''})"
+
+
+def delivery(found: Mapping[str, Any]) -> RenderableType:
+    """The delivery metrics (DORA, adapted) of :func:`monitoring.diagnostics.delivery`."""
+    rate = found["change_failure_rate"]
+    lead, restore = found["lead_time_seconds"], found["time_to_restore_seconds"]
+    return Group(
+        Text(f"Delivery over the last {found['window_days']:g} days"),
+        fields(
+            [
+                ("Deployments", f"{found['deployments']} ({found['rollbacks']} rollbacks)"),
+                ("Per week", f"{found['deployment_frequency_per_week']:.2f}"),
+                ("Lead time (median)", _median(lead, "deployment")),
+                ("Change failure rate", "-" if rate is None else f"{rate:.0%}"),
+                ("Time to restore (median)", _median(restore, "restore")),
+            ]
+        ),
+    )
+
+
 def history(result: Mapping[str, Any]) -> RenderableType:
     runs = result["runs"]
+    found = result.get("delivery")
     if not runs:
         return Text("No pipeline run is recorded yet.")
     rows = [
@@ -333,7 +369,10 @@ def history(result: Mapping[str, Any]) -> RenderableType:
         ]
         for r in runs
     ]
-    return table(["Started", "Took", "Status", "Outcome", "Reason"], rows, "lr")
+    runs_table = table(["Started", "Took", "Status", "Outcome", "Reason"], rows, "lr")
+    if found is None:
+        return runs_table
+    return Group(runs_table, Text(""), delivery(found))
 
 
 def capture_importer(result: Mapping[str, Any]) -> RenderableType:
