@@ -431,19 +431,53 @@ class DriftView:
         self.profile = profile
 
     def latest(self) -> dict[str, Any]:
-        """Drift of the latest ingested data (its profile in the store), not recorded;
-        cached per live model and data profile."""
+        """Drift of the latest ingested data (its profile in the store) against the live
+        model, with its ``profile_id``; cached per live model and data profile.
+
+        Not recorded here, but a report recorded for the same model, profile and drift
+        options (by :meth:`keep_latest` after a deploy, or ``POST /drift``) is read back
+        instead of computed again: the first dashboard after a deploy does not wait for it.
+        """
         artifact = self.model.artifact()
         profile_id = self.profile.latest_id()
         if profile_id is None:
             raise MissingArtifactError(NOT_INGESTED)
-        return self.cache.get(
-            "drift",
-            (artifact.version, profile_id),
-            lambda: self.report(
+
+        def compute() -> dict[str, Any]:
+            stored = self._stored(artifact.version, profile_id)
+            if stored is not None:
+                return stored
+            report = self.report(
                 self.profile.reference(profile_id), input_name=INGESTED, source="ingested"
-            ),
-        )
+            )
+            return {**report, "profile_id": profile_id, "options_key": self._options_key()}
+
+        return self.cache.get("drift", (artifact.version, profile_id), compute)
+
+    def _options_key(self) -> str:
+        return repr(self.settings.drift)  # a frozen dataclass: its fields, in order
+
+    def _stored(self, version: str, profile_id: int) -> dict[str, Any] | None:
+        """The newest recorded drift report of the ingested data for this model, profile
+        and drift options, if any of the latest few is."""
+        options = self._options_key()
+        for row in self.store.drift_reports(limit=5, source="ingested", full=True):
+            report = row["report"]
+            if (
+                row["model_version"] == version
+                and report.get("profile_id") == profile_id
+                and report.get("options_key") == options
+            ):
+                return {k: v for k, v in report.items() if k not in ("id", "adhoc")}
+        return None
+
+    def keep_latest(self) -> dict[str, Any]:
+        """:meth:`latest`, recorded unless a report for the same model, profile and
+        options is (the pipeline calls it after a deploy, so no reader computes it)."""
+        report = self.latest()
+        if self._stored(report["model_version"], report["profile_id"]) is None:
+            return self.record()
+        return report
 
     def record(self, frame: pd.DataFrame | None = None, *, input_name: str = "") -> dict[str, Any]:
         """Drift of ``frame`` (default: the ingested data), recorded; the report with its
