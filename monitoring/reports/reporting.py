@@ -5,8 +5,9 @@ In ``output_model_path``: ``confusionmatrix.png`` (the deployed model on the tes
 plotly.js inlined, plus predictions and summary statistics) and ``report.pdf``: the same
 page laid out for A4 pages, printed by headless Chromium (found on ``PATH`` as
 ``chromium``, ``chromium-browser`` or ``google-chrome``, or named by
-``$MONITORING_CHROMIUM``; set empty, Chromium is not used). Without Chromium the PDF is a plain text summary and the
-confusion matrix and score history figures, and says so on its first page.
+``$MONITORING_CHROMIUM``; set empty, Chromium is not used). Without Chromium the PDF
+is a plain text summary and the confusion matrix and score history figures, and says
+so on its first page.
 """
 
 from __future__ import annotations
