@@ -298,3 +298,31 @@ def test_model_card_slices_are_configurable(
 
 
 # -- a real browser ----------------------------------------------------------------
+
+
+def test_the_report_records_the_drift_the_dashboard_reads_back(
+    settings: Settings,
+    make_settings: Callable[..., Settings],
+    deployed: dict[str, Any],
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Computed once after a deploy (by the report), never by the first dashboard."""
+    from monitoring import readmodels
+    from monitoring.reports.reporting import generate_report
+
+    generate_report(settings)
+    generate_report(settings)  # the same model and data: recorded once
+    [recorded] = store.drift_reports(source="ingested", full=True)
+    assert recorded["model_version"] == deployed["model_version"]
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("drift computed again")
+
+    monkeypatch.setattr(readmodels, "detect_data_drift", boom)
+    latest = readmodels.ReadModels(settings, store).drift.latest()
+    assert latest == {k: v for k, v in recorded["report"].items() if k != "adhoc"}
+    # Other drift options: the recorded report does not answer for them.
+    other = make_settings(drift={"p_value_threshold": 0.01})
+    with pytest.raises(AssertionError, match="drift computed again"):
+        readmodels.ReadModels(other, store).drift.latest()
