@@ -49,7 +49,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ TRAFFIC_SECONDS = (
     30.0  # the traffic part (captures, latency, live F1) is re-read at most this often
 )
 HIST_BINS = 30
+MIN_SPAN_SECONDS = 600  # a time axis spans at least 10 minutes
 TIME_AXIS = "time (UTC)"
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
@@ -88,6 +89,12 @@ def plotly_js_path() -> Path:
             "the plotly package is not installed; pip install -r requirements.txt"
         )
     return Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js"
+
+
+@functools.cache
+def plotly_js() -> bytes:
+    """The bytes of :func:`plotly_js_path`, read once per process (about 5 MB)."""
+    return plotly_js_path().read_bytes()
 
 
 @functools.cache
@@ -209,7 +216,8 @@ def hour_range(hours: Sequence[str]) -> list[str]:
 
 
 def _seconds(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
+    """Seconds since the epoch of a plotly date string (UTC)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 def deployment_marks(
@@ -279,6 +287,12 @@ def time_figure(
     time to the second, the legend below, and deployments and rollbacks marked."""
     xs = sorted(str(x) for t in traces for x in t.get("x", []) if x is not None)
     x_range = (layout.get("xaxis") or {}).get("range") or []
+    if xs and not x_range and _seconds(xs[-1]) - _seconds(xs[0]) < MIN_SPAN_SECONDS:
+        # Points within minutes: show them on a 10-minute axis, not one in milliseconds.
+        middle = datetime.fromtimestamp((_seconds(xs[0]) + _seconds(xs[-1])) / 2, UTC)
+        half = timedelta(seconds=MIN_SPAN_SECONDS / 2)
+        x_range = [f"{middle - half:%Y-%m-%d %H:%M:%S}", f"{middle + half:%Y-%m-%d %H:%M:%S}"]
+        layout["xaxis"] = {**(layout.get("xaxis") or {}), "range": x_range}
     if xs:
         start, end = min([xs[0], *x_range[:1]]), max([xs[-1], *x_range[1:]])
         shapes, notes = deployment_marks(ctx, start, end)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request, send_file, url_for
+from flask import Blueprint, Flask, Response, request, url_for
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitoring.capture.feedback import MAX_ROW_ID, apply_feedback, label_history
 from monitoring.exceptions import BadRequestError, NotFoundError
-from monitoring.reports.dashboard import dashboard_html, plotly_js_path, plotly_js_version
+from monitoring.reports import dashboard as pages
 from monitoring.reports.formatting import TEMPLATES
 from monitoring.web.admin import feedback_caller
 from monitoring.web.api import views
@@ -122,8 +122,8 @@ def feedback_history(row_id: int) -> Any:
 def dashboard() -> Any:
     """The monitoring dashboard: trends and the latest state, charts drawn in the browser
     by the plotly.js this app serves (no CDN)."""
-    src = url_for("ops.plotly_js", v=plotly_js_version())
-    return Response(dashboard_html(views(), plotly_src=src), mimetype="text/html")
+    src = url_for("ops.plotly_js", v=pages.plotly_js_version())
+    return Response(pages.dashboard_html(views(), plotly_src=src), mimetype="text/html")
 
 
 @bp.get("/dashboard/plotly.min.js")
@@ -131,9 +131,11 @@ def dashboard() -> Any:
 def plotly_js() -> Any:
     """The plotly.js shipped in the pinned ``plotly`` package, cached by browsers for a day
     (the dashboard's URL names its version)."""
-    return send_file(
-        plotly_js_path(), mimetype="text/javascript", max_age=86400, conditional=True, etag=True
-    )
+    response = Response(pages.plotly_js(), mimetype="text/javascript")
+    response.set_etag(f"plotly.js-{pages.plotly_js_version()}")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response.make_conditional(request)
 
 
 def init_app(app: Flask) -> None:
