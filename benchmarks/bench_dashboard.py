@@ -3,7 +3,7 @@
 Run from the project root::
 
     .venv/bin/python benchmarks/bench_dashboard.py            # 3, 30 and 100 features
-    .venv/bin/python benchmarks/bench_dashboard.py --quick    # 3 and 30 features, fewer rows
+    .venv/bin/python benchmarks/bench_dashboard.py --quick    # smoke run: 3 features, no runs
     .venv/bin/python benchmarks/bench_dashboard.py --features 100 --rows 20000
 
 For each feature count it makes a project whose data has that many numeric features
@@ -18,7 +18,9 @@ ingested profile not loaded yet), times:
 * later ``GET /dashboard`` calls (the median of 30; the page is cached until the store
   changes);
 * ``python -m monitoring report`` as a user runs it (a new process: imports, the report
-  files, ``report.pdf`` printed by headless Chromium when installed).
+  files, ``report.pdf`` printed by headless Chromium when installed), in wall seconds
+  and in CPU seconds of the whole process tree (on a shared machine the wall time
+  also counts the time waiting for a core: the load average is printed).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,9 +50,9 @@ from monitoring.config import load_settings
 settings = load_settings(sys.argv[2], env={})
 app = create_app(settings, {"TESTING": True})
 client = app.test_client()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 first = client.get("/dashboard")
-first_s = time.perf_counter() - start
+first_s, first_cpu = time.perf_counter() - start, time.process_time() - cpu
 assert first.status_code == 200, first.status_code
 later = []
 for _ in range(30):
@@ -57,7 +60,7 @@ for _ in range(30):
     page = client.get("/dashboard")
     later.append(time.perf_counter() - start)
     assert page.status_code == 200
-print(json.dumps({"first": first_s, "later": sorted(later)[len(later) // 2],
+print(json.dumps({"first": first_s, "first_cpu": first_cpu, "later": sorted(later)[len(later) // 2],
                   "bytes": len(first.get_data())}))
 """
 
@@ -94,7 +97,14 @@ def make_data(folder: Path, features: int, rows: int, seed: int) -> dict[str, Pa
 
 def cli(config: Path, *args: str, timeout: float = 900) -> float:
     """Seconds ``python -m monitoring --config config args`` took (it must succeed)."""
+    return cli_times(config, *args, timeout=timeout)[0]
+
+
+def cli_times(config: Path, *args: str, timeout: float = 900) -> tuple[float, float]:
+    """Wall seconds of ``python -m monitoring --config config args``, and the CPU seconds
+    (user + system) of it and every process it waited for (Chromium's included)."""
     env = {**os.environ, "MONITORING_PYPI_URL": "http://127.0.0.1:9"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "monitoring", "--config", str(config), *args],
@@ -105,14 +115,16 @@ def cli(config: Path, *args: str, timeout: float = 900) -> float:
         env=env,
     )
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"monitoring {' '.join(args)} failed: {tail[0]}")
-    return seconds
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
-def make_project(folder: Path, features: int, rows: int) -> Path:
-    """A project with ``features`` features after setup and two pipeline runs; its config."""
+def make_project(folder: Path, features: int, rows: int, *, runs: int = 2) -> Path:
+    """A project with ``features`` features after setup and ``runs`` pipeline runs; its config."""
     paths = make_data(folder, features, rows, seed=20261202 + features)
     config = json.loads((ROOT / "config.json").read_text())
     config.update(
@@ -130,7 +142,7 @@ def make_project(folder: Path, features: int, rows: int) -> Path:
     path = folder / "config.json"
     path.write_text(json.dumps(config, indent=2))
     cli(path, "setup")
-    for name in ("new1", "new2"):
+    for name in ("new1", "new2")[:runs]:
         shutil.copy(paths[name], folder / "input" / paths[name].name)
         cli(path, "run")
     send_traffic(path, paths["test"])
@@ -171,7 +183,7 @@ def measure(config: Path) -> dict[str, Any]:
     if done.returncode != 0:
         raise RuntimeError(f"dashboard timing failed: {done.stderr.strip()[-400:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["report"] = cli(config, "report")
+    result["report"], result["report_cpu"] = cli_times(config, "report")
     pdf = config.parent / "models" / "practice" / "report.pdf"
     result["pdf_bytes"] = pdf.stat().st_size
     return result
@@ -181,49 +193,59 @@ def run(
     *, quick: bool = False, features: Sequence[int] | None = None, rows: int | None = None
 ) -> list[Goal]:
     """Run the benchmark, print its table and return the goals."""
-    features = list(features or ((3, 30) if quick else (3, 30, 100)))
-    rows = rows or (2000 if quick else 10_000)
+    features = list(features or ((3,) if quick else (3, 30, 100)))
+    rows = rows or (1000 if quick else 10_000)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     measured: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         for n in features:
-            config = make_project(Path(tmp) / f"f{n}", n, rows)
+            config = make_project(Path(tmp) / f"f{n}", n, rows, runs=0 if quick else 2)
             runs = [measure(config) for _ in range(1 if quick else 3)]
             measured[n] = {k: median([r[k] for r in runs]) for k in runs[0]}
     print(
-        f"Dashboard and report: {rows:,} training rows, after setup and 2 pipeline runs; "
+        f"Dashboard and report: {rows:,} training rows, after setup"
+        + ("" if quick else " and 2 pipeline runs")
+        + "; "
         f"median of {len(runs)} fresh process(es); report.pdf by "
         + ("headless Chromium" if chromium else "the plain fallback (no Chromium)")
     )
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     header = (
-        f"{'features':>8} {'first /dashboard s':>19} {'later /dashboard ms':>20} "
-        f"{'page KB':>8} {'report s':>9} {'PDF KB':>7}"
+        f"{'features':>8} {'first /dashboard s':>19} {'(CPU s)':>8} {'later /dashboard ms':>20} "
+        f"{'page KB':>8} {'report s':>9} {'(CPU s)':>8} {'PDF KB':>7}"
     )
     print(header)
     print("-" * len(header))
     for n, m in measured.items():
         print(
-            f"{n:>8} {m['first']:>19.3f} {1000 * m['later']:>20.1f} {m['bytes'] / 1024:>8.0f} "
-            f"{m['report']:>9.2f} {m['pdf_bytes'] / 1024:>7.0f}"
+            f"{n:>8} {m['first']:>19.3f} {m['first_cpu']:>8.3f} {1000 * m['later']:>20.1f} "
+            f"{m['bytes'] / 1024:>8.0f} {m['report']:>9.2f} {m['report_cpu']:>8.2f} "
+            f"{m['pdf_bytes'] / 1024:>7.0f}"
         )
-    top = measured[max(measured)]
     n = max(measured)
+    top = measured[n]
     return [
-        Goal(f"first /dashboard <= 1 s ({n} features)", f"{top['first']:.3f} s", top["first"] <= 1),
         Goal(
-            f"later /dashboard <= 50 ms ({n} features)",
-            f"{1000 * top['later']:.1f} ms",
+            "first /dashboard after a deploy <= 1 s",
+            f"{top['first']:.3f} s, {n} features",
+            top["first"] <= 1,
+        ),
+        Goal(
+            "later /dashboard <= 50 ms",
+            f"{1000 * top['later']:.1f} ms, {n} features",
             top["later"] <= 0.05,
         ),
         Goal(
-            f"monitoring report <= 5 s ({n} features)", f"{top['report']:.2f} s", top["report"] <= 5
+            "monitoring report <= 5 s",
+            f"{top['report']:.2f} s, {n} features",
+            top["report"] <= 5,
         ),
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 and 30 features, 2,000 rows")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 features, setup only")
     parser.add_argument("--features", type=int, nargs="+", help="feature counts (3 30 100)")
     parser.add_argument("--rows", type=int, help="training rows (10,000)")
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_dashboard  # noqa: E402
 import bench_drift  # noqa: E402
 import bench_http  # noqa: E402
 import bench_pipeline  # noqa: E402
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("HTTP", lambda: bench_http.run(quick=args.quick, use_wrk=not args.no_wrk)),
         ("pipeline", lambda: bench_pipeline.run(quick=args.quick)),
         ("drift", lambda: drift_goals(args.quick)),
+        ("dashboard", lambda: bench_dashboard.run(quick=args.quick)),
     ):
         print(f"\n=== {title} ===", flush=True)
         t0 = time.perf_counter()

@@ -70,7 +70,7 @@ TRAFFIC_SECONDS = (
     30.0  # the traffic part (captures, latency, live F1) is re-read at most this often
 )
 HIST_BINS = 30
-MIN_SPAN_SECONDS = 600  # a time axis spans at least 10 minutes
+MIN_SPAN_SECONDS = 120  # a time axis spans at least 2 minutes
 TIME_AXIS = "time (UTC)"
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
@@ -288,7 +288,7 @@ def time_figure(
     xs = sorted(str(x) for t in traces for x in t.get("x", []) if x is not None)
     x_range = (layout.get("xaxis") or {}).get("range") or []
     if xs and not x_range and _seconds(xs[-1]) - _seconds(xs[0]) < MIN_SPAN_SECONDS:
-        # Points within minutes: show them on a 10-minute axis, not one in milliseconds.
+        # Points within seconds: show them on a 2-minute axis, not one in milliseconds.
         middle = datetime.fromtimestamp((_seconds(xs[0]) + _seconds(xs[-1])) / 2, UTC)
         half = timedelta(seconds=MIN_SPAN_SECONDS / 2)
         x_range = [f"{middle - half:%Y-%m-%d %H:%M:%S}", f"{middle + half:%Y-%m-%d %H:%M:%S}"]

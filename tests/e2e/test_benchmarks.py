@@ -49,6 +49,9 @@ GOALS = [
     "every contender keeps the same rows",
     "batch probabilities == sklearn's",
     "drift: 10k-row column < 1 ms",
+    "first /dashboard after a deploy <= 1 s",
+    "later /dashboard <= 50 ms",
+    "monitoring report <= 5 s",
     "whole benchmark < 5 minutes",
 ]
 
