@@ -82,7 +82,7 @@ def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
     # The same model, new data: its drift is recorded now for the dashboard to read.
     [kept] = store.drift_reports(limit=1, source="ingested", full=True)
     assert kept["model_version"] == champion
-    assert kept["report"]["profile_id"] == store.latest_data_profile_id()
+    assert kept["report"]["recorded_for"]["profile_id"] == store.latest_data_profile_id()
     again = run_full_process(source, store=store)
     assert again["outcome"] == "no_new_data"
 
