@@ -197,7 +197,8 @@ def run(
     rows = rows or (1000 if quick else 10_000)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     measured: dict[int, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+    # ignore_cleanup_errors: the capture writer's thread may still touch its journal folder.
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-", ignore_cleanup_errors=True) as tmp:
         for n in features:
             config = make_project(Path(tmp) / f"f{n}", n, rows, runs=0 if quick else 2)
             runs = [measure(config) for _ in range(1 if quick else 3)]

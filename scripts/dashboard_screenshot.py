@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--keep", type=Path, help="build the project here and keep it")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="dashboard-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dashboard-demo-", ignore_cleanup_errors=True) as tmp:
         folder = args.keep or Path(tmp) / "project"
         folder.mkdir(parents=True, exist_ok=True)
         settings = build(folder)
