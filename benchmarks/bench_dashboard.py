@@ -190,7 +190,11 @@ def measure(config: Path) -> dict[str, Any]:
 
 
 def run(
-    *, quick: bool = False, features: Sequence[int] | None = None, rows: int | None = None
+    *,
+    quick: bool = False,
+    features: Sequence[int] | None = None,
+    rows: int | None = None,
+    repeats: int | None = None,
 ) -> list[Goal]:
     """Run the benchmark, print its table and return the goals."""
     features = list(features or ((3,) if quick else (3, 30, 100)))
@@ -201,7 +205,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-", ignore_cleanup_errors=True) as tmp:
         for n in features:
             config = make_project(Path(tmp) / f"f{n}", n, rows, runs=0 if quick else 2)
-            runs = [measure(config) for _ in range(1 if quick else 3)]
+            runs = [measure(config) for _ in range(repeats or (1 if quick else 3))]
             measured[n] = {k: median([r[k] for r in runs]) for k in runs[0]}
     print(
         f"Dashboard and report: {rows:,} training rows, after setup"
@@ -249,8 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 features, setup only")
     parser.add_argument("--features", type=int, nargs="+", help="feature counts (3 30 100)")
     parser.add_argument("--rows", type=int, help="training rows (10,000)")
+    parser.add_argument("--repeats", type=int, help="fresh processes measured per size (3)")
     args = parser.parse_args(argv)
-    goals = run(quick=args.quick, features=args.features, rows=args.rows)
+    goals = run(quick=args.quick, features=args.features, rows=args.rows, repeats=args.repeats)
     print_goals("goals", goals)
     return 0 if all(g.passed is not False for g in goals) else 1
 
