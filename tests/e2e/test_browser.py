@@ -154,6 +154,8 @@ def panel_report(driver: Any) -> dict[str, Any]:
                                            '.heatmaplayer image, .hm image').length,
                 svg: c.querySelectorAll('svg.main-svg').length,
                 width: c.getBoundingClientRect().width,
+                right: Math.max.apply(null, Array.from(c.querySelectorAll('svg.main-svg'))
+                  .map(function (v) { return v.getBoundingClientRect().right; }).concat([0])),
                 xticks: Array.from(c.querySelectorAll('.xaxislayer-above .xtick text'))
                   .map(function (t) {
                     return Array.from(t.querySelectorAll('tspan')).length
@@ -189,6 +191,7 @@ def test_dashboard_at_desktop_and_phone_widths(served: str, browser: Any, tmp_pa
     for name in CHARTS:
         [chart, *_] = panels[name]["charts"]
         assert chart["svg"] >= 1 and chart["points"] >= 1, (name, chart)
+        assert chart["right"] <= panels[name]["right"], (name, chart)
     # Readable dates on every time axis (not raw timestamps like "41:07.454000").
     for name in ("f1-trend", "drift-share", "drift-columns", "traffic", "latency", "ingested"):
         ticks = [part for tick in panels[name]["charts"][0]["xticks"] for part in tick]
@@ -216,6 +219,7 @@ def test_dashboard_at_desktop_and_phone_widths(served: str, browser: Any, tmp_pa
     for name in CHARTS:
         [chart, *_] = panels[name]["charts"]
         assert chart["points"] >= 1 and chart["width"] <= 390, (name, chart)
+        assert chart["right"] <= panels[name]["right"], (name, chart)  # drawn inside its panel
     shot = tmp_path / "phone.png"
     browser.save_screenshot(str(shot))
     assert shot.read_bytes().startswith(b"\x89PNG")
