@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_cli  # noqa: E402
+import bench_dashboard  # noqa: E402
 import bench_drift  # noqa: E402
 import bench_http  # noqa: E402
 import bench_live  # noqa: E402
@@ -82,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("drift", lambda: drift_goals(args.quick)),
         ("CLI", lambda: bench_cli.run(quick=args.quick)),
         ("live performance", lambda: bench_live.scoring_goals(quick=args.quick)),
+        # 100 features once (the goals' size); bench_dashboard.py alone gives 3/30/100.
+        (
+            "dashboard",
+            lambda: bench_dashboard.run(
+                quick=args.quick, features=None if args.quick else (100,), repeats=1
+            ),
+        ),
     ):
         print(f"\n=== {title} ===", flush=True)
         t0 = time.perf_counter()

@@ -27,6 +27,7 @@ from monitoring.model.deployment import deploy, load_deployed
 from monitoring.model.scoring import evaluate, read_test_data, score, score_record
 from monitoring.model.tracking import log_deployment, log_gate
 from monitoring.model.training import train, training_matrix
+from monitoring.readmodels import ReadModels
 from monitoring.reports.fairness import fairness_gate, safe_audit_test
 from monitoring.reports.modelcard import read_model_card, write_model_card
 from monitoring.storage.engine import exclusive
@@ -306,6 +307,14 @@ def run_full_process(
                 message = exc.message if isinstance(exc, MonitoringError) else str(exc)
                 evidence["report_error"] = message
                 reason = f"{reason}; the report after it failed: {message}"
+        elif outcome != "no_new_data":
+            # New data and the same model: the drift of the new data against it is
+            # computed and recorded now, so the next dashboard or report reads it back.
+            progress("recording the drift of the new data for the dashboard")
+            try:
+                ReadModels(settings, store).drift.keep_latest()
+            except Exception as exc:  # noqa: BLE001 - never fails the run
+                evidence["dashboard_drift_error"] = str(exc)
         store.finish_run(
             run_id, status="completed", outcome=outcome, reason=reason, evidence=evidence
         )

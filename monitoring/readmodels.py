@@ -517,19 +517,53 @@ class DriftView:
         self.profile = profile
 
     def latest(self) -> dict[str, Any]:
-        """Drift of the latest ingested data (its profile in the store), not recorded;
-        cached per live model and data profile."""
+        """Drift of the latest ingested data (its profile in the store) against the live
+        model; cached per live model and data profile.
+
+        Not recorded here, but a report recorded for the same model, profile and drift
+        options (by :meth:`keep_latest` after a deploy or a pipeline run, or by ``POST
+        /drift``) is read back instead of computed again, so the first dashboard after a
+        deploy does not wait for it.
+        """
         artifact = self.model.artifact()
         profile_id = self.profile.latest_id()
         if profile_id is None:
             raise MissingArtifactError(NOT_INGESTED)
-        return self.cache.get(
-            "drift",
-            (artifact.version, profile_id),
-            lambda: self.report(
+
+        def compute() -> dict[str, Any]:
+            stored = self._stored(artifact.version, profile_id)
+            if stored is not None:
+                return stored
+            return self.report(
                 self.profile.reference(profile_id), input_name=INGESTED, source="ingested"
-            ),
-        )
+            )
+
+        report: dict[str, Any] = self.cache.get("drift", (artifact.version, profile_id), compute)
+        return report
+
+    def _tag(self, profile_id: int) -> dict[str, Any]:
+        """What a recorded report of the ingested data is for, beyond its model: the data
+        profile and the drift options (kept in the stored JSON, not shown in answers)."""
+        return {"profile_id": profile_id, "options": repr(self.settings.drift)}
+
+    def _stored(self, version: str, profile_id: int) -> dict[str, Any] | None:
+        """The newest recorded drift report of the ingested data for this model, profile
+        and drift options, if any of the latest few is."""
+        tag = self._tag(profile_id)
+        for row in self.store.drift_reports(limit=5, source="ingested", full=True):
+            report = row["report"]
+            if row["model_version"] == version and report.get("recorded_for") == tag:
+                return {k: v for k, v in report.items() if k not in ("recorded_for", "adhoc")}
+        return None
+
+    def keep_latest(self) -> dict[str, Any]:
+        """:meth:`latest`, recorded unless a report for the same model, profile and
+        options is (after a deploy or a pipeline run, so no reader computes it)."""
+        report = self.latest()
+        profile_id = self.profile.latest_id()
+        if profile_id is None or self._stored(report["model_version"], profile_id) is not None:
+            return report
+        return self.record()
 
     def record(self, frame: pd.DataFrame | None = None, *, input_name: str = "") -> dict[str, Any]:
         """Drift of ``frame`` (default: the ingested data), recorded; the report with its
@@ -539,13 +573,17 @@ class DriftView:
         metric or a retrain, and only the newest ``drift.max_adhoc_reports`` of them,
         none older than ``drift.adhoc_retention_days``, are kept.
         """
+        stored: dict[str, Any] = {}
         if frame is None:
             report = {**self.latest(), "adhoc": False}
+            profile_id = self.profile.latest_id()
+            if profile_id is not None:
+                stored["recorded_for"] = self._tag(profile_id)
         else:
             report = {**self.report(frame, input_name=input_name, source=ADHOC_SOURCE)}
             report["adhoc"] = True
         report_id = self.store.add_drift_report(
-            report, model_version=report["model_version"], source=report["source"]
+            {**report, **stored}, model_version=report["model_version"], source=report["source"]
         )
         if report["adhoc"]:
             options = self.settings.drift

@@ -182,6 +182,14 @@ def _no_pypi(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(depcheck, "fetch_latest_pypi", lambda name, **kw: None)
 
 
+@pytest.fixture(autouse=True)
+def _plain_report_pdf(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report.pdf is printed by headless Chromium (seconds) only in the e2e tests; the
+    others get the plain PDF, so every setup and pipeline run stays quick."""
+    if request.node.get_closest_marker("e2e") is None:
+        monkeypatch.setenv("MONITORING_CHROMIUM", "")
+
+
 @pytest.fixture
 def api(deployed: dict[str, Any], client: Any) -> Any:
     """A test client of the app with the practice model deployed."""

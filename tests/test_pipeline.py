@@ -108,8 +108,12 @@ def test_source_data_drifts_and_the_gate_rejects_a_worse_challenger(
     assert "worse than the champion's 0.5714" in run["reason"]
     assert current_version(store) == champion
 
-    [report] = store.drift_reports(limit=1)
+    [report] = store.drift_reports(limit=1, source="pipeline")
     assert report["source"] == "pipeline" and report["dataset_drift"] is True
+    # The same model, new data: its drift is recorded now for the dashboard to read.
+    [kept] = store.drift_reports(limit=1, source="ingested", full=True)
+    assert kept["model_version"] == champion
+    assert kept["report"]["recorded_for"]["profile_id"] == store.latest_data_profile_id()
     again = run_full_process(source, store=store)
     assert again["outcome"] == "no_new_data"
 
@@ -302,7 +306,7 @@ def test_drift_reports_show_importance_and_the_key_features(
     expected = [f for f in source.features if f in {top, "number_of_employees"}]
     assert report["key_features"] == expected
     assert report["key_drifted"] == expected  # every column drifts on the source data
-    [stored] = store.drift_reports(limit=1, full=True)
+    [stored] = store.drift_reports(limit=1, full=True, source="pipeline")
     assert stored["report"]["key_drifted"] == expected
 
 

@@ -1,4 +1,4 @@
-"""Every figure of the reports: confusion matrix, histograms, score history.
+"""The matplotlib figures of the reports: the confusion matrix PNG, and the plain PDF's figures.
 
 Figures are drawn with matplotlib's object API on Agg canvases (no pyplot global
 state, no display needed); :func:`png` renders one as PNG bytes.
@@ -46,22 +46,6 @@ def confusion_matrix_figure(score: dict[str, Any], version: str) -> Figure:
     return fig
 
 
-def histogram_figure(column: str, reference: np.ndarray, current: np.ndarray) -> Figure:
-    """Density histograms of one column, reference (training data) vs current."""
-    fig = new_figure(3.6, 2.6)
-    ax = fig.add_subplot()
-    both = np.concatenate([reference, current]) if current.size else reference
-    edges = list(np.histogram_bin_edges(both, bins=20) if both.size else np.linspace(0, 1, 21))
-    ax.hist(reference, bins=edges, density=True, alpha=0.5, label=f"reference ({reference.size})")
-    if current.size:
-        ax.hist(current, bins=edges, density=True, alpha=0.5, label=f"current ({current.size})")
-    ax.set_title(column, fontsize=10)
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def score_history_figure(scores: Sequence[dict[str, Any]]) -> Figure | None:
     """F1 over time, one line per dataset kind (test, training, ingested); None if no F1."""
     rows = [r for r in scores if r.get("f1") is not None]
@@ -81,16 +65,3 @@ def score_history_figure(scores: Sequence[dict[str, Any]]) -> Figure | None:
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
-
-
-def build_figures(ctx: dict[str, Any]) -> dict[str, Figure]:
-    """The figures of a page context by name: ``scores``, ``confusion``, ``hist:<column>``."""
-    figures: dict[str, Figure] = {}
-    history = score_history_figure(ctx["scores"])
-    if history is not None:
-        figures["scores"] = history
-    if ctx["test_score"] and ctx["test_score"].get("confusion_matrix"):
-        figures["confusion"] = confusion_matrix_figure(ctx["test_score"], ctx["model"]["version"])
-    for column, (reference, current) in ctx["histograms"].items():
-        figures[f"hist:{column}"] = histogram_figure(column, reference, current)
-    return figures

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -229,4 +230,17 @@ label_events = Table(
     Column("previous_label", Integer),
     Column("labelled_at", String(32), nullable=False),
     Column("source", String(64)),  # who sent it: admin_token, feedback_token or anonymous
+)
+
+# Request latency per hour (UTC, ``YYYY-MM-DDTHH``), URL rule and latency bucket: each
+# worker adds its counts every few seconds (monitoring.web.latency), so the table holds
+# at most hours x rules x buckets rows; hours older than capture.retention_days go.
+request_latency = Table(
+    "request_latency",
+    metadata,
+    Column("hour", String(13), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("bucket", Integer, nullable=False),  # index into LATENCY_BUCKETS (upper bounds)
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hour", "endpoint", "bucket", name="pk_request_latency"),
 )

@@ -19,7 +19,7 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from prometheus_client import Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
@@ -103,6 +103,9 @@ def finish_request(response: Response) -> Response:
     status_label = status if status in STATUSES else "other"
     series(REQUESTS, endpoint, method_label, status_label).inc()
     series(LATENCY, endpoint, method_label, status_label).observe(seconds)
+    recorder = current_app.extensions.get("latency")
+    if recorder is not None and rule is not None:
+        recorder.observe(endpoint, seconds)
     if log.isEnabledFor(logging.INFO):
         access_log(rid, method, request.path, code, seconds)
     return response

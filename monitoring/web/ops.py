@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, request, url_for
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitoring.capture.feedback import MAX_ROW_ID, apply_feedback, label_history
 from monitoring.exceptions import BadRequestError, NotFoundError
-from monitoring.reports.dashboard import dashboard_html
+from monitoring.reports import dashboard as pages
+from monitoring.reports.formatting import TEMPLATES
 from monitoring.web.admin import feedback_caller
 from monitoring.web.api import views
+from monitoring.web.latency import LatencyRecorder
 from monitoring.web.logs import configure_json_logging
 from monitoring.web.metrics import finish_request, render_metrics, start_request
 from monitoring.web.openapi import doc
@@ -118,14 +120,36 @@ def feedback_history(row_id: int) -> Any:
 @bp.get("/dashboard")
 @doc("Dashboard", ok=text("text/html"), errors=(503,), tag="ops")
 def dashboard() -> Any:
-    """The monitoring dashboard as one self-contained HTML page."""
-    return Response(dashboard_html(views()), mimetype="text/html")
+    """The monitoring dashboard: trends and the latest state, charts drawn in the browser
+    by the plotly.js this app serves (no CDN)."""
+    src = url_for("ops.plotly_js", v=pages.plotly_js_version())
+    return Response(pages.dashboard_html(views(), plotly_src=src), mimetype="text/html")
+
+
+@bp.get("/dashboard/plotly.min.js")
+@doc("plotly.js for the dashboard", ok=text("text/javascript"), tag="ops")
+def plotly_js() -> Any:
+    """The plotly.js shipped in the pinned ``plotly`` package, cached by browsers for a day
+    (the dashboard's URL names its version)."""
+    response = Response(pages.plotly_js(), mimetype="text/javascript")
+    response.set_etag(f"plotly.js-{pages.plotly_js_version()}")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response.make_conditional(request)
 
 
 def init_app(app: Flask) -> None:
-    """Install request ids, JSON logs, request metrics and the ops routes on ``app``."""
+    """Install request ids, JSON logs, request metrics (and the hourly latency record of
+    the dashboard) and the ops routes on ``app``."""
     if not app.testing:
         configure_json_logging()
+    readmodels = app.extensions["readmodels"]
+    app.extensions["latency"] = LatencyRecorder(
+        readmodels.store,
+        retention_days=readmodels.settings.capture.retention_days,
+        background=not app.testing,
+    )
+    TEMPLATES.get_template("page.html")  # compiled now, not by the first /dashboard
     app.before_request(start_request)
     app.after_request(finish_request)
     app.register_blueprint(bp)

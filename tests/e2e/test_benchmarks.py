@@ -53,6 +53,9 @@ GOALS = [
     "CLI versions < 1 s",
     "drift: KS statistics within the sketch's bound of scipy's",
     "/scoring p99 <= 2x ceiling p99 (20,000 captured)",
+    "first /dashboard after a deploy <= 1 s",
+    "later /dashboard <= 50 ms",
+    "monitoring report <= 5 s",
     "whole benchmark < 5 minutes",
 ]
 

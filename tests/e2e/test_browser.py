@@ -1,8 +1,9 @@
-"""The dashboard in a real browser: headless Chromium under gunicorn."""
+"""The dashboard in a real browser (headless Chromium), and report.pdf printed by it."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -12,21 +13,71 @@ from typing import Any
 import pytest
 
 from app import create_app
+from monitoring.capture.importer import import_journals
 from monitoring.config import Settings
+from monitoring.pipeline import run_full_process
+from monitoring.storage.store import Store
+from tests.helpers import AUTH
 
-SECTIONS = ("model", "versions", "scores", "drift", "missing", "confusion", "live", "runs")
-
-
+PANELS = (
+    "model",
+    "f1-trend",
+    "estimated-f1",
+    "drift-share",
+    "drift-columns",
+    "traffic",
+    "latency",
+    "ingested",
+    "versions",
+    "drift",
+    "missing",
+    "confusion",
+    "live",
+    "runs",
+    "modelcard",
+)
+# Charts that must hold data after a pipeline run and labelled traffic.
+CHARTS = ("f1-trend", "drift-share", "drift-columns", "traffic", "latency", "ingested", "confusion")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+# A time-axis tick as plotly writes it: "10:22:30", "Dec 2, 2026", "10:00", "Dec 2"...
+READABLE_TICK = re.compile(r"^(\d{1,2}:\d{2}(:\d{2})?|[A-Z][a-z]{2} \d{1,2}(, \d{4})?|\d{4})$")
+
+
+def need_browser() -> None:
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = "chromium and chromium-driver are not installed (apt-get install them)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture
-def served(deployed: dict[str, Any], settings: Settings) -> Iterator[str]:
+def history(deployed: dict[str, Any], settings: Settings, store: Store) -> Settings:
+    """A pipeline run on new data, and labelled /prediction traffic, all in the store."""
+    for source in sorted((settings.root / "data" / "sourcedata").glob("*.csv")):
+        shutil.copy(source, settings.input_folder_path / source.name)
+    run_full_process(settings, store=store)
+    app = create_app(settings, {"TESTING": True})
+    client = app.test_client()
+    for _ in range(2):
+        answer = client.post("/prediction", json={"dataset_path": "testdata.csv"}).get_json()
+        labels = [int(p) for p in answer["predictions"]]
+        labels[0] = 1 - labels[0]
+        client.post(
+            "/feedback", json={"request_id": answer["request_id"], "labels": labels}, headers=AUTH
+        )
+    import_journals(store, settings)
+    app.extensions["latency"].flush()
+    return settings
+
+
+@pytest.fixture
+def served(history: Settings) -> Iterator[str]:
     """The app on loopback, werkzeug in a thread."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, create_app(settings, {"TESTING": True}), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(history, {"TESTING": True}), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -36,19 +87,14 @@ def served(deployed: dict[str, Any], settings: Settings) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.mark.e2e
-def test_dashboard_in_headless_chromium(served: str, tmp_path: Path) -> None:
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromium-driver are not installed (apt-get install them)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    need_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = CHROMIUM or ""
     for flag in (
         "--headless",
         "--no-sandbox",
@@ -58,31 +104,156 @@ def test_dashboard_in_headless_chromium(served: str, tmp_path: Path) -> None:
         "--disable-sync",
         "--no-first-run",
         "--disable-dev-shm-usage",
+        "--hide-scrollbars",
         f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,2400",
+        "--window-size=1400,1200",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
     try:
-        driver.set_page_load_timeout(30)
-        driver.get(served + "/dashboard")
-        assert driver.title == "Model monitoring dashboard"
-        for section in SECTIONS:
-            element = driver.find_element(By.ID, section)
-            assert element.is_displayed() and element.size["height"] > 0
-        images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) == 5
-        for image in images:
-            loaded = driver.execute_script(
-                "return arguments[0].complete && arguments[0].naturalWidth", image
-            )
-            assert loaded and loaded > 100
-        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
-        assert errors == []
-        shot = tmp_path / "dashboard.png"
-        driver.save_screenshot(str(shot))
-        shutil.copy(shot, "/tmp/dashboard.png")
-        assert shot.read_bytes().startswith(b"\x89PNG")
+        yield driver
     finally:
         driver.quit()
+
+
+def open_dashboard(driver: Any, url: str, width: int) -> None:
+    """Load the dashboard at ``width`` CSS pixels and wait until every chart is drawn."""
+    driver.set_window_size(width, 1000)
+    driver.get(url + "/dashboard")
+    inner = driver.execute_script("return window.innerWidth")
+    if inner != width:  # the window frame: make the page itself that wide
+        driver.set_window_size(2 * width - inner, 1000)
+        driver.get(url + "/dashboard")
+    assert driver.execute_script("return window.innerWidth") == width
+    driver.execute_async_script(
+        "var done = arguments[0];"
+        "(function wait() { document.body.dataset.charts === 'drawn' ? done() :"
+        " setTimeout(wait, 50); })();"
+    )
+
+
+def panel_report(driver: Any) -> dict[str, Any]:
+    """For each panel: shown, its box, and for its charts the data points drawn and the
+    time-axis tick labels."""
+    found = driver.execute_script(
+        """
+        var out = [];
+        document.querySelectorAll('section').forEach(function (s) {
+          var box = s.getBoundingClientRect();
+          var charts = Array.from(s.querySelectorAll('.chart'));
+          out.push({
+            id: s.id,
+            shown: box.width > 0 && box.height > 0 && getComputedStyle(s).visibility === 'visible',
+            left: box.left, right: box.right,
+            charts: charts.map(function (c) {
+              return {
+                points: c.querySelectorAll('.scatterlayer .point, .barlayer .point, ' +
+                                           '.heatmaplayer image, .hm image').length,
+                svg: c.querySelectorAll('svg.main-svg').length,
+                width: c.getBoundingClientRect().width,
+                right: Math.max.apply(null, Array.from(c.querySelectorAll('svg.main-svg'))
+                  .map(function (v) { return v.getBoundingClientRect().right; }).concat([0])),
+                xticks: Array.from(c.querySelectorAll('.xaxislayer-above .xtick text'))
+                  .map(function (t) {
+                    return Array.from(t.querySelectorAll('tspan')).length
+                      ? Array.from(t.querySelectorAll('tspan')).map(function (p) {
+                          return p.textContent; })
+                      : [t.textContent];
+                  }),
+                date: c.querySelector('.xaxislayer-above') !== null &&
+                      (c.dataset.figure || '') !== ''
+              };
+            })
+          });
+        });
+        return out;
+        """
+    )
+    return {p["id"]: p for p in found}
+
+
+@pytest.mark.e2e
+def test_dashboard_at_desktop_and_phone_widths(served: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_dashboard(browser, served, 1400)
+    assert browser.title == "Model monitoring dashboard"
+    panels = panel_report(browser)
+    assert list(panels) == list(PANELS)
+    assert all(p["shown"] for p in panels.values()), panels
+    # No horizontal overflow at 1400 px: the page and every panel fit the window.
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 1400
+    assert all(0 <= p["left"] and p["right"] <= 1400 for p in panels.values())
+    for name in CHARTS:
+        [chart, *_] = panels[name]["charts"]
+        assert chart["svg"] >= 1 and chart["points"] >= 1, (name, chart)
+        assert chart["right"] <= panels[name]["right"], (name, chart)
+    # Readable dates on every time axis (not raw timestamps like "41:07.454000").
+    for name in ("f1-trend", "drift-share", "drift-columns", "traffic", "latency", "ingested"):
+        ticks = [part for tick in panels[name]["charts"][0]["xticks"] for part in tick]
+        assert ticks and all(READABLE_TICK.match(t) for t in ticks), (name, ticks)
+    # The estimate slot says there is none.
+    estimate = browser.find_element(By.ID, "estimated-f1")
+    assert "no estimate" in estimate.text
+    # Deployments are marked on the time axis.
+    f1 = browser.find_element(By.ID, "f1-trend")
+    assert re.search(r"deploy [0-9a-f]{8}", f1.text)
+    # The histogram picker redraws the chart for the column chosen.
+    picker = Select(browser.find_element(By.ID, "histogram-column"))
+    picker.select_by_value("number_of_employees")
+    title = browser.execute_script(
+        "return document.querySelector('#histogram-chart .gtitle').textContent"
+    )
+    assert title == "number_of_employees"
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+
+    open_dashboard(browser, served, 390)
+    panels = panel_report(browser)
+    assert list(panels) == list(PANELS)
+    assert all(p["shown"] for p in panels.values())
+    for name in CHARTS:
+        [chart, *_] = panels[name]["charts"]
+        assert chart["points"] >= 1 and chart["width"] <= 390, (name, chart)
+        assert chart["right"] <= panels[name]["right"], (name, chart)  # drawn inside its panel
+    shot = tmp_path / "phone.png"
+    browser.save_screenshot(str(shot))
+    assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.e2e
+def test_report_pdf_is_the_dashboard_printed_by_chromium(history: Settings) -> None:
+    need_browser()
+    from pypdf import PdfReader
+
+    from monitoring.reports.reporting import generate_report
+
+    store = Store(history.database_url)
+    generate_report(history)
+    reader = PdfReader(history.output_model_path / "report.pdf")
+    assert len(reader.pages) >= 2
+    assert reader.pages[0].mediabox.width == pytest.approx(595, abs=1)  # A4
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    for heading in (
+        "F1 per model version over time",
+        "Dataset drift share per pipeline run",
+        "Prediction volume and positive rate per hour",
+        "Request latency p95 per hour",
+        "Version history",
+        "Deployments and rollbacks",
+        "Missing data (share of rows)",
+        "Recent pipeline runs",
+        "Summary statistics of the ingested data",
+        "Model card",
+    ):
+        assert heading in text
+    # The tables' cells, and the charts' axis titles (drawn, not left blank).
+    assert "column method statistic p_value threshold drifted" in text
+    for version in {d["model_version"] for d in store.deployments()}:
+        assert version in text.replace(" ", "") or version in text
+    assert "time (UTC)" in text and "F1 score (0 to 1)" in text
+    assert "Chromium was not found" not in text

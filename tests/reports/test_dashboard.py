@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from monitoring.config import Settings
@@ -15,7 +16,23 @@ from monitoring.reports import dashboard
 from monitoring.reports.modelcard import read_model_card
 from monitoring.storage.store import Store
 
-SECTIONS = ("model", "versions", "scores", "drift", "missing", "confusion", "live", "runs")
+PANELS = (
+    "model",
+    "f1-trend",
+    "estimated-f1",
+    "drift-share",
+    "drift-columns",
+    "traffic",
+    "latency",
+    "ingested",
+    "versions",
+    "drift",
+    "missing",
+    "confusion",
+    "live",
+    "runs",
+    "modelcard",
+)
 
 
 @pytest.fixture
@@ -23,20 +40,50 @@ def api(deployed: dict[str, Any], client: Any) -> Any:
     return client
 
 
-def test_dashboard_renders_every_section_self_contained(api: Any, deployed: dict[str, Any]) -> None:
+def page_data(page: str) -> dict[str, Any]:
+    """The chart data a page embeds for plotly.js."""
+    [data] = re.findall(r'<script type="application/json" id="dashboard-data">(.*?)</script>', page)
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
+
+
+def test_dashboard_shows_every_panel_and_fetches_nothing_elsewhere(
+    api: Any, deployed: dict[str, Any]
+) -> None:
     response = api.get("/dashboard")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    for section in (*SECTIONS, "modelcard"):
-        assert f'<section id="{section}"' in page
+    assert re.findall(r'<section id="([^"]+)"', page) == list(PANELS)
     assert deployed["model_version"] in page
-    # Score history, confusion matrix and one histogram per feature, all inline.
-    assert page.count('src="data:image/png;base64,') == 5
     assert "Model card: " + deployed["model_version"] in page
-    # Works offline: nothing is fetched from anywhere.
+    assert "no estimate: no performance estimator has stored one yet" in page
+    # Works offline: plotly.js comes from this app, nothing from anywhere else.
+    assert re.findall(r'<script src="([^"]+)"', page) == [
+        f"/dashboard/plotly.min.js?v={dashboard.plotly_js_version()}"
+    ]
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
-    assert "<script" not in page
+    data = page_data(page)
+    # F1 (the test score), ingested rows, the confusion matrix; one histogram per feature.
+    charts = re.findall(r'<section id="([^"]+)".*?(?=<section|</main>)', page, re.S)
+    assert set(charts) == set(PANELS)
+    assert len(data["figures"]) == 3
+    assert list(data["histograms"]) == [
+        "lastmonth_activity",
+        "lastyear_activity",
+        "number_of_employees",
+    ]
+
+
+def test_plotly_js_is_served_from_the_pinned_package(api: Any) -> None:
+    response = api.get("/dashboard/plotly.min.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert response.data == dashboard.plotly_js_path().read_bytes()
+    assert response.data.startswith(b"/**\n* plotly.js v" + dashboard.plotly_js_version().encode())
+    assert response.headers["Cache-Control"] == "public, max-age=86400"
+    again = api.get("/dashboard/plotly.min.js", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
 
 
 def test_dashboard_is_cached_and_changes_nothing(
@@ -65,6 +112,23 @@ def test_dashboard_rerenders_after_a_pipeline_run(
     assert "no_new_data" in page
 
 
+def test_histogram_shares_are_exact() -> None:
+    reference = np.arange(10, dtype=float)
+    current = np.full(10, 5.0)
+    assert dashboard.histogram(reference, current, bins=3) == {
+        "edges": [0.0, 3.0, 6.0, 9.0],
+        "reference": [30.0, 30.0, 40.0],
+        "current": [0.0, 100.0, 0.0],
+    }
+    # Beyond the 0.5 % and 99.5 % quantiles values fall in the end bins.
+    wide = np.concatenate([np.zeros(1), np.full(998, 1.0), np.full(1, 1000.0)])
+    assert dashboard.histogram(wide, wide, bins=2) == {
+        "edges": [0.5, 1.0, 1.5],
+        "reference": [0.1, 99.9],
+        "current": [0.1, 99.9],
+    }
+
+
 def test_histograms_compare_the_training_and_the_ingested_profiles(
     api: Any, make_settings: Callable[..., Settings], store: Store
 ) -> None:
@@ -80,11 +144,14 @@ def test_histograms_compare_the_training_and_the_ingested_profiles(
     source.finaldata_file.unlink()
     histograms = dashboard.collect_context(ReadModels(source, store))["histograms"]
     assert list(histograms) == ["lastmonth_activity", "lastyear_activity", "number_of_employees"]
-    for column, (reference, current) in histograms.items():
-        assert reference.tolist() == sorted(training[column].astype(float))
-        assert current.tolist() == sorted(ingested[column].astype(float))
+    for column, hist in histograms.items():
+        expected = dashboard.histogram(
+            np.sort(training[column].to_numpy(float)), np.sort(ingested[column].to_numpy(float))
+        )
+        assert hist == expected
+        assert sum(hist["reference"]) == pytest.approx(100) == sum(hist["current"])
     page = api.get("/dashboard").get_data(as_text=True)  # without finaldata.csv
-    assert page.count('src="data:image/png;base64,') == 5
+    assert len(page_data(page)["histograms"]) == 3
 
 
 def test_dashboard_rerenders_after_an_ingestion(
@@ -105,23 +172,86 @@ def test_dashboard_rerenders_after_an_ingestion(
 def test_dashboard_without_a_model(client: Any) -> None:
     response = client.get("/dashboard")
     assert response.status_code == 200
-    assert "no model is deployed yet" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "no model is deployed yet" in page
+    assert "no scores recorded yet" in page and "nothing ingested yet" in page
+
+
+def test_chart_data_cannot_close_the_script_element() -> None:
+    panel = dashboard.panel(
+        "x", "x", dashboard.figure_block({"data": [{"name": "</script><b>&"}]}, "x")
+    )
+    panel["blocks"][0]["key"] = "fig0"
+    text = dashboard.page_json([panel])
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text)["figures"]["fig0"]["data"][0]["name"] == "</script><b>&"
+
+
+def test_deployments_and_rollbacks_are_marked_on_the_time_axis() -> None:
+    ctx = {
+        "deployment_log": [
+            {"deployed_at": "2026-12-01T09:00:00+00:00", "action": "deploy", "model_version": "a"},
+            {
+                "deployed_at": "2026-12-02T10:00:00+00:00",
+                "action": "deploy",
+                "model_version": "x-b",
+            },
+            {
+                "deployed_at": "2026-12-02T10:00:30+00:00",
+                "action": "rollback",
+                "model_version": "a",
+            },
+            {"deployed_at": "2026-12-02T12:00:00+00:00", "action": "deploy", "model_version": "c"},
+        ]
+    }
+    trace = dashboard.line(["2026-12-02 09:00:00", "2026-12-02 11:00:00"], [0.5, 0.6], "f1")
+    figure = dashboard.time_figure(ctx, [trace], y_title="F1 score (0 to 1)")
+    layout = figure["layout"]
+    # Before the first point: left out; the rollback 30 s after a deploy shares its label.
+    assert [(s["x0"], s["line"]["color"]) for s in layout["shapes"]] == [
+        ("2026-12-02 10:00:00", "#555"),
+        ("2026-12-02 10:00:30", "#b00020"),
+        ("2026-12-02 12:00:00", "#555"),
+    ]
+    assert [a["text"] for a in layout["annotations"]] == ["deploy b, rollback a", "deploy c"]
+    assert layout["xaxis"]["title"]["text"] == "time (UTC)" and layout["xaxis"]["type"] == "date"
+    assert layout["yaxis"]["title"]["text"] == "F1 score (0 to 1)"
+
+
+def test_a_panel_is_one_function_of_the_context(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def extra(ctx: dict[str, Any]) -> dict[str, Any]:
+        rows = [{"metric": "parity", "value": ctx["min_labelled_rows"]}]
+        return dashboard.panel(
+            "extra-panel", "An extra panel", dashboard.table_block(rows, ["metric", "value"])
+        )
+
+    monkeypatch.setattr(dashboard, "PANELS", [*dashboard.PANELS, extra])
+    monkeypatch.setattr(dashboard, "_CACHE", {})
+    page = api.get("/dashboard").get_data(as_text=True)
+    assert re.findall(r'<section id="([^"]+)"', page)[-1] == "extra-panel"
+    assert "<td>parity</td><td>30</td>" in page
 
 
 def test_report_is_also_html_and_pdf_with_the_model_card(
-    settings: Settings, deployed: dict[str, Any]
+    settings: Settings, deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitoring.reports.reporting import generate_report
+    """Without Chromium the PDF is the plain summary and says why (tests/e2e prints it)."""
+    from pypdf import PdfReader
 
+    from monitoring.reports.reporting import NO_CHROMIUM, generate_report
+
+    monkeypatch.setenv("MONITORING_CHROMIUM", "no-such-chromium")
     result = generate_report(settings)
     folder = settings.output_model_path
     names = {Path(f).name for f in result["files"]}
     assert {"report.html", "report.pdf", "report.md", "report.json"} <= names
     html = (folder / "report.html").read_text()
     assert '<section id="drift"' in html and "Predictions on the test data" in html
-    assert html.count("data:image/png;base64,") == 5
-    pdf = (folder / "report.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 1
+    # Self-contained: plotly.js inlined.
+    assert dashboard.plotly_js_path().read_text() in html and "<script src=" not in html
+    text = " ".join(page.extract_text() for page in PdfReader(folder / "report.pdf").pages)
+    assert " ".join(NO_CHROMIUM.split()[:6]) in " ".join(text.split())
+    assert deployed["model_version"] in text
     markdown = (folder / "report.md").read_text()
     assert "## Model card" in markdown and "### Known caveats" in markdown
 
@@ -166,3 +296,33 @@ def test_model_card_slices_are_configurable(
 
 
 # -- a real browser ----------------------------------------------------------------
+
+
+def test_the_report_records_the_drift_the_dashboard_reads_back(
+    settings: Settings,
+    make_settings: Callable[..., Settings],
+    deployed: dict[str, Any],
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Computed once after a deploy (by the report), never by the first dashboard."""
+    from monitoring import readmodels
+    from monitoring.reports.reporting import generate_report
+
+    generate_report(settings)
+    generate_report(settings)  # the same model and data: recorded once
+    [recorded] = store.drift_reports(source="ingested", full=True)
+    assert recorded["model_version"] == deployed["model_version"]
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("drift computed again")
+
+    monkeypatch.setattr(readmodels, "detect_data_drift", boom)
+    latest = readmodels.ReadModels(settings, store).drift.latest()
+    assert latest == {
+        k: v for k, v in recorded["report"].items() if k not in ("adhoc", "recorded_for")
+    }
+    # Other drift options: the recorded report does not answer for them.
+    other = make_settings(drift={"p_value_threshold": 0.01})
+    with pytest.raises(AssertionError, match="drift computed again"):
+        readmodels.ReadModels(other, store).drift.latest()

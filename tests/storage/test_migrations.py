@@ -14,5 +14,5 @@ def test_the_migrations_build_the_declared_schema(settings) -> None:
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     assert differences == []
-    assert schema_revision(settings.database_url) == head_revision() == "0004"
+    assert schema_revision(settings.database_url) == head_revision() == "0005"
     assert latest_revision() == head_revision()  # a current store opens without Alembic
