@@ -56,10 +56,12 @@ from typing import Any
 import numpy as np
 
 from monitoring.capture.feedback import labelled_count, live_performance
+from monitoring.diagnostics.delivery import delivery_metrics
 from monitoring.exceptions import MonitoringError
 from monitoring.model.deployment import list_versions
 from monitoring.readmodels import ReadModels, store_key
 from monitoring.reports import trends
+from monitoring.reports.fairness import live_audit
 from monitoring.reports.formatting import format_value, render
 from monitoring.reports.modelcard import read_model_card
 
@@ -387,9 +389,9 @@ def f1_panel(ctx: dict[str, Any]) -> Panel:
 
 
 def estimated_f1_panel(ctx: dict[str, Any]) -> Panel:
-    """The F1 estimated without labels, where an estimator has stored one
-    (``ctx["estimated_f1"]``: rows of ``time``, ``model_version``, ``f1``, optional
-    ``lower``/``upper``)."""
+    """The F1 of the live model estimated without labels (CBPE) per chunk of captured
+    traffic, with its band (``ctx["estimated_f1"]``: rows of ``time`` (the chunk's end),
+    ``model_version``, ``f1``, optional ``lower``/``upper``)."""
     points = ctx.get("estimated_f1") or []
     traces = [
         line(
@@ -412,8 +414,66 @@ def estimated_f1_panel(ctx: dict[str, Any]) -> Panel:
         figure_block(
             figure if traces else None,
             "estimated F1",
-            empty="no estimate: no performance estimator has stored one yet",
+            empty="no estimate yet: no captured traffic of the live model",
         ),
+    )
+
+
+def fairness_panel(ctx: dict[str, Any]) -> Panel | None:
+    """The bias audit of the live model (``ctx["fairness"]``, :func:`live_audit`): each
+    audited dataset's verdict and its failing disparities."""
+    audit = ctx.get("fairness")
+    if audit is None:
+        return None
+    blocks = []
+    failing = []
+    for name in ("test", "traffic"):
+        found = audit.get(name) or {}
+        verdict = found.get("verdict", "undefined")
+        why = f": {found['error']}" if found.get("error") else ""
+        rows = f" ({found['n_rows']} rows)" if found.get("n_rows") else ""
+        blocks.append(text_block(f"{found.get('dataset', name)}{rows}: {verdict}{why}"))
+        for attribute, result in (found.get("attributes") or {}).items():
+            failing += [
+                {"dataset": name, "attribute": attribute, **f} for f in result.get("failing") or []
+            ]
+    tau = audit.get("tau", 0.8)
+    if failing:
+        blocks.append(
+            table_block(
+                failing,
+                ["dataset", "attribute", "group", "metric", "ratio"],
+                title=f"disparities outside [{tau:g}, {1 / tau:g}]",
+            )
+        )
+    elif audit.get("test", {}).get("attributes"):
+        blocks.append(text_block(f"every judged disparity lies within [{tau:g}, {1 / tau:g}]"))
+    else:
+        blocks.append(text_block("no group attribute is configured (fairness.attributes)"))
+    return panel("fairness", "Bias audit", *blocks)
+
+
+def delivery_panel(ctx: dict[str, Any]) -> Panel | None:
+    """The delivery metrics (DORA, adapted; ``ctx["delivery"]``)."""
+    found = ctx.get("delivery")
+    if found is None:
+        return None
+    lead, restore = found["lead_time_seconds"], found["time_to_restore_seconds"]
+    rate = found["change_failure_rate"]
+    rows = [
+        {
+            "metric": "deployments",
+            "value": f"{found['deployments']} ({found['rollbacks']} rollbacks)",
+        },
+        {"metric": "deployments per week", "value": found["deployment_frequency_per_week"]},
+        {"metric": "lead time, median (s)", "value": lead["median"]},
+        {"metric": "change failure rate", "value": rate},
+        {"metric": "time to restore, median (s)", "value": restore["median"]},
+    ]
+    return panel(
+        "delivery",
+        f"Delivery over the last {found['window_days']:g} days",
+        table_block(rows, ["metric", "value"]),
     )
 
 
@@ -767,6 +827,8 @@ PANELS: list[Callable[[dict[str, Any]], Panel | None]] = [
     traffic_panel,
     latency_panel,
     ingested_panel,
+    fairness_panel,
+    delivery_panel,
     versions_panel,
     drift_panel,
     missing_panel,
@@ -891,6 +953,7 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
         "drift_runs": trends.drift_runs(store),
         "ingested": trends.ingested_rows(store),
         "missing": views.profile.missing(),
+        "delivery": delivery_metrics(store, settings),
         "min_labelled_rows": settings.capture.min_labelled_rows,
         "sample_rate": settings.capture.sample_rate,
         **dict.fromkeys(("model", "drift", "test_score", "model_card")),  # with a model only
@@ -915,6 +978,26 @@ def collect_context(views: ReadModels) -> dict[str, Any]:
     }
     row = store.model_version(artifact.version, with_bytes=False)
     ctx["test_score"] = (row or {}).get("score") or {}
+    try:  # the estimated F1 of each chunk of the live model's traffic, with its band
+        estimated = views.scoring.estimated()
+    except MonitoringError as exc:
+        ctx["errors"].append(f"estimated performance: {exc.message}")
+    else:
+        ctx["estimated_f1"] = [
+            {
+                "time": chunk["end"],
+                "model_version": artifact.version,
+                "f1": chunk["f1"],
+                "lower": (chunk.get("lower") or {}).get("f1"),
+                "upper": (chunk.get("upper") or {}).get("f1"),
+            }
+            for chunk in estimated["chunks"]
+            if chunk.get("f1") is not None
+        ]
+    try:
+        ctx["fairness"] = live_audit(views)
+    except MonitoringError as exc:
+        ctx["errors"].append(f"bias audit: {exc.message}")
     ctx["model_card"] = read_model_card(store, artifact.version)
     try:
         ctx["drift"] = views.drift.latest()

@@ -52,6 +52,8 @@ from monitoring.config import (
 from monitoring.exceptions import MissingArtifactError, MonitoringError
 from monitoring.model.artifact import Artifact
 from monitoring.model.scoring import read_test_data
+from monitoring.readmodels import ReadModels, store_key
+from monitoring.storage.files import file_identity
 from monitoring.storage.schema import captured_predictions
 from monitoring.storage.store import Store
 
@@ -418,3 +420,24 @@ def safe_audit_test(settings: Settings, artifact: Artifact) -> dict[str, Any]:
         return audit_test(settings, artifact)
     except MonitoringError as exc:
         return {"dataset": "test data", "error": exc.message, "verdict": UNDEFINED}
+
+
+def live_audit(views: ReadModels) -> dict[str, Any]:
+    """:func:`fairness_audit` of the served model, cached per process (``GET /fairness``
+    and the dashboard): recomputed when the live model changes, and when the store or
+    the test data changes at most every 5 seconds."""
+    artifact = views.model.artifact()
+    key = (
+        artifact.version,
+        store_key(views.store, views.cache.clock),
+        file_identity(views.settings.test_data_file),
+    )
+
+    def audit() -> dict[str, Any]:
+        return fairness_audit(views.settings, views.store, artifact)
+
+    found: dict[str, Any] = views.cache.get("fairness", key, audit, min_age=5.0)
+    if found["model_version"] != artifact.version:  # kept for min_age, but of another model
+        views.cache.forget("fairness")
+        found = views.cache.get("fairness", key, audit)
+    return found

@@ -15,9 +15,8 @@ from monitoring.capture import record, should_capture
 from monitoring.data.payloads import frame_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
 from monitoring.model.deployment import list_versions
-from monitoring.readmodels import ReadModels, store_key, store_readiness
-from monitoring.reports.fairness import fairness_audit
-from monitoring.storage.files import file_identity
+from monitoring.readmodels import ReadModels, store_readiness
+from monitoring.reports.fairness import live_audit
 from monitoring.web.logs import response_id
 from monitoring.web.metrics import count_predictions
 from monitoring.web.openapi import doc
@@ -160,20 +159,7 @@ def fairness() -> Any:
     Recomputed when the live model changes, and when the store or the test data
     changes at most every 5 seconds.
     """
-    v = views()
-    artifact = v.model.artifact()
-    key = (
-        artifact.version,
-        store_key(v.store, v.cache.clock),
-        file_identity(v.settings.test_data_file),
-    )
-    audit = v.cache.get(
-        "fairness", key, lambda: fairness_audit(v.settings, v.store, artifact), min_age=5.0
-    )
-    if audit["model_version"] != artifact.version:  # kept for min_age, but of another model
-        v.cache.forget("fairness")
-        audit = v.cache.get("fairness", key, lambda: fairness_audit(v.settings, v.store, artifact))
-    return audit
+    return live_audit(views())
 
 
 @bp.get("/runs")

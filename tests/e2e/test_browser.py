@@ -28,6 +28,8 @@ PANELS = (
     "traffic",
     "latency",
     "ingested",
+    "fairness",
+    "delivery",
     "versions",
     "drift",
     "missing",
@@ -37,7 +39,16 @@ PANELS = (
     "modelcard",
 )
 # Charts that must hold data after a pipeline run and labelled traffic.
-CHARTS = ("f1-trend", "drift-share", "drift-columns", "traffic", "latency", "ingested", "confusion")
+CHARTS = (
+    "f1-trend",
+    "estimated-f1",
+    "drift-share",
+    "drift-columns",
+    "traffic",
+    "latency",
+    "ingested",
+    "confusion",
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 # A time-axis tick as plotly writes it: "10:22:30", "Dec 2, 2026", "10:00", "Dec 2"...
@@ -196,9 +207,9 @@ def test_dashboard_at_desktop_and_phone_widths(served: str, browser: Any, tmp_pa
     for name in ("f1-trend", "drift-share", "drift-columns", "traffic", "latency", "ingested"):
         ticks = [part for tick in panels[name]["charts"][0]["xticks"] for part in tick]
         assert ticks and all(READABLE_TICK.match(t) for t in ticks), (name, ticks)
-    # The estimate slot says there is none.
-    estimate = browser.find_element(By.ID, "estimated-f1")
-    assert "no estimate" in estimate.text
+    # The bias audit and the delivery metrics are shown.
+    assert "test data (5 rows): fail" in browser.find_element(By.ID, "fairness").text
+    assert "deployments per week" in browser.find_element(By.ID, "delivery").text
     # Deployments are marked on the time axis.
     f1 = browser.find_element(By.ID, "f1-trend")
     assert re.search(r"deploy [0-9a-f]{8}", f1.text)

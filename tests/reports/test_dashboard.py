@@ -25,6 +25,8 @@ PANELS = (
     "traffic",
     "latency",
     "ingested",
+    "fairness",
+    "delivery",
     "versions",
     "drift",
     "missing",
@@ -57,7 +59,14 @@ def test_dashboard_shows_every_panel_and_fetches_nothing_elsewhere(
     assert re.findall(r'<section id="([^"]+)"', page) == list(PANELS)
     assert deployed["model_version"] in page
     assert "Model card: " + deployed["model_version"] in page
-    assert "no estimate: no performance estimator has stored one yet" in page
+    assert "no estimate yet: no captured traffic of the live model" in page
+    # The bias audit of number_of_employees in terciles of the 5 test rows, as /fairness.
+    assert "test data (5 rows): fail" in page
+    assert (
+        "<tr><td>test</td><td>number_of_employees</td><td>(15, 74.3333]</td><td>pprev</td>"
+        "<td>2</td></tr>"
+    ) in page
+    assert re.search(r"<td>deployments</td>\s*<td>1 \(0 rollbacks\)</td>", page)
     # Works offline: plotly.js comes from this app, nothing from anywhere else.
     assert re.findall(r'<script src="([^"]+)"', page) == [
         f"/dashboard/plotly.min.js?v={dashboard.plotly_js_version()}"
