@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from monitoring.capture import live_performance
 from monitoring.config import Settings
+from monitoring.data.payloads import Batch
 from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
@@ -52,9 +53,10 @@ DEPENDENCY_TTL_SECONDS = 10.0
 # A result kept with a min_age is kept at least this many times as long as it took
 # to compute, so refreshing a summary that grew expensive costs a worker about 5%.
 REFRESH_COST_FACTOR = 20
-# A worker reads the store's live pointer at most this often (seconds): a deploy or
-# rollback made anywhere is served by every worker within it, plus one model load.
-LIVE_POLL_SECONDS = 0.5
+# A worker reads the store's live pointer at most this often (seconds), never per
+# request: a deploy or rollback made anywhere is served by every worker within it,
+# plus one model load.
+LIVE_POLL_SECONDS = 0.1
 KEEP_VERSIONS = 3  # loaded models kept per process (a rollback and back loads nothing)
 REFUSED = Counter(
     "monitoring_live_model_refused",
@@ -241,6 +243,22 @@ class LiveModel:
         artifact = self.artifact()
         result = artifact.predict(frame, input_name=input_name)
         return {"model_version": artifact.version, "n_rows": len(frame), **result}
+
+    def predict_batch(self, batch: Batch) -> dict[str, Any]:
+        """``/prediction`` of a request's :class:`~monitoring.data.payloads.Batch`: its
+        feature matrix straight to the model when it is plainly valid, else its checked
+        DataFrame (whose checks name what is wrong)."""
+        artifact = self.artifact()
+        matrix = batch.matrix(artifact.features)
+        if matrix is None:
+            frame = batch.frame()
+            return {
+                "model_version": artifact.version,
+                "n_rows": len(frame),
+                **artifact.predict(frame, input_name=batch.name),
+            }
+        result = artifact.predict_matrix(matrix)
+        return {"model_version": artifact.version, "n_rows": len(matrix), **result}
 
     def health(self) -> dict[str, Any]:
         """``/health``: liveness, and which version is served.

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,11 @@ class CaptureWriter:
         ``request`` is ``[request_id, captured_at, model_version, columns, inputs,
         predictions, probabilities]``.
         """
-        count = len(request[5])
+        return self.insert_encoded(len(request[5]), lambda first: encode_line(first, request))
+
+    def insert_encoded(self, count: int, line: Callable[[int | None], bytes]) -> list[int] | None:
+        """Journal ``count`` rows as the line ``line(first row id or None)``; return their
+        ids (consecutive), or None without ids."""
         with self.mutex:
             if self.closed:
                 raise WriterClosed
@@ -121,7 +126,7 @@ class CaptureWriter:
             if self.closed:  # stopped while this request waited for ids
                 raise WriterClosed
             self._check_journal()
-            self._write(encode_line(first, request))
+            self._write(line(first))
         return None if first is None else list(range(first, first + count))
 
     def _write(self, line: bytes) -> None:

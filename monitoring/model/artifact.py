@@ -98,7 +98,12 @@ class Artifact:
 
     def predict(self, frame: pd.DataFrame, *, input_name: str = "input") -> dict[str, Any]:
         """Predicted classes and positive-class probabilities for each row."""
-        proba = self.positive_proba(self.feature_matrix(frame, input_name=input_name))
+        return self.predict_matrix(self.feature_matrix(frame, input_name=input_name))
+
+    def predict_matrix(self, matrix: np.ndarray) -> dict[str, Any]:
+        """:meth:`predict` of a :meth:`feature_matrix` result (finite float64, the
+        features in :attr:`features` order)."""
+        proba = self.positive_proba(matrix)
         classes = self.estimator.classes_
         # Same rule as predict() for binary classifiers: class 1 when p > 0.5.
         labels = classes[(proba > 0.5).astype(int)]
