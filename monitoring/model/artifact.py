@@ -107,10 +107,8 @@ class Artifact:
         classes = self.estimator.classes_
         # Same rule as predict() for binary classifiers: class 1 when p > 0.5.
         labels = classes[(proba > 0.5).astype(int)]
-        return {
-            "predictions": [int(v) for v in labels],
-            "probabilities": [round(float(p), 6) for p in proba],
-        }
+        predictions = labels.astype(np.int64).tolist()
+        return {"predictions": predictions, "probabilities": round6(proba).tolist()}
 
     def positive_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Positive-class probabilities of a :meth:`feature_matrix` result.
@@ -129,6 +127,24 @@ class Artifact:
         frame = pd.DataFrame(matrix, columns=self.features)
         with sklearn.config_context(assume_finite=True):
             return np.asarray(estimator.predict_proba(frame)[:, 1])
+
+
+def round6(values: np.ndarray) -> np.ndarray:
+    """``round(float(v), 6)`` of each value, vectorised and identical to it.
+
+    ``rint(v * 1e6) / 1e6`` is the double nearest to the rounded decimal, as Python's
+    ``round`` gives, whenever ``v * 1e6`` is not within rounding error of a half; those
+    few values (and non-finite ones) take Python's ``round`` itself.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    scaled = values * 1e6
+    out = np.rint(scaled) / 1e6
+    fraction = np.abs(scaled - np.floor(scaled) - 0.5)
+    near = ~(fraction > 1e-6)  # near a tie, or NaN
+    near |= ~np.isfinite(out) | (np.abs(scaled) >= 2.0**52)
+    for i in np.flatnonzero(near):
+        out[i] = round(float(values[i]), 6)
+    return out
 
 
 def library_versions() -> dict[str, str]:
