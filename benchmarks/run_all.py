@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_drift  # noqa: E402
 import bench_http  # noqa: E402
 import bench_pipeline  # noqa: E402
+import bench_prediction  # noqa: E402
 from _common import Goal  # noqa: E402
 
 GOAL_LINE = re.compile(r"^\s+(?P<name>.+?):\s+(?P<value>.*?)\s+(?P<verdict>PASS|FAIL)\s*$")
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: list[tuple[str, list[Goal], float]] = []
     for title, run in (
         ("HTTP", lambda: bench_http.run(quick=args.quick, use_wrk=not args.no_wrk)),
+        ("/prediction", lambda: bench_prediction.run(quick=args.quick, use_wrk=not args.no_wrk)),
         ("pipeline", lambda: bench_pipeline.run(quick=args.quick)),
         ("drift", lambda: drift_goals(args.quick)),
     ):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import math
 import os
@@ -155,9 +156,11 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     given = Path(raw.strip())
     # The path as the client wrote it: relative to the project root, or absolute.
     primary = confined(given if given.is_absolute() else settings.root / given)
-    # Convenience: a relative name inside one of the data folders ("testdata.csv").
-    fallbacks = [] if given.is_absolute() else [confined(f / given) for f in settings.data_folders]
-    for real in (primary, *fallbacks):
+    # Convenience: a relative name inside one of the data folders ("testdata.csv"),
+    # resolved only when the path as written is not a file.
+    folders = () if given.is_absolute() else settings.data_folders
+    fallbacks = (confined(f / given) for f in folders)
+    for real in itertools.chain((primary,), fallbacks):
         if real is not None and is_file(real):
             if real.suffix.lower() not in TABLE_SUFFIXES:
                 raise DataValidationError(
