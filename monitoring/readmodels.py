@@ -257,7 +257,10 @@ class LiveModel:
                 "n_rows": len(frame),
                 **artifact.predict(frame, input_name=batch.name),
             }
-        result = artifact.predict_matrix(matrix)
+        proba = artifact.positive_proba(matrix)
+        labels, rounded = artifact.outputs(proba)
+        batch.outputs = (labels, rounded)  # the capture takes the arrays, not the lists
+        result = {"predictions": labels.tolist(), "probabilities": rounded.tolist()}
         return {"model_version": artifact.version, "n_rows": len(matrix), **result}
 
     def health(self) -> dict[str, Any]:

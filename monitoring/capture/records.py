@@ -206,6 +206,9 @@ def record(
         table = rows.table if isinstance(rows, Batch) else None
         inputs = None if table is None else _arrow_inputs(table, max_row_bytes)
         if inputs is not None:
+            arrays = rows.outputs if isinstance(rows, Batch) else None
+            if arrays is not None:  # the same values as the answer's lists
+                predictions, probabilities = arrays
             payload = encode_batch(
                 request_id, utcnow(), model_version, inputs, predictions, probabilities
             )

@@ -499,7 +499,7 @@ class Batch:
     ``name`` names the rows in messages ("request body" or the file's name).
     """
 
-    __slots__ = ("_frame", "_make_frame", "_matrices", "name", "table")
+    __slots__ = ("_frame", "_make_frame", "_matrices", "name", "outputs", "table")
 
     def __init__(
         self,
@@ -511,6 +511,9 @@ class Batch:
         self._frame: pd.DataFrame | None = frame if isinstance(frame, pd.DataFrame) else None
         self._make_frame = None if isinstance(frame, pd.DataFrame) else frame
         self._matrices: dict[tuple[str, ...], np.ndarray | None] = {}
+        # The model's classes and rounded probabilities as arrays, once predicted on
+        # the matrix (the capture journals them without converting the answer's lists).
+        self.outputs: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self.table.num_rows if self.table is not None else len(self.frame())

@@ -103,12 +103,16 @@ class Artifact:
     def predict_matrix(self, matrix: np.ndarray) -> dict[str, Any]:
         """:meth:`predict` of a :meth:`feature_matrix` result (finite float64, the
         features in :attr:`features` order)."""
-        proba = self.positive_proba(matrix)
+        labels, rounded = self.outputs(self.positive_proba(matrix))
+        return {"predictions": labels.tolist(), "probabilities": rounded.tolist()}
+
+    def outputs(self, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The predicted classes (int64) and the probabilities rounded to 6 decimals of
+        positive-class probabilities ``proba``."""
         classes = self.estimator.classes_
         # Same rule as predict() for binary classifiers: class 1 when p > 0.5.
-        labels = classes[(proba > 0.5).astype(int)]
-        predictions = labels.astype(np.int64).tolist()
-        return {"predictions": predictions, "probabilities": round6(proba).tolist()}
+        labels = classes[(proba > 0.5).astype(int)].astype(np.int64)
+        return labels, round6(proba)
 
     def positive_proba(self, matrix: np.ndarray) -> np.ndarray:
         """Positive-class probabilities of a :meth:`feature_matrix` result.
