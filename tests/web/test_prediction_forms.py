@@ -132,3 +132,4 @@ def test_round6_is_python_round() -> None:
     ties = (np.arange(0, 1_000_000, 7) + 0.5) / 1e6  # halves of the 6th decimal
     values = np.concatenate([rng.random(50_000), ties, [0.0, 1.0, 1e-300, 0.9999995]])
     assert round6(values).tolist() == [round(float(v), 6) for v in values]
+    assert round6(values[-10:]).tolist() == [round(float(v), 6) for v in values[-10:]]
