@@ -24,14 +24,12 @@ import functools
 import io
 import json
 import logging
-import random
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -53,7 +51,7 @@ from monitoring.data.profile import quartiles
 from monitoring.data.rowkeys import SeenRows
 from monitoring.drift import ReferenceProfile, detect_data_drift
 from monitoring.drift.statistics import _sorted_quantiles
-from monitoring.model.artifact import Artifact, build_estimator
+from monitoring.model.artifact import Artifact, build_estimator, round6
 from monitoring.model.scoring import compute_metrics
 from monitoring.model.training import training_matrix
 from monitoring.storage.files import read_table
@@ -289,17 +287,28 @@ def access_log(lines: int) -> Iterator[Case]:
 
 
 def request_id(ids: int) -> Iterator[Case]:
-    """8. new_request_id vs uuid4().hex."""
+    """8. new_request_id (process prefix + counter) vs uuid4().hex: the same layout."""
 
-    def check() -> bool:  # the same 16 random bytes give the same id
-        for seed in range(200):
-            with mock.patch("os.urandom", return_value=random.Random(seed).randbytes(16)):
-                if new_request_id() != uuid.uuid4().hex:
-                    return False
-        return True
+    def check() -> bool:  # uuid4 hex (version 4, RFC 4122 variant), never repeated
+        made = [new_request_id() for _ in range(10_000)]
+        parsed = [uuid.UUID(hex=rid) for rid in made]
+        layout = all(p.hex == r and p.version == 4 for p, r in zip(parsed, made, strict=True))
+        return (
+            layout
+            and all(p.variant == uuid.RFC_4122 for p in parsed)
+            and len(set(made)) == len(made)
+        )
 
     library = lambda: uuid.uuid4().hex  # noqa: E731
     yield Case("logs.new_request_id", f"{ids} id", new_request_id, library, check=check)
+
+
+def rounding(rows: int) -> Iterator[Case]:
+    """8b. round6 (vectorised) vs round(float(p), 6) per probability: identical floats."""
+    values = np.random.default_rng(rows).random(rows)
+    ours = lambda: round6(values).tolist()  # noqa: E731
+    library = lambda: [round(float(p), 6) for p in values]  # noqa: E731
+    yield Case("artifact.round6", f"{label(rows)} rows", ours, library)
 
 
 def metric_series(lookups: int) -> Iterator[Case]:
@@ -355,6 +364,7 @@ PLAN: tuple[tuple[Callable[[Any], Iterator[Case]], tuple[Any, ...], tuple[Any, .
     (dedup, (100_000,), (2_000,)),
     (access_log, (1,), (1,)),
     (request_id, (1,), (1,)),
+    (rounding, (10, 10_000), (10, 1_000)),
     (metric_series, (1,), (1,)),
     (journal_json, (10, 10_000), (10, 1_000)),
     (drift, ((100_000, 10), (1_000_000, 5)), ((20_000, 3),)),

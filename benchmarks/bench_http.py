@@ -163,7 +163,7 @@ def gunicorn(servers: dict[str, tuple[str, Path]], workers: int = 2) -> Iterator
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             processes[name] = (process, port)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine boots 4 servers slowly
         for name, (process, port) in processes.items():
             while True:
                 if process.poll() is not None:
@@ -479,7 +479,6 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
     for name, label in ((NO_CAPTURE, "capture off"), ("ours", "capture on")):
         p99 = median([x.p99_ms for x in results[(pred, name)]])
         errors = sum(x.errors for x in results[(pred, name)])
-        x_naive = ratio(pred, f"{name}/naive")
         goals += [
             Goal(
                 f"/prediction 10 rows >= 0.45x ceiling ({label})",
@@ -491,8 +490,10 @@ def run(*, quick: bool = False, use_wrk: bool = True, rounds: int | None = None)
                 f"{p99:.2f} ms (ceiling {ceiling_p99:.2f})",
                 p99 <= 2.0 and errors == 0,
             ),
-            Goal(f"/prediction >= 5x naive req/s ({label})", f"{x_naive:.1f}x", x_naive >= 5.0),
         ]
+        # The former ">= 5x naive" goal is retired: naive stays a reference column here,
+        # and bench_prediction.py holds every form and batch size to >= 3x the course
+        # app's per-request work.
     on_postgres = "/prediction capture on PostgreSQL >= 0.8x SQLite req/s"
     if ON_POSTGRES in configs:
         x_sqlite = ratio(pred, "pg/sqlite")

@@ -4,7 +4,8 @@
   constant JSON object: the most a Flask app can do under the same gunicorn
   settings (the framework ceiling).
 * ``naive``: the course's way: every request reloads the pickled model and
-  re-reads the CSV files it needs; no caching. It reads the project named by
+  re-reads the CSV files it needs (``/prediction``: reads the CSV, loads the pickle,
+  predicts, as the course app does); no caching. It reads the project named by
   ``$MONITORING_CONFIG`` (the same deployed model and data as our service).
 
 Run with gunicorn, e.g. ``gunicorn --pythonpath benchmarks http_apps:ceiling``.
@@ -13,6 +14,7 @@ Run with gunicorn, e.g. ``gunicorn --pythonpath benchmarks http_apps:ceiling``.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import os
 import pickle
@@ -57,11 +59,21 @@ def _final_data() -> pd.DataFrame:
 
 @naive.post("/prediction")
 def naive_prediction() -> Any:
-    """Reload the model, build a frame from the JSON rows, predict."""
-    _, config = _config()
+    """The course app's per-request work: read the CSV (the ``?dataset_path=`` file, or
+    the rows of the body: a CSV body or JSON rows), load the pickle, predict.
+
+    No capture, no validation beyond pandas' and scikit-learn's, predictions only.
+    """
+    root, config = _config()
+    path = request.args.get("dataset_path")
+    if path is not None:
+        frame = pd.read_csv(root / path)
+    elif request.mimetype == "text/csv":
+        frame = pd.read_csv(io.BytesIO(request.get_data()))
+    else:
+        frame = pd.DataFrame(request.get_json()["data"])
     model = _model()
-    frame = pd.DataFrame(request.get_json()["data"])[config["features"]]
-    return {"predictions": [int(v) for v in model.predict(frame)]}
+    return {"predictions": [int(v) for v in model.predict(frame[config["features"]])]}
 
 
 @naive.get("/scoring")

@@ -30,6 +30,7 @@ import bench_drift  # noqa: E402
 import bench_http  # noqa: E402
 import bench_live  # noqa: E402
 import bench_pipeline  # noqa: E402
+import bench_prediction  # noqa: E402
 from _common import Goal  # noqa: E402
 
 GOAL_LINE = re.compile(r"^\s+(?P<name>.+?):\s+(?P<value>.*?)\s+(?P<verdict>PASS|FAIL)\s*$")
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: list[tuple[str, list[Goal], float]] = []
     for title, run in (
         ("HTTP", lambda: bench_http.run(quick=args.quick, use_wrk=not args.no_wrk)),
+        ("/prediction", lambda: bench_prediction.run(quick=args.quick, use_wrk=not args.no_wrk)),
         ("pipeline", lambda: bench_pipeline.run(quick=args.quick)),
         ("drift", lambda: drift_goals(args.quick)),
         ("CLI", lambda: bench_cli.run(quick=args.quick)),

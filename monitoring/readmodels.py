@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from monitoring.capture import live_performance
 from monitoring.capture.estimation import estimated_performance
 from monitoring.config import Settings
+from monitoring.data.payloads import Batch
 from monitoring.data.validation import check_columns, check_not_empty, to_numeric_columns
 from monitoring.diagnostics import dependencies
 from monitoring.diagnostics.timing import recorded_timings
@@ -58,9 +59,10 @@ REFRESH_COST_FACTOR = 20
 # (seconds); a dearer one runs on a thread while the previous value is served.
 REFRESH_WAIT_SECONDS = 0.010
 REFRESH_SWITCH_SECONDS = 0.0002  # the GIL switch interval while such a refresh runs
-# A worker reads the store's live pointer at most this often (seconds): a deploy or
-# rollback made anywhere is served by every worker within it, plus one model load.
-LIVE_POLL_SECONDS = 0.5
+# A worker reads the store's live pointer at most this often (seconds), never per
+# request: a deploy or rollback made anywhere is served by every worker within it,
+# plus one model load.
+LIVE_POLL_SECONDS = 0.1
 KEEP_VERSIONS = 3  # loaded models kept per process (a rollback and back loads nothing)
 REFUSED = Counter(
     "monitoring_live_model_refused",
@@ -309,6 +311,25 @@ class LiveModel:
         artifact = self.artifact()
         result = artifact.predict(frame, input_name=input_name)
         return {"model_version": artifact.version, "n_rows": len(frame), **result}
+
+    def predict_batch(self, batch: Batch) -> dict[str, Any]:
+        """``/prediction`` of a request's :class:`~monitoring.data.payloads.Batch`: its
+        feature matrix straight to the model when it is plainly valid, else its checked
+        DataFrame (whose checks name what is wrong)."""
+        artifact = self.artifact()
+        matrix = batch.matrix(artifact.features)
+        if matrix is None:
+            frame = batch.frame()
+            return {
+                "model_version": artifact.version,
+                "n_rows": len(frame),
+                **artifact.predict(frame, input_name=batch.name),
+            }
+        proba = artifact.positive_proba(matrix)
+        labels, rounded = artifact.outputs(proba)
+        batch.outputs = (labels, rounded)  # the capture takes the arrays, not the lists
+        result = {"predictions": labels.tolist(), "probabilities": rounded.tolist()}
+        return {"model_version": artifact.version, "n_rows": len(matrix), **result}
 
     def health(self) -> dict[str, Any]:
         """``/health``: liveness, and which version is served.

@@ -141,7 +141,7 @@ def test_captured_predictions_change_the_store_but_not_its_records(
     records, everything = store.change_key(records_only=True), store.change_key()
     frame = pd.DataFrame({"x": [1.0]})
     result = {"predictions": [1], "probabilities": [0.9]}
-    capture.record(store, settings, request_id="r", model_version="v", frame=frame, result=result)
+    capture.record(store, settings, request_id="r", model_version="v", rows=frame, result=result)
     capture.import_journals(store, settings)  # captured_predictions changed
     assert store.change_key(records_only=True) == records
     assert store.change_key() != everything

@@ -10,14 +10,24 @@ rows ids. The length and CRC-32 of the payload tell a whole line from a torn one
 write cut short by a full disk or a crash); a writer whose write failed starts its next
 line on a fresh line, so a torn line never runs into the next one and a reader only
 has to skip to the next newline (:func:`parse_line` raises :class:`BadLine` for it and
-the importer quarantines it). Lines of earlier versions, the bare JSON array, are read
-as before. A writer holds a shared
+the importer quarantines it).
+
+A request whose rows came through the columnar readers is journalled as one Arrow
+record instead (:func:`encode_batch`, :func:`frame_batch`): ``A<length> <crc32> <first
+row id or -> <payload>\n``, the payload the base64 of an Arrow IPC stream holding one
+record batch (a struct column ``inputs`` with the request's columns as sent, ``prediction``
+and ``probability``; the request id, capture time and model version in its schema
+metadata), the CRC-32 over the row id and the payload. Values keep their exact binary
+form; the importer writes each row's inputs as a JSON object. Lines of earlier
+versions (the ``@`` frame, or the bare JSON array before it) are read as before. A
+writer holds a shared
 ``flock`` on its journal while it uses it, so a journal nobody locks is finished.
 :mod:`~monitoring.capture.importer` moves the lines into the store.
 """
 
 from __future__ import annotations
 
+import binascii
 import fcntl
 import functools
 import hashlib
@@ -33,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import make_url
 
 from monitoring.config import Settings
@@ -65,6 +76,166 @@ def encode_line(first: int | None, request: list[Any]) -> bytes:
     """The journal line of one captured request; ``request`` as ``writer.insert`` takes it."""
     payload = json.dumps([first, *request], separators=(",", ":")).encode()
     return b"@%d %08x %s\n" % (len(payload), zlib.crc32(payload), payload)
+
+
+# Arrow types of captured input columns: what the columnar readers give for flat values.
+def capturable(kind: pa.DataType) -> bool:
+    """Whether an input column of this Arrow type is journalled as an Arrow record."""
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def encode_batch(
+    request_id: str,
+    captured_at: str,
+    model_version: str | None,
+    inputs: pa.Table,
+    predictions: np.ndarray | list[int],
+    probabilities: np.ndarray | list[float | None],
+) -> bytes:
+    """The payload of a columnar journal line (base64 of an Arrow IPC stream), ready for
+    :func:`frame_batch` once the first row id is known. ``inputs`` holds
+    :func:`capturable` columns."""
+    columns = [column.combine_chunks() for column in inputs.columns]
+    struct = pa.StructArray.from_arrays(columns, names=inputs.column_names)
+    batch = pa.RecordBatch.from_arrays(
+        [
+            struct,
+            pa.array(predictions, type=pa.int64()),
+            pa.array(probabilities, type=pa.float64()),
+        ],
+        schema=pa.schema(
+            [
+                pa.field("inputs", struct.type),
+                pa.field("prediction", pa.int64()),
+                pa.field("probability", pa.float64()),
+            ],
+            metadata={
+                "request_id": request_id,
+                "captured_at": captured_at,
+                "model_version": "" if model_version is None else model_version,
+                "has_version": "1" if model_version is not None else "0",
+            },
+        ),
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return binascii.b2a_base64(sink.getvalue().to_pybytes(), newline=False)
+
+
+def frame_batch(first: int | None, payload: bytes) -> bytes:
+    """The journal line of an :func:`encode_batch` payload whose rows start at ``first``."""
+    head = b"-" if first is None else b"%d" % first
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return b"A%d %08x %s %s\n" % (len(payload), crc, head, payload)
+
+
+def _batch_record(line: bytes) -> tuple[int | None, list[tuple[Any, ...]]]:
+    """:func:`parse_line` of a columnar line."""
+    body = line[1:-1]
+    parts = body.split(b" ", 3)
+    if len(parts) != 4 or not parts[0].isdigit() or len(parts[1]) != 8:
+        raise BadLine("torn", "the frame header is cut or damaged")
+    size, crc_text, head, payload = parts
+    if len(payload) != int(size):
+        raise BadLine("torn", f"the frame says {int(size)} bytes, the line holds {len(payload)}")
+    try:
+        crc = int(crc_text, 16)
+    except ValueError:
+        raise BadLine("torn", "the frame header is cut or damaged") from None
+    if zlib.crc32(payload, zlib.crc32(head)) != crc:
+        raise BadLine("torn", "the payload does not match its CRC-32")
+    if head != b"-" and not head.isdigit():
+        raise BadLine("bad_shape", "the first row id is not a positive 64-bit integer")
+    first = None if head == b"-" else int(head)
+    try:
+        reader = pa.ipc.open_stream(binascii.a2b_base64(payload, strict_mode=True))
+        table = reader.read_all()
+    except (binascii.Error, pa.ArrowException, ValueError) as exc:
+        raise BadLine("bad_shape", f"the payload is not an Arrow record ({exc})") from None
+    return first, _batch_rows(first, table)
+
+
+def _batch_rows(first: int | None, table: pa.Table) -> list[tuple[Any, ...]]:
+    """The table rows of a decoded columnar record, after the checks of :func:`_check`."""
+
+    def bad(what: str) -> BadLine:
+        return BadLine("bad_shape", what)
+
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    if table.column_names != ["inputs", "prediction", "probability"]:
+        raise bad("not a capture record (columns inputs, prediction, probability)")
+    kinds = [field.type for field in table.schema]
+    if not (
+        pa.types.is_struct(kinds[0])
+        and kinds[1] == pa.int64()
+        and kinds[2] == pa.float64()
+        and all(capturable(field.type) for field in kinds[0])
+    ):
+        raise bad("the columns of the record are not of the capture types")
+    request_id, now = meta.get("request_id"), meta.get("captured_at")
+    version = meta.get("model_version") if meta.get("has_version") == "1" else None
+    if not (request_id and len(request_id) <= 128):
+        raise bad("the request id is not a string of 1 to 128 characters")
+    if not (now is not None and len(now) <= 32):
+        raise bad("the capture time is not a string of up to 32 characters")
+    if version is not None and len(version) > 64:
+        raise bad("the model version is not a string of up to 64 characters")
+    count = table.num_rows
+    if first is not None and not (0 < first and first + count <= _INT64):
+        raise bad("the first row id is not a positive 64-bit integer")
+    inputs = table.column("inputs").combine_chunks()
+    if inputs.null_count or table.column("prediction").null_count:
+        raise bad("a row has no inputs or no prediction")
+    probabilities = table.column("probability").to_numpy(zero_copy_only=False)
+    if not np.isfinite(probabilities[~np.isnan(probabilities)]).all() or (
+        np.isnan(probabilities).sum() != table.column("probability").null_count
+    ):
+        raise bad("a probability is not a finite number or null")
+    texts = _inputs_json(inputs)
+    predictions = table.column("prediction").to_pylist()
+    return [
+        (request_id, i, now, version, text, prediction, probability)
+        for i, (text, prediction, probability) in enumerate(
+            zip(texts, predictions, table.column("probability").to_pylist(), strict=True)
+        )
+    ]
+
+
+def _inputs_json(inputs: pa.StructArray) -> list[str]:
+    """One compact JSON object per row of a struct array (missing and non-finite values
+    as null, text ASCII-escaped), as ``row_json`` writes numbers."""
+    names = [field.name for field in inputs.type]
+    values: list[list[Any]] = []
+    plain = True  # every column an integer or a finite float without nulls
+    for i, field in enumerate(inputs.type):
+        column = inputs.field(i)
+        kind = field.type
+        if pa.types.is_floating(kind):
+            array = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            finite = np.isfinite(array)
+            if not finite.all():
+                plain = False
+                listed = array.tolist()
+                values.append([v if ok else None for v, ok in zip(listed, finite, strict=True)])
+                continue
+            values.append(array.tolist())
+        else:
+            values.append(column.to_pylist())
+        if not pa.types.is_integer(kind) and not pa.types.is_floating(kind) or column.null_count:
+            plain = False
+    rows = list(zip(*values, strict=True)) if values else [()] * len(inputs)
+    if plain:
+        return row_json(names, rows)
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    return [encode(dict(zip(names, row, strict=True))) for row in rows]
 
 
 class BadLine(ValueError):
@@ -115,6 +286,10 @@ def parse_line(line: bytes) -> tuple[int | None, list[tuple[Any, ...]]] | None:
     """
     if line in (b"\n", b""):
         return None
+    if line.startswith(b"A"):
+        if not line.endswith(b"\n"):
+            raise BadLine("torn", "the line has no end (its writer stopped in the middle)")
+        return _batch_record(line)
     payload = _payload(line)
     try:
         record = json.loads(payload)

@@ -25,20 +25,29 @@ import functools
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from prometheus_client import Counter
 from sqlalchemy import select
 
 from monitoring.capture import ledger
 from monitoring.capture.importer import import_journals, retention_cutoff
-from monitoring.capture.journal import row_json
-from monitoring.capture.writer import DROPPED, WriterClosed, drop_reason, writer_for
+from monitoring.capture.journal import capturable, encode_batch, frame_batch, row_json
+from monitoring.capture.writer import (
+    DROPPED,
+    CaptureWriter,
+    WriterClosed,
+    drop_reason,
+    writer_for,
+)
 from monitoring.config import Settings
+from monitoring.data.payloads import Batch
 from monitoring.storage.schema import captured_predictions
 from monitoring.storage.store import Store, utcnow
 
@@ -128,30 +137,101 @@ def _inputs(frame: pd.DataFrame, max_row_bytes: int) -> tuple[list[str] | None, 
     return None, _bounded(text.splitlines(), max_row_bytes)
 
 
+def _arrow_inputs(table: pa.Table, max_row_bytes: int) -> pa.Table | None:
+    """``table`` with its long text values cut, to journal as an Arrow record; None when
+    a column is of another kind or a row might exceed ``max_row_bytes`` as JSON (the
+    DataFrame path then bounds each row exactly).
+
+    A row's JSON is at most its names' part plus 24 characters per number, 5 per
+    boolean and 6 per byte of text (a ``\\uXXXX`` escape) plus quotes.
+    """
+    names = table.column_names
+    if len(set(names)) != len(names) or not all(capturable(c.type) for c in table.columns):
+        return None
+    longest = _names_bytes(tuple(names))
+    text_bytes = np.zeros(table.num_rows, dtype=np.int64)
+    cut: dict[int, pa.Array] = {}
+    for i, column in enumerate(table.columns):
+        kind = column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            longest += _FLOAT_CHARS
+            continue
+        lengths = pc.utf8_length(column)
+        if (pc.max(lengths).as_py() or 0) > MAX_TEXT_CHARS:
+            values = column.to_pylist()
+            long = [j for j, v in enumerate(values) if v is not None and len(v) > MAX_TEXT_CHARS]
+            if long:
+                for j in long:
+                    values[j] = _cut(values[j])
+                TRUNCATED.labels("value").inc(len(long))
+                column = pa.array(values, type=pa.large_string())
+                cut[i] = column
+        size = pc.binary_length(column).to_numpy(zero_copy_only=False)
+        text_bytes += np.nan_to_num(size, nan=1).astype(np.int64) * 6 + 2  # null: 4
+    if table.num_rows and longest + int(text_bytes.max()) > max_row_bytes:
+        return None
+    for i, column in cut.items():
+        table = table.set_column(i, names[i], column)
+    return table
+
+
+@functools.lru_cache(maxsize=16)
+def _names_bytes(columns: tuple[str, ...]) -> int:
+    """Bytes of a JSON object's braces, keys, colons and commas for ``columns``."""
+    return sum(len(json.dumps(c)) + 2 for c in columns) + 2
+
+
 def record(
     store: Store,
     settings: Settings,
     *,
     request_id: str,
     model_version: str,
-    frame: pd.DataFrame,
+    rows: Batch | pd.DataFrame,
     result: Mapping[str, Any],
 ) -> list[int] | None:
-    """Capture one row per row of ``frame``; return their row ids in order.
+    """Capture one row per row of ``rows``; return their row ids in order.
 
-    ``result`` is the model's output, with ``predictions`` and ``probabilities``.
+    ``result`` is the model's output, with ``predictions`` and ``probabilities``. The
+    Arrow table of a :class:`~monitoring.data.payloads.Batch` is journalled as one
+    columnar record when it can be (:func:`_arrow_inputs`), anything else as JSON.
     Returns None when the rows were journalled without ids (the store could not give
     any; the importer gives them ids) or could not be journalled at all (logged and
     counted): never raises.
     """
     try:
-        predictions = [int(p) for p in result["predictions"]]
+        predictions = result["predictions"]
         probabilities = result.get("probabilities") or [None] * len(predictions)
-        columns, inputs = _inputs(frame, settings.capture.max_row_bytes)
-        request = [request_id, utcnow(), model_version, columns, inputs, predictions, probabilities]
+        max_row_bytes = settings.capture.max_row_bytes
+        table = rows.table if isinstance(rows, Batch) else None
+        inputs = None if table is None else _arrow_inputs(table, max_row_bytes)
+        if inputs is not None:
+            arrays = rows.outputs if isinstance(rows, Batch) else None
+            if arrays is not None:  # the same values as the answer's lists
+                predictions, probabilities = arrays
+            payload = encode_batch(
+                request_id, utcnow(), model_version, inputs, predictions, probabilities
+            )
+            count = len(predictions)
+            insert: Callable[[CaptureWriter], list[int] | None] = lambda writer: (  # noqa: E731
+                writer.insert_encoded(count, lambda first: frame_batch(first, payload))
+            )
+        else:
+            frame = rows.frame() if isinstance(rows, Batch) else rows
+            columns, values = _inputs(frame, max_row_bytes)
+            request = [
+                request_id,
+                utcnow(),
+                model_version,
+                columns,
+                values,
+                [int(p) for p in predictions],
+                probabilities,
+            ]
+            insert = lambda writer: writer.insert(request)  # noqa: E731
         for _ in range(3):
             try:
-                return writer_for(store, settings).insert(request)
+                return insert(writer_for(store, settings))
             except WriterClosed:  # it stopped meanwhile: the next call makes a new one
                 continue
         raise WriterClosed("every capture writer stopped before it could journal the rows")

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from monitoring.config import Settings
 from monitoring.exceptions import StoreUnavailableError
 from monitoring.storage.store import Store
 
-ID_BLOCK = 8192  # row ids a process reserves at a time
+ID_BLOCK = 8192  # row ids a process reserves at a time (at least; see CaptureWriter.block)
 ID_WAIT = 1.0  # seconds a request waits for ids while the store answers (then: no ids)
 ROTATE_BYTES = 1 << 20  # a journal this big is replaced by a fresh one
 IDLE_STOP = 30.0  # the background thread stops after this long without a capture
@@ -89,6 +90,7 @@ class CaptureWriter:
         self.next_id = self.end_id = 0  # the block in use
         self.spare: tuple[int, int] | None = None  # the next block, once fetched
         self.wanted = 0  # ids a waiting request needs at once
+        self.largest = 0  # the most rows one request captured (blocks grow to 4x it)
         self.ids_down = False  # the last fetch failed: requests do not wait for ids
         self.fd, self.path = open_journal(self.folder)
         self.identity = _identity(os.fstat(self.fd))
@@ -104,7 +106,12 @@ class CaptureWriter:
         self.closed = False
         self.wake = threading.Event()
         self.wake.set()  # fetch the first block at once
+        # Id blocks are also fetched by a thread of their own, so that a request never
+        # waits for ids behind an import (the background thread may be importing).
+        self.ids_wanted = threading.Event()
+        self.fetch_lock = threading.Lock()
         threading.Thread(target=self._background, name="capture-journal", daemon=True).start()
+        threading.Thread(target=self._id_fetcher, name="capture-ids", daemon=True).start()
 
     def insert(self, request: list[Any]) -> list[int] | None:
         """Journal one request's rows; return their ids (consecutive), or None without ids.
@@ -112,7 +119,11 @@ class CaptureWriter:
         ``request`` is ``[request_id, captured_at, model_version, columns, inputs,
         predictions, probabilities]``.
         """
-        count = len(request[5])
+        return self.insert_encoded(len(request[5]), lambda first: encode_line(first, request))
+
+    def insert_encoded(self, count: int, line: Callable[[int | None], bytes]) -> list[int] | None:
+        """Journal ``count`` rows as the line ``line(first row id or None)``; return their
+        ids (consecutive), or None without ids."""
         with self.mutex:
             if self.closed:
                 raise WriterClosed
@@ -121,7 +132,7 @@ class CaptureWriter:
             if self.closed:  # stopped while this request waited for ids
                 raise WriterClosed
             self._check_journal()
-            self._write(encode_line(first, request))
+            self._write(line(first))
         return None if first is None else list(range(first, first + count))
 
     def _write(self, line: bytes) -> None:
@@ -264,13 +275,22 @@ class CaptureWriter:
             why,
         )
 
+    @property
+    def block(self) -> int:
+        """Ids reserved at a time: :data:`ID_BLOCK`, or 4 requests of the largest seen, so
+        that requests of 10,000 rows do not each wait for a block (``api.max_rows`` bounds it).
+        """
+        return max(ID_BLOCK, 4 * self.largest)
+
     def _take_ids(self, count: int) -> int | None:
         """The first of ``count`` fresh ids, or None when none can be had (hold the mutex)."""
+        self.largest = max(self.largest, count)
         self._use_spare(count)
         if self.end_id - self.next_id < count:
             self.wanted = max(self.wanted, count)
             if not self.ids_down:
                 self.wake.set()
+                self.ids_wanted.set()
                 deadline = time.monotonic() + ID_WAIT
                 while self.end_id - self.next_id < count and not self.ids_down:
                     left = deadline - time.monotonic()
@@ -282,8 +302,9 @@ class CaptureWriter:
                 return None
         first = self.next_id
         self.next_id += count
-        if self.spare is None and self.end_id - self.next_id < ID_BLOCK // 2 and not self.ids_down:
-            self.wake.set()  # fetch the next block before this one runs out
+        low = self.end_id - self.next_id < self.block // 2
+        if self.spare is None and low and not self.ids_down:
+            self.ids_wanted.set()  # fetch the next block before this one runs out
         return first
 
     def _use_spare(self, count: int) -> None:
@@ -291,12 +312,28 @@ class CaptureWriter:
             if self.spare[1] - self.spare[0] >= count:
                 (self.next_id, self.end_id), self.spare = self.spare, None
 
+    def _id_fetcher(self) -> None:
+        """Fetch an id block whenever one is wanted, until the writer stops; a failure
+        leaves ``ids_down`` set, and the background thread tries again and logs it."""
+        while not self.closed:
+            if not self.ids_wanted.wait(1.0):
+                continue
+            self.ids_wanted.clear()
+            try:
+                self._fetch_ids()
+            except Exception:  # noqa: BLE001, S112 - retried (and logged) by the background loop
+                continue
+
     def _fetch_ids(self) -> None:
         """Reserve the next block if it is needed (outside the mutex while the store works)."""
+        with self.fetch_lock:
+            self._fetch_block()
+
+    def _fetch_block(self) -> None:
         with self.mutex:
-            size = max(ID_BLOCK, self.wanted)
+            size = max(self.block, self.wanted)
             spare = 0 if self.spare is None else self.spare[1] - self.spare[0]
-            low = self.spare is None and self.end_id - self.next_id < ID_BLOCK // 2
+            low = self.spare is None and self.end_id - self.next_id < self.block // 2
             if not low and self.wanted <= spare:
                 return
         try:

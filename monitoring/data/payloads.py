@@ -1,4 +1,11 @@
-"""Turning an HTTP request payload into a validated DataFrame.
+"""Turning an HTTP request payload into validated rows.
+
+:func:`batch_from_request` is the request path: a CSV body or ``?dataset_path=`` CSV file
+is read by pyarrow's CSV reader, JSON rows by orjson then Arrow (no Python loop per
+row), into a :class:`Batch` whose feature matrix goes to the model without a DataFrame.
+Anything the fast readers do not take as plainly valid (a missing or non-numeric
+feature, NaN, infinity, nested values, other formats) goes through the checked
+DataFrame path (:func:`frame_from_request`), so every error keeps its message.
 
 ``POST /prediction`` (and ``POST /drift``) take the data itself, as JSON records,
 a CSV body or a file upload, or the course's way: a dataset path, which must
@@ -15,18 +22,21 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import json
 import math
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from werkzeug.datastructures import FileStorage
 
@@ -146,9 +156,11 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
     given = Path(raw.strip())
     # The path as the client wrote it: relative to the project root, or absolute.
     primary = confined(given if given.is_absolute() else settings.root / given)
-    # Convenience: a relative name inside one of the data folders ("testdata.csv").
-    fallbacks = [] if given.is_absolute() else [confined(f / given) for f in settings.data_folders]
-    for real in (primary, *fallbacks):
+    # Convenience: a relative name inside one of the data folders ("testdata.csv"),
+    # resolved only when the path as written is not a file.
+    folders = () if given.is_absolute() else settings.data_folders
+    fallbacks = (confined(f / given) for f in folders)
+    for real in itertools.chain((primary,), fallbacks):
         if real is not None and is_file(real):
             if real.suffix.lower() not in TABLE_SUFFIXES:
                 raise DataValidationError(
@@ -472,3 +484,161 @@ def frame_from_request(request: Any, settings: Settings) -> tuple[pd.DataFrame, 
         f"unsupported content type {shown(mimetype or 'none')}; use application/json, "
         "text/csv or multipart/form-data"
     )
+
+
+# -- the columnar fast path --------------------------------------------------------------
+_CSV_READ = pa_csv.ReadOptions(use_threads=False)  # request bodies are small: no pool hop
+
+
+class Batch:
+    """The rows of one request: an Arrow ``table`` when a columnar reader took them
+    (every column as sent, ids and target included), and the checked DataFrame, built by
+    ``frame`` only when needed (the table was not plainly valid, or no fast reader
+    applies).
+
+    ``name`` names the rows in messages ("request body" or the file's name).
+    """
+
+    __slots__ = ("_frame", "_make_frame", "_matrices", "name", "outputs", "table")
+
+    def __init__(
+        self,
+        name: str,
+        table: pa.Table | None,
+        frame: Callable[[], pd.DataFrame] | pd.DataFrame,
+    ) -> None:
+        self.name, self.table = name, table
+        self._frame: pd.DataFrame | None = frame if isinstance(frame, pd.DataFrame) else None
+        self._make_frame = None if isinstance(frame, pd.DataFrame) else frame
+        self._matrices: dict[tuple[str, ...], np.ndarray | None] = {}
+        # The model's classes and rounded probabilities as arrays, once predicted on
+        # the matrix (the capture journals them without converting the answer's lists).
+        self.outputs: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.table.num_rows if self.table is not None else len(self.frame())
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as the checked path reads them (raises its errors)."""
+        if self._frame is None:
+            assert self._make_frame is not None
+            self._frame = self._make_frame()
+        return self._frame
+
+    def matrix(self, features: Sequence[str]) -> np.ndarray | None:
+        """The float64 matrix of ``features`` (C order) when the table holds each of them
+        once as integers or floats, with no missing value and all finite; else None
+        (then :meth:`frame` and the model's checks say what is wrong)."""
+        key = tuple(features)
+        if key not in self._matrices:
+            self._matrices[key] = table_matrix(self.table, key)
+        return self._matrices[key]
+
+
+def table_matrix(table: pa.Table | None, features: Sequence[str]) -> np.ndarray | None:
+    """See :meth:`Batch.matrix`."""
+    if table is None or table.num_rows == 0 or not features:
+        return None
+    names = table.column_names
+    if len(set(names)) != len(names):
+        return None
+    matrix = np.empty((table.num_rows, len(features)), dtype=np.float64)
+    for j, feature in enumerate(features):
+        try:
+            column = table.column(feature)
+        except KeyError:
+            return None
+        kind = column.type
+        if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            return None
+        matrix[:, j] = column.to_numpy()  # ints convert as float(int): correctly rounded
+    return matrix if np.isfinite(matrix).all() else None
+
+
+def csv_table(source: bytes | Path) -> pa.Table | None:
+    """CSV bytes or a CSV file read by pyarrow, or None where it refuses them."""
+    try:
+        data = pa.BufferReader(source) if isinstance(source, bytes) else str(source)
+        return pa_csv.read_csv(data, read_options=_CSV_READ)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+
+
+def _json_rows_table(data: bytes, limit: int) -> tuple[pa.Table | None, Any]:
+    """JSON rows (``{"data": [...]}`` or ``[...]``) as an Arrow table, with the parsed
+    body; (None, body) when the fast reader does not take the rows plainly (then the
+    checked path reads the body again), (None, None) when orjson refuses the body."""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:  # NaN literals, >64-bit integers, lone surrogates...
+        return None, None
+    rows = payload.get("data") if isinstance(payload, dict) else payload
+    if not isinstance(rows, list) or not rows:
+        return None, payload
+    try:
+        array = pa.array(rows)  # Arrow infers one struct type over every row, in C++
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None, payload
+    kind = array.type
+    if (
+        not pa.types.is_struct(kind)
+        or array.null_count
+        or kind.num_fields > limit
+        or any(not _plain_kind(field.type) for field in kind)
+    ):
+        return None, payload
+    return pa.Table.from_struct_array(array), payload
+
+
+def _plain_kind(kind: pa.DataType) -> bool:
+    """A JSON scalar's Arrow type: integer, float, string, boolean or null."""
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def _file_batch(path: Path) -> Batch:
+    """The rows of a dataset file: CSV read by pyarrow, other kinds by :func:`read_table`."""
+    table = csv_table(path) if path.suffix.lower() == ".csv" else None
+    return Batch(path.name, table, lambda: read_table(path))
+
+
+def batch_from_request(request: Any, settings: Settings) -> Batch:
+    """The rows a request carries (:class:`Batch`); the same errors as
+    :func:`frame_from_request`, which reads whatever the fast readers do not take."""
+    mimetype = request.mimetype or ""
+
+    def checked() -> pd.DataFrame:
+        return frame_from_request(request, settings)[0]
+
+    limit = column_limit(settings)
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        table, payload = _json_rows_table(request.get_data(), limit)
+        path_keys = [k for k in PATH_KEYS if k in payload] if isinstance(payload, dict) else []
+        if table is not None and not path_keys:
+            return Batch("request body", table, checked)
+        if path_keys and "data" not in payload:
+            path = resolve_dataset_path(settings, payload[path_keys[0]])
+            return _file_batch(path)
+    elif mimetype in CSV_TYPES:
+        data = request.get_data()
+        if data.strip():
+            header, first = _csv_header(data, input_name="request body")
+            if (
+                len(header) <= limit
+                and len(set(header)) == len(header)
+                and len(first) <= len(header)
+            ):
+                table = csv_table(data)
+                if table is not None:
+                    return Batch("request body", table, checked)
+    elif not mimetype:
+        path_arg = next((request.args[k] for k in PATH_KEYS if k in request.args), None)
+        if path_arg is not None and not request.get_data():
+            return _file_batch(resolve_dataset_path(settings, path_arg))
+    frame, name = frame_from_request(request, settings)
+    return Batch(name, None, frame)

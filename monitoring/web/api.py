@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from flask import Blueprint, current_app, request
 
 from monitoring.capture import record, should_capture
-from monitoring.data.payloads import frame_from_request
+from monitoring.data.payloads import Batch, batch_from_request
 from monitoring.exceptions import DataValidationError, RowLimitError
 from monitoring.model.deployment import list_versions
 from monitoring.readmodels import ReadModels, store_readiness
@@ -30,13 +31,13 @@ def views() -> ReadModels:
     return current_app.extensions["readmodels"]
 
 
-def _frame() -> tuple[Any, str]:
+def _batch() -> Batch:
     """The rows of the request body (or ``?dataset_path=``), within ``MAX_ROWS``."""
-    frame, name = frame_from_request(request, views().settings)
+    batch = batch_from_request(request, views().settings)
     limit = current_app.config["MAX_ROWS"]
-    if len(frame) > limit:
-        raise RowLimitError(f"request has {len(frame)} rows; the limit is {limit}")
-    return frame, name
+    if len(batch) > limit:
+        raise RowLimitError(f"request has {len(batch)} rows; the limit is {limit}")
+    return batch
 
 
 def _limit() -> int:
@@ -75,17 +76,20 @@ def prediction() -> Any:
     still labels the rows, or when the capture failed, which never fails the request).
     """
     v = views()
-    frame, name = _frame()
-    result = v.model.predict(frame, input_name=name)
+    batch = _batch()
+    result = v.model.predict_batch(batch)
     version = str(result.get("model_version"))
     count_predictions(version, result["predictions"])
     rid = response_id()
     body = {**result, "request_id": rid}
     if should_capture(v.settings):
         body["row_ids"] = record(
-            v.store, v.settings, request_id=rid, model_version=version, frame=frame, result=result
+            v.store, v.settings, request_id=rid, model_version=version, rows=batch, result=result
         )
-    return body
+    # orjson: the same JSON as Flask's provider (keys sorted, compact, a final newline),
+    # about 10x faster for the 20,000 numbers of a 10,000-row answer.
+    data = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    return current_app.response_class(data, mimetype="application/json")
 
 
 @bp.get("/scoring")
@@ -132,8 +136,8 @@ def drift_latest() -> Any:
 def drift_batch() -> Any:
     """Data drift of the rows in the body (same formats as /prediction); recorded as
     ad-hoc (``adhoc: true``): it never changes the drift metric or triggers a retrain."""
-    frame, name = _frame()
-    return views().drift.record(frame, input_name=name)
+    batch = _batch()
+    return views().drift.record(batch.frame(), input_name=batch.name)
 
 
 @bp.get("/drift/history")

@@ -7,6 +7,7 @@ Every request gets an id (its ``X-Request-ID`` when sane, else a new one), retur
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -29,12 +30,35 @@ def request_id() -> str | None:
     return g.get("request_id") if has_request_context() else None
 
 
+class _RequestIds:
+    """Request ids of this process: a random 64-bit prefix (the UUID version nibble in
+    it) and a counter from a random start (the RFC 4122 variant bits on it), drawn anew
+    in a forked child; about a microsecond less than ``os.urandom`` per id."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        raw = bytearray(os.urandom(16))
+        raw[6] = raw[6] & 0x0F | 0x40  # version 4
+        self.prefix = raw[:8].hex()
+        self.counter = itertools.count(int.from_bytes(raw[8:], "big") & _COUNTER_MASK)
+
+    def new(self) -> str:
+        return self.prefix + "%016x" % (_VARIANT | next(self.counter) & _COUNTER_MASK)
+
+
+_COUNTER_MASK = (1 << 62) - 1
+_VARIANT = 0b10 << 62  # RFC 4122
+_IDS = _RequestIds()
+
+
 def new_request_id() -> str:
-    """A fresh request id: ``uuid.uuid4().hex`` without building a :class:`uuid.UUID`."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    return raw.hex()
+    """A fresh request id, formatted as ``uuid.uuid4().hex`` (32 hex digits, version 4,
+    RFC 4122 variant), unique within the process and, by its random prefix, across
+    processes."""
+    return _IDS.new()
 
 
 def response_id() -> str:

@@ -58,7 +58,7 @@ ids = {}
 for i in range(int(sys.argv[3])):
     rid = f"{sys.argv[2]}-{i}"
     ids[rid] = capture.record(
-        store, settings, request_id=rid, model_version="v", frame=frame, result=result
+        store, settings, request_id=rid, model_version="v", rows=frame, result=result
     )
 print(json.dumps(ids), flush=True)
 if sys.argv[4] == "kill":
@@ -106,7 +106,7 @@ def test_rows_journalled_by_a_killed_process_are_imported_once(
         settings,
         request_id="later",
         model_version="v",
-        frame=frame,
+        rows=frame,
         result={"predictions": [1], "probabilities": [0.7]},
     )
     deadline = time.monotonic() + 10

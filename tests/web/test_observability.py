@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import random
 import re
 import string
@@ -189,6 +190,22 @@ def test_new_request_ids_are_uuid4_hex() -> None:
     for rid in ids:
         parsed = uuid.UUID(hex=rid)
         assert parsed.hex == rid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_process_draws_its_own_request_ids() -> None:
+    """gunicorn forks its workers: no two may make the same ids."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes its first two ids and leaves
+        os.write(write, (new_request_id() + new_request_id()).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    mine = new_request_id()
+    assert len(child) == 64 and child[:16] == child[32:48] != mine[:16]
+    assert int(child[48:], 16) == int(child[16:32], 16) + 1  # a counter within a process
 
 
 def test_metric_series_are_the_labelled_children() -> None:

@@ -1052,8 +1052,11 @@ def test_a_damaged_database_file_is_not_ready_and_reads_are_503(
     version = api.post("/prediction", json={"data": [ROW]}).get_json()["model_version"]
     store = Store(settings.database_url)
     assert store.file is not None
+    # Overwritten in place, never truncated: SQLite maps its -shm file, and a worker's
+    # capture thread may be committing (a truncated mapping is a SIGBUS, not damage).
     for path in [store.file, *store.file.parent.glob(f"{store.file.name}-*")]:
-        path.write_bytes(b"garbage!" * (path.stat().st_size // 8 + 1))
+        with open(path, "r+b") as handle:
+            handle.write(b"garbage!" * (path.stat().st_size // 8 + 1))
     clock.now += LIVE_POLL_SECONDS
     ready = api.get("/ready")
     assert ready.status_code == 503
