@@ -7,6 +7,7 @@ without a restart."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -68,6 +69,17 @@ def predict(api: Any, rid: str, k: int = 1) -> dict[str, Any]:
     response = api.post("/prediction", json={"data": ROWS * k}, headers={"X-Request-ID": rid})
     assert response.status_code == 200, response.get_data(as_text=True)
     return dict(response.get_json())
+
+
+def no_import_running(the_writer: writer.CaptureWriter) -> None:
+    """Wait for an import cycle that started before ``cycle`` was patched: it holds the
+    importer's lock (``flock``) until it ends, and could import lines written meanwhile."""
+    fd = os.open(the_writer.folders[0] / ".importer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def assert_stored_once(store: Store, bodies: list[dict[str, Any]]) -> None:
@@ -445,6 +457,7 @@ def test_rows_of_a_journal_deleted_while_in_use_are_recovered_once(
     monkeypatch.setattr(importer.Importer, "cycle", lambda self, block: False)  # no imports
     monkeypatch.setattr(writer.CaptureWriter, "_check_journal", lambda self, now=False: None)
     the_writer = writer.writer_for(store, settings)
+    no_import_running(the_writer)
     waiting = [predict(api, f"waiting-{i}", k=i + 1) for i in range(3)]
     old = the_writer.path
     if how == "deleted":

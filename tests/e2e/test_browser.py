@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -17,27 +16,10 @@ from monitoring.capture.importer import import_journals
 from monitoring.config import Settings
 from monitoring.pipeline import run_full_process
 from monitoring.storage.store import Store
+from tests.e2e.conftest import need_browser
 from tests.helpers import AUTH
+from tests.reports.test_dashboard import PANELS
 
-PANELS = (
-    "model",
-    "f1-trend",
-    "estimated-f1",
-    "drift-share",
-    "drift-columns",
-    "traffic",
-    "latency",
-    "ingested",
-    "fairness",
-    "delivery",
-    "versions",
-    "drift",
-    "missing",
-    "confusion",
-    "live",
-    "runs",
-    "modelcard",
-)
 # Charts that must hold data after a pipeline run and labelled traffic.
 CHARTS = (
     "f1-trend",
@@ -49,18 +31,8 @@ CHARTS = (
     "ingested",
     "confusion",
 )
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 # A time-axis tick as plotly writes it: "10:22:30", "Dec 2, 2026", "10:00", "Dec 2"...
 READABLE_TICK = re.compile(r"^(\d{1,2}:\d{2}(:\d{2})?|[A-Z][a-z]{2} \d{1,2}(, \d{4})?|\d{4})$")
-
-
-def need_browser() -> None:
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromium-driver are not installed (apt-get install them)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -96,38 +68,6 @@ def served(history: Settings) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM or ""
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,1200",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def open_dashboard(driver: Any, url: str, width: int) -> None:

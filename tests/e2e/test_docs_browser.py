@@ -5,7 +5,6 @@ with the admin token entered under Authorize, an admin operation."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -18,8 +17,6 @@ from app import create_app
 from monitoring.config import Settings
 from monitoring.web.openapi import spec
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 TOKEN = "docs-token-0123456789"
 WAIT = 30  # seconds for the page or a response to appear
 
@@ -42,40 +39,6 @@ def served(deployed: dict[str, Any], settings: Settings) -> Iterator[tuple[str, 
     finally:
         server.shutdown()
         thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromium-driver are not installed (apt-get install them)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _open(driver: Any, url: str, width: int) -> list[Any]:
