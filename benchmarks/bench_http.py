@@ -229,8 +229,12 @@ def wrk_script(endpoint: Endpoint, folder: Path) -> Path:
     return path
 
 
-def run_wrk(port: int, endpoint: Endpoint, seconds: float, script: Path) -> Load:
-    """Drive ``endpoint`` with wrk (1 thread, 4 connections) for ``seconds``."""
+def wrk_load(
+    port: int, path: str, seconds: float, script: Path, *, timeout: str = "5s", slack: float = 30
+) -> Load:
+    """Drive ``path`` on ``port`` with wrk (1 thread, :data:`CONNECTIONS` connections) for
+    ``seconds``, sending what ``script`` says; its JSON summary as a :class:`Load`.
+    ``timeout``: wrk's per-request timeout; ``slack``: seconds wrk may run past ``seconds``."""
     done = subprocess.run(
         [
             "wrk",
@@ -238,14 +242,14 @@ def run_wrk(port: int, endpoint: Endpoint, seconds: float, script: Path) -> Load
             f"-c{CONNECTIONS}",
             f"-d{max(1, round(seconds))}s",
             "--timeout",
-            "5s",
+            timeout,
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}{endpoint.path}",
+            f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,
         text=True,
-        timeout=seconds + 30,
+        timeout=seconds + slack,
         check=True,
     )
     line = next(x for x in done.stdout.splitlines() if x.startswith("WRKJSON "))
@@ -257,6 +261,11 @@ def run_wrk(port: int, endpoint: Endpoint, seconds: float, script: Path) -> Load
         p99_ms=data["p99_us"] / 1e3,
         errors=data["errors"],
     )
+
+
+def run_wrk(port: int, endpoint: Endpoint, seconds: float, script: Path) -> Load:
+    """Drive ``endpoint`` with wrk (1 thread, 4 connections) for ``seconds``."""
+    return wrk_load(port, endpoint.path, seconds, script)
 
 
 def run_python(port: int, endpoint: Endpoint, seconds: float, max_requests: int) -> Load:

@@ -38,7 +38,6 @@ import io
 import json
 import pickle
 import shutil
-import subprocess
 import tempfile
 import time
 import warnings
@@ -52,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from _common import Goal, make_project, median, print_goals
-from bench_http import CONNECTIONS, WRK_DONE, Load, gunicorn
+from bench_http import CONNECTIONS, WRK_DONE, Load, gunicorn, wrk_load
 
 SIZES = (1, 10, 100, 1_000, 10_000)
 FORMS = ("JSON rows", "CSV body", "dataset path")
@@ -117,32 +116,7 @@ def drive(port: int, shape: Shape, seconds: float, script: Path | None) -> Load:
     """Load ``shape`` on ``port`` for ``seconds`` with wrk (``script``) or Python threads."""
     if script is None:
         return _python_load(port, shape, seconds)
-    done = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{CONNECTIONS}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}{shape.path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    )
-    line = next(x for x in done.stdout.splitlines() if x.startswith("WRKJSON "))
-    data = json.loads(line[len("WRKJSON ") :])
-    return Load(
-        requests=data["requests"],
-        seconds=data["duration_us"] / 1e6,
-        p50_ms=data["p50_us"] / 1e3,
-        p99_ms=data["p99_us"] / 1e3,
-        errors=data["errors"],
-    )
+    return wrk_load(port, shape.path, seconds, script, timeout="10s", slack=60)
 
 
 def _python_load(port: int, shape: Shape, seconds: float) -> Load:
