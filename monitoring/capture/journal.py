@@ -47,6 +47,7 @@ import pyarrow as pa
 from sqlalchemy import make_url
 
 from monitoring.config import Settings
+from monitoring.data.payloads import plain_kind
 from monitoring.storage.engine import safe_url, sqlite_file
 
 IMPORT_BATCH = 256 << 10  # bytes of journal imported per transaction (short lock holds)
@@ -81,14 +82,7 @@ def encode_line(first: int | None, request: list[Any]) -> bytes:
 # Arrow types of captured input columns: what the columnar readers give for flat values.
 def capturable(kind: pa.DataType) -> bool:
     """Whether an input column of this Arrow type is journalled as an Arrow record."""
-    return (
-        pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_boolean(kind)
-        or pa.types.is_null(kind)
-    )
+    return plain_kind(kind) or pa.types.is_large_string(kind)
 
 
 def encode_batch(

@@ -584,13 +584,13 @@ def _json_rows_table(data: bytes, limit: int) -> tuple[pa.Table | None, Any]:
         not pa.types.is_struct(kind)
         or array.null_count
         or kind.num_fields > limit
-        or any(not _plain_kind(field.type) for field in kind)
+        or any(not plain_kind(field.type) for field in kind)
     ):
         return None, payload
     return pa.Table.from_struct_array(array), payload
 
 
-def _plain_kind(kind: pa.DataType) -> bool:
+def plain_kind(kind: pa.DataType) -> bool:
     """A JSON scalar's Arrow type: integer, float, string, boolean or null."""
     return (
         pa.types.is_integer(kind)
