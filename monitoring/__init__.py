@@ -29,7 +29,7 @@ _PUBLIC = {
     "ReferenceProfile": "monitoring.drift",
     "model_drift_status": "monitoring.drift",
     "live_performance": "monitoring.capture",
-    "generate_report": "monitoring.reports",
+    "generate_report": "monitoring.reports.reporting",
     "bootstrap": "monitoring.pipeline",
     "publish": "monitoring.pipeline",
     "run_full_process": "monitoring.pipeline",

@@ -160,12 +160,14 @@ def command(
     *,
     group: click.Group = cli,
     open_store: bool = True,
+    prelude: Callable[[], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
     """Register ``step(settings, **options)`` as the subcommand ``name`` of ``group``.
 
     Its result is printed by the function ``show`` of :mod:`monitoring.cli.render`, or
     as JSON. ``open_store=False``: the command opens the record store itself (or waits
-    for it).
+    for it). ``prelude()`` runs first, before the settings and the libraries load; what
+    it returns is passed to ``step`` as more keyword arguments.
     """
 
     def register(step: Callable[..., Result]) -> Callable[..., Result]:
@@ -176,7 +178,8 @@ def command(
             if parsed is not None:  # parse(): record, do not run
                 parsed.step, parsed.options = step, kwargs
                 return
-            _execute(ctx, step, show, kwargs, open_store=open_store)
+            extra = prelude() if prelude else {}
+            _execute(ctx, step, show, {**kwargs, **extra}, open_store=open_store)
 
         del callback.__wrapped__  # click reads the options from the wrapper, not step
         cmd = click.Command(
@@ -308,16 +311,25 @@ def cmd_diagnose(settings: Settings, runs: int | None, offline: bool) -> Result:
     return out
 
 
-def _report(settings: Settings) -> Result:
+def _start_chromium() -> dict[str, Any]:
+    """Chromium for ``report.pdf``, started before the libraries load (it loads plotly.js
+    meanwhile): ``chromium`` for :func:`~monitoring.reports.reporting.generate_report`."""
+    from monitoring.reports.browser import launch
+
+    return {"chromium": launch()}
+
+
+@command(
+    "report",
+    "Write the confusion matrix and the combined report.",
+    "report",
+    prelude=_start_chromium,
+)
+def cmd_report(settings: Settings, chromium: Any) -> Result:
     from monitoring.reports.reporting import generate_report
 
     with progress("rendering the report"):
-        return generate_report(settings)
-
-
-@command("report", "Write the confusion matrix and the combined report.", "report")
-def cmd_report(settings: Settings) -> Result:
-    result = _report(settings)
+        result = generate_report(settings, chromium)
     for path in result["files"]:
         _say(f"wrote {path}")
     return result

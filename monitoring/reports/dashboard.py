@@ -42,7 +42,6 @@ The template renders every block kind; the browser tests look panels up by ``id`
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import json
 import math
@@ -50,7 +49,6 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +59,7 @@ from monitoring.exceptions import MonitoringError
 from monitoring.model.deployment import list_versions
 from monitoring.readmodels import ReadModels, store_key
 from monitoring.reports import trends
+from monitoring.reports.browser import plotly_js_path
 from monitoring.reports.fairness import live_audit
 from monitoring.reports.formatting import format_value, render
 from monitoring.reports.modelcard import read_model_card
@@ -82,17 +81,6 @@ _LOCK = threading.Lock()
 
 
 # -- plotly.js ---------------------------------------------------------------------
-@functools.cache
-def plotly_js_path() -> Path:
-    """``plotly.min.js`` inside the installed ``plotly`` package (not imported)."""
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or not spec.submodule_search_locations:
-        raise MonitoringError(
-            "the plotly package is not installed; pip install -r requirements.txt"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js"
-
-
 @functools.cache
 def plotly_js() -> bytes:
     """The bytes of :func:`plotly_js_path`, read once per process (about 5 MB)."""

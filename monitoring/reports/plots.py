@@ -1,7 +1,8 @@
 """The matplotlib figures of the reports: the confusion matrix PNG, and the plain PDF's figures.
 
 Figures are drawn with matplotlib's object API on Agg canvases (no pyplot global
-state, no display needed); :func:`png` renders one as PNG bytes.
+state, no display needed); :func:`png` renders one as PNG bytes. matplotlib loads on
+the first figure (half a second): the report draws while Chromium prints its page.
 """
 
 from __future__ import annotations
@@ -9,18 +10,21 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from monitoring.reports.formatting import format_value
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def new_figure(width: float, height: float) -> Figure:
     """An empty figure of ``width`` x ``height`` inches on its own Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: on first use
+    from matplotlib.figure import Figure  # heavy: on first use
+
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
@@ -35,6 +39,8 @@ def png(fig: Figure) -> bytes:
 
 def confusion_matrix_figure(score: dict[str, Any], version: str) -> Figure:
     """The ``confusion_matrix`` of a score (with its ``f1`` and ``n_rows``) of model ``version``."""
+    from sklearn.metrics import ConfusionMatrixDisplay  # imports matplotlib: on first use
+
     fig = new_figure(4.2, 3.8)
     ax = fig.add_subplot()
     ConfusionMatrixDisplay(np.asarray(score["confusion_matrix"])).plot(

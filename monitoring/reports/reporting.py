@@ -14,32 +14,24 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any
-
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from monitoring.config import Settings
 from monitoring.model.scoring import evaluate, read_test_data
 from monitoring.readmodels import ReadModels
-from monitoring.reports.dashboard import collect_context, plotly_js_path, render_page
+from monitoring.reports.browser import Chromium, PrintError, launch, plotly_js_path
+from monitoring.reports.dashboard import collect_context, render_page
 from monitoring.reports.formatting import render
 from monitoring.reports.modelcard import read_model_card
 from monitoring.reports.plots import confusion_matrix_figure, new_figure, png, score_history_figure
 from monitoring.storage.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from monitoring.storage.store import utcnow
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 log = logging.getLogger(__name__)
-PRINT_SECONDS = 60  # Chromium gets this long to print the PDF
-NO_CHROMIUM = (
-    "Chromium was not found, so this PDF is a plain summary; install chromium (or set "
-    "MONITORING_CHROMIUM) for the full report with its charts and tables."
-)
 
 CONFUSION_MATRIX_FILE = "confusionmatrix.png"
 
@@ -66,92 +58,28 @@ def render_markdown(report: dict[str, Any]) -> str:
     return render("report.md", report=report)
 
 
-def find_chromium() -> str | None:
-    """The Chromium to print with: ``$MONITORING_CHROMIUM``, else one on ``PATH``."""
-    named = os.environ.get("MONITORING_CHROMIUM")
-    if named is not None:  # empty: print no PDF with Chromium
-        return shutil.which(named) if named else None
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-class PdfPrint:
-    """``html`` being printed to PDF by headless ``chromium`` in ``folder`` (scripts run
-    first): started on creation, so the rest of the report is written meanwhile;
-    :meth:`result` waits for it."""
-
-    def __init__(self, chromium: str, html: str, folder: Path) -> None:
-        self.scratch = tempfile.TemporaryDirectory(prefix="report-print-", dir=folder)
-        root = Path(self.scratch.name)
-        page, self.pdf = root / "report-print.html", root / "report.pdf"
-        page.write_text(html, encoding="utf-8")
-        command = [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-extensions",
-            "--disable-sync",
-            "--no-first-run",
-            "--allow-file-access-from-files",
-            f"--user-data-dir={root / 'profile'}",
-            "--no-pdf-header-footer",
-            "--virtual-time-budget=20000",
-            f"--print-to-pdf={self.pdf}",
-            page.as_uri(),
-        ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-
-    def cancel(self) -> None:
-        """Stop printing and remove the scratch folder."""
-        self.process.kill()
-        self.process.communicate()
-        self.scratch.cleanup()
-
-    def result(self) -> bytes:
-        """The PDF; :class:`RuntimeError` with Chromium's last words if it printed none."""
-        try:
-            try:
-                _, stderr = self.process.communicate(timeout=PRINT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.communicate()
-                raise RuntimeError(f"chromium took over {PRINT_SECONDS} s") from None
-            if not self.pdf.is_file() or self.pdf.stat().st_size == 0:
-                tail = (stderr or "").strip().splitlines()[-1:] or [
-                    f"exit {self.process.returncode}"
-                ]
-                raise RuntimeError(f"chromium did not print the report: {tail[0]}")
-            return self.pdf.read_bytes()
-        finally:
-            self.scratch.cleanup()
-
-
-def start_print(ctx: dict[str, Any], *, title: str, report: Any, folder: Path) -> PdfPrint | str:
-    """The report page being printed by Chromium, or why it is not (the PDF's note)."""
-    chromium = find_chromium()
-    if chromium is None:
-        return NO_CHROMIUM
+def start_print(
+    chromium: Chromium | str, ctx: dict[str, Any], *, title: str, report: Any
+) -> Chromium | str:
+    """``chromium`` loading the report page (drawing while the other files are
+    written), or why there is no such page (the plain PDF's note)."""
+    if isinstance(chromium, str):
+        return chromium
     html = render_page(
         ctx, title=title, report=report, plotly_src=plotly_js_path().as_uri(), printing=True
     )
     try:
-        return PdfPrint(chromium, html, folder)
-    except OSError as exc:
+        chromium.load(html)
+    except (OSError, PrintError) as exc:
         log.warning("report.pdf falls back to a plain summary: %s", exc)
-        return f"Chromium could not be started ({exc}), so this PDF is a plain summary."
+        return f"Chromium could not print the report ({exc}), so this PDF is a plain summary."
+    return chromium
 
 
 def plain_pdf(ctx: dict[str, Any], figures: dict[str, Figure], *, title: str, note: str) -> bytes:
     """The fallback PDF: a text summary page (``templates/pdf-summary.txt``) and ``figures``."""
+    from matplotlib.backends.backend_pdf import PdfPages  # 0.5 s of imports, only here
+
     summary = render("pdf-summary.txt", ctx=ctx, title=title, note=note)
     buffer = io.BytesIO()
     with PdfPages(buffer) as pdf:
@@ -163,15 +91,15 @@ def plain_pdf(ctx: dict[str, Any], figures: dict[str, Figure], *, title: str, no
     return buffer.getvalue()
 
 
-def write_pdf(path: Path, printing: PdfPrint | str, ctx: dict[str, Any], *, title: str) -> Path:
-    """Write ``report.pdf``: what Chromium printed, else :func:`plain_pdf` with the
-    confusion matrix and the score history (``printing`` then says why)."""
+def write_pdf(path: Path, printing: Chromium | str, ctx: dict[str, Any], *, title: str) -> Path:
+    """Write ``report.pdf``: the page ``printing`` loaded, else :func:`plain_pdf` with
+    the confusion matrix and the score history (``printing`` then says why)."""
     data = None
     note = printing if isinstance(printing, str) else ""
-    if isinstance(printing, PdfPrint):
+    if isinstance(printing, Chromium):
         try:
-            data = printing.result()
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            data = printing.pdf()
+        except (OSError, PrintError) as exc:
             log.warning("report.pdf falls back to a plain summary: %s", exc)
             note = f"Chromium could not print the report ({exc}), so this PDF is a plain summary."
     if data is None:
@@ -187,24 +115,36 @@ def write_pdf(path: Path, printing: PdfPrint | str, ctx: dict[str, Any], *, titl
     return atomic_write_bytes(path, data)
 
 
-def generate_report(settings: Settings) -> dict[str, Any]:
+def generate_report(settings: Settings, chromium: Chromium | str | None = None) -> dict[str, Any]:
     """Write the confusion matrix and the combined report of the deployed model.
+
+    ``chromium`` prints ``report.pdf``: one started early by
+    :func:`~monitoring.reports.browser.launch` (as the ``report`` command does, so it
+    starts while the libraries load), a note on why there is none, or ``None`` to start
+    one here. It is closed before returning.
 
     Returns ``model_version`` and the ``files`` written; :class:`NotDeployedError` if
     nothing is deployed.
     """
-    views = ReadModels(settings)
-    artifact = views.model.artifact()
-    metrics = evaluate(
-        artifact, read_test_data(settings), settings.target, input_name=settings.test_data_file.name
-    )
-    views.drift.keep_latest()  # read back by the dashboard and later reports
-    report = collect_report(views)
-    ctx = collect_context(views)
-    title = f"Model monitoring report ({report['generated_at'][:19].replace('T', ' ')} UTC)"
-    folder = settings.output_model_path
-    printing = start_print(ctx, title=title, report=report, folder=folder)
+    if chromium is None:
+        chromium = launch()
     try:
+        views = ReadModels(settings)
+        artifact = views.model.artifact()
+        views.drift.keep_latest()  # read back by the dashboard and later reports
+        report = collect_report(views)
+        ctx = collect_context(views)
+        title = f"Model monitoring report ({report['generated_at'][:19].replace('T', ' ')} UTC)"
+        folder = settings.output_model_path
+        printing = start_print(chromium, ctx, title=title, report=report)
+        # The rest runs while Chromium draws the page, matplotlib's imports (half a
+        # second, for the confusion matrix PNG) included.
+        metrics = evaluate(
+            artifact,
+            read_test_data(settings),
+            settings.target,
+            input_name=settings.test_data_file.name,
+        )
         paths = [
             atomic_write_bytes(
                 folder / CONFUSION_MATRIX_FILE,
@@ -215,8 +155,7 @@ def generate_report(settings: Settings) -> dict[str, Any]:
             atomic_write_text(folder / "report.html", render_page(ctx, title=title, report=report)),
             write_pdf(folder / "report.pdf", printing, ctx, title=title),
         ]
-    except BaseException:
-        if isinstance(printing, PdfPrint):
-            printing.cancel()
-        raise
+    finally:
+        if isinstance(chromium, Chromium):
+            chromium.close()
     return {"model_version": artifact.version, "files": [str(p) for p in paths]}

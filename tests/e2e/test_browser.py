@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +214,117 @@ def test_report_pdf_is_the_dashboard_printed_by_chromium(history: Settings) -> N
         assert version in text.replace(" ", "") or version in text
     assert "time (UTC)" in text and "F1 score (0 to 1)" in text
     assert "Chromium was not found" not in text
+
+
+# -- the printer: headless Chromium over the DevTools pipe ---------------------------
+def browsers_using(folder: Path) -> list[str]:
+    """Command lines of live processes whose arguments name ``folder`` (a Chromium's
+    scratch folder holds its profile)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace")
+            state = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile
+            continue
+        if str(folder) in args and state != "Z":
+            found.append(args.replace("\0", " "))
+    return found
+
+
+def test_chromium_prints_a_page_once_its_charts_say_drawn() -> None:
+    """The page's own script decides when it is ready; the PDF is A4, as its CSS asks,
+    and the browser and its scratch folder are gone after close()."""
+    need_browser()
+    from pypdf import PdfReader
+
+    from monitoring.reports.browser import Chromium, launch
+
+    chromium = launch(preload=[])
+    assert isinstance(chromium, Chromium)
+    scratch = chromium.root
+    assert browsers_using(scratch)
+    chromium.load(
+        "<!doctype html><html><head><style>@page { size: A4; }</style></head><body>"
+        "<p id='p'>waiting</p><script>setTimeout(function () {"
+        "document.getElementById('p').textContent = 'drawn late';"
+        "document.body.dataset.charts = 'drawn'; }, 300);</script></body></html>"
+    )
+    data = chromium.pdf()
+    chromium.close()
+    reader = PdfReader(io.BytesIO(data))
+    assert reader.pages[0].mediabox.width == pytest.approx(595, abs=1)
+    assert "drawn late" in reader.pages[0].extract_text()
+    assert chromium.process.poll() is not None
+    assert not scratch.exists()
+    assert browsers_using(scratch) == []
+
+
+def test_chromium_gives_up_on_a_page_that_never_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    need_browser()
+    from monitoring.reports import browser
+
+    monkeypatch.setattr(browser, "PRINT_SECONDS", 1.5)
+    chromium = browser.launch(preload=[])
+    assert isinstance(chromium, browser.Chromium)
+    with chromium:
+        chromium.load("<html><body>no script sets data-charts</body></html>")
+        with pytest.raises(browser.PrintError, match="took over 2 s"):
+            chromium.pdf()
+    assert chromium.process.poll() is not None
+
+
+def test_a_crashed_chromium_falls_back_to_the_plain_pdf(
+    history: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chromium killed while the report is written: the report still has every file,
+    report.pdf is the plain summary saying what happened, and no browser is left."""
+    need_browser()
+    from pypdf import PdfReader
+
+    from monitoring.reports import browser, reporting
+
+    loaded, started = browser.Chromium.load, []
+
+    def load_then_crash(self: browser.Chromium, html: str) -> None:
+        loaded(self, html)
+        started.append(self.root)
+        os.kill(self.process.pid, signal.SIGKILL)
+
+    monkeypatch.setattr(browser.Chromium, "load", load_then_crash)
+    result = reporting.generate_report(history)
+    assert len(result["files"]) == 5
+    text = " ".join(p.extract_text() for p in PdfReader(result["files"][-1]).pages)
+    assert "Chromium could not print the report (chromium stopped" in " ".join(text.split())
+    assert not started[0].exists()
+    time.sleep(1)  # the renderer notices its browser is gone
+    assert browsers_using(started[0]) == []
+
+
+def test_the_report_command_prints_with_chromium(history: Settings) -> None:
+    """``python -m monitoring report`` starts Chromium before its imports and prints
+    the dashboard's page, not the plain summary."""
+    need_browser()
+    from pypdf import PdfReader
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitoring",
+            "--config",
+            str(history.root / "config.json"),
+            "report",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "MONITORING_CHROMIUM"},
+    )
+    assert done.returncode == 0, done.stderr
+    text = " ".join(
+        p.extract_text() for p in PdfReader(history.output_model_path / "report.pdf").pages
+    )
+    assert "Dataset drift share per pipeline run" in text
+    assert "Chromium" not in text

@@ -247,7 +247,8 @@ def test_report_is_also_html_and_pdf_with_the_model_card(
     """Without Chromium the PDF is the plain summary and says why (tests/e2e prints it)."""
     from pypdf import PdfReader
 
-    from monitoring.reports.reporting import NO_CHROMIUM, generate_report
+    from monitoring.reports.browser import NO_CHROMIUM
+    from monitoring.reports.reporting import generate_report
 
     monkeypatch.setenv("MONITORING_CHROMIUM", "no-such-chromium")
     result = generate_report(settings)
