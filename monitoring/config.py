@@ -248,6 +248,8 @@ class ApiSettings:
     max_rows: int = _spec(100_000, lambda v: v > 0, "a positive integer")
     # Columns per request (a CSV header, JSON rows, an upload): checked before parsing.
     max_columns: int = _spec(1_000, lambda v: v > 0, "a positive integer")
+    # Parsed dataset files (``?dataset_path=``) kept per process, in bytes; 0: none.
+    dataset_cache_bytes: int = _spec(64 * 1024 * 1024, lambda v: v >= 0, "zero or more")
     require_token_for_reads: bool = _spec(False)
     allow_unauthenticated_admin: bool = _spec(False)
 

@@ -193,7 +193,7 @@ def _batch_rows(first: int | None, table: pa.Table) -> list[tuple[Any, ...]]:
         np.isnan(probabilities).sum() != table.column("probability").null_count
     ):
         raise bad("a probability is not a finite number or null")
-    texts = _inputs_json(inputs)
+    texts = inputs_json(inputs)
     predictions = table.column("prediction").to_pylist()
     return [
         (request_id, i, now, version, text, prediction, probability)
@@ -203,7 +203,7 @@ def _batch_rows(first: int | None, table: pa.Table) -> list[tuple[Any, ...]]:
     ]
 
 
-def _inputs_json(inputs: pa.StructArray) -> list[str]:
+def inputs_json(inputs: pa.StructArray) -> list[str]:
     """One compact JSON object per row of a struct array (missing and non-finite values
     as null, text ASCII-escaped), as ``row_json`` writes numbers."""
     names = [field.name for field in inputs.type]

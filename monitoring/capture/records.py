@@ -38,7 +38,13 @@ from sqlalchemy import select
 
 from monitoring.capture import ledger
 from monitoring.capture.importer import import_journals, retention_cutoff
-from monitoring.capture.journal import capturable, encode_batch, frame_batch, row_json
+from monitoring.capture.journal import (
+    capturable,
+    encode_batch,
+    frame_batch,
+    inputs_json,
+    row_json,
+)
 from monitoring.capture.writer import (
     DROPPED,
     CaptureWriter,
@@ -59,6 +65,11 @@ TRUNCATED = Counter(
     ["part"],
 )
 MAX_TEXT_CHARS = 256  # a longer text value is captured as its start and a marker
+# A batch of up to this many rows is journalled as a JSON line (its rows as JSON objects,
+# made from the Arrow table), a larger one as an Arrow record: decoding an Arrow record
+# costs the importer about 0.5 ms whatever its size, a JSON row about 20 us
+# (benchmarks/bench_capture.py measures the crossing).
+ARROW_MIN_ROWS = 64
 _KEPT_CHARS = 64  # how much of such a value is kept
 _FLOAT_CHARS = 24  # the longest repr of a float64 ('-2.2250738585072014e-308')
 
@@ -193,8 +204,9 @@ def record(
     """Capture one row per row of ``rows``; return their row ids in order.
 
     ``result`` is the model's output, with ``predictions`` and ``probabilities``. The
-    Arrow table of a :class:`~monitoring.data.payloads.Batch` is journalled as one
-    columnar record when it can be (:func:`_arrow_inputs`), anything else as JSON.
+    Arrow table of a :class:`~monitoring.data.payloads.Batch` (:func:`_arrow_inputs`)
+    is journalled as one columnar record from ``ARROW_MIN_ROWS`` rows, below that as a
+    JSON line made from it; anything else as a JSON line made from the DataFrame.
     Returns None when the rows were journalled without ids (the store could not give
     any; the importer gives them ids) or could not be journalled at all (logged and
     counted): never raises.
@@ -205,7 +217,8 @@ def record(
         max_row_bytes = settings.capture.max_row_bytes
         table = rows.table if isinstance(rows, Batch) else None
         inputs = None if table is None else _arrow_inputs(table, max_row_bytes)
-        if inputs is not None:
+        insert: Callable[[CaptureWriter], list[int] | None]
+        if inputs is not None and inputs.num_rows >= ARROW_MIN_ROWS:
             arrays = rows.outputs if isinstance(rows, Batch) else None
             if arrays is not None:  # the same values as the answer's lists
                 predictions, probabilities = arrays
@@ -213,12 +226,19 @@ def record(
                 request_id, utcnow(), model_version, inputs, predictions, probabilities
             )
             count = len(predictions)
-            insert: Callable[[CaptureWriter], list[int] | None] = lambda writer: (  # noqa: E731
+            insert = lambda writer: (  # noqa: E731
                 writer.insert_encoded(count, lambda first: frame_batch(first, payload))
             )
         else:
-            frame = rows.frame() if isinstance(rows, Batch) else rows
-            columns, values = _inputs(frame, max_row_bytes)
+            if inputs is not None:  # a small batch: JSON objects from the Arrow table
+                struct = pa.StructArray.from_arrays(
+                    [column.combine_chunks() for column in inputs.columns],
+                    names=inputs.column_names,
+                )
+                columns, values = None, inputs_json(struct)
+            else:
+                frame = rows.frame() if isinstance(rows, Batch) else rows
+                columns, values = _inputs(frame, max_row_bytes)
             request = [
                 request_id,
                 utcnow(),

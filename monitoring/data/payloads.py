@@ -10,6 +10,8 @@ DataFrame path (:func:`frame_from_request`), so every error keeps its message.
 ``POST /prediction`` (and ``POST /drift``) take the data itself, as JSON records,
 a CSV body or a file upload, or the course's way: a dataset path, which must
 resolve (symlinks included) to a file inside one of the configured data folders.
+A CSV dataset file is parsed once per version of the file (:class:`TableCache`), as
+clients score the same test file again and again.
 
 What a client sends is checked before it is parsed where that is cheap: the column
 count (``api.max_columns``) from a CSV header or a Parquet schema, binary and nested
@@ -27,7 +29,9 @@ import json
 import math
 import os
 import re
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,34 +145,34 @@ def resolve_dataset_path(settings: Settings, raw: object) -> Path:
         )
     if _SURROGATE.search(raw):
         raise BadRequestError("dataset_path is not valid Unicode text")
-    allowed = [Path(os.path.realpath(f)) for f in settings.data_folders]
+    allowed = settings.data_folders  # real paths: resolved when the config was loaded
 
     def confined(path: Path) -> Path | None:
         real = Path(os.path.realpath(path))
         return real if any(real.is_relative_to(folder) for folder in allowed) else None
 
-    def is_file(path: Path | None) -> bool:
+    def is_file(path: Path) -> bool:
         try:
-            return path is not None and path.is_file()
+            return path.is_file()
         except OSError:  # a name too long for the file system, ...: not there
             return False
 
     given = Path(raw.strip())
     # The path as the client wrote it: relative to the project root, or absolute.
-    primary = confined(given if given.is_absolute() else settings.root / given)
+    primary = given if given.is_absolute() else settings.root / given
     # Convenience: a relative name inside one of the data folders ("testdata.csv"),
     # resolved only when the path as written is not a file.
     folders = () if given.is_absolute() else settings.data_folders
-    fallbacks = (confined(f / given) for f in folders)
-    for real in itertools.chain((primary,), fallbacks):
-        if real is not None and is_file(real):
+    for candidate in itertools.chain((primary,), (f / given for f in folders)):
+        real = confined(candidate) if is_file(candidate) else None  # realpath: files only
+        if real is not None:
             if real.suffix.lower() not in TABLE_SUFFIXES:
                 raise DataValidationError(
                     f"dataset_path {shown(raw)} is not a data file; expected one of "
                     f"{list(TABLE_SUFFIXES)}"
                 )
             return real
-    if primary is None:
+    if confined(primary) is None:
         names = [settings.public(f) for f in settings.data_folders]
         raise ForbiddenPathError(
             f"dataset_path {shown(raw)} is outside the data folders; it must name a file in "
@@ -601,9 +605,75 @@ def plain_kind(kind: pa.DataType) -> bool:
     )
 
 
-def _file_batch(path: Path) -> Batch:
-    """The rows of a dataset file: CSV read by pyarrow, other kinds by :func:`read_table`."""
-    table = csv_table(path) if path.suffix.lower() == ".csv" else None
+class TableCache:
+    """Dataset files as Arrow tables, each parsed once per version of the file.
+
+    A file's version is its inode, size, modification and change times: a file
+    rewritten or replaced (renamed over) is read again. A file modified within the
+    last ``RACY_SECONDS`` is read but not kept, since a rewrite within the same
+    clock tick would leave its times as they were (git's "racily clean" rule).
+    The least recently used tables go beyond ``max_bytes`` (Arrow buffer sizes); a
+    file over a quarter of it is never kept. Safe to share between threads: tables
+    are immutable.
+    """
+
+    RACY_SECONDS = 2.0
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._tables: OrderedDict[str, tuple[tuple[int, ...], pa.Table]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def table(self, path: Path) -> pa.Table | None:
+        """``path`` read by :func:`csv_table` (None where pyarrow refuses it), or the
+        table read before from the same version of the file."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return csv_table(path)  # and its answer for a file that went away
+        version = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = str(path)
+        with self._lock:
+            known = self._tables.get(key)
+            if known is not None and known[0] == version:
+                self._tables.move_to_end(key)
+                return known[1]
+        table = csv_table(path)
+        settled = time.time_ns() - st.st_mtime_ns > self.RACY_SECONDS * 1e9
+        if table is None or not settled or 4 * table.nbytes > self.max_bytes:
+            return table
+        with self._lock:
+            old = self._tables.pop(key, None)
+            self._bytes += table.nbytes - (old[1].nbytes if old else 0)
+            self._tables[key] = (version, table)
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._tables.popitem(last=False)
+                self._bytes -= dropped.nbytes
+        return table
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+
+_TABLES: dict[int, TableCache] = {}
+
+
+def table_cache(max_bytes: int) -> TableCache:
+    """The process's :class:`TableCache` of ``max_bytes`` (one per configured size)."""
+    cache = _TABLES.get(max_bytes)
+    if cache is None:
+        cache = _TABLES.setdefault(max_bytes, TableCache(max_bytes))
+    return cache
+
+
+def _file_batch(path: Path, settings: Settings) -> Batch:
+    """The rows of a dataset file: CSV read by pyarrow (once per version of the file,
+    ``api.dataset_cache_bytes``), other kinds by :func:`read_table`."""
+    table = None
+    if path.suffix.lower() == ".csv":
+        limit = settings.api.dataset_cache_bytes
+        table = table_cache(limit).table(path) if limit else csv_table(path)
     return Batch(path.name, table, lambda: read_table(path))
 
 
@@ -623,7 +693,7 @@ def batch_from_request(request: Any, settings: Settings) -> Batch:
             return Batch("request body", table, checked)
         if path_keys and "data" not in payload:
             path = resolve_dataset_path(settings, payload[path_keys[0]])
-            return _file_batch(path)
+            return _file_batch(path, settings)
     elif mimetype in CSV_TYPES:
         data = request.get_data()
         if data.strip():
@@ -639,6 +709,6 @@ def batch_from_request(request: Any, settings: Settings) -> Batch:
     elif not mimetype:
         path_arg = next((request.args[k] for k in PATH_KEYS if k in request.args), None)
         if path_arg is not None and not request.get_data():
-            return _file_batch(resolve_dataset_path(settings, path_arg))
+            return _file_batch(resolve_dataset_path(settings, path_arg), settings)
     frame, name = frame_from_request(request, settings)
     return Batch(name, None, frame)

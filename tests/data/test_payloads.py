@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +14,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from werkzeug.datastructures import FileStorage
 
+from monitoring.data import payloads
 from monitoring.data.payloads import (
     frame_from_csv,
     frame_from_records,
@@ -18,7 +22,11 @@ from monitoring.data.payloads import (
     loads_json,
 )
 from monitoring.data.validation import to_numeric_columns
-from monitoring.exceptions import BadRequestError, ColumnLimitError, DataValidationError
+from monitoring.exceptions import (
+    BadRequestError,
+    ColumnLimitError,
+    DataValidationError,
+)
 from tests.helpers import FEATURES, small_artifact
 
 ROWS = [
@@ -264,3 +272,73 @@ def test_json_uploads_that_are_not_rows(
     upload = FileStorage(io.BytesIO(data), filename=name)
     with pytest.raises(error, match=re.escape(message)):
         frame_from_upload(upload, features=["a", "b"], max_columns=2)
+
+
+# -- dataset files: parsed once per version of the file ----------------------------------
+def _old(path: Path, seconds: float = 10) -> None:
+    """Date ``path`` ``seconds`` back (past the cache's racy window)."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_dataset_file_is_parsed_once_per_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("a,b\n1,2\n3,4\n")
+    _old(path)
+    reads: list[Path] = []
+    real_read = payloads.csv_table
+    monkeypatch.setattr(payloads, "csv_table", lambda p: reads.append(p) or real_read(p))
+    cache = payloads.TableCache(1 << 20)
+    first = cache.table(path)
+    assert first is not None and first.to_pydict() == {"a": [1, 3], "b": [2, 4]}
+    assert cache.table(path) is first and len(reads) == 1
+    # Rewritten in place with the same size: its times change, so it is read again.
+    path.write_text("a,b\n5,6\n7,8\n")
+    _old(path, 5)
+    assert cache.table(path).to_pydict() == {"a": [5, 7], "b": [6, 8]}
+    # Replaced by a rename (the atomic way): another inode.
+    new = tmp_path / "new.csv"
+    new.write_text("a,b\n9,9\n9,9\n")
+    _old(new)
+    new.replace(path)
+    assert cache.table(path).to_pydict() == {"a": [9, 9], "b": [9, 9]}
+    assert len(reads) == 3 and len(cache) == 1
+
+
+def test_a_file_just_written_is_read_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the racy window a rewrite could keep the file's times: nothing is kept."""
+    path = tmp_path / "rows.csv"
+    path.write_text("a\n1\n")
+    cache = payloads.TableCache(1 << 20)
+    assert cache.table(path).to_pydict() == {"a": [1]}
+    assert len(cache) == 0
+    _old(path)
+    cache.table(path)
+    assert len(cache) == 1
+
+
+def test_the_cache_stays_within_its_bytes(tmp_path: Path) -> None:
+    """Least recently used tables go first; a file over a quarter of the budget is
+    never kept."""
+    tables = {}
+    for name in "abcde":
+        path = tmp_path / f"{name}.csv"
+        path.write_text("x\n" + "\n".join(str(i) for i in range(100)) + "\n")  # 800 bytes
+        _old(path)
+        tables[name] = path
+    cache = payloads.TableCache(3200)
+    for name in "abcda":  # a used again: b is now the least recently used
+        cache.table(tables[name])
+    assert cache._bytes == 3200
+    cache.table(tables["e"])
+    assert list(cache._tables) == [str(tables[n]) for n in "cdae"]
+    assert cache._bytes == 3200
+    big = tmp_path / "big.csv"
+    big.write_text("x\n" + "\n".join(str(i) for i in range(1000)) + "\n")
+    _old(big)
+    assert cache.table(big).num_rows == 1000
+    assert str(big) not in cache._tables

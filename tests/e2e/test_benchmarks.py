@@ -135,3 +135,23 @@ def test_benchmark_quick_run(
     assert "10k-row column" in out and "evidently: skipped" in out
     assert " NO" not in out and "bound of scipy's" in out  # the KS statistics equal scipy's
     assert "sketch's bound of scipy's: 0.0e+00 (bound 0.0e+00) PASS" in out  # 3k: exact
+
+
+def test_capture_benchmark_stores_the_same_rows_either_way() -> None:
+    """Both journal routes store the same rows (the script exits on a difference);
+    the quick run's timings are not measurements, so its goal is not asserted."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_capture.py"), "--quick"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "stored different rows" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert [line.split()[:2] for line in done.stdout.splitlines()[3:7]] == [
+        ["5", "arrow"],
+        ["5", "json"],
+        ["64", "arrow"],
+        ["64", "json"],
+    ]

@@ -5,6 +5,8 @@ path answers; the values reach the model and the capture bit for bit."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any
 
 import numpy as np
@@ -100,7 +102,15 @@ def test_rows_that_are_not_plainly_valid_take_the_checked_path(
     assert batch.matrix(FEATURES) is None  # the model's checks then name the problem
 
 
-def test_captured_inputs_are_the_values_sent(api: Any, settings: Settings, store: Store) -> None:
+@pytest.mark.parametrize("arrow_min_rows", [0, 64], ids=["arrow-record", "json-line"])
+def test_captured_inputs_are_the_values_sent(
+    api: Any, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch, arrow_min_rows: int
+) -> None:
+    """The same values whichever journal line carries the batch (an Arrow record from
+    ``ARROW_MIN_ROWS`` rows, a JSON line made from the Arrow table below it)."""
+    from monitoring.capture import records
+
+    monkeypatch.setattr(records, "ARROW_MIN_ROWS", arrow_min_rows)
     csv_body = (
         b"corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
         b'a "q",0.1,3,1e-300,1\n'
@@ -133,3 +143,35 @@ def test_round6_is_python_round() -> None:
     values = np.concatenate([rng.random(50_000), ties, [0.0, 1.0, 1e-300, 0.9999995]])
     assert round6(values).tolist() == [round(float(v), 6) for v in values]
     assert round6(values[-10:]).tolist() == [round(float(v), 6) for v in values[-10:]]
+
+
+@pytest.mark.parametrize("cache_bytes", [64 << 20, 0])
+def test_a_dataset_file_rewritten_is_scored_as_it_is_now(
+    make_settings: Any, deployed: dict[str, Any], cache_bytes: int
+) -> None:
+    """``?dataset_path=`` files are parsed once per version (``api.dataset_cache_bytes``)
+    or on every request (0): either way a rewritten file is scored as it now is."""
+    from app import create_app
+
+    settings = make_settings(api={"dataset_cache_bytes": cache_bytes})
+    client = create_app(settings, {"TESTING": True}).test_client()
+    path = settings.test_data_path / "scored.csv"
+    frame = read_table(settings.test_data_file)
+
+    def write(rows: pd.DataFrame) -> None:
+        rows.to_csv(path, index=False)
+        then = time.time() - 60  # settled: past the cache's racy window
+        os.utime(path, (then, then))
+
+    def answer() -> list[float]:
+        body = client.post("/prediction", query_string={"dataset_path": "scored.csv"})
+        assert body.status_code == 200, body.get_json()
+        return body.get_json()["probabilities"]
+
+    write(frame)
+    first = answer()
+    assert answer() == first
+    write(frame.iloc[::-1])
+    assert answer() == first[::-1]
+    write(frame.iloc[:2])
+    assert answer() == first[:2]
