@@ -167,17 +167,20 @@ def _arrow_inputs(table: pa.Table, max_row_bytes: int) -> pa.Table | None:
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             longest += _FLOAT_CHARS
             continue
-        lengths = pc.utf8_length(column)
-        if (pc.max(lengths).as_py() or 0) > MAX_TEXT_CHARS:
+        size = pc.binary_length(column).to_numpy(zero_copy_only=False)  # NaN: null
+        # A value has at most as many characters as bytes: count characters only when
+        # some value has more bytes than a value may have characters.
+        if np.nan_to_num(size, nan=0).max(initial=0) > MAX_TEXT_CHARS and (
+            (pc.max(pc.utf8_length(column)).as_py() or 0) > MAX_TEXT_CHARS
+        ):
             values = column.to_pylist()
             long = [j for j, v in enumerate(values) if v is not None and len(v) > MAX_TEXT_CHARS]
-            if long:
-                for j in long:
-                    values[j] = _cut(values[j])
-                TRUNCATED.labels("value").inc(len(long))
-                column = pa.array(values, type=pa.large_string())
-                cut[i] = column
-        size = pc.binary_length(column).to_numpy(zero_copy_only=False)
+            for j in long:
+                values[j] = _cut(values[j])
+            TRUNCATED.labels("value").inc(len(long))
+            column = pa.array(values, type=pa.large_string())
+            cut[i] = column
+            size = pc.binary_length(column).to_numpy(zero_copy_only=False)
         text_bytes += np.nan_to_num(size, nan=1).astype(np.int64) * 6 + 2  # null: 4
     if table.num_rows and longest + int(text_bytes.max()) > max_row_bytes:
         return None

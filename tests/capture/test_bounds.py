@@ -57,10 +57,12 @@ def test_a_long_text_value_is_captured_as_its_start_and_its_length(
     assert after == before + 1
 
 
+@pytest.mark.parametrize("char", ["y", "é", "😀"])  # 1, 2 and 4 bytes in UTF-8
 def test_a_text_value_of_the_limit_is_captured_whole(
-    api: Any, settings: Settings, store: Store
+    api: Any, settings: Settings, store: Store, char: str
 ) -> None:
-    row = {"corporation": "y" * 256, **ROW}
+    """The limit counts characters, not bytes."""
+    row = {"corporation": char * 256, **ROW}
     before = metric_value(metrics(api), "monitoring_capture_truncated_total", part="value")
     body = api.post("/prediction", data=csv_body(row), content_type="text/csv").get_json()
     [stored] = capture.captured(store, settings, request_id=body["request_id"])
@@ -237,3 +239,12 @@ def test_text_is_cut_in_columns_of_every_kind() -> None:
     assert frame["text"].tolist()[0] == long  # the frame predicted on is not changed
     unchanged = frame.assign(text=["a", "b", "c"], mixed=[1, 2, 3], category=["x", "y", "z"])
     assert _cap_text(unchanged) is unchanged
+
+
+def test_a_multibyte_text_value_over_the_limit_is_cut(
+    api: Any, settings: Settings, store: Store
+) -> None:
+    row = {"corporation": "é" * 257, **ROW}
+    body = api.post("/prediction", data=csv_body(row), content_type="text/csv").get_json()
+    [stored] = capture.captured(store, settings, request_id=body["request_id"])
+    assert stored["inputs"]["corporation"] == "é" * 64 + "...[truncated: 257 characters]"
