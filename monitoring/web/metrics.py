@@ -33,6 +33,7 @@ from monitoring.config import Settings
 from monitoring.diagnostics.delivery import delivery_metrics
 from monitoring.exceptions import StoreUnavailableError
 from monitoring.model.deployment import current_version
+from monitoring.readmodels import ResultCache
 from monitoring.storage.schema import runs as store_runs
 from monitoring.storage.store import Store
 from monitoring.web.logs import REQUEST_ID_HEADER, access_log, incoming_request_id, log
@@ -119,9 +120,16 @@ def count_predictions(model_version: str, predictions: list[int]) -> None:
         series(POSITIVES, model_version).inc(positives)
 
 
+DELIVERY_SECONDS = 60  # the delivery window slides: its metrics are recomputed this often
+_DELIVERY = ResultCache()  # per store URL: scrapes come to a new collector each time
+
+
 class StateCollector(Collector):
     """Metrics read from the record store when scraped; only ``monitoring_store_up 0``
-    while it cannot be reached (the process metrics are served all the same)."""
+    while it cannot be reached (the process metrics are served all the same). The
+    delivery metrics, which read the whole deployment and ingestion history, are kept
+    on a SQLite store until its records change or ``DELIVERY_SECONDS`` pass (a server
+    store, written by other hosts too, has no such key: they are read every scrape)."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings, self.store = settings, store
@@ -228,7 +236,16 @@ class StateCollector(Collector):
     def _delivery(self) -> Iterator[Metric]:
         """The delivery metrics over ``delivery.window_days`` (no labels; a gauge without
         a value has no sample)."""
-        found = delivery_metrics(self.store, self.settings)
+
+        def compute() -> dict[str, Any]:
+            return delivery_metrics(self.store, self.settings)
+
+        records = self.store.change_key(records_only=True)  # None: another host may write
+        if records is None:
+            found = compute()
+        else:
+            key = (records, int(time.time() // DELIVERY_SECONDS), self.settings.delivery)
+            found = _DELIVERY.get(self.store.url, key, compute)
         window = f"over the last delivery.window_days ({found['window_days']:g})"
         gauges = {
             "monitoring_delivery_deployments": (

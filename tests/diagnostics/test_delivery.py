@@ -209,3 +209,32 @@ def test_delivery_of_real_runs_on_the_shipped_data(
     assert found["change_failure_rate"] == 0.5
     restore = (as_time(back["deployed_at"]) - as_time(second["deployed_at"])).total_seconds()
     assert found["time_to_restore_seconds"] == {"n": 1, "median": restore, "mean": restore}
+
+
+def test_scrapes_read_the_delivery_history_once_until_records_change(
+    client: Any, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each scrape would read every deployment and ingestion: on SQLite they are read
+    again only when the store's records change, or when the window has slid a minute;
+    PostgreSQL (written by other hosts too) is read every scrape."""
+    from monitoring.web import metrics
+
+    calls: list[int] = []
+    real = metrics.delivery_metrics
+    monkeypatch.setattr(
+        metrics, "delivery_metrics", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    clock = [1_000_000.0 * metrics.DELIVERY_SECONDS]
+    monkeypatch.setattr(metrics.time, "time", lambda: clock[0])
+    every_scrape = store.change_key(records_only=True) is None
+    for _ in range(3):
+        client.get("/metrics")
+    assert len(calls) == (3 if every_scrape else 1)
+    record_history(store, base=datetime.now(UTC) - timedelta(days=7))
+    gauges = _gauges(client.get("/metrics").get_data(as_text=True))
+    assert gauges["monitoring_delivery_deployments"] == 4.0
+    client.get("/metrics")
+    assert len(calls) == (5 if every_scrape else 2)
+    clock[0] += metrics.DELIVERY_SECONDS
+    client.get("/metrics")
+    assert len(calls) == (6 if every_scrape else 3)
