@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import itertools
 import json
 import logging
 import sys
@@ -41,8 +42,10 @@ from flask import Flask, g
 from prometheus_client import CollectorRegistry, Counter
 from scipy import stats
 from sklearn import metrics as skm
+from sqlalchemy import create_engine, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from monitoring.capture import journal
+from monitoring.capture import journal, ledger
 from monitoring.capture.records import _inputs
 from monitoring.config import load_settings
 from monitoring.data.ingestion import write_csv
@@ -55,6 +58,7 @@ from monitoring.model.artifact import Artifact, build_estimator, round6
 from monitoring.model.scoring import compute_metrics
 from monitoring.model.training import training_matrix
 from monitoring.storage.files import read_table
+from monitoring.storage.schema import captured_predictions, metadata
 from monitoring.web.logs import JsonLogHandler, _utc_time, new_request_id, sole_json_handler
 from monitoring.web.metrics import series
 
@@ -353,6 +357,46 @@ def drift(shape: tuple[int, int]) -> Iterator[Case]:
     yield Case("drift.detect_data_drift + fit", size, ours, library, close=close)
 
 
+def capture_insert(rows: int) -> Iterator[Case]:
+    """12. ledger._insert_rows on SQLite (the driver's executemany of the tuples) vs
+    SQLAlchemy's executemany of a dict per row: the same rows stored."""
+    engine = create_engine("sqlite://")  # in memory: the inserts' own cost
+    metadata.create_all(engine)
+    ids = itertools.count(1, rows)
+
+    def batch() -> list[tuple[Any, ...]]:
+        first = next(ids)
+        return [
+            (first + i, f"r{first}", i, "2026-12-02T10:00:00.000000+00:00", "v1",
+             '{"corporation":"acme","lastmonth_activity":12.5}', i % 2, 0.25)
+            for i in range(rows)
+        ]  # fmt: skip
+
+    def stored(values: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            query = select(*(captured_predictions.c[n] for n in ledger._ROW_COLUMNS))
+            ranged = query.where(captured_predictions.c.id.between(values[0][0], values[-1][0]))
+            return [tuple(row) for row in conn.execute(ranged.order_by("id"))]
+
+    def ours() -> list[tuple[Any, ...]]:
+        values = batch()
+        with engine.begin() as conn:
+            ledger._insert_rows(conn, values)
+        return values
+
+    def library() -> list[tuple[Any, ...]]:
+        values = batch()
+        keyed = [dict(zip(ledger._ROW_COLUMNS, v, strict=True)) for v in values]
+        with engine.begin() as conn:
+            conn.execute(sqlite_insert(captured_predictions).on_conflict_do_nothing(), keyed)
+        return values
+
+    def check() -> bool:  # each way's rows read back as they were given
+        return all(stored(values) == values for values in (ours(), library()))
+
+    yield Case("ledger._insert_rows (SQLite)", f"{label(rows)} rows", ours, library, check=check)
+
+
 # (cases, full-run inputs, quick-run inputs)
 PLAN: tuple[tuple[Callable[[Any], Iterator[Case]], tuple[Any, ...], tuple[Any, ...]], ...] = (
     (proba, (10, 10_000), (10, 1_000)),
@@ -368,6 +412,7 @@ PLAN: tuple[tuple[Callable[[Any], Iterator[Case]], tuple[Any, ...], tuple[Any, .
     (metric_series, (1,), (1,)),
     (journal_json, (10, 10_000), (10, 1_000)),
     (drift, ((100_000, 10), (1_000_000, 5)), ((20_000, 3),)),
+    (capture_insert, (10, 10_000), (10, 1_000)),
 )
 
 

@@ -118,7 +118,7 @@ def test_fast_paths_give_the_library_answers() -> None:
     assert not differ, differ
     assert done.returncode == 0, done.stderr[-2000:]
     names = {r["name"] for r in report["results"]}
-    assert len(names) == 13, names  # every fast path was measured
+    assert len(names) == 14, names  # every fast path was measured
 
 
 def test_benchmark_quick_run(
