@@ -85,6 +85,12 @@ def capturable(kind: pa.DataType) -> bool:
     return plain_kind(kind) or pa.types.is_large_string(kind)
 
 
+def table_struct(table: pa.Table) -> pa.StructArray:
+    """The rows of ``table`` as one struct array (its columns as the fields)."""
+    columns = [column.combine_chunks() for column in table.columns]
+    return pa.StructArray.from_arrays(columns, names=table.column_names)
+
+
 def encode_batch(
     request_id: str,
     captured_at: str,
@@ -96,8 +102,7 @@ def encode_batch(
     """The payload of a columnar journal line (base64 of an Arrow IPC stream), ready for
     :func:`frame_batch` once the first row id is known. ``inputs`` holds
     :func:`capturable` columns."""
-    columns = [column.combine_chunks() for column in inputs.columns]
-    struct = pa.StructArray.from_arrays(columns, names=inputs.column_names)
+    struct = table_struct(inputs)
     batch = pa.RecordBatch.from_arrays(
         [
             struct,

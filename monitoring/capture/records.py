@@ -44,6 +44,7 @@ from monitoring.capture.journal import (
     frame_batch,
     inputs_json,
     row_json,
+    table_struct,
 )
 from monitoring.capture.writer import (
     DROPPED,
@@ -234,11 +235,7 @@ def record(
             )
         else:
             if inputs is not None:  # a small batch: JSON objects from the Arrow table
-                struct = pa.StructArray.from_arrays(
-                    [column.combine_chunks() for column in inputs.columns],
-                    names=inputs.column_names,
-                )
-                columns, values = None, inputs_json(struct)
+                columns, values = None, inputs_json(table_struct(inputs))
             else:
                 frame = rows.frame() if isinstance(rows, Batch) else rows
                 columns, values = _inputs(frame, max_row_bytes)

@@ -17,6 +17,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from monitoring.config import Settings
 from monitoring.model.scoring import evaluate, read_test_data
 from monitoring.readmodels import ReadModels
@@ -36,16 +38,15 @@ log = logging.getLogger(__name__)
 CONFUSION_MATRIX_FILE = "confusionmatrix.png"
 
 
-def collect_report(views: ReadModels) -> dict[str, Any]:
-    """What the API shows, in-process: score, predictions, stats, diagnostics, drift, card."""
+def collect_report(views: ReadModels, test: pd.DataFrame) -> dict[str, Any]:
+    """What the API shows, in-process: score, predictions on the ``test`` data, stats,
+    diagnostics, drift, card."""
     settings, generated_at = views.settings, utcnow()
     scoring = views.scoring.current()
     return {
         "generated_at": generated_at,
         "scoring": scoring,
-        "predictions": views.model.predict(
-            read_test_data(settings), input_name=settings.test_data_file.name
-        ),
+        "predictions": views.model.predict(test, input_name=settings.test_data_file.name),
         "summarystats": views.profile.summary(),
         "diagnostics": views.diagnostics.current(),
         "drift": views.drift.latest(),
@@ -132,19 +133,15 @@ def generate_report(settings: Settings, chromium: Chromium | str | None = None) 
         views = ReadModels(settings)
         artifact = views.model.artifact()
         views.drift.keep_latest()  # read back by the dashboard and later reports
-        report = collect_report(views)
+        test = read_test_data(settings)
+        report = collect_report(views, test)
         ctx = collect_context(views)
         title = f"Model monitoring report ({report['generated_at'][:19].replace('T', ' ')} UTC)"
         folder = settings.output_model_path
         printing = start_print(chromium, ctx, title=title, report=report)
         # The rest runs while Chromium draws the page, matplotlib's imports (half a
         # second, for the confusion matrix PNG) included.
-        metrics = evaluate(
-            artifact,
-            read_test_data(settings),
-            settings.target,
-            input_name=settings.test_data_file.name,
-        )
+        metrics = evaluate(artifact, test, settings.target, input_name=settings.test_data_file.name)
         paths = [
             atomic_write_bytes(
                 folder / CONFUSION_MATRIX_FILE,
