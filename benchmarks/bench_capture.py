@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -30,20 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _common import ROOT, Goal, make_project, median, print_goals
+from _common import Goal, make_project, median, print_goals
 
-sys.path.insert(0, str(ROOT))
+from app import create_app
+from monitoring.capture import importer, records
+from monitoring.capture.importer import import_journals
+from monitoring.config import load_settings
 
 ROUTES = {"arrow": 0, "json": 10**9}
 
 
 def measure(config: Path, sizes: Sequence[int], rounds: int) -> dict[tuple[int, str], Any]:
     """Per request: (request seconds, import seconds) by (size, route), medians."""
-    from app import create_app
-    from monitoring.capture import importer, records
-    from monitoring.capture.importer import import_journals
-    from monitoring.config import load_settings
-
     settings = load_settings(config, env={})
     app = create_app(settings, {"TESTING": True})
     store = app.extensions["readmodels"].store
@@ -81,7 +78,6 @@ def measure(config: Path, sizes: Sequence[int], rounds: int) -> dict[tuple[int, 
                     (r["row_index"], r["inputs"], r["prediction"], r["probability"])
                     for r in records.captured(store, settings, request_id=rid)
                 ]
-    records.ARROW_MIN_ROWS = ROUTES["arrow"]
     for n in sizes:
         if stored[(n, "arrow")] != stored[(n, "json")] or len(stored[(n, "json")]) != n:
             raise SystemExit(f"the routes stored different rows at {n} rows")
@@ -93,15 +89,15 @@ def measure(config: Path, sizes: Sequence[int], rounds: int) -> dict[tuple[int, 
 
 def run(*, quick: bool = False, rounds: int | None = None) -> list[Goal]:
     """Run the benchmark, print its table and return its goal."""
-    from monitoring.capture.records import ARROW_MIN_ROWS
-
+    shipped = records.ARROW_MIN_ROWS
     sizes = (5, 64) if quick else (5, 20, 64, 200, 1000)
     with tempfile.TemporaryDirectory(prefix="bench-capture-", ignore_cleanup_errors=True) as tmp:
         config = make_project(Path(tmp) / "project")
         result = measure(config, sizes, rounds or (1 if quick else 3))
+    records.ARROW_MIN_ROWS = shipped
     print(
         f"capture: ms per request, request + import (Flask test client, one thread); "
-        f"shipped: JSON below {ARROW_MIN_ROWS} rows, Arrow from it"
+        f"shipped: JSON below {shipped} rows, Arrow from it"
     )
     header = f"{'rows':>5} {'route':>6} {'request':>9} {'import':>9} {'total':>9}"
     print(header)

@@ -22,11 +22,7 @@ from monitoring.data.payloads import (
     loads_json,
 )
 from monitoring.data.validation import to_numeric_columns
-from monitoring.exceptions import (
-    BadRequestError,
-    ColumnLimitError,
-    DataValidationError,
-)
+from monitoring.exceptions import BadRequestError, ColumnLimitError, DataValidationError
 from tests.helpers import FEATURES, small_artifact
 
 ROWS = [
@@ -307,9 +303,7 @@ def test_a_dataset_file_is_parsed_once_per_version(
     assert len(reads) == 3 and len(cache) == 1
 
 
-def test_a_file_just_written_is_read_every_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_just_written_is_read_every_time(tmp_path: Path) -> None:
     """Within the racy window a rewrite could keep the file's times: nothing is kept."""
     path = tmp_path / "rows.csv"
     path.write_text("a\n1\n")
